@@ -1,0 +1,54 @@
+/* Shared pieces of the kvprune command line. Each subcommand lives in
+ * cli/cmd_<name>.c and returns the process exit code (0 ok, 1 failure,
+ * 2 usage error). Only the CLI prints or exits; the library never does. */
+#ifndef KVP_CLI_H
+#define KVP_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvprune.h"
+
+int cmd_generate(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_needle(int argc, char **argv);
+
+/* Prints "kvprune: error: <msg>" to stderr; returns 1. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "kvprune <cmd>: <msg>" and a hint to use --help; returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prints a library error; returns 1. */
+int cli_lib_error(const kvp_error *err);
+
+/* Flag value helpers: each names the flag in its error and returns false on
+ * a bad value (after printing). `i` is advanced past the value. */
+bool cli_take_value(int argc, char **argv, int *i, const char **out);
+bool cli_parse_int(const char *flag, const char *s, long min, long max,
+                   long *out);
+bool cli_parse_double(const char *flag, const char *s, double min,
+                      double max, double *out);
+/* "1,2,3" -> ids (caller frees with free()). */
+bool cli_parse_int_list(const char *flag, const char *s, int32_t **out,
+                        size_t *n);
+/* "0.02,0.05" -> doubles in [min,max] (caller frees). */
+bool cli_parse_double_list(const char *flag, const char *s, double min,
+                           double max, double **out, size_t *n);
+/* Reads a whole file (NUL-terminated). Prints an error naming the flag and
+ * the path on failure. */
+bool cli_read_file(const char *flag, const char *path, char **out,
+                   size_t *len);
+
+/* Cache flags shared by generate, compare and needle (cli/cache_flags.c):
+ * if argv[*i] is one of them, consumes it (and its value) into p and
+ * returns 1; returns 0 when it is not a cache flag, -1 on a bad value
+ * (already printed). */
+int cli_cache_flag(int argc, char **argv, int *i, kvp_cache_params *p);
+/* The help text lines of the cache flags. */
+extern const char cli_cache_flags_help[];
+
+#endif

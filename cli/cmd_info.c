@@ -1,0 +1,8 @@
+/* Placeholder until this subcommand lands; its owner replaces this file. */
+#include "cli.h"
+
+int cmd_info(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    return cli_error("'info' is not available in this build yet");
+}

@@ -1,0 +1,166 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("kvprune: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "kvprune %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(see 'kvprune %s --help')\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+int cli_lib_error(const kvp_error *err) {
+    return cli_error("%s", err && err->message[0] ? err->message : "unknown failure");
+}
+
+bool cli_take_value(int argc, char **argv, int *i, const char **out) {
+    if (*i + 1 >= argc) {
+        cli_error("flag %s needs a value", argv[*i]);
+        return false;
+    }
+    *i += 1;
+    *out = argv[*i];
+    return true;
+}
+
+bool cli_parse_int(const char *flag, const char *s, long min, long max, long *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0') {
+        cli_error("%s: '%s' is not an integer", flag, s);
+        return false;
+    }
+    if (v < min || v > max) {
+        cli_error("%s: %ld is out of range [%ld, %ld]", flag, v, min, max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_double(const char *flag, const char *s, double min, double max, double *out) {
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || !isfinite(v)) {
+        cli_error("%s: '%s' is not a number", flag, s);
+        return false;
+    }
+    if (v < min || v > max) {
+        cli_error("%s: %g is out of range [%g, %g]", flag, v, min, max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Splits on commas and hands each field to parse_one. */
+static bool parse_list(const char *flag, const char *s, size_t elem_size, void **out, size_t *n,
+                       bool (*parse_one)(const char *flag, const char *field, void *dst, const void *ctx),
+                       const void *ctx) {
+    size_t cap = 1;
+    for (const char *p = s; *p; p++) cap += (*p == ',');
+    char *buf = malloc(elem_size * cap);
+    char *copy = strdup(s);
+    if (!buf || !copy) {
+        free(buf);
+        free(copy);
+        cli_error("%s: out of memory", flag);
+        return false;
+    }
+    size_t count = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!parse_one(flag, tok, buf + count * elem_size, ctx)) {
+            free(buf);
+            free(copy);
+            return false;
+        }
+        count++;
+    }
+    free(copy);
+    if (count == 0) {
+        free(buf);
+        cli_error("%s: empty list", flag);
+        return false;
+    }
+    *out = buf;
+    *n = count;
+    return true;
+}
+
+static bool parse_one_id(const char *flag, const char *field, void *dst, const void *ctx) {
+    (void)ctx;
+    long v;
+    if (!cli_parse_int(flag, field, 0, INT32_MAX, &v)) return false;
+    *(int32_t *)dst = (int32_t)v;
+    return true;
+}
+
+bool cli_parse_int_list(const char *flag, const char *s, int32_t **out, size_t *n) {
+    return parse_list(flag, s, sizeof(int32_t), (void **)out, n, parse_one_id, NULL);
+}
+
+static bool parse_one_double(const char *flag, const char *field, void *dst, const void *ctx) {
+    const double *range = ctx;
+    return cli_parse_double(flag, field, range[0], range[1], (double *)dst);
+}
+
+bool cli_parse_double_list(const char *flag, const char *s, double min, double max, double **out,
+                           size_t *n) {
+    double range[2] = {min, max};
+    return parse_list(flag, s, sizeof(double), (void **)out, n, parse_one_double, range);
+}
+
+bool cli_read_file(const char *flag, const char *path, char **out, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error("%s: cannot open '%s': %s", flag, path, strerror(errno));
+        return false;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (n + 1 < cap) break;
+        char *nb = realloc(buf, cap * 2);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        cli_error("%s: cannot read '%s'", flag, path);
+        return false;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return true;
+}

@@ -1,0 +1,45 @@
+/* kvprune: the command line of kv-cache-pruner. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"generate", cmd_generate, "generate text or ids from a prompt with a pruning cache"},
+    {"compare", cmd_compare, "run one prompt through several cache methods, side by side"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"needle", cmd_needle, "needle-in-a-haystack: gen | pred | eval"},
+    {"convert", cmd_convert, "convert a Hugging Face folder or GGUF to GGUF"},
+    {"info", cmd_info, "print a model's architecture and metadata"},
+};
+
+static void usage(FILE *to) {
+    fprintf(to, "usage: kvprune <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(to, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(to, "\n'kvprune <command> --help' describes a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("kvprune %s\n", KVP_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "kvprune: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,329 @@
+/*
+ * kvprune.h - the public API of kv-cache-pruner.
+ *
+ * Long-context inference for Llama-family models on CPU with a KV cache that
+ * scores every cached token inside the attention loop and evicts the least
+ * useful ones (H2O, TOVA, SnapKV, StreamingLLM sinks, OBC value/key/joint
+ * saliency and their variants).
+ *
+ * Conventions (the same for every function):
+ *  - Opaque handles, created by *_load / *_new and released by *_free.
+ *    *_free(NULL) is a no-op.
+ *  - Functions that can fail return a kvp_status and, when `err` is not NULL,
+ *    fill it with the code and a message naming the file/flag/value and the
+ *    problem. Nothing is printed and the process is never terminated.
+ *  - Memory returned through an output pointer (ids, strings, arrays) is
+ *    owned by the caller and released with kvp_free().
+ *  - Parameter structs come from *_default_params(); set only what you need.
+ *  - No global mutable state. A kvp_model is read-only after loading and may
+ *    be shared by any number of threads; a kvp_cache, kvp_tokenizer stream or
+ *    kvp_detok is used by one thread at a time.
+ */
+#ifndef KVPRUNE_H
+#define KVPRUNE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVP_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* Status and errors                                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef enum kvp_status {
+    KVP_OK = 0,
+    KVP_ERR_IO,          /* a file could not be opened, read or written      */
+    KVP_ERR_FORMAT,      /* a file is malformed, truncated or inconsistent    */
+    KVP_ERR_UNSUPPORTED, /* valid input that this build does not handle       */
+    KVP_ERR_INVALID_ARG, /* a bad parameter, flag value or method name        */
+    KVP_ERR_NOMEM,       /* an allocation failed                              */
+    KVP_ERR_RANGE,       /* e.g. a prompt longer than the model's context     */
+    KVP_ERR_INTERNAL     /* a bug: please report it                           */
+} kvp_status;
+
+#define KVP_ERROR_MSG_MAX 512
+
+typedef struct kvp_error {
+    kvp_status status;
+    char message[KVP_ERROR_MSG_MAX];
+} kvp_error;
+
+/* A static English name of a status code ("ok", "io error", ...). */
+const char *kvp_status_str(kvp_status s);
+
+/* Releases memory returned by this library through an output pointer. */
+void kvp_free(void *p);
+
+/* ------------------------------------------------------------------------ */
+/* Models                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kvp_model kvp_model;
+
+typedef struct kvp_model_params {
+    int n_threads;      /* 0: all online cores. Results do not depend on it.  */
+    bool use_mmap;      /* map GGUF/safetensors data instead of reading it    */
+    bool load_tokenizer;/* load tokenizer data when the file/folder has it    */
+} kvp_model_params;
+
+kvp_model_params kvp_model_default_params(void);
+
+/* Loads a GGUF file or a Hugging Face folder (config.json + *.safetensors
+ * [+ tokenizer.json]). A model without tokenizer data loads; only text input
+ * needs a tokenizer. */
+kvp_status kvp_model_load(const char *path, const kvp_model_params *params,
+                          kvp_model **out, kvp_error *err);
+void kvp_model_free(kvp_model *model);
+
+typedef struct kvp_model_info {
+    char arch[32];          /* "llama", "qwen2", "qwen3"                     */
+    char name[128];         /* general.name or the folder name               */
+    int n_vocab;
+    int n_ctx_train;        /* context length the model was trained for      */
+    int n_embd;
+    int n_layer;
+    int n_head;             /* query heads                                   */
+    int n_head_kv;
+    int head_dim;
+    int n_ff;
+    float rope_theta;
+    float rms_norm_eps;
+    int32_t bos_id;         /* -1 if none                                    */
+    int32_t eos_ids[8];     /* generation stops at any of these              */
+    int n_eos;
+    uint64_t n_params;
+    uint64_t weight_bytes;  /* bytes of tensor data as stored                */
+} kvp_model_info;
+
+void kvp_model_get_info(const kvp_model *model, kvp_model_info *info);
+
+typedef enum kvp_ftype {
+    KVP_FTYPE_F32 = 0,
+    KVP_FTYPE_F16 = 1,
+    KVP_FTYPE_BF16 = 2
+} kvp_ftype;
+
+/* Converts a model (GGUF or HF folder) into a GGUF file that llama.cpp can
+ * load, with tokenizer metadata when the source has a tokenizer. The output
+ * is written to a temporary name and renamed, so a failed conversion never
+ * leaves a partial file at out_path. */
+kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path,
+                               kvp_ftype type, kvp_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Tokenizers and chat templates                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kvp_tokenizer kvp_tokenizer;
+
+/* The model's tokenizer, or NULL when it has none. Owned by the model. */
+const kvp_tokenizer *kvp_model_tokenizer(const kvp_model *model);
+
+/* Loads a tokenizer alone: a tokenizer.json file, a folder holding one, or a
+ * GGUF file's tokenizer metadata. */
+kvp_status kvp_tokenizer_load(const char *path, kvp_tokenizer **out,
+                              kvp_error *err);
+void kvp_tokenizer_free(kvp_tokenizer *tok);
+
+typedef struct kvp_tokenize_params {
+    bool add_special;   /* add BOS/EOS as the tokenizer's own rule says      */
+    bool parse_special; /* recognise special-token strings in the text       */
+} kvp_tokenize_params;
+
+kvp_tokenize_params kvp_tokenize_default_params(void); /* true, true */
+
+kvp_status kvp_tokenize(const kvp_tokenizer *tok, const char *text,
+                        size_t text_len, const kvp_tokenize_params *params,
+                        int32_t **ids, size_t *n_ids, kvp_error *err);
+
+/* Decodes ids to UTF-8 text (NUL-terminated, length in *text_len). */
+kvp_status kvp_detokenize(const kvp_tokenizer *tok, const int32_t *ids,
+                          size_t n_ids, bool skip_special, char **text,
+                          size_t *text_len, kvp_error *err);
+
+int kvp_tokenizer_n_vocab(const kvp_tokenizer *tok);
+int32_t kvp_tokenizer_bos(const kvp_tokenizer *tok); /* -1 if none */
+int32_t kvp_tokenizer_eos(const kvp_tokenizer *tok); /* -1 if none */
+/* The stored string of a token (NULL if out of range). */
+const char *kvp_token_text(const kvp_tokenizer *tok, int32_t id);
+
+/* Streaming decode: feed ids one at a time, get text that never splits a
+ * UTF-8 character (bytes of an incomplete character are held back). */
+typedef struct kvp_detok kvp_detok;
+kvp_status kvp_detok_new(const kvp_tokenizer *tok, bool skip_special,
+                         kvp_detok **out, kvp_error *err);
+/* Appends the text completed by `id` to *piece (NUL-terminated, owned by the
+ * stream, valid until the next call). */
+kvp_status kvp_detok_push(kvp_detok *d, int32_t id, const char **piece,
+                          kvp_error *err);
+/* Returns what is still held back (invalid bytes become U+FFFD). */
+const char *kvp_detok_flush(kvp_detok *d);
+void kvp_detok_free(kvp_detok *d);
+
+/* Chat templates: NULL or "auto" picks the template recognised from the
+ * model's own template string; names: "llama2", "llama3", "chatml",
+ * "mistral", "kvp-mini". */
+typedef struct kvp_chat_message {
+    const char *role;    /* "system", "user", "assistant" */
+    const char *content;
+} kvp_chat_message;
+
+/* Renders messages to the exact string the model's template renders (with
+ * the generation prompt when add_generation_prompt). */
+kvp_status kvp_chat_apply(const kvp_tokenizer *tok, const char *template_name,
+                          const kvp_chat_message *msgs, size_t n_msgs,
+                          bool add_generation_prompt, char **out,
+                          kvp_error *err);
+/* The name of the template recognised for this tokenizer, or NULL. */
+const char *kvp_chat_template_name(const kvp_tokenizer *tok);
+
+/* ------------------------------------------------------------------------ */
+/* The pruning KV cache                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kvp_cache kvp_cache;
+
+typedef enum kvp_gqa_mode {
+    KVP_GQA_PER_QUERY_HEAD = 0, /* the seed's: one stream per query head     */
+    KVP_GQA_PER_KV_HEAD = 1     /* one stream per KV head, group scores summed */
+} kvp_gqa_mode;
+
+typedef struct kvp_cache_params {
+    const char *method;   /* "full", "h2o", "snapkv", "kvcVK+maxpool", ...   */
+    /* Budgets: absolute (num_recent + num_heavy), ratios of the prompt
+     * length (recent_ratio + heavy_ratio), or fixed recent + cache_ratio
+     * (num_recent and cache_ratio). Unset: -1. */
+    int num_recent;
+    int num_heavy;
+    double recent_ratio;
+    double heavy_ratio;
+    double cache_ratio;
+    bool decode_evict;    /* evict one token per decode step (default true)  */
+    bool streaming;       /* always keep 4 sink tokens                       */
+    kvp_gqa_mode gqa_mode;
+    int max_tokens;       /* capacity hint for a full cache; 0: model ctx    */
+} kvp_cache_params;
+
+kvp_cache_params kvp_cache_default_params(void);
+
+/* The valid method names, NULL-terminated (static storage). */
+const char *const *kvp_cache_method_names(void);
+
+kvp_status kvp_cache_new(const kvp_model *model, const kvp_cache_params *params,
+                         kvp_cache **out, kvp_error *err);
+/* Clears cached tokens, scores and ratio-derived budgets (between samples). */
+void kvp_cache_reset(kvp_cache *cache);
+void kvp_cache_free(kvp_cache *cache);
+
+/* Warnings raised while configuring (e.g. TOVA moving recent into heavy);
+ * NULL if none. Owned by the cache. */
+const char *kvp_cache_warning(const kvp_cache *cache);
+
+typedef struct kvp_cache_stats {
+    int n_layer;
+    int n_streams;          /* per layer: query heads or KV heads            */
+    int64_t n_seen;         /* tokens that went through the cache            */
+    int64_t n_kept_total;   /* kept tokens summed over layers and streams    */
+    int num_recent;         /* effective budget (after ratios), -1 for full  */
+    int num_heavy;
+    size_t kv_bytes;        /* bytes of K/V held now                         */
+    size_t kv_bytes_peak;   /* high-water mark since the last reset          */
+    size_t kv_bytes_full;   /* bytes a full cache would hold for n_seen      */
+} kvp_cache_stats;
+
+void kvp_cache_get_stats(const kvp_cache *cache, kvp_cache_stats *stats);
+
+/* Absolute positions of the tokens kept by (layer, stream), oldest first.
+ * *pos points into the cache and is valid until the cache changes. */
+kvp_status kvp_cache_kept_positions(const kvp_cache *cache, int layer,
+                                    int stream, const int32_t **pos,
+                                    size_t *n, kvp_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Standalone scorer (the method math over plain arrays, for tests and for  */
+/* other engines).                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* One head, one update. Arrays are row-major float32:
+ *   attn   [n_q][n_kv]  softmax weights a_ij (causal zeros included)
+ *   logits [n_q][n_kv]  z_ij = q_i.k_j / sqrt(d) (before the mask)
+ *   values [n_kv][d]
+ *   outputs[n_q][d]     o_i = sum_j a_ij v_j
+ * The window is the last `window` query rows (<= 0 or > n_q: all rows).
+ * scores[n_kv] receives the method's selection score (before pooling);
+ * kept[] receives the indices kept for budget (n_recent, n_heavy), in cache
+ * order, *n_kept their count. Ties: higher score first, then lower index. */
+typedef struct kvp_score_input {
+    const float *attn;
+    const float *logits;
+    const float *values;
+    const float *outputs;
+    int n_q, n_kv, head_dim;
+    int window;
+} kvp_score_input;
+
+kvp_status kvp_score_tokens(const char *method, const kvp_score_input *in,
+                            int n_recent, int n_heavy, int num_sink,
+                            float *scores, int32_t *kept, int *n_kept,
+                            kvp_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Evaluation and generation                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Runs the model over `n` tokens appended to what the cache holds (the first
+ * call after a reset is the prefill and sets ratio budgets from n). When
+ * logits is not NULL it receives n_vocab floats: the logits after the last
+ * token. */
+kvp_status kvp_eval(kvp_model *model, kvp_cache *cache, const int32_t *ids,
+                    size_t n, float *logits, kvp_error *err);
+
+/* Called once per generated token with the logits it was chosen from;
+ * return false to stop. */
+typedef bool (*kvp_token_cb)(void *user, int32_t id, const float *logits,
+                             int n_vocab);
+
+typedef struct kvp_gen_params {
+    int max_new_tokens;   /* default 64                                      */
+    float temperature;    /* 0: greedy (default)                             */
+    int top_k;            /* 0: off                                          */
+    float top_p;          /* 1: off                                          */
+    uint64_t seed;
+    bool ignore_eos;      /* keep generating past EOS                        */
+    int prefill_chunk;    /* 0: whole prompt in one pass                     */
+    int n_threads;        /* 0: the model's setting                          */
+    kvp_token_cb on_token;
+    void *user;
+} kvp_gen_params;
+
+kvp_gen_params kvp_gen_default_params(void);
+
+typedef struct kvp_gen_result {
+    int32_t *ids;          /* generated ids (EOS included when it stopped)   */
+    size_t n_ids;
+    size_t n_prompt;
+    double prefill_ms;
+    double decode_ms;
+    double attn_ms;        /* time inside attention + cache, all steps       */
+    bool stopped_at_eos;
+    kvp_cache_stats cache; /* after the last forward pass                    */
+} kvp_gen_result;
+
+/* Resets the cache, runs the prompt, then generates. */
+kvp_status kvp_generate(kvp_model *model, kvp_cache *cache,
+                        const int32_t *prompt, size_t n_prompt,
+                        const kvp_gen_params *params, kvp_gen_result *out,
+                        kvp_error *err);
+void kvp_gen_result_free(kvp_gen_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KVPRUNE_H */

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test twice: a -Werror release build and an ASan+UBSan build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+jobs=$(nproc)
+
+cmake -S . -B build-ci -DKVP_WERROR=ON -DCMAKE_BUILD_TYPE=Release
+cmake --build build-ci -j"$jobs"
+ctest --test-dir build-ci --output-on-failure -j"$jobs"
+
+cmake -S . -B build-asan -DKVP_WERROR=ON -DKVP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$jobs"

@@ -1,0 +1,46 @@
+/*
+ * Internal contract between the model's forward pass and the pruning cache.
+ * The forward pass owns projections, RoPE and the MLP; the cache owns K/V
+ * storage, the attention over cached tokens (so scores come from the same
+ * softmax weights), score tracking and eviction.
+ *
+ * One forward block of n_new tokens:
+ *   kvc_begin(cache, n_new, n_prompt_total)   once, before layer 0
+ *   for each layer: kvc_attend(cache, layer, q, k, v, out)
+ *   kvc_end(cache)                             once, after the last layer
+ */
+#ifndef KVP_CACHE_CACHE_H
+#define KVP_CACHE_CACHE_H
+
+#include "kvprune.h"
+
+/* Absolute position of the next token to arrive (tokens seen so far). The
+ * forward pass rotates the block's queries/keys starting at this position. */
+int32_t kvc_next_pos(const kvp_cache *c);
+
+/* Starts a block of n_new tokens. n_prompt_total is the whole prompt's length
+ * when this block is part of the prefill (the first block after a reset sets
+ * the ratio budgets from it; chunked prefill passes the same total with each
+ * chunk), or 0 for decode steps. Errors: a block that would overflow a full
+ * cache's capacity, budgets that the prompt length makes invalid. */
+kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
+                     kvp_error *err);
+
+/* Attention of one layer for the current block.
+ *   q   [n_new][n_head][head_dim]     queries after RoPE (and q-norm)
+ *   k   [n_new][n_head_kv][head_dim]  keys after RoPE (and k-norm)
+ *   v   [n_new][n_head_kv][head_dim]
+ *   out [n_new][n_head][head_dim]     softmax(q k^T / sqrt(d) + causal) v
+ * over the cached tokens of this layer plus the block itself. Appends k/v,
+ * updates the method's scores and evicts to budget. */
+kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
+                      const float *v, float *out, int n_threads,
+                      kvp_error *err);
+
+/* Ends the block: the position counter advances by n_new. */
+void kvc_end(kvp_cache *c);
+
+/* Milliseconds spent in kvc_attend since the last reset. */
+double kvc_attn_ms(const kvp_cache *c);
+
+#endif

@@ -1,0 +1,59 @@
+/* Minimal assertions for the C tests: each failure prints where and why,
+ * and the test's exit code is the number of failures (capped). */
+#ifndef KVP_TEST_UTIL_H
+#define KVP_TEST_UTIL_H
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int kvp_test_failures;
+static int kvp_test_checks;
+
+#define CHECK(cond)                                                              \
+    do {                                                                         \
+        kvp_test_checks++;                                                       \
+        if (!(cond)) {                                                           \
+            kvp_test_failures++;                                                 \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                        \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                     \
+    do {                                                                         \
+        kvp_test_checks++;                                                       \
+        if (!(cond)) {                                                           \
+            kvp_test_failures++;                                                 \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                        \
+            fputc('\n', stderr);                                                 \
+        }                                                                        \
+    } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                       \
+    do {                                                                         \
+        long long va_ = (long long)(a), vb_ = (long long)(b);                    \
+        CHECK_MSG(va_ == vb_, "%lld != %lld", va_, vb_);                         \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                          \
+    do {                                                                         \
+        const char *sa_ = (a), *sb_ = (b);                                       \
+        CHECK_MSG(sa_ && sb_ && strcmp(sa_, sb_) == 0, "'%s' != '%s'",          \
+                  sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");                   \
+    } while (0)
+
+/* Relative-or-absolute closeness: |a-b| <= tol * max(1, |b|). */
+#define CHECK_NEAR(a, b, tol)                                                    \
+    do {                                                                         \
+        double da_ = (a), db_ = (b);                                             \
+        double m_ = fabs(db_) > 1.0 ? fabs(db_) : 1.0;                          \
+        CHECK_MSG(fabs(da_ - db_) <= (tol) * m_, "%.9g vs %.9g", da_, db_);      \
+    } while (0)
+
+static inline int kvp_test_done(const char *name) {
+    printf("%s: %d checks, %d failed\n", name, kvp_test_checks, kvp_test_failures);
+    return kvp_test_failures > 100 ? 100 : kvp_test_failures;
+}
+
+#endif
