@@ -1,12 +1,92 @@
-/* Placeholder until the cache flags land; the cache's owner replaces this. */
+/* The cache flags shared by generate, compare and needle. */
+#include <stdio.h>
+#include <string.h>
+
 #include "cli.h"
 
-const char cli_cache_flags_help[] = "";
+const char cli_cache_flags_help[] =
+    "Cache (pruning) options:\n"
+    "  --method NAME          full (default), sink, h2o, h2o_fullhist, tova, snapkv,\n"
+    "                         snapkv_avgpool, kvcV, kvcV_p1, kvcK, kvcVK, kvcVK_no_cross;\n"
+    "                         kvc* also with +tova, +maxpool, +avgpool or _fullhist\n"
+    "                         (obc* = kvc*)\n"
+    "  --num-recent N         tokens always kept at the end of the cache\n"
+    "  --num-heavy N          tokens kept by score (sink: the first N tokens)\n"
+    "  --recent-ratio R       budgets as fractions of the prompt length:\n"
+    "  --heavy-ratio R        recent = int(n*R), heavy = int(n*R) (give both)\n"
+    "  --cache-ratio R        with --num-recent: heavy = int(n*R) - num_recent\n"
+    "  --no-decode-evict      evict only after the prompt (the cache then grows\n"
+    "                         by one token per generated token)\n"
+    "  --streaming            always keep the first 4 tokens (attention sinks)\n"
+    "  --gqa-mode MODE        per-query-head (the seed's: one stream per query head)\n"
+    "                         or per-kv-head (one stream per KV head, the group's\n"
+    "                         scores summed; group-size times less KV memory)\n"
+    "  --cache-max-tokens N   capacity of each cache stream (0: the model's context\n"
+    "                         for the full cache, unlimited for pruned ones)\n";
+
+static bool known_method(const char *name) {
+    const char *n = strncmp(name, "obc", 3) == 0 ? name + 3 : name;
+    for (const char *const *m = kvp_cache_method_names(); *m; m++) {
+        if (n != name ? (strncmp(*m, "kvc", 3) == 0 && strcmp(*m + 3, n) == 0)
+                      : strcmp(*m, n) == 0)
+            return true;
+    }
+    return false;
+}
 
 int cli_cache_flag(int argc, char **argv, int *i, kvp_cache_params *p) {
-    (void)argc;
-    (void)argv;
-    (void)i;
-    (void)p;
+    const char *a = argv[*i], *v = NULL;
+    long n;
+    double r;
+    if (strcmp(a, "--method") == 0) {
+        if (!cli_take_value(argc, argv, i, &v)) return -1;
+        if (!known_method(v)) {
+            char list[1024];
+            size_t off = 0;
+            for (const char *const *m = kvp_cache_method_names(); *m && off < sizeof list; m++)
+                off += (size_t)snprintf(list + off, sizeof list - off, "%s%s",
+                                        off ? ", " : "", *m);
+            cli_error("--method: unknown method '%s'; valid: %s", v, list);
+            return -1;
+        }
+        p->method = v;
+        return 1;
+    }
+    if (strcmp(a, "--num-recent") == 0 || strcmp(a, "--num-heavy") == 0 ||
+        strcmp(a, "--cache-max-tokens") == 0) {
+        if (!cli_take_value(argc, argv, i, &v) || !cli_parse_int(a, v, 0, 1L << 30, &n))
+            return -1;
+        if (a[2] == 'c') p->max_tokens = (int)n;
+        else if (a[6] == 'r') p->num_recent = (int)n;
+        else p->num_heavy = (int)n;
+        return 1;
+    }
+    if (strcmp(a, "--recent-ratio") == 0 || strcmp(a, "--heavy-ratio") == 0 ||
+        strcmp(a, "--cache-ratio") == 0) {
+        if (!cli_take_value(argc, argv, i, &v) || !cli_parse_double(a, v, 0.0, 1.0, &r))
+            return -1;
+        if (a[2] == 'r') p->recent_ratio = r;
+        else if (a[2] == 'h') p->heavy_ratio = r;
+        else p->cache_ratio = r;
+        return 1;
+    }
+    if (strcmp(a, "--no-decode-evict") == 0) {
+        p->decode_evict = false;
+        return 1;
+    }
+    if (strcmp(a, "--streaming") == 0) {
+        p->streaming = true;
+        return 1;
+    }
+    if (strcmp(a, "--gqa-mode") == 0) {
+        if (!cli_take_value(argc, argv, i, &v)) return -1;
+        if (strcmp(v, "per-query-head") == 0) p->gqa_mode = KVP_GQA_PER_QUERY_HEAD;
+        else if (strcmp(v, "per-kv-head") == 0) p->gqa_mode = KVP_GQA_PER_KV_HEAD;
+        else {
+            cli_error("--gqa-mode: '%s' is not per-query-head or per-kv-head", v);
+            return -1;
+        }
+        return 1;
+    }
     return 0;
 }

@@ -1,8 +1,274 @@
-/* Placeholder until this subcommand lands; its owner replaces this file. */
+/* kvprune generate: run a prompt through a model with a (pruning) cache. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
 
+static void help(void) {
+    printf("usage: kvprune generate -m PATH (--prompt-ids 1,2,3 | --prompt TEXT | --prompt-file F)\n"
+           "                        [-n N] [options]\n\n"
+           "  -m, --model PATH      GGUF file or Hugging Face folder\n"
+           "  --prompt-ids LIST     prompt token ids, used verbatim (no BOS added)\n"
+           "  --prompt TEXT         prompt text (wrapped in the chat template unless --no-chat)\n"
+           "  --prompt-file F       prompt text from a file\n"
+           "  -n, --n-predict N     tokens to generate (default 64)\n"
+           "  --json                print one JSON object (prompt_ids, ids, text, stats)\n"
+           "  --dump-logits FILE    float32 LE logits, one row of n_vocab per generated token\n"
+           "  --ignore-eos          keep generating past EOS\n"
+           "  --threads N           threads (default: all cores; results do not depend on it)\n"
+           "  --temperature T       0 (default): greedy\n"
+           "  --top-k K             sample from the K most likely (0: off)\n"
+           "  --top-p P             nucleus sampling (1: off)\n"
+           "  --seed S              sampling seed (default 0)\n"
+           "  --prefill-chunk N     prefill in chunks of N tokens (0: one pass)\n"
+           "  --no-chat             tokenize the prompt text as is\n"
+           "  --chat-template NAME  llama2, llama3, chatml, mistral, kvp-mini (default: auto)\n"
+           "  --system S            system message for the chat template\n\n%s",
+           cli_cache_flags_help);
+}
+
+typedef struct dump_ctx {
+    FILE *f;
+    bool failed;
+} dump_ctx;
+
+static bool on_token(void *user, int32_t id, const float *logits, int n_vocab) {
+    (void)id;
+    dump_ctx *d = user;
+    if (d->f && fwrite(logits, sizeof(float), (size_t)n_vocab, d->f) != (size_t)n_vocab)
+        d->failed = true;
+    return true;
+}
+
+static void json_str(FILE *o, const char *s) {
+    fputc('"', o);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(o, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", o);
+        else if (*p == '\t')
+            fputs("\\t", o);
+        else if (*p == '\r')
+            fputs("\\r", o);
+        else if (*p < 0x20)
+            fprintf(o, "\\u%04x", *p);
+        else
+            fputc(*p, o);
+    }
+    fputc('"', o);
+}
+
+static void json_ids(FILE *o, const int32_t *ids, size_t n) {
+    fputc('[', o);
+    for (size_t i = 0; i < n; i++) fprintf(o, "%s%d", i ? "," : "", ids[i]);
+    fputc(']', o);
+}
+
 int cmd_generate(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return cli_error("'generate' is not available in this build yet");
+    const char *model_path = NULL, *prompt_text = NULL, *prompt_file = NULL, *dump_path = NULL;
+    const char *chat_template = NULL, *system_msg = NULL;
+    int32_t *prompt_ids = NULL;
+    size_t n_prompt = 0;
+    bool json = false, no_chat = false;
+    kvp_gen_params gp = kvp_gen_default_params();
+    kvp_cache_params cp = kvp_cache_default_params();
+    long threads = 0;
+    int rc = 1;
+    char *file_text = NULL;
+    kvp_model *model = NULL;
+    kvp_cache *cache = NULL;
+    kvp_gen_result res;
+    memset(&res, 0, sizeof res);
+    char *text = NULL;
+    FILE *dump = NULL;
+    kvp_error err = {0};
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        long lv;
+        double dv;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            help();
+            rc = 0;
+            goto out;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!cli_take_value(argc, argv, &i, &model_path)) goto usage;
+        } else if (!strcmp(a, "--prompt-ids")) {
+            if (!cli_take_value(argc, argv, &i, &v)) goto usage;
+            free(prompt_ids);
+            prompt_ids = NULL;
+            if (!cli_parse_int_list(a, v, &prompt_ids, &n_prompt)) goto usage;
+        } else if (!strcmp(a, "--prompt")) {
+            if (!cli_take_value(argc, argv, &i, &prompt_text)) goto usage;
+        } else if (!strcmp(a, "--prompt-file")) {
+            if (!cli_take_value(argc, argv, &i, &prompt_file)) goto usage;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 24, &lv)) goto usage;
+            gp.max_new_tokens = (int)lv;
+        } else if (!strcmp(a, "--json")) {
+            json = true;
+        } else if (!strcmp(a, "--dump-logits")) {
+            if (!cli_take_value(argc, argv, &i, &dump_path)) goto usage;
+        } else if (!strcmp(a, "--ignore-eos")) {
+            gp.ignore_eos = true;
+        } else if (!strcmp(a, "--threads")) {
+            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 1024, &threads)) goto usage;
+        } else if (!strcmp(a, "--temperature")) {
+            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_double(a, v, 0, 100, &dv)) goto usage;
+            gp.temperature = (float)dv;
+        } else if (!strcmp(a, "--top-k")) {
+            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 30, &lv)) goto usage;
+            gp.top_k = (int)lv;
+        } else if (!strcmp(a, "--top-p")) {
+            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_double(a, v, 1e-9, 1, &dv)) goto usage;
+            gp.top_p = (float)dv;
+        } else if (!strcmp(a, "--seed")) {
+            if (!cli_take_value(argc, argv, &i, &v)) goto usage;
+            char *end = NULL;
+            unsigned long long s = strtoull(v, &end, 10);
+            if (!*v || *end || v[0] == '-') {
+                cli_error("--seed: '%s' is not a non-negative integer", v);
+                goto usage;
+            }
+            gp.seed = s;
+        } else if (!strcmp(a, "--prefill-chunk")) {
+            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 30, &lv)) goto usage;
+            gp.prefill_chunk = (int)lv;
+        } else if (!strcmp(a, "--no-chat")) {
+            no_chat = true;
+        } else if (!strcmp(a, "--chat-template")) {
+            if (!cli_take_value(argc, argv, &i, &chat_template)) goto usage;
+        } else if (!strcmp(a, "--system")) {
+            if (!cli_take_value(argc, argv, &i, &system_msg)) goto usage;
+        } else {
+            int r = cli_cache_flag(argc, argv, &i, &cp);
+            if (r < 0) goto usage;
+            if (r == 0) {
+                rc = cli_usage_error("generate", "unknown flag '%s'", a);
+                goto out;
+            }
+        }
+    }
+    if (!model_path) {
+        rc = cli_usage_error("generate", "-m PATH is required");
+        goto out;
+    }
+    int n_sources = (prompt_ids != NULL) + (prompt_text != NULL) + (prompt_file != NULL);
+    if (n_sources != 1) {
+        rc = cli_usage_error("generate", "give exactly one of --prompt-ids, --prompt, --prompt-file");
+        goto out;
+    }
+    if (prompt_file) {
+        size_t len;
+        if (!cli_read_file("--prompt-file", prompt_file, &file_text, &len)) goto out;
+        prompt_text = file_text;
+    }
+
+    kvp_model_params mp = kvp_model_default_params();
+    mp.n_threads = (int)threads;
+    if (kvp_model_load(model_path, &mp, &model, &err)) {
+        rc = cli_lib_error(&err);
+        goto out;
+    }
+    const kvp_tokenizer *tok = kvp_model_tokenizer(model);
+    if (prompt_text) {
+        if (!tok) {
+            rc = cli_error("%s: the model has no tokenizer; use --prompt-ids", model_path);
+            goto out;
+        }
+        char *rendered = NULL;
+        const char *to_tok = prompt_text;
+        if (!no_chat) {
+            kvp_chat_message msgs[2];
+            size_t nm = 0;
+            if (system_msg) msgs[nm++] = (kvp_chat_message){"system", system_msg};
+            msgs[nm++] = (kvp_chat_message){"user", prompt_text};
+            if (kvp_chat_apply(tok, chat_template, msgs, nm, true, &rendered, &err)) {
+                rc = cli_lib_error(&err);
+                goto out;
+            }
+            to_tok = rendered;
+        }
+        kvp_tokenize_params tp = kvp_tokenize_default_params();
+        tp.add_special = true;
+        tp.parse_special = true;
+        kvp_status s = kvp_tokenize(tok, to_tok, strlen(to_tok), &tp, &prompt_ids, &n_prompt, &err);
+        kvp_free(rendered);
+        if (s) {
+            rc = cli_lib_error(&err);
+            goto out;
+        }
+    }
+    if (kvp_cache_new(model, &cp, &cache, &err)) {
+        rc = cli_lib_error(&err);
+        goto out;
+    }
+    const char *warn = kvp_cache_warning(cache);
+    if (warn) fprintf(stderr, "kvprune: warning: %s\n", warn);
+    dump_ctx dc = {NULL, false};
+    if (dump_path) {
+        dump = fopen(dump_path, "wb");
+        if (!dump) {
+            rc = cli_error("--dump-logits: cannot create '%s'", dump_path);
+            goto out;
+        }
+        dc.f = dump;
+    }
+    gp.on_token = on_token;
+    gp.user = &dc;
+    if (kvp_generate(model, cache, prompt_ids, n_prompt, &gp, &res, &err)) {
+        rc = cli_lib_error(&err);
+        goto out;
+    }
+    if (dump) {
+        bool bad = dc.failed || fclose(dump) != 0;
+        dump = NULL;
+        if (bad) {
+            rc = cli_error("--dump-logits: writing '%s' failed", dump_path);
+            goto out;
+        }
+    }
+    size_t text_len = 0;
+    if (tok && kvp_detokenize(tok, res.ids, res.n_ids, true, &text, &text_len, &err)) {
+        rc = cli_lib_error(&err);
+        goto out;
+    }
+    if (json) {
+        double tps = res.decode_ms > 0 && res.n_ids > 1 ? (res.n_ids - 1) * 1000.0 / res.decode_ms : 0;
+        printf("{\"prompt_ids\":");
+        json_ids(stdout, prompt_ids, n_prompt);
+        printf(",\"ids\":");
+        json_ids(stdout, res.ids, res.n_ids);
+        if (text) {
+            printf(",\"text\":");
+            json_str(stdout, text);
+        }
+        printf(",\"stopped_at_eos\":%s", res.stopped_at_eos ? "true" : "false");
+        printf(",\"stats\":{\"prompt_tokens\":%zu,\"generated_tokens\":%zu,\"prefill_ms\":%.3f,"
+               "\"decode_ms\":%.3f,\"attn_ms\":%.3f,\"tokens_per_s\":%.3f,\"kv_bytes\":%zu,"
+               "\"kv_bytes_full\":%zu,\"kv_bytes_peak\":%zu,\"kept_tokens\":%lld}}\n",
+               res.n_prompt, res.n_ids, res.prefill_ms, res.decode_ms, res.attn_ms, tps,
+               res.cache.kv_bytes, res.cache.kv_bytes_full, res.cache.kv_bytes_peak,
+               (long long)res.cache.n_kept_total);
+    } else if (text) {
+        printf("%s\n", text);
+    } else {
+        json_ids(stdout, res.ids, res.n_ids);
+        putchar('\n');
+    }
+    rc = 0;
+    goto out;
+usage:
+    rc = 2;
+out:
+    if (dump) fclose(dump);
+    kvp_free(text);
+    kvp_gen_result_free(&res);
+    kvp_cache_free(cache);
+    kvp_model_free(model);
+    free(prompt_ids);
+    free(file_text);
+    return rc;
 }

@@ -187,6 +187,40 @@ const char *kvp_chat_template_name(const kvp_tokenizer *tok);
 /* The pruning KV cache                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* One cache stream per (layer, query head) or (layer, KV head): keys after
+ * RoPE, values, absolute positions and the method's per-token scores,
+ * compacted together when tokens are evicted (memory is given back). The
+ * attention of each layer runs inside the cache, so scores come from the
+ * exact softmax weights of the forward pass (no second pass, no n x n
+ * buffer). The semantics are those of spec/methods.md; in short:
+ *
+ *  - Methods: full, sink, h2o, h2o_fullhist, tova, snapkv, snapkv_avgpool,
+ *    kvcV, kvcV_p1, kvcK, kvcVK, kvcVK_no_cross; each kvc* name also with
+ *    +tova, +maxpool, +avgpool or _fullhist. obc* names are aliases of kvc*.
+ *  - Eviction keeps the last num_recent tokens and the num_heavy best
+ *    scored older ones. Ties: higher (pooled) score first, then the lower
+ *    cache index (the older token) -- deterministic, unlike the seed.
+ *  - Budgets: absolute (num_recent + num_heavy), ratios of the prompt length
+ *    (int(n * ratio) each), or num_recent + cache_ratio (heavy =
+ *    int(n * cache_ratio) - num_recent, an error when <= 0). Missing or
+ *    mixed budgets fail in kvp_cache_new. TOVA-style methods (tova, *+tova)
+ *    keep no recent window: num_recent (recent_ratio) is moved into
+ *    num_heavy (heavy_ratio) with a warning (kvp_cache_warning).
+ *  - Prefill scoring window: the last num_recent prompt queries (all when
+ *    num_recent is 0), all queries for *_fullhist, the last one for TOVA.
+ *    Deliberate deviation: with ratio budgets the seed narrows even the
+ *    _fullhist variants to num_recent queries; here full history stays full.
+ *  - Chunked prefill (kvp_gen_params.prefill_chunk): budgets come from the
+ *    whole prompt; before each chunk after the first the cache is evicted
+ *    so that it plus the chunk fits the budget (the spec's num_coming rule),
+ *    each chunk is scored like a prefill of its own (its last `window`
+ *    queries), and after the last chunk the cache is evicted to budget.
+ *    Peak KV memory is budget + chunk; a chunk >= the prompt is exactly the
+ *    unchunked prefill.
+ *  - Decode: each step scores with its one query and, when decode_evict,
+ *    evicts one token; otherwise the cache grows by one token per step.
+ *  - Results do not depend on the number of threads.
+ */
 typedef struct kvp_cache kvp_cache;
 
 typedef enum kvp_gqa_mode {
@@ -207,7 +241,10 @@ typedef struct kvp_cache_params {
     bool decode_evict;    /* evict one token per decode step (default true)  */
     bool streaming;       /* always keep 4 sink tokens                       */
     kvp_gqa_mode gqa_mode;
-    int max_tokens;       /* capacity hint for a full cache; 0: model ctx    */
+    /* Tokens one stream may hold. 0: the model's context length for the
+     * full cache, unlimited for pruned ones. When set, a pruned cache must
+     * fit budget + block in it (chunked prefill streams longer prompts). */
+    int max_tokens;
 } kvp_cache_params;
 
 kvp_cache_params kvp_cache_default_params(void);
@@ -215,6 +252,11 @@ kvp_cache_params kvp_cache_default_params(void);
 /* The valid method names, NULL-terminated (static storage). */
 const char *const *kvp_cache_method_names(void);
 
+/* Creates an empty cache shaped for the model (layers, heads, head size).
+ * Fails on an unknown method (the message lists the valid names) or on
+ * missing/invalid budgets. The params' strings are copied. A cache serves
+ * one sequence at a time and one thread at a time (it parallelises its own
+ * attention with the thread count the generation passes). */
 kvp_status kvp_cache_new(const kvp_model *model, const kvp_cache_params *params,
                          kvp_cache **out, kvp_error *err);
 /* Clears cached tokens, scores and ratio-derived budgets (between samples). */
@@ -232,9 +274,11 @@ typedef struct kvp_cache_stats {
     int64_t n_kept_total;   /* kept tokens summed over layers and streams    */
     int num_recent;         /* effective budget (after ratios), -1 for full  */
     int num_heavy;
-    size_t kv_bytes;        /* bytes of K/V held now                         */
+    size_t kv_bytes;        /* bytes of K/V held now (float32 K and V)       */
     size_t kv_bytes_peak;   /* high-water mark since the last reset          */
-    size_t kv_bytes_full;   /* bytes a full cache would hold for n_seen      */
+    size_t kv_bytes_full;   /* bytes a full cache in the same head mode would
+                               hold for n_seen tokens (per-query-head mode
+                               stores group-size copies of each KV head)     */
 } kvp_cache_stats;
 
 void kvp_cache_get_stats(const kvp_cache *cache, kvp_cache_stats *stats);
@@ -257,8 +301,12 @@ kvp_status kvp_cache_kept_positions(const kvp_cache *cache, int layer,
  *   outputs[n_q][d]     o_i = sum_j a_ij v_j
  * The window is the last `window` query rows (<= 0 or > n_q: all rows).
  * scores[n_kv] receives the method's selection score (before pooling);
- * kept[] receives the indices kept for budget (n_recent, n_heavy), in cache
- * order, *n_kept their count. Ties: higher score first, then lower index. */
+ * kept[] (room for n_kv) receives the indices kept for budget (n_recent,
+ * n_heavy), in cache order, *n_kept their count; the method's pooling
+ * applies to the choice only; the first num_sink candidates always win
+ * (the "sink" method: num_sink = n_heavy). Ties: higher score first, then
+ * lower index. scores and kept may be NULL. Only the method's scoring rule
+ * is taken from its name: the window is the caller's. */
 typedef struct kvp_score_input {
     const float *attn;
     const float *logits;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests need (idempotent).
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libpcre2-dev libjansson-dev libomp-dev
+pkgs=(build-essential cmake pkg-config libpcre2-dev libjansson-dev libutf8proc-dev libomp-dev
       python3 python3-numpy librsvg2-bin nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -14,6 +14,17 @@
 
 #include "kvprune.h"
 
+/* Creates a cache from the model's dimensions directly (kvp_cache_new reads
+ * them from kvp_model_get_info); n_ctx: capacity of a full cache when
+ * params->max_tokens is 0 (0: unlimited). For tests and other engines. */
+kvp_status kvc_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim,
+                        int n_ctx, const kvp_cache_params *params,
+                        kvp_cache **out, kvp_error *err);
+
+/* Bytes of K/V storage allocated now (capacity, not length): shows that
+ * evicted memory is given back. */
+size_t kvc_alloc_bytes(const kvp_cache *c);
+
 /* Absolute position of the next token to arrive (tokens seen so far). The
  * forward pass rotates the block's queries/keys starting at this position. */
 int32_t kvc_next_pos(const kvp_cache *c);

@@ -72,7 +72,8 @@ const char *gguf_get_str(const gguf_file *g, const char *key, size_t *len);
 
 /* Arrays. */
 bool gguf_get_arr_info(const gguf_file *g, const char *key, gguf_type *elem_type, uint64_t *n);
-/* Raw element data of a numeric array (little-endian, packed). */
+/* Element data of a numeric array (little-endian, packed), aligned to the
+ * element size so it can be indexed as int32_t*, float*, ... */
 const void *gguf_get_arr_data(const gguf_file *g, const char *key);
 /* Element j of a string array. */
 const char *gguf_get_arr_str(const gguf_file *g, const char *key, uint64_t j, size_t *len);

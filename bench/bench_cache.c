@@ -1,0 +1,183 @@
+/* Cache/attention benchmarks with synthetic q/k/v at a realistic head shape
+ * (12 query heads, 4 KV heads, head dim 64; layers as given): what the
+ * pruning cache itself costs, without the model's matmuls.
+ *
+ *   bench_cache prefill N [runs]        prefill attention of N tokens per
+ *                                       method, ratio vs full
+ *   bench_cache decode N ratio [steps]  decode attention after an N-token
+ *                                       prompt: cache of ratio*N vs full
+ *   bench_cache rss N chunk budget L    chunked prefill of N tokens through
+ *                                       L layers (h2o, per-kv-head): one table
+ *                                       row with the peak KV bytes and RSS
+ *
+ * Threads: OMP_NUM_THREADS (or all cores). Medians of `runs` (default 3). */
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cache/cache.h"
+
+enum { H = 12, KV = 4, D = 64 };
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static uint64_t rs = 0x9E3779B97F4A7C15ull;
+static float frand(void) {
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return (float)((rs >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+static void fill(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = frand();
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return v[n / 2];
+}
+
+static kvp_cache *make(const char *method, int r, int h, kvp_gqa_mode mode, int layers) {
+    kvp_cache_params p = kvp_cache_default_params();
+    p.method = method;
+    p.num_recent = r;
+    p.num_heavy = h;
+    p.gqa_mode = mode;
+    kvp_cache *c = NULL;
+    kvp_error err;
+    if (kvc_new_dims(layers, H, KV, D, 0, &p, &c, &err) != KVP_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        exit(1);
+    }
+    return c;
+}
+
+/* Runs n tokens (in chunks; 0: one block) through `layers` layers; returns
+ * the milliseconds inside kvc_attend. */
+static double run_prefill(kvp_cache *c, int n, int chunk, int layers, int nt) {
+    if (chunk <= 0) chunk = n;
+    float *q = malloc(sizeof(float) * (size_t)chunk * H * D);
+    float *k = malloc(sizeof(float) * (size_t)chunk * KV * D);
+    float *v = malloc(sizeof(float) * (size_t)chunk * KV * D);
+    float *o = malloc(sizeof(float) * (size_t)chunk * H * D);
+    kvp_error err;
+    for (int s = 0; s < n; s += chunk) {
+        int m = n - s < chunk ? n - s : chunk;
+        fill(q, (size_t)m * H * D);
+        fill(k, (size_t)m * KV * D);
+        fill(v, (size_t)m * KV * D);
+        if (kvc_begin(c, m, n, &err) != KVP_OK) goto fail;
+        for (int l = 0; l < layers; l++)
+            if (kvc_attend(c, l, q, k, v, o, nt, &err) != KVP_OK) goto fail;
+        kvc_end(c);
+    }
+    free(q);
+    free(k);
+    free(v);
+    free(o);
+    return kvc_attn_ms(c);
+fail:
+    fprintf(stderr, "%s\n", err.message);
+    exit(1);
+}
+
+static const char *methods[] = {"full", "sink", "h2o", "tova", "snapkv", "kvcV", "kvcK",
+                                "kvcVK", "kvcVK+maxpool", "h2o_fullhist", "kvcVK_fullhist"};
+
+int main(int argc, char **argv) {
+    int nt = omp_get_max_threads();
+    if (argc >= 3 && strcmp(argv[1], "prefill") == 0) {
+        int n = atoi(argv[2]), runs = argc > 3 ? atoi(argv[3]) : 3;
+        int r = n / 20 / 8, hv = n / 20 - r; /* a 5% cache, 1/8 of it recent */
+        printf("prefill attention, %d tokens, 1 layer, %d q / %d kv heads, d %d, %d threads, "
+               "budget %d+%d, median of %d\n",
+               n, H, KV, D, nt, r, hv, runs);
+        printf("| method | ms | vs full |\n|---|---:|---:|\n");
+        /* runs are interleaved across methods so that load from other
+         * processes spreads evenly over them */
+        enum { NM = sizeof methods / sizeof *methods };
+        double t[NM][16];
+        if (runs > 16) runs = 16;
+        for (int i = 0; i < runs; i++)
+            for (int m = 0; m < NM; m++) {
+                kvp_cache *c = make(methods[m], r, hv, KVP_GQA_PER_QUERY_HEAD, 1);
+                t[m][i] = run_prefill(c, n, 0, 1, nt);
+                kvp_cache_free(c);
+            }
+        double full = median(t[0], runs);
+        for (int m = 0; m < NM; m++) {
+            double med = median(t[m], runs);
+            printf("| %s | %.1f | %+.1f%% |\n", methods[m], med, 100.0 * (med / full - 1.0));
+        }
+        return 0;
+    }
+    if (argc >= 4 && strcmp(argv[1], "decode") == 0) {
+        int n = atoi(argv[2]), steps = argc > 4 ? atoi(argv[4]) : 32;
+        double ratio = atof(argv[3]);
+        int budget = (int)(n * ratio), r = budget / 8;
+        printf("decode attention after %d tokens, 1 layer, %d threads, %d steps\n", n, nt, steps);
+        printf("| cache | head mode | KV tokens/stream | ms/token | tokens/s | KV MiB (12 layers) |\n"
+               "|---|---|---:|---:|---:|---:|\n");
+        for (int mode = 0; mode < 2; mode++)
+            for (int pruned = 0; pruned < 2; pruned++) {
+                kvp_cache *c = make(pruned ? "kvcVK" : "full", r, budget - r, (kvp_gqa_mode)mode, 1);
+                /* the prompt streams in chunks so that the pruned cache never
+                 * holds more than budget + chunk */
+                run_prefill(c, n, pruned ? 1024 : 0, 1, nt);
+                double t0 = kvc_attn_ms(c);
+                float q[H * D], k[KV * D], v[KV * D], o[H * D];
+                kvp_error err;
+                for (int s = 0; s < steps; s++) {
+                    fill(q, H * D);
+                    fill(k, KV * D);
+                    fill(v, KV * D);
+                    kvc_begin(c, 1, 0, &err);
+                    kvc_attend(c, 0, q, k, v, o, nt, &err);
+                    kvc_end(c);
+                }
+                double ms = (kvc_attn_ms(c) - t0) / steps;
+                kvp_cache_stats st;
+                kvp_cache_get_stats(c, &st);
+                printf("| %s | %s | %lld | %.3f | %.0f | %.1f |\n",
+                       pruned ? "kvcVK 5%" : "full", mode ? "per-kv-head" : "per-query-head",
+                       (long long)(st.n_kept_total / st.n_streams), ms, 1e3 / ms,
+                       12.0 * (double)st.kv_bytes / 1048576.0);
+                fflush(stdout);
+                kvp_cache_free(c);
+            }
+        return 0;
+    }
+    if (argc >= 6 && strcmp(argv[1], "rss") == 0) {
+        int n = atoi(argv[2]), chunk = atoi(argv[3]), budget = atoi(argv[4]);
+        int layers = atoi(argv[5]);
+        kvp_cache *c = make("h2o", budget / 8, budget - budget / 8, KVP_GQA_PER_KV_HEAD, layers);
+        double t0 = now_ms();
+        run_prefill(c, n, chunk, layers, nt);
+        kvp_cache_stats st;
+        kvp_cache_get_stats(c, &st);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("| %d | %d | %d | %.1f | %.1f | %.1f | %.0f |\n", n, chunk, budget,
+               (double)st.kv_bytes_peak / 1048576.0, (double)st.kv_bytes_full / 1048576.0,
+               (double)ru.ru_maxrss / 1024.0, now_ms() - t0);
+        kvp_cache_free(c);
+        return 0;
+    }
+    fprintf(stderr, "usage: bench_cache prefill N [runs] | decode N ratio [steps] | rss N chunk budget layers\n");
+    return 2;
+}

@@ -1,0 +1,551 @@
+/*
+ * K/V storage, the attention <-> cache contract (cache.h) and the public
+ * kvp_cache_* functions.
+ *
+ * One stream per (layer, head of the head mode): keys (after RoPE), values,
+ * absolute positions and the tracker's per-token scores (Sattn, Skey, Vnorm,
+ * V2) live side by side and are compacted together on eviction, so a
+ * token's position and scores always travel with it. Evicted memory is
+ * returned: a stream's capacity shrinks back after a long prefill is
+ * evicted, so a pruned cache holds O(budget + block) tokens.
+ *
+ * Chunked prefill (kvc_begin with n_prompt_total > n_new): the budgets come
+ * from the whole prompt; before each chunk after the first, every stream is
+ * evicted with num_coming = the chunk's length (spec "Streaming arrival"),
+ * each chunk is scored like a prefill of its own (its last `window` rows,
+ * or all of its rows for full history), and after the last chunk the cache
+ * is evicted to the budget. A single chunk covering the whole prompt is
+ * therefore exactly the unchunked prefill.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache/cache.h"
+#include "cache/policy.h"
+#include "kernels/attention.h"
+#include "util/error.h"
+
+/* Key columns per pass-2 task: each task owns its columns, so every column
+ * is reduced by one thread in row order (deterministic for any thread
+ * count). */
+#define COL_BLOCK 256
+/* Query rows per pass-1 task. */
+#define ROW_TILE 16
+
+typedef struct kvc_stream {
+    float *k, *v;   /* [cap][head_dim]                                    */
+    int32_t *pos;   /* absolute positions                                 */
+    double *sattn;  /* sum of a^p over the windows seen                   */
+    double *skey;   /* key (+ cross) score                                */
+    double *vnorm;  /* sum |v|^p                                          */
+    float *v2;      /* sum v^2 (for the key score)                        */
+    int len, cap;
+} kvc_stream;
+
+struct kvp_cache {
+    kvp_cache_params params;
+    kvc_method method;
+    int n_layer, n_head, n_head_kv, head_dim;
+    int n_streams, group; /* group: query heads per KV head               */
+    int capacity;         /* max tokens per stream, 0: unlimited          */
+    bool capacity_all;    /* capacity also binds pruned methods            */
+    kvc_stream *streams;  /* [n_layer][n_streams]                          */
+    kvc_budget budget;
+    bool budget_set;
+    char warning[256];
+    int64_t n_seen;
+    int64_t held, held_peak; /* tokens held, summed over all streams       */
+    double attn_ms;
+    /* the current block */
+    bool in_block;
+    int blk_n_new;
+    int blk_row_begin;   /* rows that score: [row_begin, n_new)            */
+    int blk_pre_coming;  /* num_coming of the eviction before appending    */
+    bool blk_post_evict; /* evict to budget after the attention            */
+    float *row_max, *row_sum, *out_sq; /* [n_head][n_new]                  */
+    size_t scratch_cap;
+};
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/* ---- storage ------------------------------------------------------------ */
+
+static void stream_free(kvc_stream *s) {
+    free(s->k);
+    free(s->v);
+    free(s->pos);
+    free(s->sattn);
+    free(s->skey);
+    free(s->vnorm);
+    free(s->v2);
+    memset(s, 0, sizeof *s);
+}
+
+static bool stream_realloc(kvc_stream *s, int cap, int d) {
+    if (cap == s->cap) return true;
+    if (cap == 0) {
+        stream_free(s);
+        return true;
+    }
+    size_t n = (size_t)cap;
+#define GROW(field, type, per)                                               \
+    do {                                                                     \
+        type *p_ = realloc(s->field, sizeof(type) * n * (size_t)(per));      \
+        if (!p_) return false;                                               \
+        s->field = p_;                                                       \
+    } while (0)
+    GROW(k, float, d);
+    GROW(v, float, d);
+    GROW(pos, int32_t, 1);
+    GROW(sattn, double, 1);
+    GROW(skey, double, 1);
+    GROW(vnorm, double, 1);
+    GROW(v2, float, 1);
+#undef GROW
+    s->cap = cap;
+    return true;
+}
+
+static bool stream_reserve(kvc_stream *s, int need, int d) {
+    if (need <= s->cap) return true;
+    int cap = s->cap + s->cap / 2;
+    if (cap < need) cap = need;
+    if (cap < 16) cap = 16;
+    return stream_realloc(s, cap, d);
+}
+
+/* Keeps the entries keep[0..n) (ascending) in place, then gives back memory
+ * when the stream is far larger than what it now holds. */
+static void stream_compact(kvc_stream *s, const int32_t *keep, int n, int d,
+                           int slack) {
+    for (int t = 0; t < n; t++) {
+        int j = keep[t];
+        if (j == t) continue;
+        memcpy(s->k + (size_t)t * d, s->k + (size_t)j * d, sizeof(float) * (size_t)d);
+        memcpy(s->v + (size_t)t * d, s->v + (size_t)j * d, sizeof(float) * (size_t)d);
+        s->pos[t] = s->pos[j];
+        s->sattn[t] = s->sattn[j];
+        s->skey[t] = s->skey[j];
+        s->vnorm[t] = s->vnorm[j];
+        s->v2[t] = s->v2[j];
+    }
+    s->len = n;
+    int target = n + slack;
+    if (s->cap > target + target / 2 + 64) stream_realloc(s, target, d);
+}
+
+static kvc_stream *stream_at(kvp_cache *c, int layer, int s) {
+    return &c->streams[(size_t)layer * c->n_streams + s];
+}
+
+static int stream_of_head(const kvp_cache *c, int h) {
+    return c->params.gqa_mode == KVP_GQA_PER_KV_HEAD ? h / c->group : h;
+}
+
+static int kv_head_of_stream(const kvp_cache *c, int s) {
+    return c->params.gqa_mode == KVP_GQA_PER_KV_HEAD ? s : s / c->group;
+}
+
+/* Evicts one stream to its budget (num_coming tokens about to arrive).
+ * Returns the change in held tokens (<= 0), or 1 when out of memory. */
+static int stream_evict(const kvp_cache *c, kvc_stream *s, int num_coming,
+                        int slack) {
+    if (c->method.kind == KVC_KIND_FULL || s->len == 0) return 0;
+    const kvc_budget *b = &c->budget;
+    if ((int64_t)s->len + num_coming <= (int64_t)b->n_recent + b->n_heavy)
+        return 0;
+    int L = s->len;
+    int32_t *keep = malloc(sizeof(int32_t) * (size_t)L);
+    double *score = NULL;
+    if (!keep) return 1;
+    if (c->method.kind == KVC_KIND_SCORED) {
+        score = malloc(sizeof(double) * (size_t)L);
+        if (!score) {
+            free(keep);
+            return 1;
+        }
+        for (int j = 0; j < L; j++)
+            score[j] = kvc_selection_score(&c->method, s->sattn[j],
+                                           s->vnorm[j], s->skey[j]);
+    }
+    int n = kvc_select(c->method.pool, score, L, b->n_recent, b->n_heavy,
+                       b->num_sink, num_coming, keep);
+    free(score);
+    if (n < 0) {
+        free(keep);
+        return 1;
+    }
+    stream_compact(s, keep, n, c->head_dim, slack);
+    free(keep);
+    return n - L;
+}
+
+/* ---- creation ----------------------------------------------------------- */
+
+kvp_cache_params kvp_cache_default_params(void) {
+    kvp_cache_params p;
+    memset(&p, 0, sizeof p);
+    p.method = "full";
+    p.num_recent = -1;
+    p.num_heavy = -1;
+    p.recent_ratio = -1.0;
+    p.heavy_ratio = -1.0;
+    p.cache_ratio = -1.0;
+    p.decode_evict = true;
+    p.streaming = false;
+    p.gqa_mode = KVP_GQA_PER_QUERY_HEAD;
+    p.max_tokens = 0;
+    return p;
+}
+
+kvp_status kvc_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim,
+                        int n_ctx, const kvp_cache_params *params,
+                        kvp_cache **out, kvp_error *err) {
+    *out = NULL;
+    kvp_cache_params p = params ? *params : kvp_cache_default_params();
+    if (n_layer <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0 ||
+        n_head % n_head_kv != 0)
+        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: bad model shape (layers %d, heads %d, kv heads "
+                        "%d, head dim %d)",
+                        n_layer, n_head, n_head_kv, head_dim);
+    if (head_dim > KVP_ATTN_MAX_HEAD_DIM)
+        return kvp_fail(err, KVP_ERR_UNSUPPORTED,
+                        "cache: head dim %d is larger than the %d the attention "
+                        "kernel supports",
+                        head_dim, KVP_ATTN_MAX_HEAD_DIM);
+    if (p.gqa_mode != KVP_GQA_PER_QUERY_HEAD && p.gqa_mode != KVP_GQA_PER_KV_HEAD)
+        return kvp_fail(err, KVP_ERR_INVALID_ARG, "cache: unknown gqa_mode %d",
+                        (int)p.gqa_mode);
+    if (p.max_tokens < 0)
+        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: max_tokens must be >= 0 (got %d)", p.max_tokens);
+    kvc_method m;
+    kvp_status st = kvc_method_parse(p.method, &m, err);
+    if (st != KVP_OK) return st;
+    st = kvc_budget_check(&m, &p, err);
+    if (st != KVP_OK) return st;
+    kvp_cache *c = calloc(1, sizeof *c);
+    if (!c) return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory");
+    c->method = m;
+    c->params = p;
+    c->params.method = c->method.name; /* no pointer into the caller's data */
+    c->n_layer = n_layer;
+    c->n_head = n_head;
+    c->n_head_kv = n_head_kv;
+    c->head_dim = head_dim;
+    c->group = n_head / n_head_kv;
+    c->n_streams = p.gqa_mode == KVP_GQA_PER_KV_HEAD ? n_head_kv : n_head;
+    c->capacity = p.max_tokens > 0 ? p.max_tokens : (n_ctx > 0 ? n_ctx : 0);
+    c->capacity_all = p.max_tokens > 0;
+    c->streams = calloc((size_t)n_layer * c->n_streams, sizeof(kvc_stream));
+    if (!c->streams) {
+        free(c);
+        return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory");
+    }
+    *out = c;
+    return KVP_OK;
+}
+
+kvp_status kvp_cache_new(const kvp_model *model, const kvp_cache_params *params,
+                         kvp_cache **out, kvp_error *err) {
+    if (!out) return kvp_fail(err, KVP_ERR_INVALID_ARG, "cache: out is NULL");
+    *out = NULL;
+    if (!model) return kvp_fail(err, KVP_ERR_INVALID_ARG, "cache: model is NULL");
+    kvp_model_info info;
+    kvp_model_get_info(model, &info);
+    return kvc_new_dims(info.n_layer, info.n_head, info.n_head_kv,
+                        info.head_dim, info.n_ctx_train, params, out, err);
+}
+
+void kvp_cache_reset(kvp_cache *c) {
+    if (!c) return;
+    for (size_t i = 0; i < (size_t)c->n_layer * c->n_streams; i++)
+        stream_free(&c->streams[i]);
+    c->budget_set = false;
+    c->n_seen = 0;
+    c->held = c->held_peak = 0;
+    c->attn_ms = 0.0;
+    c->in_block = false;
+}
+
+void kvp_cache_free(kvp_cache *c) {
+    if (!c) return;
+    kvp_cache_reset(c);
+    free(c->streams);
+    free(c->row_max);
+    free(c->row_sum);
+    free(c->out_sq);
+    free(c);
+}
+
+const char *kvp_cache_warning(const kvp_cache *c) {
+    return c && c->warning[0] ? c->warning : NULL;
+}
+
+void kvp_cache_get_stats(const kvp_cache *c, kvp_cache_stats *st) {
+    memset(st, 0, sizeof *st);
+    if (!c) return;
+    size_t tok_bytes = sizeof(float) * 2 * (size_t)c->head_dim;
+    st->n_layer = c->n_layer;
+    st->n_streams = c->n_streams;
+    st->n_seen = c->n_seen;
+    st->n_kept_total = c->held;
+    if (c->method.kind == KVC_KIND_FULL) {
+        st->num_recent = st->num_heavy = -1;
+    } else if (c->budget_set) {
+        st->num_recent = c->budget.n_recent;
+        st->num_heavy = c->budget.n_heavy;
+    } else {
+        st->num_recent = c->params.num_recent;
+        st->num_heavy = c->params.num_heavy;
+    }
+    st->kv_bytes = (size_t)c->held * tok_bytes;
+    st->kv_bytes_peak = (size_t)c->held_peak * tok_bytes;
+    st->kv_bytes_full =
+        (size_t)c->n_seen * (size_t)c->n_layer * c->n_streams * tok_bytes;
+}
+
+kvp_status kvp_cache_kept_positions(const kvp_cache *c, int layer, int stream,
+                                    const int32_t **pos, size_t *n,
+                                    kvp_error *err) {
+    if (!c || layer < 0 || layer >= c->n_layer || stream < 0 ||
+        stream >= c->n_streams)
+        return kvp_fail(err, KVP_ERR_RANGE,
+                        "cache: no stream (layer %d, stream %d); the cache has "
+                        "%d layers x %d streams",
+                        layer, stream, c ? c->n_layer : 0, c ? c->n_streams : 0);
+    const kvc_stream *s = &c->streams[(size_t)layer * c->n_streams + stream];
+    *pos = s->pos;
+    *n = (size_t)s->len;
+    return KVP_OK;
+}
+
+/* ---- the forward-pass contract ------------------------------------------ */
+
+int32_t kvc_next_pos(const kvp_cache *c) { return (int32_t)c->n_seen; }
+
+double kvc_attn_ms(const kvp_cache *c) { return c->attn_ms; }
+
+size_t kvc_alloc_bytes(const kvp_cache *c) {
+    size_t cap = 0;
+    for (size_t i = 0; i < (size_t)c->n_layer * c->n_streams; i++)
+        cap += (size_t)c->streams[i].cap;
+    return cap * 2 * sizeof(float) * (size_t)c->head_dim;
+}
+
+kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
+                     kvp_error *err) {
+    if (n_new <= 0)
+        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: a block needs at least one token (got %d)", n_new);
+    bool first = c->n_seen == 0;
+    bool prefill = n_prompt_total > 0 || first;
+    int n_prompt = n_prompt_total > 0 ? n_prompt_total : n_new;
+    if (first) {
+        kvp_status st = kvc_budget_resolve(&c->method, &c->params, n_prompt,
+                                           &c->budget, c->warning,
+                                           sizeof c->warning, err);
+        if (st != KVP_OK) return st;
+        c->budget_set = true;
+    }
+    bool pruned = c->method.kind != KVC_KIND_FULL;
+    int pre = prefill && !first && pruned ? n_new : 0;
+    /* Capacity: a full cache holds everything it has seen; a pruned one
+     * holds at most what survives the eviction before this block. */
+    if (c->capacity > 0 && (!pruned || c->capacity_all)) {
+        int64_t maxlen = 0;
+        for (size_t i = 0; i < (size_t)c->n_layer * c->n_streams; i++)
+            if (c->streams[i].len > maxlen) maxlen = c->streams[i].len;
+        int64_t budget = (int64_t)c->budget.n_recent + c->budget.n_heavy;
+        if (pre > 0 && maxlen + n_new > budget)
+            maxlen = budget - n_new > 0 ? budget - n_new : 0;
+        if (maxlen + n_new > c->capacity)
+            return kvp_fail(err, KVP_ERR_RANGE,
+                            "cache: %lld cached + %d new tokens exceed the "
+                            "cache capacity of %d tokens (max_tokens or the "
+                            "model's context)",
+                            (long long)maxlen, n_new, c->capacity);
+    }
+    size_t need = (size_t)c->n_head * (size_t)n_new;
+    if (need > c->scratch_cap) {
+        float *a = realloc(c->row_max, need * sizeof(float));
+        if (a) c->row_max = a;
+        float *b = realloc(c->row_sum, need * sizeof(float));
+        if (b) c->row_sum = b;
+        float *o = realloc(c->out_sq, need * sizeof(float));
+        if (o) c->out_sq = o;
+        if (!a || !b || !o) return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory");
+        c->scratch_cap = need;
+    }
+    c->blk_n_new = n_new;
+    c->blk_pre_coming = pre;
+    if (prefill) {
+        int w = c->budget.window;
+        c->blk_row_begin = (w > 0 && w < n_new) ? n_new - w : 0;
+        c->blk_post_evict = c->n_seen + n_new >= n_prompt;
+    } else {
+        /* decode: every new query scores (TOVA: the last one) */
+        c->blk_row_begin = c->method.window == KVC_WINDOW_ONE ? n_new - 1 : 0;
+        c->blk_post_evict = c->params.decode_evict;
+    }
+    c->blk_post_evict = c->blk_post_evict && pruned;
+    c->in_block = true;
+    return KVP_OK;
+}
+
+void kvc_end(kvp_cache *c) {
+    if (!c->in_block) return;
+    c->n_seen += c->blk_n_new;
+    c->in_block = false;
+}
+
+kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
+                      const float *v, float *out, int n_threads,
+                      kvp_error *err) {
+    if (!c->in_block)
+        return kvp_fail(err, KVP_ERR_INTERNAL, "cache: kvc_attend outside kvc_begin/kvc_end");
+    if (layer < 0 || layer >= c->n_layer)
+        return kvp_fail(err, KVP_ERR_INTERNAL, "cache: layer %d out of range", layer);
+    double t0 = now_ms();
+    const int n_new = c->blk_n_new, d = c->head_dim, H = c->n_head;
+    const int S = c->n_streams;
+    const int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
+    const kvc_method *m = &c->method;
+    const bool scored = m->kind == KVC_KIND_SCORED;
+    kvc_stream *ss = stream_at(c, layer, 0);
+    const int slack = n_new > 64 ? 64 : n_new + 16;
+    int failed = 0;
+    int64_t delta = 0;
+    /* Small blocks (decode on a pruned cache) run on the calling thread: a
+     * parallel region costs more than such work, and far more when the
+     * cores are oversubscribed (a waiting thread spins until a descheduled
+     * one returns). Thresholds are in multiply-adds. */
+    const int64_t kv_len = ss[0].len + n_new;
+    const int64_t par_min = (int64_t)1 << 21;
+    const bool par_copy = (int64_t)n_new * S * d > (1 << 16) ||
+                          (c->blk_pre_coming > 0 && kv_len > 4096);
+    const bool par_attn = (int64_t)H * n_new * kv_len * d > par_min;
+
+    /* 1. evict before the chunk arrives (chunked prefill), then append. */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : failed, delta) if (par_copy)
+    for (int s = 0; s < S; s++) {
+        kvc_stream *st = &ss[s];
+        if (c->blk_pre_coming > 0) {
+            int r = stream_evict(c, st, c->blk_pre_coming, n_new + slack);
+            if (r > 0) {
+                failed++;
+                continue;
+            }
+            delta += r;
+        }
+        if (!stream_reserve(st, st->len + n_new, d)) {
+            failed++;
+            continue;
+        }
+        int kvh = kv_head_of_stream(c, s);
+        for (int i = 0; i < n_new; i++) {
+            int j = st->len + i;
+            const float *ki = k + ((size_t)i * c->n_head_kv + kvh) * d;
+            const float *vi = v + ((size_t)i * c->n_head_kv + kvh) * d;
+            memcpy(st->k + (size_t)j * d, ki, sizeof(float) * (size_t)d);
+            memcpy(st->v + (size_t)j * d, vi, sizeof(float) * (size_t)d);
+            st->pos[j] = (int32_t)(c->n_seen + i);
+            st->sattn[j] = 0.0;
+            st->skey[j] = 0.0;
+            st->vnorm[j] = m->use_vnorm ? kvc_value_norm(vi, d, m->p) : 0.0;
+            st->v2[j] = m->use_key ? (float)kvc_value_norm(vi, d, 2) : 0.0f;
+        }
+        st->len += n_new;
+        delta += n_new;
+    }
+    c->held += delta;
+    if (c->held > c->held_peak) c->held_peak = c->held;
+    if (failed) {
+        c->attn_ms += now_ms() - t0;
+        return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
+    }
+
+    /* 2. outputs, row maxima and normalisers (flash style). */
+    const float scale = 1.0f / sqrtf((float)d);
+    const size_t qs = (size_t)H * d;
+    const int n_tiles = (n_new + ROW_TILE - 1) / ROW_TILE;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (par_attn)
+    for (int task = 0; task < H * n_tiles; task++) {
+        int h = task / n_tiles, r0 = (task % n_tiles) * ROW_TILE;
+        int nr = n_new - r0 < ROW_TILE ? n_new - r0 : ROW_TILE;
+        const kvc_stream *st = &ss[stream_of_head(c, h)];
+        int kv_base = st->len - n_new;
+        kvp_attn_forward(q + (size_t)r0 * qs + (size_t)h * d, qs, nr, st->k,
+                         st->v, d, kv_base + r0, scale,
+                         out + (size_t)r0 * qs + (size_t)h * d, qs,
+                         c->row_max + (size_t)h * n_new + r0,
+                         c->row_sum + (size_t)h * n_new + r0);
+        if (scored && m->use_key)
+            for (int i = r0; i < r0 + nr; i++) {
+                const float *oi = out + (size_t)i * qs + (size_t)h * d;
+                float s2 = 0.0f;
+                for (int t = 0; t < d; t++) s2 += oi[t] * oi[t];
+                c->out_sq[(size_t)h * n_new + i] = s2;
+            }
+    }
+
+    /* 3. the scoring rows revisit the key tiles with the final normalisers:
+     * per-column reductions, owned column blocks, heads of a group summed. */
+    if (scored) {
+        int max_blocks = 0;
+        for (int s = 0; s < S; s++) {
+            int nb = (ss[s].len + COL_BLOCK - 1) / COL_BLOCK;
+            if (nb > max_blocks) max_blocks = nb;
+        }
+        const int heads_per_stream = H / S;
+        const int64_t rows = n_new - c->blk_row_begin;
+        const bool par_score = (int64_t)H * rows * kv_len * d > par_min;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (par_score)
+        for (int task = 0; task < S * max_blocks; task++) {
+            int s = task / max_blocks, b = task % max_blocks;
+            kvc_stream *st = &ss[s];
+            int c0 = b * COL_BLOCK;
+            if (c0 >= st->len) continue;
+            int c1 = c0 + COL_BLOCK < st->len ? c0 + COL_BLOCK : st->len;
+            if (m->recent_only)
+                for (int j = c0; j < c1; j++) st->sattn[j] = st->skey[j] = 0.0;
+            kvp_colreduce_req req = {m->use_attn ? m->p : 0, m->use_key,
+                                     m->use_cross, st->v2, NULL};
+            for (int g = 0; g < heads_per_stream; g++) {
+                int h = s * heads_per_stream + g;
+                req.out_sq = c->out_sq + (size_t)h * n_new;
+                kvp_attn_colreduce(q + (size_t)h * d, qs, c->blk_row_begin,
+                                   n_new, st->k, st->v, d, st->len - n_new,
+                                   scale, c->row_max + (size_t)h * n_new,
+                                   c->row_sum + (size_t)h * n_new,
+                                   out + (size_t)h * d, qs, c0, c1, &req,
+                                   st->sattn, st->skey);
+            }
+        }
+    }
+
+    /* 4. evict to budget (prefill; decode when decode_evict). */
+    if (c->blk_post_evict) {
+        delta = 0;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : failed, delta) if (n_new > 64 || kv_len > 8192)
+        for (int s = 0; s < S; s++) {
+            int r = stream_evict(c, &ss[s], 0, slack);
+            if (r > 0) failed++;
+            else delta += r;
+        }
+        c->held += delta;
+    }
+    c->attn_ms += now_ms() - t0;
+    if (failed)
+        return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
+    return KVP_OK;
+}

@@ -1,0 +1,64 @@
+/* Scoring of a needle sweep: save_dir/<task>/<experiment>/pred.jsonl ->
+ * result.json per task, a text table, and SVG plots. */
+#ifndef KVP_EVAL_NEEDLE_EVAL_H
+#define KVP_EVAL_NEEDLE_EVAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kvprune.h"
+
+typedef struct kvp_exp_score {
+    char *name;           /* the experiment folder, e.g. "h2o-cr0.05"          */
+    char *method;         /* "h2o"; the whole name when it does not parse      */
+    double ratio;         /* NAN when the name has no "-cr<ratio>" part        */
+    bool no_decode_evict; /* the name ends with "-no_decode_evict"             */
+    double score;         /* string_match_all; -1 when pred.jsonl is missing   */
+    size_t n_samples;
+} kvp_exp_score;
+
+typedef struct kvp_task_scores {
+    char *name;
+    char *dir;
+    kvp_exp_score *exps;  /* sorted by folder name                             */
+    size_t n;
+} kvp_task_scores;
+
+/* Splits "<method>-cr<ratio>[-no_decode_evict]". */
+void kvp_needle_parse_exp_name(const char *name, char **method, double *ratio,
+                               bool *no_decode_evict);
+
+/* Scores one pred.jsonl (fields `response` or `pred`, and `outputs`). */
+kvp_status kvp_needle_score_file(const char *pred_path, double *score, size_t *n,
+                                 kvp_error *err);
+
+/* Scores every experiment folder of one task folder (writes nothing). */
+kvp_status kvp_needle_score_task(const char *task_dir, const char *task_name,
+                                 kvp_task_scores *out, kvp_error *err);
+
+/* Scores every task folder of save_dir: a task folder is a folder holding at
+ * least one folder. Writes nothing; *n may be 0. */
+kvp_status kvp_needle_scan(const char *save_dir, kvp_task_scores **tasks, size_t *n,
+                           kvp_error *err);
+void kvp_task_scores_free(kvp_task_scores *t, size_t n);
+
+/* Writes <task dir>/result.json: {"<folder>": score, ...} in folder order,
+ * formatted like Python's json.dump(scores, f, indent=4). */
+kvp_status kvp_needle_write_result(const kvp_task_scores *t, kvp_error *err);
+
+/* The results as a fixed-width table: one row per method (with
+ * " no_decode_evict" when set), one column per cache ratio; methods without a
+ * ratio (full) show their score in every column. malloc'ed. */
+char *kvp_needle_table(const kvp_task_scores *t);
+
+/* Accuracy vs cache ratio, one line per method; methods without a ratio are
+ * drawn as dashed horizontal reference lines. */
+kvp_status kvp_needle_plot_ratio(const kvp_task_scores *t, const char *svg_path,
+                                 kvp_error *err);
+
+/* Accuracy by others.depth (rows) and context length (columns:
+ * others.target_length, else length) for one pred.jsonl. */
+kvp_status kvp_needle_plot_heatmap(const char *pred_path, const char *title,
+                                   const char *svg_path, kvp_error *err);
+
+#endif

@@ -1,0 +1,53 @@
+/* Small self-contained SVG charts for the evaluation results: a line plot
+ * (accuracy vs cache ratio, one line per method) and a heatmap (accuracy by
+ * needle depth and context length). Files are written atomically. */
+#ifndef KVP_EVAL_PLOT_SVG_H
+#define KVP_EVAL_PLOT_SVG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kvprune.h"
+
+typedef struct kvp_plot_series {
+    const char *label;
+    const double *x;
+    const double *y;
+    size_t n;
+    bool dashed;    /* drawn dashed without markers (e.g. a reference level) */
+} kvp_plot_series;
+
+typedef struct kvp_line_plot {
+    const char *title;
+    const char *xlabel;
+    const char *ylabel;
+    double xmin, xmax;   /* axis range; equal values: taken from the data    */
+    double ymin, ymax;
+    const double *xticks; /* tick positions (NULL: chosen automatically)     */
+    size_t n_xticks;
+} kvp_line_plot;
+
+kvp_status kvp_svg_line_plot(const char *path, const kvp_line_plot *plot,
+                             const kvp_plot_series *series, size_t n_series,
+                             kvp_error *err);
+
+typedef struct kvp_heatmap {
+    const char *title;
+    const char *xlabel;
+    const char *ylabel;
+    const char *const *xlabels; /* column labels, left to right             */
+    size_t nx;
+    const char *const *ylabels; /* row labels, top to bottom                */
+    size_t ny;
+    const double *values;       /* [ny][nx]; NAN: no samples in the cell    */
+    double vmin, vmax;          /* colour scale range                       */
+    const char *value_label;    /* colour bar caption                       */
+} kvp_heatmap;
+
+kvp_status kvp_svg_heatmap(const char *path, const kvp_heatmap *hm, kvp_error *err);
+
+/* Writes `len` bytes to `path` through a temporary file and rename. */
+kvp_status kvp_write_file_atomic(const char *path, const char *data, size_t len,
+                                 kvp_error *err);
+
+#endif

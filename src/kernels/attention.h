@@ -1,0 +1,56 @@
+/*
+ * Tiled causal attention for one query head over one key/value stream, in
+ * two passes so that the pruning cache can score tokens from the exact
+ * softmax weights without ever holding an n x n matrix:
+ *
+ *   1. kvp_attn_forward: flash-style online softmax per query row -> the
+ *      outputs o_i and each row's final maximum m_i and normaliser l_i.
+ *   2. kvp_attn_colreduce: for the rows that score, revisit the logits with
+ *      the final m_i, l_i (a_ij = exp(z_ij - m_i) / l_i) and add per key
+ *      column the reductions the tracker needs (see below). Memory is O(n).
+ *
+ * Causality is expressed with kv_base: query row i sees keys 0..kv_base+i
+ * (the cached tokens plus the block's tokens up to itself).
+ * Both passes are single-threaded and deterministic; the caller parallelises
+ * over heads, query tiles (pass 1) and key-column blocks (pass 2), so each
+ * column is always summed by one thread in increasing row order.
+ */
+#ifndef KVP_KERNELS_ATTENTION_H
+#define KVP_KERNELS_ATTENTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Largest head dimension the kernels take (tiles live on the stack). */
+#define KVP_ATTN_MAX_HEAD_DIM 256
+
+/* q rows at q + i*q_stride; k, v rows at k + j*d; out rows at
+ * out + i*out_stride. row_max/row_sum receive m_i and l_i for rows 0..n_q-1. */
+void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
+                      const float *k, const float *v, int d, int kv_base,
+                      float scale, float *out, size_t out_stride,
+                      float *row_max, float *row_sum);
+
+/* What pass 2 accumulates per key column j over rows i in [row_begin,
+ * row_end) that see j (i >= j - kv_base):
+ *   col_attn[j] += a_ij^p                               (p = 1 or 2; p = 0: skip)
+ *   col_key[j]  += (a_ij z_ij)^2 (V2_j + |o_i|^2 - 2 v_j.o_i)      (key)
+ *               +  2 a_ij^2 z_ij (V2_j - v_j.o_i)                   (cross)
+ * with z_ij = scale * q_i.k_j, V2_j = v2[j], |o_i|^2 = out_sq[i]. */
+typedef struct kvp_colreduce_req {
+    int p;
+    bool key;
+    bool cross;
+    const float *v2;     /* [n_kv], needed when key                       */
+    const float *out_sq; /* [n_q] |o_i|^2, needed when key                */
+} kvp_colreduce_req;
+
+void kvp_attn_colreduce(const float *q, size_t q_stride, int row_begin,
+                        int row_end, const float *k, const float *v, int d,
+                        int kv_base, float scale, const float *row_max,
+                        const float *row_sum, const float *out,
+                        size_t out_stride, int col_begin, int col_end,
+                        const kvp_colreduce_req *req, double *col_attn,
+                        double *col_key);
+
+#endif

@@ -1,0 +1,110 @@
+/* The forward pass of Llama-family decoders over a block of tokens. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/cache.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "model/model.h"
+#include "util/error.h"
+
+/* The MLP runs over token sub-blocks so its scratch stays bounded for long
+ * prompts (it is per token, so blocking does not change results). */
+#define MLP_BLOCK 256
+
+static void add_bias(float *y, const kvp_weight *b, int T, int n) {
+    if (!b->data) return;
+    const float *bv = b->data;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < n; i++) y[(size_t)t * n + i] += bv[i];
+}
+
+kvp_status kvp_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int T,
+                       int n_prompt_total, float *logits, int nt, kvp_error *err) {
+    const kvp_model_info *I = &m->info;
+    if (T <= 0) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_eval: no tokens");
+    for (int t = 0; t < T; t++)
+        if (ids[t] < 0 || ids[t] >= I->n_vocab)
+            return kvp_fail(err, KVP_ERR_INVALID_ARG, "token id %d at index %d is out of range [0, %d)",
+                            ids[t], t, I->n_vocab);
+    const int E = I->n_embd, F = I->n_ff, hd = I->head_dim, half = hd / 2;
+    const int H = I->n_head, Hk = I->n_head_kv, qd = H * hd, kd = Hk * hd;
+    const int TB = T < MLP_BLOCK ? T : MLP_BLOCK;
+    size_t TE = (size_t)T * E;
+    float *x = malloc(TE * sizeof(float));
+    float *xn = malloc(TE * sizeof(float));
+    float *q = malloc((size_t)T * qd * sizeof(float));
+    float *k = malloc((size_t)T * kd * sizeof(float));
+    float *v = malloc((size_t)T * kd * sizeof(float));
+    float *att = malloc((size_t)T * qd * sizeof(float));
+    float *gate = malloc((size_t)TB * F * sizeof(float));
+    float *up = malloc((size_t)TB * F * sizeof(float));
+    float *cs = malloc((size_t)T * half * 2 * sizeof(float));
+    float *erow = malloc((size_t)E * sizeof(float));
+    kvp_status s = KVP_OK;
+    if (!x || !xn || !q || !k || !v || !att || !gate || !up || !cs || !erow) {
+        s = kvp_fail(err, KVP_ERR_NOMEM, "out of memory for a block of %d tokens", T);
+        goto done;
+    }
+    size_t esz = m->tok_embd.type == GGML_TYPE_F32 ? 4 : 2;
+    for (int t = 0; t < T; t++)
+        kvp_to_f32(x + (size_t)t * E, (const char *)m->tok_embd.data + (size_t)ids[t] * E * esz,
+                   m->tok_embd.type, E);
+    int32_t pos0 = kvc_next_pos(c);
+    kvp_rope_table(cs, T, pos0, m->inv_freq, half);
+    if ((s = kvc_begin(c, T, n_prompt_total, err))) goto done;
+    bool ok = true;
+    for (int l = 0; l < I->n_layer && ok; l++) {
+        const kvp_layer *y = &m->layers[l];
+        kvp_rmsnorm(xn, x, y->attn_norm.data, T, E, I->rms_norm_eps);
+        ok = kvp_matmul(q, xn, T, y->wq.data, y->wq.type, qd, E, false, nt) &&
+             kvp_matmul(k, xn, T, y->wk.data, y->wk.type, kd, E, false, nt) &&
+             kvp_matmul(v, xn, T, y->wv.data, y->wv.type, kd, E, false, nt);
+        if (!ok) break;
+        add_bias(q, &y->bq, T, qd);
+        add_bias(k, &y->bk, T, kd);
+        add_bias(v, &y->bv, T, kd);
+        if (y->q_norm.data) kvp_rmsnorm(q, q, y->q_norm.data, T * H, hd, I->rms_norm_eps);
+        if (y->k_norm.data) kvp_rmsnorm(k, k, y->k_norm.data, T * Hk, hd, I->rms_norm_eps);
+        kvp_rope_apply(q, T, H, hd, cs, half);
+        kvp_rope_apply(k, T, Hk, hd, cs, half);
+        if ((s = kvc_attend(c, l, q, k, v, att, nt, err))) goto done;
+        ok = kvp_matmul(x, att, T, y->wo.data, y->wo.type, E, qd, true, nt);
+        add_bias(x, &y->bo, T, E);
+        kvp_rmsnorm(xn, x, y->ffn_norm.data, T, E, I->rms_norm_eps);
+        for (int t0 = 0; t0 < T && ok; t0 += TB) {
+            int tb = T - t0 < TB ? T - t0 : TB;
+            const float *xb = xn + (size_t)t0 * E;
+            ok = kvp_matmul(gate, xb, tb, y->w_gate.data, y->w_gate.type, F, E, false, nt) &&
+                 kvp_matmul(up, xb, tb, y->w_up.data, y->w_up.type, F, E, false, nt);
+            if (!ok) break;
+            kvp_swiglu(gate, up, (int64_t)tb * F);
+            ok = kvp_matmul(x + (size_t)t0 * E, gate, tb, y->w_down.data, y->w_down.type, E, F, true,
+                            nt);
+        }
+    }
+    if (!ok) {
+        s = kvp_fail(err, KVP_ERR_NOMEM, "out of memory in a matrix product");
+        goto done;
+    }
+    kvc_end(c);
+    if (logits) {
+        kvp_rmsnorm(erow, x + (size_t)(T - 1) * E, m->output_norm.data, 1, E, I->rms_norm_eps);
+        if (!kvp_matmul(logits, erow, 1, m->output.data, m->output.type, I->n_vocab, E, false, nt))
+            s = kvp_fail(err, KVP_ERR_NOMEM, "out of memory in the LM head");
+    }
+done:
+    /* A failed block leaves the cache mid-block; callers reset it. */
+    free(x);
+    free(xn);
+    free(q);
+    free(k);
+    free(v);
+    free(att);
+    free(gate);
+    free(up);
+    free(cs);
+    free(erow);
+    return s;
+}

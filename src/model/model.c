@@ -1,0 +1,549 @@
+/* Model loading: GGUF files and Hugging Face folders into one layout. */
+#include "model/model.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kernels/matmul.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+const char *kvp_arch_name(kvp_arch a) {
+    switch (a) {
+    case KVP_ARCH_LLAMA: return "llama";
+    case KVP_ARCH_QWEN2: return "qwen2";
+    case KVP_ARCH_QWEN3: return "qwen3";
+    }
+    return "?";
+}
+
+kvp_model_params kvp_model_default_params(void) {
+    kvp_model_params p = {0, true, true};
+    return p;
+}
+
+static const char *type_name(uint32_t t) {
+    switch (t) {
+    case GGML_TYPE_F32: return "F32";
+    case GGML_TYPE_F16: return "F16";
+    case GGML_TYPE_BF16: return "BF16";
+    case GGML_TYPE_Q4_0: return "Q4_0";
+    case GGML_TYPE_Q8_0: return "Q8_0";
+    default: return "other";
+    }
+}
+
+/* Where a tensor comes from, whatever the container. */
+typedef struct src_tensor {
+    const char *name;
+    const char *file;
+    uint32_t type;
+    const char *type_str;
+    int n_dims;
+    int64_t rows, cols; /* 1-D: rows = 1, cols = n */
+    const void *data;
+} src_tensor;
+
+typedef struct loader {
+    kvp_model *m;
+    kvp_error *err;
+    bool gguf;
+} loader;
+
+static bool find_src(loader *L, const char *name, src_tensor *s) {
+    memset(s, 0, sizeof *s);
+    s->name = name;
+    if (L->gguf) {
+        const gguf_tensor_info *t = gguf_find_tensor(L->m->gguf, name);
+        if (!t) return false;
+        s->file = gguf_path(L->m->gguf);
+        s->type = t->type;
+        s->type_str = type_name(t->type);
+        s->n_dims = (int)t->n_dims;
+        for (uint32_t d = 2; d < t->n_dims; d++)
+            if (t->ne[d] != 1) s->n_dims = 3; /* rejected as mis-shaped below */
+        if (t->n_dims == 1) {
+            s->rows = 1;
+            s->cols = (int64_t)t->ne[0];
+        } else {
+            s->rows = (int64_t)t->ne[1];
+            s->cols = (int64_t)t->ne[0];
+            if (s->n_dims == 2 && t->n_dims > 2) s->n_dims = 2;
+        }
+        s->data = t->data;
+        return true;
+    }
+    const st_tensor *t = st_model_find(L->m->st, name);
+    if (!t) return false;
+    s->file = t->file;
+    s->type = t->type;
+    s->type_str = t->dtype;
+    s->n_dims = t->n_dims;
+    if (t->n_dims == 1) {
+        s->rows = 1;
+        s->cols = t->shape[0];
+    } else if (t->n_dims == 2) {
+        s->rows = t->shape[0];
+        s->cols = t->shape[1];
+    }
+    s->data = t->data;
+    return true;
+}
+
+static size_t type_size(uint32_t t) { return t == GGML_TYPE_F32 ? 4 : 2; }
+
+/* Loads `name` as a rows x cols matrix (rows == 0: a vector of cols).
+ * as_f32: make a float32 copy (norms, biases). permute_heads > 0: undo
+ * llama.cpp's Q/K row permutation for that many heads. */
+static kvp_status load_w(loader *L, kvp_weight *w, const char *name, int64_t rows, int64_t cols,
+                         bool required, bool as_f32, int permute_heads) {
+    memset(w, 0, sizeof *w);
+    src_tensor s;
+    if (!find_src(L, name, &s)) {
+        if (!required) return KVP_OK;
+        return kvp_fail(L->err, KVP_ERR_FORMAT, "%s: missing tensor '%s'",
+                        L->gguf ? gguf_path(L->m->gguf) : L->m->path, name);
+    }
+    bool vec = rows == 0;
+    bool shape_ok = vec ? (s.n_dims == 1 && s.cols == cols)
+                        : (s.n_dims == 2 && s.rows == rows && s.cols == cols);
+    if (!shape_ok) {
+        if (vec)
+            return kvp_fail(L->err, KVP_ERR_FORMAT,
+                            "%s: tensor '%s' has shape %dD [%lld x %lld], expected a vector of %lld",
+                            s.file, name, s.n_dims, (long long)s.rows, (long long)s.cols,
+                            (long long)cols);
+        return kvp_fail(L->err, KVP_ERR_FORMAT,
+                        "%s: tensor '%s' has shape %dD [%lld x %lld], expected [%lld x %lld]", s.file,
+                        name, s.n_dims, (long long)s.rows, (long long)s.cols, (long long)rows,
+                        (long long)cols);
+    }
+    if (!kvp_matmul_type_ok(s.type))
+        return kvp_fail(L->err, KVP_ERR_UNSUPPORTED,
+                        "%s: tensor '%s' has type %s, which is not supported (F32, F16, BF16)",
+                        s.file, name, s.type_str);
+    if (vec) rows = 1;
+    w->rows = rows;
+    w->cols = cols;
+    w->type = s.type;
+    size_t esz = type_size(s.type);
+    size_t row_bytes = (size_t)cols * esz;
+    if (as_f32) {
+        float *f = malloc((size_t)rows * cols * sizeof(float));
+        if (!f) return kvp_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", name);
+        if (((uintptr_t)s.data % esz) == 0) {
+            kvp_to_f32(f, s.data, s.type, rows * cols);
+        } else {
+            void *tmp = malloc((size_t)rows * row_bytes);
+            if (!tmp) {
+                free(f);
+                return kvp_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", name);
+            }
+            memcpy(tmp, s.data, (size_t)rows * row_bytes);
+            kvp_to_f32(f, tmp, s.type, rows * cols);
+            free(tmp);
+        }
+        w->type = GGML_TYPE_F32;
+        w->owned = f;
+        w->data = f;
+    } else if (permute_heads > 0 || ((uintptr_t)s.data % esz) != 0) {
+        uint8_t *d = malloc((size_t)rows * row_bytes);
+        if (!d) return kvp_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", name);
+        memcpy(d, s.data, (size_t)rows * row_bytes);
+        w->owned = d;
+        w->data = d;
+    } else {
+        w->data = s.data;
+    }
+    if (permute_heads > 0) {
+        /* GGUF row h*hd + 2i + j holds HF row h*hd + j*hd/2 + i. */
+        /* A bias (one row) permutes elements the way a matrix permutes rows. */
+        int64_t R = vec ? cols : rows;
+        int64_t hd = R / permute_heads, half = hd / 2;
+        size_t rb = vec ? 4 : as_f32 ? (size_t)cols * 4 : row_bytes;
+        uint8_t *src = malloc((size_t)R * rb);
+        if (!src) return kvp_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", name);
+        memcpy(src, w->owned, (size_t)R * rb);
+        for (int64_t h = 0; h < permute_heads; h++)
+            for (int64_t i = 0; i < half; i++)
+                for (int64_t j = 0; j < 2; j++)
+                    memcpy((uint8_t *)w->owned + (size_t)(h * hd + j * half + i) * rb,
+                           src + (size_t)(h * hd + 2 * i + j) * rb, rb);
+        free(src);
+    }
+    return KVP_OK;
+}
+
+static void free_w(kvp_weight *w) {
+    free(w->owned);
+    w->owned = NULL;
+}
+
+void kvp_model_free(kvp_model *m) {
+    if (!m) return;
+    kvp_tokenizer_free(m->tok);
+    if (m->layers)
+        for (int l = 0; l < m->info.n_layer; l++) {
+            kvp_weight *ws[] = {&m->layers[l].attn_norm, &m->layers[l].ffn_norm, &m->layers[l].wq,
+                                &m->layers[l].wk,        &m->layers[l].wv,       &m->layers[l].wo,
+                                &m->layers[l].bq,        &m->layers[l].bk,       &m->layers[l].bv,
+                                &m->layers[l].bo,        &m->layers[l].q_norm,   &m->layers[l].k_norm,
+                                &m->layers[l].w_gate,    &m->layers[l].w_up,     &m->layers[l].w_down};
+            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) free_w(ws[i]);
+        }
+    free(m->layers);
+    free_w(&m->tok_embd);
+    free_w(&m->output_norm);
+    if (!m->tied) free_w(&m->output);
+    free(m->inv_freq);
+    free(m->rope_factors);
+    gguf_close(m->gguf);
+    st_model_close(m->st);
+    free(m->path);
+    free(m);
+}
+
+/* inv_freq from theta and the scaling rule; llama3 also records llama.cpp's
+ * per-dimension factors (rope_freqs) for conversion. */
+static kvp_status setup_rope(kvp_model *m, kvp_error *err) {
+    int half = m->info.head_dim / 2;
+    m->inv_freq = calloc((size_t)half, sizeof(double));
+    if (!m->inv_freq) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", m->path);
+    if (m->rope_kind == KVP_ROPE_LLAMA3 && !m->rope_factors) {
+        m->rope_factors = calloc((size_t)half, sizeof(float));
+        if (!m->rope_factors) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", m->path);
+    }
+    for (int i = 0; i < half; i++) {
+        double theta = m->hf_rope_theta > 0 ? m->hf_rope_theta : (double)m->info.rope_theta;
+        double f = pow(theta, -2.0 * i / m->info.head_dim);
+        double nf = f;
+        if (m->rope_kind == KVP_ROPE_LINEAR) {
+            nf = f / m->rope_factor;
+        } else if (m->rope_kind == KVP_ROPE_LLAMA3) {
+            /* Hugging Face's _compute_llama3_parameters. */
+            double low_wl = m->rope_orig_ctx / m->rope_low;
+            double high_wl = m->rope_orig_ctx / m->rope_high;
+            double wl = 2 * M_PI / f;
+            if (wl < high_wl)
+                nf = f;
+            else if (wl > low_wl)
+                nf = f / m->rope_factor;
+            else {
+                double smooth = (m->rope_orig_ctx / wl - m->rope_low) / (m->rope_high - m->rope_low);
+                nf = (1 - smooth) * f / m->rope_factor + smooth * f;
+            }
+            m->rope_factors[i] = (float)(f / nf);
+        } else if (m->rope_factors) {
+            nf = f / m->rope_factors[i];
+        }
+        m->inv_freq[i] = nf;
+    }
+    return KVP_OK;
+}
+
+static kvp_status load_weights(loader *L) {
+    kvp_model *m = L->m;
+    const kvp_model_info *I = &m->info;
+    int64_t E = I->n_embd, V = I->n_vocab, F = I->n_ff, hd = I->head_dim;
+    int64_t qd = (int64_t)I->n_head * hd, kd = (int64_t)I->n_head_kv * hd;
+    bool g = L->gguf;
+    kvp_status s;
+    if ((s = load_w(L, &m->tok_embd, g ? "token_embd.weight" : "model.embed_tokens.weight", V, E,
+                    true, false, 0)) ||
+        (s = load_w(L, &m->output_norm, g ? "output_norm.weight" : "model.norm.weight", 0, E, true,
+                    true, 0)))
+        return s;
+    if ((s = load_w(L, &m->output, g ? "output.weight" : "lm_head.weight", V, E, false, false, 0)))
+        return s;
+    if (!m->output.data || (!g && m->tied)) {
+        free_w(&m->output);
+        m->output = m->tok_embd;
+        m->output.owned = NULL;
+        m->tied = true;
+    }
+    m->layers = calloc((size_t)I->n_layer, sizeof *m->layers);
+    if (!m->layers) return kvp_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", m->path);
+    bool permute = g && m->arch == KVP_ARCH_LLAMA;
+    for (int l = 0; l < I->n_layer; l++) {
+        kvp_layer *y = &m->layers[l];
+        char n[128];
+#define NAME(gg, hf) (snprintf(n, sizeof n, g ? "blk.%d." gg : "model.layers.%d." hf, l), n)
+        if ((s = load_w(L, &y->attn_norm, NAME("attn_norm.weight", "input_layernorm.weight"), 0, E,
+                        true, true, 0)) ||
+            (s = load_w(L, &y->ffn_norm,
+                        NAME("ffn_norm.weight", "post_attention_layernorm.weight"), 0, E, true, true,
+                        0)) ||
+            (s = load_w(L, &y->wq, NAME("attn_q.weight", "self_attn.q_proj.weight"), qd, E, true,
+                        false, permute ? I->n_head : 0)) ||
+            (s = load_w(L, &y->wk, NAME("attn_k.weight", "self_attn.k_proj.weight"), kd, E, true,
+                        false, permute ? I->n_head_kv : 0)) ||
+            (s = load_w(L, &y->wv, NAME("attn_v.weight", "self_attn.v_proj.weight"), kd, E, true,
+                        false, 0)) ||
+            (s = load_w(L, &y->wo, NAME("attn_output.weight", "self_attn.o_proj.weight"), E, qd,
+                        true, false, 0)) ||
+            (s = load_w(L, &y->bq, NAME("attn_q.bias", "self_attn.q_proj.bias"), 0, qd,
+                        m->arch == KVP_ARCH_QWEN2, true, permute ? I->n_head : 0)) ||
+            (s = load_w(L, &y->bk, NAME("attn_k.bias", "self_attn.k_proj.bias"), 0, kd,
+                        m->arch == KVP_ARCH_QWEN2, true, permute ? I->n_head_kv : 0)) ||
+            (s = load_w(L, &y->bv, NAME("attn_v.bias", "self_attn.v_proj.bias"), 0, kd,
+                        m->arch == KVP_ARCH_QWEN2, true, 0)) ||
+            (s = load_w(L, &y->bo, NAME("attn_output.bias", "self_attn.o_proj.bias"), 0, E, false,
+                        true, 0)) ||
+            (s = load_w(L, &y->q_norm, NAME("attn_q_norm.weight", "self_attn.q_norm.weight"), 0, hd,
+                        m->arch == KVP_ARCH_QWEN3, true, 0)) ||
+            (s = load_w(L, &y->k_norm, NAME("attn_k_norm.weight", "self_attn.k_norm.weight"), 0, hd,
+                        m->arch == KVP_ARCH_QWEN3, true, 0)) ||
+            (s = load_w(L, &y->w_gate, NAME("ffn_gate.weight", "mlp.gate_proj.weight"), F, E, true,
+                        false, 0)) ||
+            (s = load_w(L, &y->w_up, NAME("ffn_up.weight", "mlp.up_proj.weight"), F, E, true, false,
+                        0)) ||
+            (s = load_w(L, &y->w_down, NAME("ffn_down.weight", "mlp.down_proj.weight"), E, F, true,
+                        false, 0)))
+            return s;
+#undef NAME
+    }
+    return KVP_OK;
+}
+
+static uint64_t weight_elems(const kvp_weight *w) { return w->data ? (uint64_t)(w->rows * w->cols) : 0; }
+
+static void count_params(kvp_model *m) {
+    uint64_t n = weight_elems(&m->tok_embd) + weight_elems(&m->output_norm) +
+                 (m->tied ? 0 : weight_elems(&m->output));
+    for (int l = 0; l < m->info.n_layer; l++) {
+        const kvp_layer *y = &m->layers[l];
+        const kvp_weight *ws[] = {&y->attn_norm, &y->ffn_norm, &y->wq,     &y->wk,     &y->wv,
+                                  &y->wo,        &y->bq,       &y->bk,     &y->bv,     &y->bo,
+                                  &y->q_norm,    &y->k_norm,   &y->w_gate, &y->w_up,   &y->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) n += weight_elems(ws[i]);
+    }
+    m->info.n_params = n;
+}
+
+static kvp_status check_dims(const kvp_model *m, const char *file, kvp_error *err) {
+    const kvp_model_info *I = &m->info;
+    if (I->n_embd <= 0 || I->n_layer <= 0 || I->n_head <= 0 || I->n_head_kv <= 0 || I->n_ff <= 0 ||
+        I->head_dim <= 0 || I->n_vocab <= 0)
+        return kvp_fail(err, KVP_ERR_FORMAT, "%s: model dimensions missing or not positive", file);
+    if (I->n_head % I->n_head_kv)
+        return kvp_fail(err, KVP_ERR_FORMAT, "%s: %d query heads are not a multiple of %d KV heads",
+                        file, I->n_head, I->n_head_kv);
+    if (I->head_dim % 2)
+        return kvp_fail(err, KVP_ERR_FORMAT, "%s: head dimension %d is odd", file, I->head_dim);
+    if (I->n_layer > 4096 || I->n_embd > (1 << 20) || I->n_ff > (1 << 22) || I->n_head > 4096 ||
+        I->head_dim > 4096 || I->n_vocab > (1 << 24))
+        return kvp_fail(err, KVP_ERR_FORMAT, "%s: implausible model dimensions", file);
+    if (!(I->rms_norm_eps > 0) || !(I->rope_theta > 0))
+        return kvp_fail(err, KVP_ERR_FORMAT, "%s: rms_norm_eps and rope theta must be positive",
+                        file);
+    return KVP_OK;
+}
+
+static kvp_status gguf_u32_req(const gguf_file *g, const char *arch, const char *key, int *out,
+                               kvp_error *err) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    uint32_t v;
+    if (!gguf_get_u32(g, k, &v) || v > (1u << 30))
+        return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing or invalid metadata key '%s'", gguf_path(g),
+                        k);
+    *out = (int)v;
+    return KVP_OK;
+}
+
+static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *err) {
+    kvp_status s = gguf_open(m->path, p->use_mmap, &m->gguf, err);
+    if (s) return s;
+    gguf_file *g = m->gguf;
+    size_t alen;
+    const char *arch = gguf_get_str(g, "general.architecture", &alen);
+    if (!arch)
+        return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing metadata key 'general.architecture'",
+                        m->path);
+    char a[32];
+    snprintf(a, sizeof a, "%.*s", (int)(alen < 31 ? alen : 31), arch);
+    if (!strcmp(a, "llama") || !strcmp(a, "mistral"))
+        m->arch = KVP_ARCH_LLAMA;
+    else if (!strcmp(a, "qwen2"))
+        m->arch = KVP_ARCH_QWEN2;
+    else if (!strcmp(a, "qwen3"))
+        m->arch = KVP_ARCH_QWEN3;
+    else
+        return kvp_fail(err, KVP_ERR_UNSUPPORTED,
+                        "%s: unknown architecture '%s' (supported: llama, mistral, qwen2, qwen3)",
+                        m->path, a);
+    kvp_model_info *I = &m->info;
+    snprintf(I->arch, sizeof I->arch, "%s", kvp_arch_name(m->arch));
+    if ((s = gguf_u32_req(g, a, "embedding_length", &I->n_embd, err)) ||
+        (s = gguf_u32_req(g, a, "block_count", &I->n_layer, err)) ||
+        (s = gguf_u32_req(g, a, "feed_forward_length", &I->n_ff, err)) ||
+        (s = gguf_u32_req(g, a, "attention.head_count", &I->n_head, err)))
+        return s;
+    char k[128];
+    uint32_t u;
+    snprintf(k, sizeof k, "%s.attention.head_count_kv", a);
+    I->n_head_kv = gguf_get_u32(g, k, &u) ? (int)u : I->n_head;
+    snprintf(k, sizeof k, "%s.context_length", a);
+    I->n_ctx_train = gguf_get_u32(g, k, &u) ? (int)u : 2048;
+    I->head_dim = I->n_head ? I->n_embd / I->n_head : 0;
+    snprintf(k, sizeof k, "%s.attention.key_length", a);
+    if (gguf_get_u32(g, k, &u)) I->head_dim = (int)u;
+    snprintf(k, sizeof k, "%s.attention.value_length", a);
+    if (gguf_get_u32(g, k, &u) && (int)u != I->head_dim)
+        return kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: value_length %u differs from key_length %d",
+                        m->path, u, I->head_dim);
+    snprintf(k, sizeof k, "%s.rope.dimension_count", a);
+    if (gguf_get_u32(g, k, &u) && (int)u != I->head_dim)
+        return kvp_fail(err, KVP_ERR_UNSUPPORTED,
+                        "%s: partial rotary embeddings (%u of %d dims) are not supported", m->path, u,
+                        I->head_dim);
+    float f;
+    snprintf(k, sizeof k, "%s.rope.freq_base", a);
+    I->rope_theta = gguf_get_f32(g, k, &f) ? f : 10000.0f;
+    snprintf(k, sizeof k, "%s.attention.layer_norm_rms_epsilon", a);
+    if (!gguf_get_f32(g, k, &I->rms_norm_eps))
+        return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing metadata key '%s'", m->path, k);
+    snprintf(k, sizeof k, "%s.rope.scaling.type", a);
+    size_t tl;
+    const char *st = gguf_get_str(g, k, &tl);
+    if (st && !(tl == 4 && !memcmp(st, "none", 4))) {
+        snprintf(k, sizeof k, "%s.rope.scaling.factor", a);
+        if (tl == 6 && !memcmp(st, "linear", 6) && gguf_get_f32(g, k, &f) && f > 0) {
+            m->rope_kind = KVP_ROPE_LINEAR;
+            m->rope_factor = f;
+        } else {
+            return kvp_fail(err, KVP_ERR_UNSUPPORTED,
+                            "%s: rope scaling type '%.*s' is not supported (none, linear, or "
+                            "llama3 via rope_freqs)",
+                            m->path, (int)tl, st);
+        }
+    }
+    const gguf_tensor_info *ti = gguf_find_tensor(g, "token_embd.weight");
+    if (!ti || ti->n_dims != 2)
+        return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing or mis-shaped tensor 'token_embd.weight'",
+                        m->path);
+    I->n_vocab = (int)(ti->ne[1] > (1u << 30) ? 0 : ti->ne[1]);
+    if ((s = check_dims(m, m->path, err))) return s;
+    const gguf_tensor_info *rf = gguf_find_tensor(g, "rope_freqs.weight");
+    if (rf) {
+        if (rf->type != GGML_TYPE_F32 || rf->n_dims != 1 || (int)rf->ne[0] != I->head_dim / 2)
+            return kvp_fail(err, KVP_ERR_FORMAT,
+                            "%s: tensor 'rope_freqs.weight' must be F32 of %d elements", m->path,
+                            I->head_dim / 2);
+        m->rope_factors = malloc(sizeof(float) * (size_t)(I->head_dim / 2));
+        if (!m->rope_factors) return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        memcpy(m->rope_factors, rf->data, sizeof(float) * (size_t)(I->head_dim / 2));
+        for (int i = 0; i < I->head_dim / 2; i++)
+            if (!(m->rope_factors[i] > 0))
+                return kvp_fail(err, KVP_ERR_FORMAT, "%s: rope_freqs.weight has a non-positive entry",
+                                m->path);
+    }
+    int64_t i64;
+    I->bos_id = gguf_get_i64(g, "tokenizer.ggml.bos_token_id", &i64) && i64 >= 0 ? (int32_t)i64 : -1;
+    const char *eos_keys[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id",
+                              "tokenizer.ggml.eom_token_id"};
+    for (size_t i = 0; i < 3; i++) {
+        if (!gguf_get_i64(g, eos_keys[i], &i64) || i64 < 0 || i64 > INT32_MAX) continue;
+        bool dup = false;
+        for (int j = 0; j < I->n_eos; j++) dup |= I->eos_ids[j] == i64;
+        if (!dup && I->n_eos < 8) I->eos_ids[I->n_eos++] = (int32_t)i64;
+    }
+    size_t nl;
+    const char *name = gguf_get_str(g, "general.name", &nl);
+    if (name) {
+        snprintf(I->name, sizeof I->name, "%.*s", (int)(nl < 127 ? nl : 127), name);
+    } else {
+        const char *base = strrchr(m->path, '/');
+        snprintf(I->name, sizeof I->name, "%s", base ? base + 1 : m->path);
+    }
+    loader L = {m, err, true};
+    if ((s = load_weights(&L))) return s;
+    for (int64_t i = 0; i < gguf_n_tensors(g); i++) I->weight_bytes += gguf_tensor(g, i)->n_bytes;
+    /* "none"/"no_vocab": llama.cpp's marker for a model without a vocabulary. */
+    size_t tml;
+    const char *tm = gguf_get_str(g, "tokenizer.ggml.model", &tml);
+    bool no_vocab = tm && ((tml == 4 && !memcmp(tm, "none", 4)) || (tml == 8 && !memcmp(tm, "no_vocab", 8)));
+    if (p->load_tokenizer && !no_vocab && (s = kvp_tokenizer_from_gguf(g, &m->tok, err)))
+        return kvp_fail_prefix(err, "%s: tokenizer", m->path);
+    return KVP_OK;
+}
+
+static kvp_status load_hf(kvp_model *m, const kvp_model_params *p, kvp_error *err) {
+    hf_config c;
+    kvp_status s = hf_config_load(m->path, &c, err);
+    if (s) return s;
+    kvp_model_info *I = &m->info;
+    m->arch = !strcmp(c.arch, "qwen2") ? KVP_ARCH_QWEN2
+              : !strcmp(c.arch, "qwen3") ? KVP_ARCH_QWEN3 : KVP_ARCH_LLAMA;
+    snprintf(I->arch, sizeof I->arch, "%s", c.arch);
+    I->n_vocab = c.vocab_size;
+    I->n_ctx_train = c.max_position;
+    I->n_embd = c.hidden_size;
+    I->n_layer = c.num_layers;
+    I->n_head = c.num_heads;
+    I->n_head_kv = c.num_kv_heads;
+    I->head_dim = c.head_dim;
+    I->n_ff = c.intermediate_size;
+    I->rope_theta = (float)c.rope_theta;
+    I->rms_norm_eps = (float)c.rms_norm_eps;
+    I->bos_id = c.bos_id;
+    I->n_eos = c.n_eos;
+    memcpy(I->eos_ids, c.eos_ids, sizeof I->eos_ids);
+    m->tied = c.tie_word_embeddings;
+    m->rope_kind = c.rope_kind;
+    m->rope_factor = c.rope_factor;
+    m->rope_low = c.rope_low_freq_factor;
+    m->rope_high = c.rope_high_freq_factor;
+    m->rope_orig_ctx = c.rope_original_max_position;
+    m->hf_rope_theta = c.rope_theta;
+    m->hf_eps = c.rms_norm_eps;
+    char cfgpath[4096];
+    snprintf(cfgpath, sizeof cfgpath, "%s/config.json", m->path);
+    if ((s = check_dims(m, cfgpath, err))) return s;
+    const char *base = strrchr(m->path, '/');
+    base = base && base[1] ? base + 1 : m->path;
+    snprintf(I->name, sizeof I->name, "%s", base);
+    if ((s = st_model_open(m->path, p->use_mmap, &m->st, err))) return s;
+    loader L = {m, err, false};
+    if ((s = load_weights(&L))) return s;
+    I->weight_bytes = st_model_bytes(m->st);
+    if (p->load_tokenizer && (s = kvp_tokenizer_from_hf_dir(m->path, &m->tok, err)))
+        return kvp_fail_prefix(err, "%s: tokenizer", m->path);
+    return KVP_OK;
+}
+
+kvp_status kvp_model_load(const char *path, const kvp_model_params *params, kvp_model **out,
+                          kvp_error *err) {
+    kvp_error_clear(err);
+    if (!path || !out) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_model_load: no path or output");
+    *out = NULL;
+    kvp_model_params p = params ? *params : kvp_model_default_params();
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return kvp_fail(err, KVP_ERR_IO, "%s: no such file or folder", path);
+    kvp_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->path = strdup(path))) {
+        free(m);
+        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+    }
+    /* Trailing slashes would make the folder's name empty. */
+    for (size_t n = strlen(m->path); n > 1 && m->path[n - 1] == '/'; n--) m->path[n - 1] = '\0';
+    m->n_threads = p.n_threads > 0 ? p.n_threads : omp_get_num_procs();
+    kvp_status s = S_ISDIR(sb.st_mode) ? load_hf(m, &p, err) : load_gguf(m, &p, err);
+    if (!s) s = setup_rope(m, err);
+    if (s) {
+        kvp_model_free(m);
+        return s;
+    }
+    count_params(m);
+    *out = m;
+    return KVP_OK;
+}
+
+void kvp_model_get_info(const kvp_model *model, kvp_model_info *info) { *info = model->info; }
+
+const kvp_tokenizer *kvp_model_tokenizer(const kvp_model *model) { return model ? model->tok : NULL; }

@@ -1,0 +1,70 @@
+/*
+ * The loaded model (internal). Weights are kept in the Hugging Face layout
+ * whatever the source: [out][in] rows, Q/K rows in rotate_half order (GGUF
+ * llama files are un-permuted on load). Large matrices point into the
+ * mapped file when their layout allows; small vectors (norms, biases) are
+ * float32 copies.
+ */
+#ifndef KVP_MODEL_MODEL_H
+#define KVP_MODEL_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "format/gguf.h"
+#include "format/hfconfig.h"
+#include "format/safetensors.h"
+#include "kvprune.h"
+
+typedef enum kvp_arch { KVP_ARCH_LLAMA, KVP_ARCH_QWEN2, KVP_ARCH_QWEN3 } kvp_arch;
+
+/* A 2-D (rows x cols) or 1-D (rows = 1) weight. */
+typedef struct kvp_weight {
+    uint32_t type;     /* GGML_TYPE_F32/F16/BF16 */
+    int64_t rows, cols;
+    const void *data;  /* NULL: absent (optional weights) */
+    void *owned;       /* non-NULL when data is our own copy */
+} kvp_weight;
+
+typedef struct kvp_layer {
+    kvp_weight attn_norm, ffn_norm;     /* F32 [n_embd]           */
+    kvp_weight wq, wk, wv, wo;          /* [out][in]              */
+    kvp_weight bq, bk, bv, bo;          /* F32, optional          */
+    kvp_weight q_norm, k_norm;          /* F32 [head_dim], qwen3  */
+    kvp_weight w_gate, w_up, w_down;
+} kvp_layer;
+
+struct kvp_model {
+    char *path;
+    kvp_arch arch;
+    kvp_model_info info;
+    double *inv_freq;      /* [head_dim/2], scaling applied             */
+    float *rope_factors;   /* llama.cpp rope_freqs (llama3), or NULL    */
+    double hf_rope_theta, hf_eps; /* the config's values in double (HF)  */
+    kvp_rope_kind rope_kind;
+    double rope_factor, rope_low, rope_high;
+    int rope_orig_ctx;
+    kvp_weight tok_embd;   /* [n_vocab][n_embd]                          */
+    kvp_weight output_norm;
+    kvp_weight output;     /* [n_vocab][n_embd]; data == tok_embd's when tied */
+    bool tied;
+    kvp_layer *layers;
+    gguf_file *gguf;
+    st_model *st;
+    kvp_tokenizer *tok;
+    int n_threads;
+};
+
+const char *kvp_arch_name(kvp_arch a);
+
+/* Runs n tokens through the model appended to the cache (kvc_begin ..
+ * kvc_end). n_prompt_total: see kvc_begin. logits (may be NULL): the last
+ * token's n_vocab logits. */
+kvp_status kvp_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int n,
+                       int n_prompt_total, float *logits, int n_threads, kvp_error *err);
+
+/* Writes only in_path's tokenizer as a GGUF (general.architecture plus
+ * tokenizer.ggml.*), for tokenizer conformance checks. */
+kvp_status kvp_convert_vocab_only(const char *in_path, const char *out_path, kvp_error *err);
+
+#endif

@@ -1,0 +1,112 @@
+/* llama.cpp as an outside peer: loads a GGUF written by `kvprune convert`
+ * with the libllama that node-llama-cpp ships, runs the prompt and greedy
+ * decoding, and compares ids and logits with a kvprune --dump-logits run.
+ * Built and run by peer_llamacpp.sh (needs llama.h from that package).
+ *
+ * usage: llama_peer BINS_DIR MODEL.gguf IDS(1,2,3) N_STEPS OUR_LOGITS.f32 OUR_IDS(4,5,..)
+ * exit 0 when ids are equal and every logit is within 1e-3 (relative to
+ * max(1, |x|)). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ggml-backend.h"
+#include "llama.h"
+
+static int parse_ids(const char *s, llama_token *out, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        out[n++] = (llama_token)strtol(s, &end, 10);
+        s = *end == ',' ? end + 1 : end;
+        if (end == s && *s) break;
+    }
+    return n;
+}
+
+static bool no_progress(float p, void *user) {
+    (void)p;
+    (void)user;
+    return true;
+}
+
+static void quiet(enum ggml_log_level level, const char *text, void *user) {
+    (void)user;
+    if (level >= GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 7) {
+        fprintf(stderr, "usage: llama_peer BINS MODEL IDS N_STEPS LOGITS IDS\n");
+        return 2;
+    }
+    llama_log_set(quiet, NULL);
+    ggml_backend_load_all_from_path(argv[1]);
+    llama_backend_init();
+    llama_token prompt[512], ours[512];
+    int n_prompt = parse_ids(argv[3], prompt, 512);
+    int n_steps = atoi(argv[4]);
+    int n_ours = parse_ids(argv[6], ours, 512);
+    struct llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers = 0;
+    mp.progress_callback = no_progress;
+    struct llama_model *model = llama_model_load_from_file(argv[2], mp);
+    if (!model) {
+        fprintf(stderr, "llama.cpp could not load %s\n", argv[2]);
+        return 1;
+    }
+    int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = 256;
+    cp.n_batch = 256;
+    cp.n_ubatch = 256;
+    cp.n_threads = 1;
+    cp.n_threads_batch = 1;
+    cp.type_k = GGML_TYPE_F32;
+    cp.type_v = GGML_TYPE_F32;
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    struct llama_context *ctx = llama_init_from_model(model, cp);
+    if (!ctx) {
+        fprintf(stderr, "llama.cpp could not create a context\n");
+        return 1;
+    }
+    FILE *f = fopen(argv[5], "rb");
+    float *ref = malloc(sizeof(float) * (size_t)n_vocab * n_steps);
+    size_t got = f ? fread(ref, sizeof(float), (size_t)n_vocab * n_steps, f) : 0;
+    if (f) fclose(f);
+    if (got != (size_t)n_vocab * n_steps) {
+        fprintf(stderr, "%s: expected %d x %d logits, read %zu\n", argv[5], n_steps, n_vocab, got);
+        return 1;
+    }
+    llama_token ids[512];
+    double worst = 0;
+    int mismatches = 0;
+    struct llama_batch b = llama_batch_get_one(prompt, n_prompt);
+    for (int s = 0; s < n_steps; s++) {
+        if (llama_decode(ctx, b)) {
+            fprintf(stderr, "llama_decode failed at step %d\n", s);
+            return 1;
+        }
+        const float *lg = llama_get_logits_ith(ctx, -1);
+        int best = 0;
+        for (int i = 0; i < n_vocab; i++) {
+            if (lg[i] > lg[best]) best = i;
+            double r = ref[(size_t)s * n_vocab + i];
+            double d = fabs(lg[i] - r) / (fabs(r) > 1 ? fabs(r) : 1);
+            if (d > worst) worst = d;
+        }
+        ids[s] = best;
+        if (s >= n_ours || ours[s] != best) mismatches++;
+        b = llama_batch_get_one(&ids[s], 1);
+    }
+    printf("llama.cpp ids:");
+    for (int s = 0; s < n_steps; s++) printf("%s%d", s ? "," : " ", ids[s]);
+    printf("\nid mismatches: %d of %d; largest logit difference (relative to max(1,|x|)): %.3g\n",
+           mismatches, n_steps, worst);
+    llama_free(ctx);
+    llama_model_free(model);
+    llama_backend_free();
+    free(ref);
+    return mismatches == 0 && worst <= 1e-3 ? 0 : 1;
+}

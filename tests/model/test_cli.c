@@ -1,0 +1,261 @@
+/* The generate / convert / info commands as a user runs them (argv[1] is the
+ * kvprune executable): JSON output, --dump-logits against the golden
+ * logits, EOS stopping, sampling determinism, exit codes on bad input. */
+#include <jansson.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+#define FIX "tests/data/model/llama-gqa"
+
+static const char *cli;
+static char tmp[256];
+
+/* Runs a command; returns its exit code and (if out) its stdout. */
+static int run(const char *args, char **out) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>%s/stderr.txt", cli, args, tmp);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (n + 1 >= cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = '\0';
+    int st = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *stderr_text(void) {
+    char p[300];
+    snprintf(p, sizeof p, "%s/stderr.txt", tmp);
+    FILE *f = fopen(p, "rb");
+    char *b = calloc(1, 8192);
+    if (f) {
+        size_t n = fread(b, 1, 8191, f);
+        b[n] = '\0';
+        fclose(f);
+    }
+    return b;
+}
+
+static json_t *gen_json(const char *args) {
+    char *out = NULL;
+    int rc = run(args, &out);
+    CHECK_MSG(rc == 0, "exit %d for %s", rc, args);
+    json_t *j = json_loads(out, 0, NULL);
+    CHECK_MSG(j != NULL, "not JSON: %s", out);
+    free(out);
+    return j;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return 1;
+    cli = argv[1];
+    snprintf(tmp, sizeof tmp, "%s/kvp_test_cli_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : P_tmpdir);
+    if (!mkdtemp(tmp)) return 1;
+
+    json_t *g = json_load_file(FIX "/golden.json", 0, NULL);
+    CHECK(g != NULL);
+    if (!g) return kvp_test_done("test_cli");
+    json_t *gp = json_object_get(g, "prompt_ids"), *gids = json_object_get(g, "ids");
+    int n_vocab = (int)json_integer_value(json_object_get(g, "n_vocab"));
+    char ids[512] = "";
+    for (size_t i = 0; i < json_array_size(gp); i++)
+        snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%lld", i ? "," : "",
+                 (long long)json_integer_value(json_array_get(gp, i)));
+
+    /* --json and --dump-logits against the golden run. */
+    char args[2048];
+    snprintf(args, sizeof args,
+             "generate -m " FIX " --prompt-ids %s -n 32 --ignore-eos --json --threads 2 "
+             "--dump-logits %s/logits.f32",
+             ids, tmp);
+    json_t *j = gen_json(args);
+    if (j) {
+        CHECK(json_equal(json_object_get(j, "prompt_ids"), gp));
+        CHECK(json_equal(json_object_get(j, "ids"), gids));
+        json_t *st = json_object_get(j, "stats");
+        CHECK_EQ_INT(json_integer_value(json_object_get(st, "prompt_tokens")), json_array_size(gp));
+        CHECK(json_is_number(json_object_get(st, "prefill_ms")));
+        CHECK(json_is_number(json_object_get(st, "decode_ms")));
+        CHECK(json_integer_value(json_object_get(st, "kv_bytes")) > 0);
+        CHECK(json_integer_value(json_object_get(st, "kv_bytes_full")) ==
+              json_integer_value(json_object_get(st, "kv_bytes")));
+        json_decref(j);
+    }
+    char p[512];
+    snprintf(p, sizeof p, "%s/logits.f32", tmp);
+    float *mine = malloc(sizeof(float) * 32 * n_vocab), *gold = malloc(sizeof(float) * 32 * n_vocab);
+    FILE *f = fopen(p, "rb");
+    size_t got = f ? fread(mine, sizeof(float), 32 * (size_t)n_vocab + 1, f) : 0;
+    if (f) fclose(f);
+    CHECK_EQ_INT(got, 32 * n_vocab);
+    f = fopen(FIX "/golden_logits.f32", "rb");
+    got = f ? fread(gold, sizeof(float), 32 * (size_t)n_vocab, f) : 0;
+    if (f) fclose(f);
+    CHECK_EQ_INT(got, 32 * n_vocab);
+    double worst = 0;
+    for (int i = 0; i < 32 * n_vocab; i++) {
+        double d = fabs(mine[i] - gold[i]) / (fabs(gold[i]) > 1 ? fabs(gold[i]) : 1);
+        if (d > worst) worst = d;
+    }
+    CHECK_MSG(worst <= 1e-4, "dumped logits differ from golden by %g", worst);
+    free(mine);
+    free(gold);
+
+    /* Stop at EOS: a copy of the fixture whose EOS is the 6th greedy id. */
+    char d[400];
+    snprintf(d, sizeof d, "%s/eosmodel", tmp);
+    mkdir(d, 0755);
+    json_t *cfg = json_load_file(FIX "/config.json", 0, NULL);
+    json_int_t eos = json_integer_value(json_array_get(gids, 5));
+    json_object_set_new(cfg, "eos_token_id", json_integer(eos));
+    snprintf(p, sizeof p, "%s/config.json", d);
+    json_dump_file(cfg, p, 0);
+    json_decref(cfg);
+    char cwd[1024];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    snprintf(p, sizeof p, "%s/model.safetensors", d);
+    char target[1200];
+    snprintf(target, sizeof target, "%s/" FIX "/model.safetensors", cwd);
+    CHECK(symlink(target, p) == 0);
+    snprintf(args, sizeof args, "generate -m %s --prompt-ids %s -n 32 --json", d, ids);
+    j = gen_json(args);
+    if (j) {
+        json_t *out_ids = json_object_get(j, "ids");
+        CHECK_EQ_INT(json_array_size(out_ids), 6);
+        CHECK(json_integer_value(json_array_get(out_ids, 5)) == eos);
+        CHECK(json_is_true(json_object_get(j, "stopped_at_eos")));
+        json_decref(j);
+    }
+    snprintf(args, sizeof args, "generate -m %s --prompt-ids %s -n 32 --json --ignore-eos", d, ids);
+    j = gen_json(args);
+    if (j) {
+        CHECK_EQ_INT(json_array_size(json_object_get(j, "ids")), 32);
+        json_decref(j);
+    }
+
+    /* Sampling: the seed decides; top-k 1 is greedy. */
+    char *o1 = NULL, *o2 = NULL, *o3 = NULL, *o4 = NULL;
+    snprintf(args, sizeof args, "generate -m " FIX " --prompt-ids %s -n 24 --temperature 1.5 --seed 7", ids);
+    CHECK(run(args, &o1) == 0);
+    CHECK(run(args, &o2) == 0);
+    snprintf(args, sizeof args, "generate -m " FIX " --prompt-ids %s -n 24 --temperature 1.5 --seed 8", ids);
+    CHECK(run(args, &o3) == 0);
+    snprintf(args, sizeof args,
+             "generate -m " FIX " --prompt-ids %s -n 24 --temperature 1.5 --top-k 1 --seed 9", ids);
+    CHECK(run(args, &o4) == 0);
+    CHECK(o1 && o2 && !strcmp(o1, o2));
+    CHECK(o1 && o3 && strcmp(o1, o3) != 0);
+    char greedy[512] = "[";
+    for (int i = 0; i < 24; i++)
+        snprintf(greedy + strlen(greedy), sizeof greedy - strlen(greedy), "%s%lld", i ? "," : "",
+                 (long long)json_integer_value(json_array_get(gids, i)));
+    strcat(greedy, "]\n");
+    CHECK_MSG(o4 && !strcmp(o4, greedy), "top-k 1: %s vs %s", o4 ? o4 : "", greedy);
+    free(o1);
+    free(o2);
+    free(o3);
+    free(o4);
+
+    /* Text prompts through the fixture with the kvp-mini tokenizer
+     * (<s>=1, <|system|>=3, <|user|>=4, <|assistant|>=5). */
+#define TOK "tests/data/model/llama-tok-bf16"
+    json_t *jc = gen_json("generate -m " TOK " --prompt 'Hello world' -n 4 --ignore-eos --json");
+    json_t *jn = gen_json("generate -m " TOK " --prompt 'Hello world' -n 4 --ignore-eos --json --no-chat");
+    json_t *js = gen_json("generate -m " TOK " --prompt 'Hello world' -n 4 --ignore-eos --json "
+                          "--system 'Be brief'");
+    snprintf(p, sizeof p, "%s/prompt.txt", tmp);
+    f = fopen(p, "w");
+    if (f) {
+        fputs("Hello world", f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "generate -m " TOK " --prompt-file %s -n 4 --ignore-eos --json", p);
+    json_t *jf = gen_json(args);
+    if (jc && jn && js && jf) {
+        json_t *pc = json_object_get(jc, "prompt_ids"), *pn = json_object_get(jn, "prompt_ids");
+        json_t *ps = json_object_get(js, "prompt_ids");
+        CHECK(json_integer_value(json_array_get(pc, 0)) == 1);
+        CHECK(json_integer_value(json_array_get(pn, 0)) == 1);
+        bool has_user = false, has_asst = false, has_sys = false, n_has_user = false;
+        for (size_t i = 0; i < json_array_size(pc); i++) {
+            has_user |= json_integer_value(json_array_get(pc, i)) == 4;
+            has_asst |= json_integer_value(json_array_get(pc, i)) == 5;
+        }
+        for (size_t i = 0; i < json_array_size(pn); i++)
+            n_has_user |= json_integer_value(json_array_get(pn, i)) == 4;
+        for (size_t i = 0; i < json_array_size(ps); i++)
+            has_sys |= json_integer_value(json_array_get(ps, i)) == 3;
+        CHECK(has_user && has_asst && !n_has_user && has_sys);
+        CHECK(json_array_size(pn) < json_array_size(pc));
+        CHECK(json_is_string(json_object_get(jc, "text")));
+        CHECK(json_equal(json_object_get(jf, "prompt_ids"), pc));
+        CHECK(json_equal(json_object_get(jf, "ids"), json_object_get(jc, "ids")));
+        /* Without --json the text is printed as is. */
+        char *plain = NULL;
+        CHECK(run("generate -m " TOK " --prompt 'Hello world' -n 4 --ignore-eos", &plain) == 0);
+        const char *t = json_string_value(json_object_get(jc, "text"));
+        CHECK(plain && t && strncmp(plain, t, strlen(t)) == 0 && !strcmp(plain + strlen(t), "\n"));
+        free(plain);
+    }
+    json_decref(jc);
+    json_decref(jn);
+    json_decref(js);
+    json_decref(jf);
+
+    /* convert + info. */
+    snprintf(args, sizeof args, "convert -m " FIX " -o %s/m.gguf --type f16", tmp);
+    CHECK(run(args, NULL) == 0);
+    char *out = NULL;
+    snprintf(args, sizeof args, "info -m %s/m.gguf --json", tmp);
+    CHECK(run(args, &out) == 0);
+    j = out ? json_loads(out, 0, NULL) : NULL;
+    CHECK(j && !strcmp(json_string_value(json_object_get(j, "arch")), "llama") &&
+          json_integer_value(json_object_get(j, "n_head_kv")) == 2 &&
+          json_integer_value(json_object_get(j, "n_vocab")) == n_vocab);
+    json_decref(j);
+    free(out);
+
+    /* Exit codes and messages. */
+    struct { const char *args; int rc; const char *msg; } bad[] = {
+        {"generate -m tests/data/model/no-such-model --prompt-ids 1 -n 2", 1, "no-such-model"},
+        {"generate -m " FIX " --prompt-ids 1,99999 -n 2", 1, "99999"},
+        {"generate -m " FIX " --prompt hello -n 2", 1, "no tokenizer"},
+        {"generate -m " FIX " -n 2", 2, "exactly one"},
+        {"generate --prompt-ids 1", 2, "-m"},
+        {"generate -m " FIX " --prompt-ids 1 --bogus", 2, "--bogus"},
+        {"generate -m " FIX " --prompt-ids 1 -n x", 2, "-n"},
+        {"generate -m " FIX " --prompt-ids 1,a", 2, "--prompt-ids"},
+        {"convert -m " FIX " -o /nonexistent-dir/x.gguf", 1, "x.gguf"},
+        {"convert -m " FIX " -o x.gguf --type q4", 2, "--type"},
+        {"info -m tests/data/model/README-not-here", 1, "README-not-here"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = run(bad[i].args, NULL);
+        char *e = stderr_text();
+        CHECK_MSG(rc == bad[i].rc, "'%s': exit %d, expected %d", bad[i].args, rc, bad[i].rc);
+        CHECK_MSG(strstr(e, bad[i].msg) != NULL, "'%s': stderr '%s' lacks '%s'", bad[i].args, e,
+                  bad[i].msg);
+        free(e);
+    }
+    json_decref(g);
+    snprintf(args, sizeof args, "rm -rf '%s'", tmp);
+    CHECK(system(args) == 0);
+    return kvp_test_done("test_cli");
+}

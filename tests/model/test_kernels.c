@@ -1,0 +1,142 @@
+/* Kernels: half/bfloat16 conversions, the matrix product against a double
+ * reference for awkward sizes, bit-identical results across thread counts
+ * and blockings, and the sampler. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format/gguf.h"
+#include "generate/sampler.h"
+#include "kernels/fp16.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "test_util.h"
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0) * 2 - 1);
+}
+
+int main(void) {
+    /* Every finite half survives a round trip; values are exact powers. */
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        if (((h >> 10) & 0x1f) == 0x1f && (h & 0x3ff)) continue; /* NaN */
+        if (kvp_f32_to_f16(kvp_f16_to_f32((uint16_t)h)) != h) bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK(kvp_f16_to_f32(0x3c00) == 1.0f);
+    CHECK(kvp_f16_to_f32(0xc000) == -2.0f);
+    CHECK(kvp_f16_to_f32(0x0001) == ldexpf(1.0f, -24));
+    CHECK(kvp_f16_to_f32(0x7bff) == 65504.0f);
+    CHECK(kvp_f32_to_f16(1.0f + ldexpf(1.0f, -11)) == 0x3c00);   /* tie to even */
+    CHECK(kvp_f32_to_f16(1.0f + 3 * ldexpf(1.0f, -11)) == 0x3c02);
+    CHECK(kvp_f32_to_f16(70000.0f) == 0x7c00);
+    CHECK(kvp_f32_to_f16(ldexpf(1.0f, -26)) == 0);
+    CHECK(kvp_f32_to_bf16(1.0f) == 0x3f80);
+    CHECK(kvp_bf16_to_f32(0x3f80) == 1.0f);
+    CHECK(kvp_f32_to_bf16(1.0f + ldexpf(1.0f, -8)) == 0x3f80);   /* tie to even */
+    CHECK(kvp_f32_to_bf16(1.0f + 3 * ldexpf(1.0f, -8)) == 0x3f82);
+
+    /* Matrix products. */
+    /* The last two exceed the single-thread cut-off, so threads really split them. */
+    int sizes[][3] = {{1, 1, 1}, {1, 37, 19}, {5, 33, 70}, {9, 64, 64}, {13, 100, 35}, {4, 16, 256},
+                      {9, 301, 517}, {1, 1500, 1000}};
+    uint32_t types[3] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        int T = sizes[si][0], N = sizes[si][1], K = sizes[si][2];
+        float *x = malloc(sizeof(float) * T * K), *w = malloc(sizeof(float) * N * K);
+        uint16_t *wh = malloc(2 * (size_t)N * K);
+        float *y1 = malloc(sizeof(float) * T * N), *y2 = malloc(sizeof(float) * T * N);
+        float *y3 = malloc(sizeof(float) * T * N);
+        for (int i = 0; i < T * K; i++) x[i] = frand();
+        for (int i = 0; i < N * K; i++) w[i] = frand();
+        for (int ti = 0; ti < 3; ti++) {
+            const void *wp = w;
+            float *wref = malloc(sizeof(float) * N * K);
+            if (types[ti] != GGML_TYPE_F32) {
+                for (int i = 0; i < N * K; i++)
+                    wh[i] = types[ti] == GGML_TYPE_F16 ? kvp_f32_to_f16(w[i]) : kvp_f32_to_bf16(w[i]);
+                wp = wh;
+            }
+            kvp_to_f32(wref, wp, types[ti], (int64_t)N * K);
+            CHECK(kvp_matmul(y1, x, T, wp, types[ti], N, K, false, 1));
+            CHECK(kvp_matmul(y2, x, T, wp, types[ti], N, K, false, 3));
+            CHECK(memcmp(y1, y2, sizeof(float) * T * N) == 0);
+            /* Row by row (no token tiles) gives the same bits. */
+            for (int t = 0; t < T; t++)
+                CHECK(kvp_matmul(y3 + (size_t)t * N, x + (size_t)t * K, 1, wp, types[ti], N, K, false, 2));
+            CHECK_MSG(memcmp(y1, y3, sizeof(float) * T * N) == 0, "T=%d N=%d K=%d type %u", T, N, K,
+                      types[ti]);
+            double worst = 0;
+            for (int t = 0; t < T; t++)
+                for (int n = 0; n < N; n++) {
+                    double s = 0;
+                    for (int k = 0; k < K; k++) s += (double)x[t * K + k] * wref[n * K + k];
+                    double d = fabs(s - y1[t * N + n]);
+                    if (d > worst) worst = d;
+                }
+            CHECK_MSG(worst < 1e-5 * K, "T=%d N=%d K=%d: %g", T, N, K, worst);
+            /* Accumulate adds onto y. */
+            memcpy(y2, y1, sizeof(float) * T * N);
+            CHECK(kvp_matmul(y2, x, T, wp, types[ti], N, K, true, 2));
+            for (int i = 0; i < T * N; i++) CHECK_NEAR(y2[i], 2 * y1[i], 1e-6);
+            free(wref);
+        }
+        free(x);
+        free(w);
+        free(wh);
+        free(y1);
+        free(y2);
+        free(y3);
+    }
+
+    /* RMSNorm and RoPE on small known cases. */
+    float v[4] = {1, 2, 3, 4}, w4[4] = {1, 1, 2, 0.5f}, o[4];
+    kvp_rmsnorm(o, v, w4, 1, 4, 0.0f);
+    double r = sqrt(7.5);
+    CHECK_NEAR(o[0], 1 / r, 1e-6);
+    CHECK_NEAR(o[2], 6 / r, 1e-6);
+    CHECK_NEAR(o[3], 2 / r, 1e-6);
+    double inv[2] = {1.0, 0.5};
+    float cs[2 * 2 * 2];
+    kvp_rope_table(cs, 2, 3, inv, 2); /* positions 3 and 4 */
+    float q[2][4] = {{1, 0, 0, 1}, {1, 2, 3, 4}};
+    kvp_rope_apply(&q[0][0], 2, 1, 4, cs, 2);
+    /* pair (0,2) rotates by pos*1, pair (1,3) by pos*0.5 */
+    CHECK_NEAR(q[0][0], cos(3.0), 1e-6);
+    CHECK_NEAR(q[0][2], sin(3.0), 1e-6);
+    CHECK_NEAR(q[0][1], -sin(1.5), 1e-6);
+    CHECK_NEAR(q[0][3], cos(1.5), 1e-6);
+    CHECK_NEAR(q[1][0], 1 * cos(4.0) - 3 * sin(4.0), 1e-6);
+    CHECK_NEAR(q[1][2], 3 * cos(4.0) + 1 * sin(4.0), 1e-6);
+
+    /* Sampler: greedy ties pick the lowest id; a seed fixes the draw;
+     * top-k 1 is greedy; sampled frequencies follow the softmax. */
+    float logits[5] = {0.5f, 2.0f, 2.0f, -1.0f, 1.0f};
+    kvp_sampler s;
+    CHECK(kvp_sampler_init(&s, 5, 0.0f, 0, 1.0f, 1));
+    CHECK_EQ_INT(kvp_sampler_pick(&s, logits), 1);
+    kvp_sampler_free(&s);
+    CHECK(kvp_sampler_init(&s, 5, 1.0f, 1, 1.0f, 1));
+    for (int i = 0; i < 20; i++) CHECK_EQ_INT(kvp_sampler_pick(&s, logits), 1);
+    kvp_sampler_free(&s);
+    int counts[5] = {0};
+    CHECK(kvp_sampler_init(&s, 5, 1.0f, 0, 1.0f, 42));
+    for (int i = 0; i < 20000; i++) counts[kvp_sampler_pick(&s, logits)]++;
+    kvp_sampler_free(&s);
+    double z = 0;
+    for (int i = 0; i < 5; i++) z += exp(logits[i]);
+    for (int i = 0; i < 5; i++) CHECK_NEAR(counts[i] / 20000.0, exp(logits[i]) / z, 0.015);
+    /* top-p 0.5 keeps only the two tied best tokens (together > 0.5). */
+    memset(counts, 0, sizeof counts);
+    CHECK(kvp_sampler_init(&s, 5, 1.0f, 0, 0.5f, 3));
+    for (int i = 0; i < 2000; i++) counts[kvp_sampler_pick(&s, logits)]++;
+    kvp_sampler_free(&s);
+    CHECK(counts[0] == 0 && counts[3] == 0 && counts[4] == 0 && counts[1] > 800 && counts[2] > 800);
+    return kvp_test_done("test_kernels");
+}

@@ -1,0 +1,140 @@
+"""Goldens for the pruning cache driven with random q/k/v (no model).
+
+For two shapes (GQA and MHA) it writes tests/data/cache/<shape>.bin (the
+float32 inputs, per layer: q [T][H][d], k [T][Hkv][d], v [T][Hkv][d]) and
+tests/data/cache/<shape>.json: for every method x budget kind x
+decode-evict x head mode (plus streaming, chunked-prefill and alias cases)
+the kept positions after the prefill and at the end (hex bit masks of
+absolute positions, per layer and stream), the sum of squares of every
+step's outputs, the last step's outputs, and `min_margin`: the smallest
+relative score gap at any selection boundary. float32 (C) and float64 (this
+reference) can only disagree on a choice whose margin is within rounding,
+so the C test demands identical selections where min_margin >= 1e-4 and
+counts the rest (the fixtures are random, so such configurations are rare).
+
+usage: /usr/bin/python3 tools/cacheref/make_cache_goldens.py [out_dir]
+"""
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cacheref  # noqa: E402
+
+SHAPES = {
+    "gqa": dict(n_layer=2, n_head=4, n_head_kv=2, d=16, prompt=48, decode=16,
+                seed=1234),
+    "mha": dict(n_layer=2, n_head=3, n_head_kv=3, d=8, prompt=40, decode=16,
+                seed=99),
+}
+
+BUDGETS = [
+    dict(budget="abs", num_recent=6, num_heavy=10),
+    dict(budget="ratio", recent_ratio=0.125, heavy_ratio=0.25),
+    dict(budget="cache_ratio", num_recent=6, cache_ratio=0.4),
+]
+
+
+def configs():
+    out = []
+    for name in cacheref.method_names():
+        for b in (BUDGETS if name != "full" else BUDGETS[:1]):
+            for de in (True, False):
+                for gqa in ("q", "kv"):
+                    c = dict(method=name, decode_evict=de, gqa=gqa,
+                             streaming=False, chunk=0)
+                    c.update(b)
+                    out.append(c)
+    extra = [("h2o", 0), ("kvcVK", 0), ("snapkv", 0), ("kvcK+maxpool", 0)]
+    for name, _ in extra:
+        for gqa in ("q", "kv"):
+            c = dict(method=name, decode_evict=True, gqa=gqa, streaming=True,
+                     chunk=0)
+            c.update(BUDGETS[0])
+            out.append(c)
+    # chunked prefill: chunks smaller than the prompt and one chunk >= prompt
+    for name in ("full", "h2o", "tova", "snapkv", "kvcV", "kvcK", "kvcVK",
+                 "kvcVK_fullhist", "sink", "kvcV+avgpool"):
+        for chunk in (16, 7, 1000):
+            for gqa in ("q", "kv"):
+                c = dict(method=name, decode_evict=True, gqa=gqa,
+                         streaming=False, chunk=chunk)
+                c.update(BUDGETS[0])
+                out.append(c)
+    for alias in ("obcV", "obcVK+tova", "obcK_fullhist"):
+        c = dict(method=alias, decode_evict=True, gqa="q", streaming=False,
+                 chunk=0)
+        c.update(BUDGETS[0])
+        out.append(c)
+    return out
+
+
+def masks(kept):
+    return [[format(sum(1 << p for p in s), "x") for s in layer]
+            for layer in kept]
+
+
+def run(shape, inputs, cfg):
+    L, H, Hkv, d = shape["n_layer"], shape["n_head"], shape["n_head_kv"], shape["d"]
+    P, D = shape["prompt"], shape["decode"]
+    c = cacheref.Cache(cfg, L, H, Hkv, d)
+    blocks = []
+    chunk = cfg["chunk"] if cfg["chunk"] > 0 else P
+    for s in range(0, P, chunk):
+        blocks.append((s, min(chunk, P - s), P))
+    for t in range(D):
+        blocks.append((P + t, 1, 0))
+    out_sq, after_prefill, out_last = [], None, None
+    for (s, n, total) in blocks:
+        c.begin(n, total)
+        outs = []
+        for layer in range(L):
+            q, k, v = inputs[layer]
+            o = c.attend(layer, q[s:s + n], k[s:s + n], v[s:s + n])
+            outs.append(o)
+        c.end()
+        out_sq.append(float(sum((o ** 2).sum() for o in outs)))
+        if s + n == P:
+            after_prefill = masks(c.kept())
+        out_last = np.concatenate([o[-1].ravel() for o in outs])
+    res = dict(cfg)
+    res.update(after_prefill=after_prefill, final=masks(c.kept()),
+               out_sq=[float("%.8g" % x) for x in out_sq],
+               out_last=[float("%.6g" % x) for x in out_last],
+               min_margin=float("%.3g" % min(c.min_margin, 1e30)))
+    return res
+
+
+def main():
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else "tests/data/cache"
+    os.makedirs(out_dir, exist_ok=True)
+    for sname, shape in SHAPES.items():
+        rng = np.random.default_rng(shape["seed"])
+        T = shape["prompt"] + shape["decode"]
+        H, Hkv, d = shape["n_head"], shape["n_head_kv"], shape["d"]
+        raw, inputs = [], []
+        for _ in range(shape["n_layer"]):
+            # q scaled so that logits have a std of about 2: peaked but not
+            # one-hot attention, hence well separated scores
+            q = (0.5 * rng.standard_normal((T, H, d))).astype(np.float32)
+            k = rng.standard_normal((T, Hkv, d)).astype(np.float32)
+            v = rng.standard_normal((T, Hkv, d)).astype(np.float32)
+            raw += [q, k, v]
+            inputs.append(tuple(x.astype(np.float64) for x in (q, k, v)))
+        with open(os.path.join(out_dir, sname + ".bin"), "wb") as f:
+            for x in raw:
+                f.write(x.astype("<f4").tobytes())
+        res = [run(shape, inputs, cfg) for cfg in configs()]
+        low = sum(1 for r in res if r["min_margin"] < 1e-4)
+        print(f"{sname}: {len(res)} configurations, {low} with a selection "
+              f"margin < 1e-4")
+        doc = {k: v for k, v in shape.items() if k != "seed"}
+        doc["configs"] = res
+        with open(os.path.join(out_dir, sname + ".json"), "w") as f:
+            json.dump(doc, f, separators=(",", ":"))
+
+
+if __name__ == "__main__":
+    main()
