@@ -2,8 +2,9 @@
  * (12 query heads, 4 KV heads, head dim 64; layers as given): what the
  * pruning cache itself costs, without the model's matmuls.
  *
- *   bench_cache prefill N [runs]        prefill attention of N tokens per
- *                                       method, ratio vs full
+ *   bench_cache prefill N [runs [m,..]] prefill attention of N tokens per
+ *                                       method (default: a list from full to
+ *                                       the full-history variants), vs full
  *   bench_cache decode N ratio [steps]  decode attention after an N-token
  *                                       prompt: cache of ratio*N vs full
  *   bench_cache rss N chunk budget L    chunked prefill of N tokens through
@@ -27,6 +28,12 @@ enum { H = 12, KV = 4, D = 64 };
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static double cpu_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
@@ -107,22 +114,34 @@ int main(int argc, char **argv) {
         printf("prefill attention, %d tokens, 1 layer, %d q / %d kv heads, d %d, %d threads, "
                "budget %d+%d, median of %d\n",
                n, H, KV, D, nt, r, hv, runs);
-        printf("| method | ms | vs full |\n|---|---:|---:|\n");
+        printf("| method | wall ms | vs full | CPU ms (all threads) | vs full |\n"
+               "|---|---:|---:|---:|---:|\n");
         /* runs are interleaved across methods so that load from other
          * processes spreads evenly over them */
-        enum { NM = sizeof methods / sizeof *methods };
-        double t[NM][16];
+        const char *list[32];
+        int nm = 0;
+        if (argc > 4) {
+            char *save = NULL;
+            for (char *t = strtok_r(argv[4], ",", &save); t && nm < 32; t = strtok_r(NULL, ",", &save))
+                list[nm++] = t;
+        } else {
+            for (size_t m = 0; m < sizeof methods / sizeof *methods; m++) list[nm++] = methods[m];
+        }
+        double t[32][16], cpu[32][16];
         if (runs > 16) runs = 16;
         for (int i = 0; i < runs; i++)
-            for (int m = 0; m < NM; m++) {
-                kvp_cache *c = make(methods[m], r, hv, KVP_GQA_PER_QUERY_HEAD, 1);
+            for (int m = 0; m < nm; m++) {
+                kvp_cache *c = make(list[m], r, hv, KVP_GQA_PER_QUERY_HEAD, 1);
+                double c0 = cpu_ms();
                 t[m][i] = run_prefill(c, n, 0, 1, nt);
+                cpu[m][i] = cpu_ms() - c0;
                 kvp_cache_free(c);
             }
-        double full = median(t[0], runs);
-        for (int m = 0; m < NM; m++) {
-            double med = median(t[m], runs);
-            printf("| %s | %.1f | %+.1f%% |\n", methods[m], med, 100.0 * (med / full - 1.0));
+        double full = median(t[0], runs), full_cpu = median(cpu[0], runs);
+        for (int m = 0; m < nm; m++) {
+            double med = median(t[m], runs), mc = median(cpu[m], runs);
+            printf("| %s | %.1f | %+.1f%% | %.1f | %+.1f%% |\n", list[m], med,
+                   100.0 * (med / full - 1.0), mc, 100.0 * (mc / full_cpu - 1.0));
         }
         return 0;
     }
@@ -139,18 +158,22 @@ int main(int argc, char **argv) {
                 /* the prompt streams in chunks so that the pruned cache never
                  * holds more than budget + chunk */
                 run_prefill(c, n, pruned ? 1024 : 0, 1, nt);
-                double t0 = kvc_attn_ms(c);
                 float q[H * D], k[KV * D], v[KV * D], o[H * D];
                 kvp_error err;
-                for (int s = 0; s < steps; s++) {
-                    fill(q, H * D);
-                    fill(k, KV * D);
-                    fill(v, KV * D);
-                    kvc_begin(c, 1, 0, &err);
-                    kvc_attend(c, 0, q, k, v, o, nt, &err);
-                    kvc_end(c);
+                double per[3];
+                for (int b = 0; b < 3; b++) { /* median of 3 batches of steps */
+                    double t0 = kvc_attn_ms(c);
+                    for (int s = 0; s < steps; s++) {
+                        fill(q, H * D);
+                        fill(k, KV * D);
+                        fill(v, KV * D);
+                        kvc_begin(c, 1, 0, &err);
+                        kvc_attend(c, 0, q, k, v, o, nt, &err);
+                        kvc_end(c);
+                    }
+                    per[b] = (kvc_attn_ms(c) - t0) / steps;
                 }
-                double ms = (kvc_attn_ms(c) - t0) / steps;
+                double ms = median(per, 3);
                 kvp_cache_stats st;
                 kvp_cache_get_stats(c, &st);
                 printf("| %s | %s | %lld | %.3f | %.0f | %.1f |\n",
@@ -178,6 +201,6 @@ int main(int argc, char **argv) {
         kvp_cache_free(c);
         return 0;
     }
-    fprintf(stderr, "usage: bench_cache prefill N [runs] | decode N ratio [steps] | rss N chunk budget layers\n");
+    fprintf(stderr, "usage: bench_cache prefill N [runs [m,...]] | decode N ratio [steps] | rss N chunk budget layers\n");
     return 2;
 }

@@ -18,9 +18,10 @@ const char cli_cache_flags_help[] =
     "  --no-decode-evict      evict only after the prompt (the cache then grows\n"
     "                         by one token per generated token)\n"
     "  --streaming            always keep the first 4 tokens (attention sinks)\n"
-    "  --gqa-mode MODE        per-query-head (the seed's: one stream per query head)\n"
-    "                         or per-kv-head (one stream per KV head, the group's\n"
-    "                         scores summed; group-size times less KV memory)\n"
+    "  --gqa-mode MODE        per-kv-head (default: one stream per KV head, the\n"
+    "                         group's scores summed; group-size times less KV\n"
+    "                         memory) or per-query-head (the seed's: one stream\n"
+    "                         per query head, K/V copied per head)\n"
     "  --cache-max-tokens N   capacity of each cache stream (0: the model's context\n"
     "                         for the full cache, unlimited for pruned ones)\n";
 

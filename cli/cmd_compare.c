@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/cache.h"
 #include "cli.h"
 #include "kept_dump.h"
 
@@ -16,7 +17,9 @@ static const char usage[] =
     "Runs the same prompt with each method (greedy decoding) and prints a table:\n"
     "kept tokens per cache stream, KV memory (pruned vs full), prefill time, decode\n"
     "speed, attention time, how many leading tokens agree with the first method,\n"
-    "and each output. --dump-kept PREFIX writes PREFIX<method>.json (see generate).\n"
+    "and each output. Text prompts are tokenized as they are (no chat template).\n"
+    "--dump-kept PREFIX writes PREFIX<method>.json: the kept positions after the\n"
+    "prefill and at the end. --methods replaces the cache flag --method.\n"
     "  -m, --model PATH        GGUF file or Hugging Face folder\n"
     "  -n, --max-new-tokens N  tokens to generate per method (default 64)\n"
     "  -t, --threads N         threads (default: all cores)\n"
@@ -25,6 +28,7 @@ static const char usage[] =
 typedef struct run_result {
     const char *method;
     kvp_gen_result res;
+    double decode_attn_ms; /* attention + cache time of the decode steps */
     char *text;
     char warning[256];
     size_t same_prefix;
@@ -34,6 +38,8 @@ typedef struct snap_ctx {
     kvp_cache *cache;
     cli_kept_snapshot snap;
     bool want;
+    int calls;
+    double attn_after_prefill;
 } snap_ctx;
 
 static bool on_token(void *user, int32_t id, const float *logits, int n_vocab) {
@@ -41,7 +47,11 @@ static bool on_token(void *user, int32_t id, const float *logits, int n_vocab) {
     (void)logits;
     (void)n_vocab;
     snap_ctx *s = user;
-    if (s->want && s->snap.n_layer == 0) cli_kept_capture(s->cache, &s->snap);
+    /* the first token comes right after the prefill, before any decode step */
+    if (s->calls++ == 0) {
+        s->attn_after_prefill = kvc_attn_ms(s->cache);
+        if (s->want) cli_kept_capture(s->cache, &s->snap);
+    }
     return true;
 }
 
@@ -176,10 +186,10 @@ int cmd_compare(int argc, char **argv) {
         p.method = methods[m];
         kvp_cache *cache = NULL;
         if (kvp_cache_new(model, &p, &cache, &err) != KVP_OK) {
-            cli_lib_error(&err);
+            cli_error("method %s: %s", methods[m], err.message);
             goto done;
         }
-        snap_ctx sc = {cache, {0}, dump != NULL};
+        snap_ctx sc = {cache, {0}, dump != NULL, 0, 0.0};
         kvp_gen_params g = kvp_gen_default_params();
         g.max_new_tokens = (int)n_new;
         g.n_threads = (int)n_threads;
@@ -196,14 +206,12 @@ int cmd_compare(int argc, char **argv) {
             if (!cli_write_kept_json(path, &sc.snap, cache)) st = KVP_ERR_IO;
         }
         cli_kept_free(&sc.snap);
+        r->decode_attn_ms = sc.calls > 0 ? r->res.attn_ms - sc.attn_after_prefill : 0.0;
         const char *w = kvp_cache_warning(cache);
         snprintf(r->warning, sizeof r->warning, "%s", w ? w : "");
         kvp_cache_free(cache);
         if (st != KVP_OK) {
-            if (st != KVP_ERR_IO) {
-                cli_error("method %s:", methods[m]);
-                cli_lib_error(&err);
-            }
+            if (st != KVP_ERR_IO) cli_error("method %s: %s", methods[m], err.message);
             goto done;
         }
         size_t tl = 0;
@@ -239,6 +247,7 @@ int cmd_compare(int argc, char **argv) {
             json_object_set_new(o, "prefill_ms", json_real(r->res.prefill_ms));
             json_object_set_new(o, "decode_ms", json_real(r->res.decode_ms));
             json_object_set_new(o, "attn_ms", json_real(r->res.attn_ms));
+            json_object_set_new(o, "decode_attn_ms", json_real(r->decode_attn_ms));
             json_object_set_new(o, "num_recent", json_integer(s->num_recent));
             json_object_set_new(o, "num_heavy", json_integer(s->num_heavy));
             json_object_set_new(o, "kept_tokens", json_integer(s->n_kept_total));
@@ -257,8 +266,8 @@ int cmd_compare(int argc, char **argv) {
     } else {
         printf("prompt: %zu tokens, %ld new tokens per method, head mode %s\n\n", n_ids, n_new,
                cp.gqa_mode == KVP_GQA_PER_KV_HEAD ? "per-kv-head" : "per-query-head");
-        printf("%-22s %8s %10s %7s %10s %10s %9s %9s %6s  %s\n", "method", "kept/str",
-               "KV MiB", "of full", "peak MiB", "prefill ms", "decode t/s", "attn ms",
+        printf("%-22s %8s %9s %7s %9s %10s %10s %12s %7s  %s\n", "method", "kept/str",
+               "KV MiB", "of full", "peak MiB", "prefill ms", "decode t/s", "dec attn ms",
                "same", "output");
         for (int m = 0; m < n_methods; m++) {
             run_result *r = &runs[m];
@@ -267,12 +276,12 @@ int cmd_compare(int argc, char **argv) {
             double dec_tps = r->res.decode_ms > 0 && r->res.n_ids > 1
                                  ? (double)(r->res.n_ids - 1) * 1e3 / r->res.decode_ms
                                  : 0.0;
-            printf("%-22s %8.1f %10.2f %6.1f%% %10.2f %10.1f %10.1f %9.1f %3zu/%-3zu ",
+            printf("%-22s %8.1f %9.2f %6.1f%% %9.2f %10.1f %10.1f %12.1f %3zu/%-3zu ",
                    r->method, streams > 0 ? (double)s->n_kept_total / streams : 0.0,
                    (double)s->kv_bytes / 1048576.0,
                    s->kv_bytes_full ? 100.0 * (double)s->kv_bytes / (double)s->kv_bytes_full : 0.0,
                    (double)s->kv_bytes_peak / 1048576.0, r->res.prefill_ms, dec_tps,
-                   r->res.attn_ms, r->same_prefix, r->res.n_ids);
+                   r->decode_attn_ms, r->same_prefix, r->res.n_ids);
             print_clipped(r->text ? r->text : "", 40);
             putchar('\n');
         }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "kept_dump.h"
 
 static void help(void) {
     printf("usage: kvprune generate -m PATH (--prompt-ids 1,2,3 | --prompt TEXT | --prompt-file F)\n"
@@ -15,6 +16,8 @@ static void help(void) {
            "  -n, --n-predict N     tokens to generate (default 64)\n"
            "  --json                print one JSON object (prompt_ids, ids, text, stats)\n"
            "  --dump-logits FILE    float32 LE logits, one row of n_vocab per generated token\n"
+           "  --dump-kept FILE      JSON of the positions each cache stream keeps after the\n"
+           "                        prefill and at the end\n"
            "  --ignore-eos          keep generating past EOS\n"
            "  --threads N           threads (default: all cores; results do not depend on it)\n"
            "  --temperature T       0 (default): greedy\n"
@@ -31,11 +34,16 @@ static void help(void) {
 typedef struct dump_ctx {
     FILE *f;
     bool failed;
+    const kvp_cache *cache;       /* set when --dump-kept asks for a snapshot */
+    cli_kept_snapshot *kept;
+    bool kept_failed;
 } dump_ctx;
 
 static bool on_token(void *user, int32_t id, const float *logits, int n_vocab) {
     (void)id;
     dump_ctx *d = user;
+    /* The first call comes right after the prefill, before any decode step. */
+    if (d->kept && d->kept->n_layer == 0 && !cli_kept_capture(d->cache, d->kept)) d->kept_failed = true;
     if (d->f && fwrite(logits, sizeof(float), (size_t)n_vocab, d->f) != (size_t)n_vocab)
         d->failed = true;
     return true;
@@ -68,6 +76,8 @@ static void json_ids(FILE *o, const int32_t *ids, size_t n) {
 
 int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt_text = NULL, *prompt_file = NULL, *dump_path = NULL;
+    const char *kept_path = NULL;
+    cli_kept_snapshot kept = {0};
     const char *chat_template = NULL, *system_msg = NULL;
     int32_t *prompt_ids = NULL;
     size_t n_prompt = 0;
@@ -111,6 +121,8 @@ int cmd_generate(int argc, char **argv) {
             json = true;
         } else if (!strcmp(a, "--dump-logits")) {
             if (!cli_take_value(argc, argv, &i, &dump_path)) goto usage;
+        } else if (!strcmp(a, "--dump-kept")) {
+            if (!cli_take_value(argc, argv, &i, &kept_path)) goto usage;
         } else if (!strcmp(a, "--ignore-eos")) {
             gp.ignore_eos = true;
         } else if (!strcmp(a, "--threads")) {
@@ -178,24 +190,17 @@ int cmd_generate(int argc, char **argv) {
             rc = cli_error("%s: the model has no tokenizer; use --prompt-ids", model_path);
             goto out;
         }
-        char *rendered = NULL;
-        const char *to_tok = prompt_text;
-        if (!no_chat) {
+        kvp_status s;
+        if (no_chat) {
+            kvp_tokenize_params tp = kvp_tokenize_default_params();
+            s = kvp_tokenize(tok, prompt_text, strlen(prompt_text), &tp, &prompt_ids, &n_prompt, &err);
+        } else {
             kvp_chat_message msgs[2];
             size_t nm = 0;
             if (system_msg) msgs[nm++] = (kvp_chat_message){"system", system_msg};
             msgs[nm++] = (kvp_chat_message){"user", prompt_text};
-            if (kvp_chat_apply(tok, chat_template, msgs, nm, true, &rendered, &err)) {
-                rc = cli_lib_error(&err);
-                goto out;
-            }
-            to_tok = rendered;
+            s = kvp_chat_tokenize(tok, chat_template, msgs, nm, true, &prompt_ids, &n_prompt, &err);
         }
-        kvp_tokenize_params tp = kvp_tokenize_default_params();
-        tp.add_special = true;
-        tp.parse_special = true;
-        kvp_status s = kvp_tokenize(tok, to_tok, strlen(to_tok), &tp, &prompt_ids, &n_prompt, &err);
-        kvp_free(rendered);
         if (s) {
             rc = cli_lib_error(&err);
             goto out;
@@ -207,7 +212,7 @@ int cmd_generate(int argc, char **argv) {
     }
     const char *warn = kvp_cache_warning(cache);
     if (warn) fprintf(stderr, "kvprune: warning: %s\n", warn);
-    dump_ctx dc = {NULL, false};
+    dump_ctx dc = {NULL, false, cache, kept_path ? &kept : NULL, false};
     if (dump_path) {
         dump = fopen(dump_path, "wb");
         if (!dump) {
@@ -227,6 +232,16 @@ int cmd_generate(int argc, char **argv) {
         dump = NULL;
         if (bad) {
             rc = cli_error("--dump-logits: writing '%s' failed", dump_path);
+            goto out;
+        }
+    }
+    if (kept_path) {
+        if (dc.kept_failed) {
+            rc = cli_error("--dump-kept: out of memory while copying the kept positions");
+            goto out;
+        }
+        if (!cli_write_kept_json(kept_path, &kept, cache)) {
+            rc = 1;
             goto out;
         }
     }
@@ -264,6 +279,7 @@ usage:
     rc = 2;
 out:
     if (dump) fclose(dump);
+    cli_kept_free(&kept);
     kvp_free(text);
     kvp_gen_result_free(&res);
     kvp_cache_free(cache);

@@ -1,6 +1,8 @@
 /* kvprune: the command line of kv-cache-pruner. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -24,7 +26,20 @@ static void usage(FILE *to) {
     fprintf(to, "\n'kvprune <command> --help' describes a command's options.\n");
 }
 
+/* OpenMP's default lets idle workers spin between parallel regions; on a
+ * machine whose cores are busy with anything else that costs more than it
+ * saves (a 4k-token decode step measured 15.7 ms spinning vs 1.0 ms
+ * sleeping). The runtime reads the policy before main(), so the first run
+ * sets it and re-executes itself; an explicit OMP_WAIT_POLICY is respected. */
+static void prefer_passive_openmp(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    /* exec failed (no /proc): carry on with the default policy. */
+}
+
 int main(int argc, char **argv) {
+    prefer_passive_openmp(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -180,6 +180,14 @@ kvp_status kvp_chat_apply(const kvp_tokenizer *tok, const char *template_name,
                           const kvp_chat_message *msgs, size_t n_msgs,
                           bool add_generation_prompt, char **out,
                           kvp_error *err);
+/* Renders messages with kvp_chat_apply and tokenizes the result the way the
+ * model expects: special-token text is parsed, and BOS is added by the
+ * tokenizer's rule unless the rendered text already starts with it (llama3
+ * and mistral templates write it themselves). */
+kvp_status kvp_chat_tokenize(const kvp_tokenizer *tok, const char *template_name,
+                             const kvp_chat_message *msgs, size_t n_msgs,
+                             bool add_generation_prompt, int32_t **ids,
+                             size_t *n_ids, kvp_error *err);
 /* The name of the template recognised for this tokenizer, or NULL. */
 const char *kvp_chat_template_name(const kvp_tokenizer *tok);
 
@@ -240,6 +248,9 @@ typedef struct kvp_cache_params {
     double cache_ratio;
     bool decode_evict;    /* evict one token per decode step (default true)  */
     bool streaming;       /* always keep 4 sink tokens                       */
+    /* Default per-kv-head: group-size times less KV memory for the same
+     * budget, and better agreement with the full cache at equal memory
+     * (BENCHMARKS.md); per-query-head reproduces the seed. */
     kvp_gqa_mode gqa_mode;
     /* Tokens one stream may hold. 0: the model's context length for the
      * full cache, unlimited for pruned ones. When set, a pruned cache must

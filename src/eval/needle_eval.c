@@ -295,17 +295,29 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+static size_t method_rank(const char *label) {
+    size_t len = strcspn(label, " ");
+    const char *const *names = kvp_cache_method_names();
+    size_t i;
+    for (i = 0; names[i]; i++)
+        if (strlen(names[i]) == len && !strncmp(names[i], label, len)) return i;
+    return i;
+}
+
+static int row_cmp(const char *a, const char *b) {
+    size_t ra = method_rank(a), rb = method_rank(b);
+    if (ra != rb) return ra < rb ? -1 : 1;
+    return strcmp(a, b);
+}
+
 static bool grid_build(const kvp_task_scores *t, grid *g) {
     memset(g, 0, sizeof *g);
     g->rows = calloc(t->n + 1, sizeof *g->rows);
     g->cols = calloc(t->n + 1, sizeof *g->cols);
     if (!g->rows || !g->cols) return false;
-    /* Rows in first-seen order, except that reference methods (no ratio)
-     * come first. */
-    for (int pass = 0; pass < 2; pass++)
+    for (int pass = 0; pass < 1; pass++)
         for (size_t i = 0; i < t->n; i++) {
             const kvp_exp_score *e = &t->exps[i];
-            if ((pass == 0) != isnan(e->ratio)) continue;
             char *l = row_label(e);
             if (!l) return false;
             bool dup = false;
@@ -314,6 +326,14 @@ static bool grid_build(const kvp_task_scores *t, grid *g) {
                 free(l);
             else
                 g->rows[g->nr++] = l;
+        }
+    /* Rows in the method table's order (full, sink, h2o, tova, snapkv, kvc*),
+     * names it does not know after them. */
+    for (size_t a = 1; a < g->nr; a++)
+        for (size_t b = a; b > 0 && row_cmp(g->rows[b - 1], g->rows[b]) > 0; b--) {
+            char *tmp = g->rows[b];
+            g->rows[b] = g->rows[b - 1];
+            g->rows[b - 1] = tmp;
         }
     for (size_t i = 0; i < t->n; i++) {
         double r = t->exps[i].ratio;

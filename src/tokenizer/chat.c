@@ -25,6 +25,7 @@ void tok_recognise_template(kvp_tokenizer *t) {
 
 const char *kvp_chat_template_name(const kvp_tokenizer *tok) { return tok ? tok->chat_name : NULL; }
 
+/* JavaScript's String.prototype.trim(), which the template engine's |trim uses. */
 static void js_trim(const char *s, size_t *off, size_t *len) {
     size_t a = 0, b = strlen(s);
     int k;
@@ -252,4 +253,21 @@ kvp_status kvp_chat_apply(const kvp_tokenizer *tok, const char *template_name,
     }
     *out = b.p;
     return KVP_OK;
+}
+
+kvp_status kvp_chat_tokenize(const kvp_tokenizer *tok, const char *template_name,
+                             const kvp_chat_message *msgs, size_t n_msgs, bool add_generation_prompt,
+                             int32_t **ids, size_t *n_ids, kvp_error *err) {
+    char *rendered = NULL;
+    kvp_status s = kvp_chat_apply(tok, template_name, msgs, n_msgs, add_generation_prompt, &rendered, err);
+    if (s) return s;
+    /* Templates that write the BOS text themselves (llama3, mistral) must not
+     * get a second BOS from the tokenizer's own rule. */
+    kvp_tokenize_params tp = kvp_tokenize_default_params();
+    tp.parse_special = true;
+    const char *bos = tok->bos >= 0 ? kvp_token_text(tok, tok->bos) : NULL;
+    tp.add_special = !(bos && *bos && strncmp(rendered, bos, strlen(bos)) == 0);
+    s = kvp_tokenize(tok, rendered, strlen(rendered), &tp, ids, n_ids, err);
+    free(rendered);
+    return s;
 }

@@ -18,7 +18,6 @@ struct kvp_detok {
     unsigned char pend[8];
     int n_pend;
     tok_buf out;
-    tok_buf flushed;
 };
 
 static bool is_special(const kvp_tokenizer *t, int32_t id) {
@@ -168,7 +167,6 @@ const char *kvp_detok_flush(kvp_detok *d) {
 void kvp_detok_free(kvp_detok *d) {
     if (!d) return;
     free(d->out.p);
-    free(d->flushed.p);
     free(d);
 }
 

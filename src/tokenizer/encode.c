@@ -303,9 +303,28 @@ static bool encode_bytelevel_word(const kvp_tokenizer *t, workspace *w, const ch
     return merge_ranks(t, w, len, (const unsigned char *)word) && emit_syms(t, w, word, len, out);
 }
 
-static bool is_ascii(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] >= 0x80) return false;
+/* True when NFC cannot change s: every character is a starter without a
+ * canonical decomposition that cannot be the second half of a composition
+ * (Hangul, composed algorithmically, always goes through NFC). Most text,
+ * CJK included, passes and skips the costly normalisation. */
+static bool nfc_stable(const char *s, size_t n) {
+    const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)s;
+    for (size_t i = 0; i < n;) {
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t l = utf8proc_iterate(u + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (l <= 0) return false;
+        i += (size_t)l;
+        if ((cp >= 0x1100 && cp <= 0x11FF) || (cp >= 0xA960 && cp <= 0xA97F) || (cp >= 0xAC00 && cp <= 0xD7FF))
+            return false;
+        const utf8proc_property_t *p = utf8proc_get_property(cp);
+        if (p->combining_class != 0) return false;
+        if (p->comb_index != UINT16_MAX && p->comb_index >= 0x8000) return false;
+        if (p->decomp_seqindex != UINT16_MAX && p->decomp_type == 0) return false;
+    }
     return true;
 }
 
@@ -313,7 +332,7 @@ static kvp_status encode_segment(const kvp_tokenizer *t, workspace *w, const cha
                                  ids_vec *out, kvp_error *err) {
     if (n == 0) return KVP_OK;
     utf8proc_uint8_t *nfc = NULL;
-    if (t->nfc && !is_ascii(seg, n)) {
+    if (t->nfc && !nfc_stable(seg, n)) {
         utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)seg, (utf8proc_ssize_t)n, &nfc,
                                           UTF8PROC_STABLE | UTF8PROC_COMPOSE);
         if (r < 0)

@@ -56,6 +56,10 @@ typedef struct tok_merge_entry {
 typedef struct tok_mergemap {
     uint32_t cap;
     tok_merge_entry *e;
+    /* One bit per hash of every merge key, small enough to stay in cache:
+     * most lookups are for pairs that have no merge and end here. */
+    uint64_t *filter;
+    uint32_t filter_mask;  /* bits - 1 */
 } tok_mergemap;
 
 /* Trie over bytes of the added tokens, for longest-match splitting. */
@@ -80,7 +84,6 @@ struct kvp_tokenizer {
     uint32_t *len;
     float *scores;             /* NULL unless known                        */
     uint8_t *type;             /* TOK_TYPE_*                               */
-    char *text_pool;           /* backing storage of text[] when pooled    */
     tok_strmap vocab;          /* model vocabulary + added tokens          */
 
     tok_mergemap merges;

@@ -18,9 +18,9 @@ void kvp_tokenizer_free(kvp_tokenizer *t) {
     free(t->scores);
     free(t->type);
     free(t->strip);
-    free(t->text_pool);
     free(t->vocab.slots);
     free(t->merges.e);
+    free(t->merges.filter);
     free(t->byte_pairs);
     free(t->merge_left);
     free(t->merge_right);

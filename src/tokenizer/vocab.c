@@ -418,6 +418,11 @@ kvp_status tok_merges_reserve(kvp_tokenizer *t, int32_t n, kvp_error *err) {
         return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory for %d merges", t->source, n);
     for (uint32_t i = 0; i < cap; i++) t->merges.e[i].key = UINT64_MAX;
     t->merges.cap = cap;
+    uint32_t bits = 1u << 16;
+    while (bits < (uint32_t)n * 8u && bits < (1u << 24)) bits *= 2;
+    t->merges.filter = calloc(bits / 64, sizeof(uint64_t));
+    if (!t->merges.filter) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
+    t->merges.filter_mask = bits - 1;
     t->n_merges = 0;
     return KVP_OK;
 }
@@ -447,6 +452,8 @@ kvp_status tok_add_merge(kvp_tokenizer *t, const char *l, size_t ll, const char 
         i = (i + 1) & mask;
     }
     if (t->merges.e[i].key == UINT64_MAX) {
+        uint32_t fb = (uint32_t)(hash_u64(key) >> 32) & t->merges.filter_mask;
+        t->merges.filter[fb >> 6] |= 1ULL << (fb & 63);
         t->merges.e[i].key = key;
         t->merges.e[i].rank = t->n_merges;
         t->merges.e[i].result = m;
@@ -460,8 +467,11 @@ kvp_status tok_add_merge(kvp_tokenizer *t, const char *l, size_t ll, const char 
 const tok_merge_entry *tok_merge_find(const kvp_tokenizer *t, int32_t a, int32_t b) {
     if (!t->merges.cap) return NULL;
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    uint64_t h = hash_u64(key);
+    uint32_t fb = (uint32_t)(h >> 32) & t->merges.filter_mask;
+    if (!(t->merges.filter[fb >> 6] & (1ULL << (fb & 63)))) return NULL;
     uint32_t mask = t->merges.cap - 1;
-    uint32_t i = (uint32_t)hash_u64(key) & mask;
+    uint32_t i = (uint32_t)h & mask;
     for (;;) {
         const tok_merge_entry *e = &t->merges.e[i];
         if (e->key == key) return e;

@@ -44,8 +44,16 @@ static kvp_status feed(kvp_cache *c, int n, int chunk, int n_total, kvp_error *e
     return st;
 }
 
-static kvp_cache *make(const char *method, int r, int h, kvp_error *err) {
+/* The defaults, in per-query-head mode (one stream per query head), which
+ * the counts below assume. */
+static kvp_cache_params qparams(void) {
     kvp_cache_params p = kvp_cache_default_params();
+    p.gqa_mode = KVP_GQA_PER_QUERY_HEAD;
+    return p;
+}
+
+static kvp_cache *make(const char *method, int r, int h, kvp_error *err) {
+    kvp_cache_params p = qparams();
     p.method = method;
     p.num_recent = r;
     p.num_heavy = h;
@@ -90,6 +98,8 @@ static void test_budgets(void) {
     kvp_cache_params p = kvp_cache_default_params();
     CHECK_STR(p.method, "full");
     CHECK(p.decode_evict && !p.streaming && p.num_recent == -1 && p.heavy_ratio < 0);
+    CHECK(p.gqa_mode == KVP_GQA_PER_KV_HEAD);
+    p.gqa_mode = KVP_GQA_PER_QUERY_HEAD;
     kvp_cache *c = NULL;
     /* full needs no budget */
     CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_OK);
@@ -129,7 +139,7 @@ static void test_budgets(void) {
     CHECK_EQ_INT(st.num_heavy, 10);
     kvp_cache_free(c);
     /* fixed recent + cache ratio; an error when it leaves no heavy tokens */
-    p = kvp_cache_default_params();
+    p = qparams();
     p.method = "kvcVK";
     p.num_recent = 8;
     p.cache_ratio = 0.25;
@@ -158,7 +168,7 @@ static void test_budgets(void) {
     CHECK(kvp_cache_warning(c) == NULL);
     kvp_cache_free(c);
     /* bad shapes and modes */
-    p = kvp_cache_default_params();
+    p = qparams();
     CHECK(kvc_new_dims(NL, 3, 2, D, 0, &p, &c, &err) == KVP_ERR_INVALID_ARG);
     p.gqa_mode = (kvp_gqa_mode)7;
     CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_ERR_INVALID_ARG);
@@ -187,7 +197,7 @@ static void test_positions_and_modes(void) {
     kvp_cache_free(c);
 
     /* no decode eviction: the cache grows by one token per step */
-    kvp_cache_params p = kvp_cache_default_params();
+    kvp_cache_params p = qparams();
     p.method = "kvcK";
     p.num_recent = 4;
     p.num_heavy = 6;
@@ -213,7 +223,7 @@ static void test_positions_and_modes(void) {
     kvp_cache_free(c);
 
     /* head modes: one stream per query head vs per KV head */
-    p = kvp_cache_default_params();
+    p = qparams();
     kvp_cache *cq = NULL, *ck = NULL;
     CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &cq, &err) == KVP_OK);
     p.gqa_mode = KVP_GQA_PER_KV_HEAD;
@@ -236,7 +246,7 @@ static void test_positions_and_modes(void) {
 static void test_memory(void) {
     kvp_error err;
     /* a full cache with room for 512 tokens refuses a 4096-token prompt ... */
-    kvp_cache_params p = kvp_cache_default_params();
+    kvp_cache_params p = qparams();
     p.max_tokens = 512;
     kvp_cache *c = NULL;
     CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_OK);
@@ -281,7 +291,7 @@ static void test_memory(void) {
 static void run_threads(const char *method, int n_threads, float **outs, int32_t **kept,
                         size_t *n_kept) {
     enum { H = 4, KV = 2, DD = 32, P = 700, STEPS = 6 };
-    kvp_cache_params p = kvp_cache_default_params();
+    kvp_cache_params p = qparams();
     p.method = method;
     p.num_recent = 32;
     p.num_heavy = 96;

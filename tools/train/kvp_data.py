@@ -174,9 +174,10 @@ class TooLong(Exception):
 
 
 class NeedleGen:
-    def __init__(self, tok, hay, phrasings, adjs, nouns):
+    def __init__(self, tok, hay, phrasings, adjs, nouns, max_query=3):
         self.tok, self.hay, self.phr = tok, hay, phrasings
         self.adjs, self.nouns = adjs, nouns
+        self.max_query = max_query
 
     def task(self, rng, kind, phr):
         """Returns (template, needles, query, answer_text, values)."""
@@ -202,7 +203,7 @@ class NeedleGen:
             # Values are listed in the order they appear in the text.
             return phr["template_multi"], needles, k, None, vs
         if kind == "multiquery":
-            n = rng.randint(2, 3)
+            n = rng.randint(2, self.max_query)
             ks = [make_key(rng, self.adjs, self.nouns, keys) for _ in range(n)]
             vs = [make_value(rng, vals) for _ in range(n)]
             needles = [phr["needle"].format(key=k, value=v) for k, v in zip(ks, vs)]

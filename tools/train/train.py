@@ -29,13 +29,29 @@ import train_tokenizer  # noqa: E402
 import words  # noqa: E402
 
 TOKENS_PER_STEP = 8192
-# (sequence length, steps, lr at start, lr at end, share of plain-LM samples)
+
+
+def phase(L, steps, lr0, lr1, p_lm, stop=None, tokens=TOKENS_PER_STEP, dense=False):
+    """One curriculum phase.  stop: steps actually run (the lr still follows
+    `steps`).  dense: more needles queried per prompt and keys drawn from a
+    large pool of essay words, so keys cannot be recalled from memory and
+    must be copied."""
+    return dict(L=L, steps=steps, lr0=lr0, lr1=lr1, p_lm=p_lm,
+                stop=steps if stop is None else stop, tokens=tokens, dense=dense)
+
+
 PHASES = [
-    (256, 300, 1e-3, 1e-3, 0.25),
-    (512, 150, 1e-3, 1e-3, 0.25),
-    (1024, 150, 1e-3, 1e-3, 0.2),
-    (2048, 150, 1e-3, 5e-4, 0.15),
-    (4096, 400, 5e-4, 5e-5, 0.1),
+    phase(256, 300, 1e-3, 1e-3, 0.25),
+    phase(512, 150, 1e-3, 1e-3, 0.25),
+    phase(1024, 150, 1e-3, 1e-3, 0.2),
+    # Retrieval had not appeared after these 5M tokens (keys were predicted
+    # from the small training key lists, digits at chance), so this phase was
+    # cut after 25 steps and the run went back to short, denser prompts.
+    phase(2048, 150, 1e-3, 5e-4, 0.15, stop=25),
+    phase(512, 500, 1e-3, 1e-3, 0.1, tokens=4096, dense=True),
+    phase(1024, 100, 1e-3, 1e-3, 0.1, dense=True),
+    phase(2048, 150, 7e-4, 4e-4, 0.1, dense=True),
+    phase(4096, 240, 4e-4, 4e-5, 0.1, dense=True),
 ]
 WARMUP = 50
 # The last part of the final phase decays; before that its lr is constant.
@@ -43,6 +59,7 @@ DECAY_FROM = 0.4
 ANSWER_WEIGHT = 1.0
 
 KINDS = [("single", 0.5), ("multikey", 0.2), ("multivalue", 0.15), ("multiquery", 0.15)]
+KINDS_DENSE = [("single", 0.3), ("multikey", 0.2), ("multivalue", 0.15), ("multiquery", 0.35)]
 
 
 def pick(rng, table):
@@ -54,16 +71,15 @@ def pick(rng, table):
     return table[-1][0]
 
 
-def lr_at(phase, i):
-    L, steps, lr0, lr1, _ = phase
-    if L == PHASES[-1][0]:
-        t = max(0.0, (i / steps - (1 - DECAY_FROM)) / DECAY_FROM)
+def lr_at(ph, i):
+    if ph is PHASES[-1]:
+        t = max(0.0, (i / ph["steps"] - (1 - DECAY_FROM)) / DECAY_FROM)
     else:
-        t = i / steps
-    return lr0 + (lr1 - lr0) * t
+        t = i / ph["steps"]
+    return ph["lr0"] + (ph["lr1"] - ph["lr0"]) * t
 
 
-def make_batch(rng, L, n, p_lm, needle, lm):
+def make_batch(rng, L, n, p_lm, needle, lm, kinds=KINDS):
     ids = torch.full((n, L), kvp_data.EOS, dtype=torch.long)
     w_lm = torch.zeros(n, L - 1)
     w_ans = torch.zeros(n, L - 1)
@@ -77,7 +93,7 @@ def make_batch(rng, L, n, p_lm, needle, lm):
             wrap = pick(rng, [("legacy", 0.45), ("plain", 0.4), ("raw", 0.15)])
             try:
                 s, a, _ = needle.sample(
-                    rng, L, kind=pick(rng, KINDS), noise=rng.random() < 0.2, wrap=wrap,
+                    rng, L, kind=pick(rng, kinds), noise=rng.random() < 0.2, wrap=wrap,
                     system=rng.choice(kvp_data.SYSTEM_PROMPTS) if rng.random() < 0.15 else None,
                     keep_space=rng.random() < 0.15)
                 break
@@ -144,7 +160,7 @@ def main():
 
     # Tokenizer: trained on the training essays only.
     tok_model = train_tokenizer.train_spm(a.essays, a.out)
-    train_tokenizer.write_hf_tokenizer_files(tok_model, a.out, PHASES[-1][0])
+    train_tokenizer.write_hf_tokenizer_files(tok_model, a.out, PHASES[-1]["L"])
     tok = kvp_data.Tok(spm.SentencePieceProcessor(model_file=tok_model))
 
     train_files, held_files = kvp_data.split_essays(a.essays)
@@ -156,10 +172,18 @@ def main():
     needle_eval = kvp_data.NeedleGen(tok, kvp_data.Haystack(held_files, tok), phrasings,
                                      words.EVAL_ADJECTIVES, words.EVAL_NOUNS)
     lm = kvp_data.LMGen(train_files, tok)
+    # Key words for dense phases: training lists plus plain lowercase essay
+    # words, never a word of the held-out key lists.
+    banned = set(words.EVAL_ADJECTIVES) | set(words.EVAL_NOUNS)
+    pool = sorted({w for w in needle.hay.words if w.isalpha() and w.islower()
+                   and 3 <= len(w) <= 10 and w not in banned})
+    needle_dense = kvp_data.NeedleGen(tok, needle.hay, phrasings,
+                                      words.TRAIN_ADJECTIVES + pool, words.TRAIN_NOUNS + pool,
+                                      max_query=5)
 
     cfg = kvp_model.Config(vocab_size=tok.sp.get_piece_size(), dim=a.dim, n_layers=a.layers,
                            n_heads=a.heads, n_kv_heads=a.kv_heads, hidden=a.hidden,
-                           rope_theta=a.rope_theta, max_pos=PHASES[-1][0])
+                           rope_theta=a.rope_theta, max_pos=PHASES[-1]["L"])
     model = kvp_model.Model(cfg)
     n_params = sum(p.numel() for p in model.parameters())
     log(event="model", params=n_params, config=cfg.to_hf())
@@ -167,7 +191,7 @@ def main():
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                              {"params": no_decay, "weight_decay": 0.0}],
-                            lr=PHASES[0][2], betas=(0.9, 0.95), eps=1e-8)
+                            lr=PHASES[0]["lr0"], betas=(0.9, 0.95), eps=1e-8)
 
     step, tokens, best = 0, 0, None
     ema = None
@@ -185,9 +209,10 @@ def main():
         step, tokens, best, ema, start = st["step"], st["tokens"], st["best"], st["ema"], st["pos"]
         t_start -= st["elapsed"]
         log(event="resume", step=step)
-    for pi, phase in enumerate(PHASES):
-        L, steps, _, _, p_lm = phase
-        bsz = TOKENS_PER_STEP // L
+    for pi, ph in enumerate(PHASES):
+        L, steps, p_lm = ph["L"], ph["stop"], ph["p_lm"]
+        bsz = ph["tokens"] // L
+        gen, kinds = (needle_dense, KINDS_DENSE) if ph["dense"] else (needle, KINDS)
         for i in range(steps):
             if (pi, i) < start:
                 continue
@@ -197,13 +222,13 @@ def main():
                             "best": best, "ema": ema, "pos": (pi, i),
                             "elapsed": time.time() - t_start}, state_path + ".tmp")
                 os.replace(state_path + ".tmp", state_path)
-            lr = lr_at(phase, i)
+            lr = lr_at(ph, i)
             if step < WARMUP:
                 lr *= (step + 1) / WARMUP
             for g in opt.param_groups:
                 g["lr"] = lr
             t0 = time.time()
-            ids, w_lm, w_ans = make_batch(rng, L, bsz, p_lm, needle, lm)
+            ids, w_lm, w_ans = make_batch(rng, L, bsz, p_lm, gen, lm, kinds)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 logits = model(ids[:, :-1])
             nll = F.cross_entropy(logits.float().reshape(-1, cfg.vocab_size),
@@ -232,7 +257,7 @@ def main():
                 torch.save(ck, os.path.join(a.work, "ckpt_%05d.pt" % step))
                 score = sum(accs.values())
                 log(event="eval", step=step, L=L, acc=accs)
-                if L == PHASES[-1][0] and (best is None or score >= best[0]):
+                if ph is PHASES[-1] and (best is None or score >= best[0]):
                     best = (score, step)
                     torch.save(ck, os.path.join(a.work, "best.pt"))
                     export.export(model, a.out)
