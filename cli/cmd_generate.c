@@ -13,13 +13,13 @@ static void help(void) {
            "  --prompt-ids LIST     prompt token ids, used verbatim (no BOS added)\n"
            "  --prompt TEXT         prompt text (wrapped in the chat template unless --no-chat)\n"
            "  --prompt-file F       prompt text from a file\n"
-           "  -n, --n-predict N     tokens to generate (default 64)\n"
+           "  -n, --n-predict N     tokens to generate (default 64; also --max-new-tokens)\n"
            "  --json                print one JSON object (prompt_ids, ids, text, stats)\n"
            "  --dump-logits FILE    float32 LE logits, one row of n_vocab per generated token\n"
            "  --dump-kept FILE      JSON of the positions each cache stream keeps after the\n"
            "                        prefill and at the end\n"
            "  --ignore-eos          keep generating past EOS\n"
-           "  --threads N           threads (default: all cores; results do not depend on it)\n"
+           "  -t, --threads N       threads (default: all cores; results do not depend on it)\n"
            "  --temperature T       0 (default): greedy\n"
            "  --top-k K             sample from the K most likely (0: off)\n"
            "  --top-p P             nucleus sampling (1: off)\n"
@@ -114,7 +114,7 @@ int cmd_generate(int argc, char **argv) {
             if (!cli_take_value(argc, argv, &i, &prompt_text)) goto usage;
         } else if (!strcmp(a, "--prompt-file")) {
             if (!cli_take_value(argc, argv, &i, &prompt_file)) goto usage;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict") || !strcmp(a, "--max-new-tokens")) {
             if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 24, &lv)) goto usage;
             gp.max_new_tokens = (int)lv;
         } else if (!strcmp(a, "--json")) {
@@ -125,7 +125,7 @@ int cmd_generate(int argc, char **argv) {
             if (!cli_take_value(argc, argv, &i, &kept_path)) goto usage;
         } else if (!strcmp(a, "--ignore-eos")) {
             gp.ignore_eos = true;
-        } else if (!strcmp(a, "--threads")) {
+        } else if (!strcmp(a, "--threads") || !strcmp(a, "-t")) {
             if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 1024, &threads)) goto usage;
         } else if (!strcmp(a, "--temperature")) {
             if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_double(a, v, 0, 100, &dv)) goto usage;
@@ -210,8 +210,6 @@ int cmd_generate(int argc, char **argv) {
         rc = cli_lib_error(&err);
         goto out;
     }
-    const char *warn = kvp_cache_warning(cache);
-    if (warn) fprintf(stderr, "kvprune: warning: %s\n", warn);
     dump_ctx dc = {NULL, false, cache, kept_path ? &kept : NULL, false};
     if (dump_path) {
         dump = fopen(dump_path, "wb");
@@ -235,6 +233,9 @@ int cmd_generate(int argc, char **argv) {
             goto out;
         }
     }
+    /* Ratio budgets (and their warnings) are settled by the prefill. */
+    const char *warn = kvp_cache_warning(cache);
+    if (warn) fprintf(stderr, "kvprune: warning: %s\n", warn);
     if (kept_path) {
         if (dc.kept_failed) {
             rc = cli_error("--dump-kept: out of memory while copying the kept positions");

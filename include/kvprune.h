@@ -200,7 +200,7 @@ const char *kvp_chat_template_name(const kvp_tokenizer *tok);
  * compacted together when tokens are evicted (memory is given back). The
  * attention of each layer runs inside the cache, so scores come from the
  * exact softmax weights of the forward pass (no second pass, no n x n
- * buffer). The semantics are those of spec/methods.md; in short:
+ * buffer). The semantics (docs/cache.md) in short:
  *
  *  - Methods: full, sink, h2o, h2o_fullhist, tova, snapkv, snapkv_avgpool,
  *    kvcV, kvcV_p1, kvcK, kvcVK, kvcVK_no_cross; each kvc* name also with

@@ -1,4 +1,4 @@
-/* The method table (spec/methods.md "Method table"), name parsing and
+/* The method table (docs/cache.md, "Methods"), name parsing and
  * budgets. */
 #include "cache/policy.h"
 

@@ -1,4 +1,4 @@
-/* The spec's method math (spec/methods.md "Per-token scores" and
+/* The spec's method math (docs/cache.md: the per-token scores and
  * "Eviction") as plain functions over column reductions, plus the
  * standalone scorer kvp_score_tokens. */
 #include <math.h>

@@ -258,6 +258,8 @@ kvp_status kvp_chat_apply(const kvp_tokenizer *tok, const char *template_name,
 kvp_status kvp_chat_tokenize(const kvp_tokenizer *tok, const char *template_name,
                              const kvp_chat_message *msgs, size_t n_msgs, bool add_generation_prompt,
                              int32_t **ids, size_t *n_ids, kvp_error *err) {
+    if (!tok) return kvp_fail(err, KVP_ERR_INVALID_ARG, "the model has no tokenizer, so a text prompt cannot be tokenized");
+    if (!ids || !n_ids) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_chat_tokenize: NULL output");
     char *rendered = NULL;
     kvp_status s = kvp_chat_apply(tok, template_name, msgs, n_msgs, add_generation_prompt, &rendered, err);
     if (s) return s;

@@ -1,4 +1,4 @@
-"""Independent float64 reference of the pruning KV cache (spec/methods.md).
+"""Independent float64 reference of the pruning KV cache (the semantics of docs/cache.md).
 
 Written from the spec, not from the C sources: it materialises the whole
 attention matrix of each block (fine for the small fixtures it runs on) and
