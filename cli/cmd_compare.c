@@ -11,7 +11,7 @@
 
 static const char usage[] =
     "usage: kvprune compare -m PATH (--prompt TEXT | --prompt-file F | --prompt-ids 1,2,3)\n"
-    "                       [--methods full,h2o,kvcV,kvcK,kvcVK] [cache budget flags]\n"
+    "                       [--methods LIST] [cache budget flags]\n"
     "                       [-n N] [--json] [-t N] [--prefill-chunk N] [--ignore-eos]\n"
     "                       [--dump-kept PREFIX]\n"
     "Runs the same prompt with each method (greedy decoding) and prints a table:\n"
@@ -19,7 +19,10 @@ static const char usage[] =
     "speed, attention time, how many leading tokens agree with the first method,\n"
     "and each output. Text prompts are tokenized as they are (no chat template).\n"
     "--dump-kept PREFIX writes PREFIX<method>.json: the kept positions after the\n"
-    "prefill and at the end. --methods replaces the cache flag --method.\n"
+    "prefill and at the end.\n"
+    "  --methods, --method LIST  comma-separated cache methods, the first is the\n"
+    "                          reference (default full,h2o,kvcV,kvcK,kvcVK); a\n"
+    "                          single name runs just that method\n"
     "  -m, --model PATH        GGUF file or Hugging Face folder\n"
     "  -n, --max-new-tokens N  tokens to generate per method (default 64)\n"
     "  -t, --threads N         threads (default: all cores)\n"
@@ -76,12 +79,20 @@ static char *ids_text(const int32_t *ids, size_t n) {
 int cmd_compare(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *ids_arg = NULL;
     const char *methods_arg = "full,h2o,kvcV,kvcK,kvcVK", *dump = NULL;
+    const char *methods_flag = "--methods"; /* as typed, for errors */
     bool json = false;
     long n_new = 64, n_threads = 0, chunk = 0;
     bool ignore_eos = false;
     kvp_cache_params cp = kvp_cache_default_params();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
+        /* Here --method takes a list like --methods (checked below), so it
+         * is taken before the shared cache flags, which accept one name. */
+        if (strcmp(a, "--methods") == 0 || strcmp(a, "--method") == 0) {
+            if (!cli_take_value(argc, argv, &i, &methods_arg)) return 2;
+            methods_flag = a;
+            continue;
+        }
         int r = cli_cache_flag(argc, argv, &i, &cp);
         if (r < 0) return 2;
         if (r > 0) continue;
@@ -97,8 +108,6 @@ int cmd_compare(int argc, char **argv) {
             if (!cli_take_value(argc, argv, &i, &prompt_file)) return 2;
         } else if (strcmp(a, "--prompt-ids") == 0) {
             if (!cli_take_value(argc, argv, &i, &ids_arg)) return 2;
-        } else if (strcmp(a, "--methods") == 0) {
-            if (!cli_take_value(argc, argv, &i, &methods_arg)) return 2;
         } else if (strcmp(a, "--dump-kept") == 0) {
             if (!cli_take_value(argc, argv, &i, &dump)) return 2;
         } else if (strcmp(a, "-n") == 0 || strcmp(a, "--max-new-tokens") == 0) {
@@ -122,16 +131,20 @@ int cmd_compare(int argc, char **argv) {
     if ((prompt != NULL) + (prompt_file != NULL) + (ids_arg != NULL) != 1)
         return cli_usage_error("compare",
                                "give exactly one of --prompt, --prompt-file, --prompt-ids");
-    if (strcmp(cp.method, "full") != 0)
-        return cli_usage_error("compare", "use --methods (a list) instead of --method");
 
     /* the method list, validated before loading the model */
     char *mcopy = strdup(methods_arg);
-    const char *methods[64];
+    if (!mcopy) return cli_error("out of memory");
+    enum { MAX_METHODS = 64 };
+    const char *methods[MAX_METHODS];
     int n_methods = 0;
     char *save = NULL;
-    for (char *t = strtok_r(mcopy, ",", &save); t && n_methods < 64;
-         t = strtok_r(NULL, ",", &save)) {
+    for (char *t = strtok_r(mcopy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n_methods == MAX_METHODS) {
+            free(mcopy);
+            return cli_usage_error("compare", "%s: more than %d methods", methods_flag,
+                                   MAX_METHODS);
+        }
         kvp_cache_params probe = cp;
         int k = 1;
         char *fake[3] = {"compare", "--method", t};
@@ -143,7 +156,7 @@ int cmd_compare(int argc, char **argv) {
     }
     if (n_methods == 0) {
         free(mcopy);
-        return cli_usage_error("compare", "--methods: empty list");
+        return cli_usage_error("compare", "%s: empty list", methods_flag);
     }
 
     int rc = 1;

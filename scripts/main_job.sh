@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 MODEL=${KVP_MODEL:-models/kvp-mini}
 OUT=${KVP_OUT:-out/main_job}
 LENGTHS=${KVP_LENGTHS:-1024,2048}
-DEPTHS=${KVP_DEPTHS:-0,50,100}
-SAMPLES=${KVP_SAMPLES:-2}
+DEPTHS=${KVP_DEPTHS:-0,25,50,75,100}
+SAMPLES=${KVP_SAMPLES:-1}
 METHODS=${KVP_METHODS:-full,sink,h2o,tova,snapkv,kvcV,kvcK,kvcVK}
 RATIOS=${KVP_RATIOS:-0.02,0.05,0.1}
 HAYSTACK=${KVP_HAYSTACK:-noise}

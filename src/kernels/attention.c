@@ -3,12 +3,17 @@
 #include <math.h>
 #include <string.h>
 
-/* Keys are visited in tiles of TILE columns. Each tile of K (and of V for
- * the key score) is transposed once into [d][TILE] so that a query row's
- * logits for the whole tile are computed as broadcast-multiply-adds along
- * the keys (vectorised over keys, no horizontal sums), and the transpose is
- * shared by every row of the call. All loops run in a fixed order, so the
- * results depend on the inputs only, never on the caller's threading. */
+/* Two implementations of each pass, chosen at compile time:
+ *  - AVX-512 (__AVX512F__): blocks of 16 query rows vectorised over rows
+ *    (prefill), or rows one at a time vectorised over keys (decode, fewer
+ *    than MIN_ROWS_VEC rows), with a vectorised exp (see exp_le0).
+ *  - portable: keys are visited in tiles of TILE columns. Each tile of K
+ *    (and of V for the key score) is transposed once into [d][TILE] so that
+ *    a query row's logits for the whole tile are computed as
+ *    broadcast-multiply-adds along the keys, the transpose shared by every
+ *    row of the call.
+ * All loops run in a fixed order, so the results depend on the inputs only,
+ * never on the caller's threading. */
 #define TILE 64
 #define MAX_D KVP_ATTN_MAX_HEAD_DIM
 /* Below this many rows per call (decode) the transpose costs more than it
@@ -51,10 +56,237 @@ static void transpose_tile(const float *src, int d, int nt, float *restrict dst)
         for (int u = 0; u < d; u++) dst[(size_t)u * TILE + t] = 0.0f;
 }
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+
+/* Prefill path: rows are vectorised instead of keys. A block of 16 query
+ * rows is transposed once into [d][16], so the logits of one key for all 16
+ * rows are d broadcast-FMAs (the key's elements are broadcast straight from
+ * the row-major K: no K transpose), the online softmax (max, rescale, exp,
+ * sum) runs on whole vectors of rows, and P.V accumulates into the
+ * transposed output [d][16] with V's elements broadcast likewise. Every
+ * loop runs in a fixed order, so results depend on the inputs only. */
+#define RB 16 /* rows per block: one vector of floats */
+#define KC 64 /* keys per online-softmax step */
+#define MIN_ROWS_VEC 8
+
+/* exp(x) for x <= 0 (Cephes expf: range reduction by ln2 with a two-part
+ * constant, degree-5 polynomial; about 1 ulp). x below -104 (including
+ * -inf and NaN) gives 0 or a denormal. */
+static inline __m512 exp_le0(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r2 = _mm512_mul_ps(r, r);
+    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* s[t] = q_rows . k_t (unscaled) for 16 consecutive keys at kb. */
+static inline void block_logits16(const float *restrict qt, const float *restrict kb, int d,
+                                  __m512 *restrict s) {
+    __m512 acc[16];
+    for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+    for (int u = 0; u < d; u++) {
+        const __m512 qu = _mm512_load_ps(qt + (size_t)u * RB);
+        for (int t = 0; t < 16; t++)
+            acc[t] = _mm512_fmadd_ps(qu, _mm512_set1_ps(kb[(size_t)t * d + u]), acc[t]);
+    }
+    for (int t = 0; t < 16; t++) s[t] = acc[t];
+}
+
+/* One block of nr <= 16 rows (row 0 sees keys 0..kv_base). */
+static void forward_block16(const float *q, size_t q_stride, int nr, const float *k,
+                            const float *v, int d, int kv_base, float scale, float *out,
+                            size_t out_stride, float *row_max, float *row_sum) {
+    _Alignas(64) float qt[MAX_D * RB];
+    _Alignas(64) float ot[MAX_D * RB];
+    _Alignas(64) float kpad[16 * MAX_D];
+    __m512 s[KC];
+    for (int u = 0; u < d; u++)
+        for (int r = 0; r < RB; r++) qt[u * RB + r] = r < nr ? q[(size_t)r * q_stride + u] : 0.0f;
+    memset(ot, 0, sizeof(float) * (size_t)d * RB);
+    __m512 m = _mm512_set1_ps(-INFINITY), l = _mm512_setzero_ps();
+    const __m512 vscale = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
+    const int n_see = kv_base + nr; /* keys any row of the block sees */
+    for (int j0 = 0; j0 < n_see; j0 += KC) {
+        const int nk = n_see - j0 < KC ? n_see - j0 : KC;
+        for (int t0 = 0; t0 < nk; t0 += 16) {
+            const float *kb = k + (size_t)(j0 + t0) * d;
+            if (nk - t0 < 16) { /* zero-padded copy: never read past the keys */
+                memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
+                memcpy(kpad, kb, sizeof(float) * (size_t)(nk - t0) * d);
+                kb = kpad;
+            }
+            block_logits16(qt, kb, d, s + t0);
+        }
+        __m512 cmax = m;
+        for (int t = 0; t < nk; t++) {
+            __m512 z = _mm512_mul_ps(s[t], vscale);
+            int lo = j0 + t - kv_base; /* lanes below lo do not see this key */
+            if (lo > 0) z = _mm512_mask_mov_ps(z, (__mmask16)(0xFFFFu >> (16 - lo)), ninf);
+            s[t] = z;
+            cmax = _mm512_max_ps(cmax, z);
+        }
+        const __m512 c = exp_le0(_mm512_sub_ps(m, cmax)); /* 0 on the first step */
+        m = cmax;
+        __m512 lsum = _mm512_setzero_ps();
+        for (int t = 0; t < nk; t++) {
+            __m512 z = s[t];
+            __mmask16 seen = _mm512_cmp_ps_mask(z, ninf, _CMP_NEQ_OQ);
+            __m512 w = _mm512_maskz_mov_ps(seen, exp_le0(_mm512_sub_ps(z, m)));
+            s[t] = w;
+            lsum = _mm512_add_ps(lsum, w);
+        }
+        l = _mm512_fmadd_ps(l, c, lsum);
+        int u0 = 0;
+        for (; u0 + 8 <= d; u0 += 8) {
+            __m512 o[8];
+            for (int g = 0; g < 8; g++) o[g] = _mm512_mul_ps(_mm512_load_ps(ot + (size_t)(u0 + g) * RB), c);
+            const float *vb = v + (size_t)j0 * d + u0;
+            for (int t = 0; t < nk; t++, vb += d)
+                for (int g = 0; g < 8; g++) o[g] = _mm512_fmadd_ps(s[t], _mm512_set1_ps(vb[g]), o[g]);
+            for (int g = 0; g < 8; g++) _mm512_store_ps(ot + (size_t)(u0 + g) * RB, o[g]);
+        }
+        for (; u0 < d; u0++) {
+            __m512 o = _mm512_mul_ps(_mm512_load_ps(ot + (size_t)u0 * RB), c);
+            const float *vb = v + (size_t)j0 * d + u0;
+            for (int t = 0; t < nk; t++, vb += d) o = _mm512_fmadd_ps(s[t], _mm512_set1_ps(*vb), o);
+            _mm512_store_ps(ot + (size_t)u0 * RB, o);
+        }
+    }
+    _Alignas(64) float mm[RB], ll[RB];
+    _mm512_store_ps(mm, m);
+    _mm512_store_ps(ll, l);
+    for (int r = 0; r < nr; r++) {
+        float *o = out + (size_t)r * out_stride;
+        const float inv = 1.0f / ll[r];
+        for (int u = 0; u < d; u++) o[u] = ot[u * RB + r] * inv;
+        row_max[r] = mm[r];
+        row_sum[r] = ll[r];
+    }
+}
+
+/* o += sum_t w[t] v_t over nt keys of a tile, o held in nv <= 8 vectors
+ * (the last one masked to d), even and odd keys in separate accumulators. */
+static inline __attribute__((always_inline)) void pv_tile(float *restrict o, const float *restrict vb,
+                                                          const float *restrict w, int nt, int d,
+                                                          const int nv, __mmask16 last) {
+    __m512 a[8], b[8];
+    for (int c = 0; c < nv; c++) {
+        a[c] = _mm512_maskz_loadu_ps(c == nv - 1 ? last : (__mmask16)0xFFFF, o + 16 * c);
+        b[c] = _mm512_setzero_ps();
+    }
+    int t = 0;
+    for (; t + 2 <= nt; t += 2, vb += 2 * (size_t)d) {
+        const __m512 w0 = _mm512_set1_ps(w[t]), w1 = _mm512_set1_ps(w[t + 1]);
+        for (int c = 0; c < nv; c++) {
+            const __mmask16 cm = c == nv - 1 ? last : (__mmask16)0xFFFF;
+            a[c] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(cm, vb + 16 * c), a[c]);
+            b[c] = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(cm, vb + d + 16 * c), b[c]);
+        }
+    }
+    if (t < nt) {
+        const __m512 w0 = _mm512_set1_ps(w[t]);
+        for (int c = 0; c < nv; c++)
+            a[c] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(c == nv - 1 ? last : (__mmask16)0xFFFF, vb + 16 * c), a[c]);
+    }
+    for (int c = 0; c < nv; c++)
+        _mm512_mask_storeu_ps(o + 16 * c, c == nv - 1 ? last : (__mmask16)0xFFFF, _mm512_add_ps(a[c], b[c]));
+}
+
+/* Few rows (decode): logits are dot products straight from K (as in the
+ * portable path), the softmax of each 64-key tile is vectorised over keys
+ * and P.V runs over 16-wide column chunks of the output. */
+static void forward_rows_keyvec(const float *q, size_t q_stride, int n_q, const float *k,
+                                const float *v, int d, int kv_base, float scale, float *out,
+                                size_t out_stride, float *row_max, float *row_sum) {
+    _Alignas(64) float z[TILE];
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    const int nv = (d + 15) / 16;
+    const __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - d));
+    for (int i = 0; i < n_q; i++) {
+        const float *qi = q + (size_t)i * q_stride;
+        float *oi = out + (size_t)i * out_stride;
+        const int n_see = kv_base + i + 1;
+        memset(oi, 0, sizeof(float) * (size_t)d);
+        float m = -INFINITY, l = 0.0f;
+        for (int j0 = 0; j0 < n_see; j0 += TILE) {
+            const int nt = n_see - j0 < TILE ? n_see - j0 : TILE;
+            direct_logits(qi, k + (size_t)j0 * d, d, nt, scale, z);
+            __m512 zv[TILE / 16];
+            __m512 vmax = ninf;
+            for (int c = 0; c < TILE / 16; c++) {
+                int left = nt - 16 * c;
+                __mmask16 valid = left >= 16 ? (__mmask16)0xFFFF
+                                  : left <= 0 ? (__mmask16)0
+                                              : (__mmask16)(0xFFFFu >> (16 - left));
+                zv[c] = _mm512_mask_loadu_ps(ninf, valid, z + 16 * c);
+                vmax = _mm512_max_ps(vmax, zv[c]);
+            }
+            const float tmax = _mm512_reduce_max_ps(vmax);
+            if (tmax > m) {
+                const float c = expf(m - tmax); /* m = -inf on the first tile: 0 */
+                l *= c;
+                for (int u = 0; u < d; u++) oi[u] *= c;
+                m = tmax;
+            }
+            const __m512 mv = _mm512_set1_ps(m);
+            __m512 lsum = _mm512_setzero_ps();
+            for (int c = 0; c < TILE / 16; c++) {
+                __mmask16 seen = _mm512_cmp_ps_mask(zv[c], ninf, _CMP_NEQ_OQ);
+                __m512 w = _mm512_maskz_mov_ps(seen, exp_le0(_mm512_sub_ps(zv[c], mv)));
+                lsum = _mm512_add_ps(lsum, w);
+                _mm512_store_ps(z + 16 * c, w);
+            }
+            l += _mm512_reduce_add_ps(lsum);
+            const float *vb = v + (size_t)j0 * d;
+            switch (nv) { /* constant vector counts keep the accumulators in registers */
+            case 1: pv_tile(oi, vb, z, nt, d, 1, last); break;
+            case 2: pv_tile(oi, vb, z, nt, d, 2, last); break;
+            case 3: pv_tile(oi, vb, z, nt, d, 3, last); break;
+            case 4: pv_tile(oi, vb, z, nt, d, 4, last); break;
+            case 5: pv_tile(oi, vb, z, nt, d, 5, last); break;
+            case 6: pv_tile(oi, vb, z, nt, d, 6, last); break;
+            case 7: pv_tile(oi, vb, z, nt, d, 7, last); break;
+            case 8: pv_tile(oi, vb, z, nt, d, 8, last); break;
+            default:
+                for (int t = 0; t < nt; t++)
+                    for (int u = 0; u < d; u++) oi[u] += z[t] * vb[(size_t)t * d + u];
+            }
+        }
+        const float inv = 1.0f / l;
+        for (int u = 0; u < d; u++) oi[u] *= inv;
+        row_max[i] = m;
+        row_sum[i] = l;
+    }
+}
+#endif
+
 void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
                       const float *k, const float *v, int d, int kv_base,
                       float scale, float *out, size_t out_stride,
                       float *row_max, float *row_sum) {
+#ifdef __AVX512F__
+    if (n_q >= MIN_ROWS_VEC) {
+        for (int r0 = 0; r0 < n_q; r0 += RB)
+            forward_block16(q + (size_t)r0 * q_stride, q_stride, n_q - r0 < RB ? n_q - r0 : RB, k,
+                            v, d, kv_base + r0, scale, out + (size_t)r0 * out_stride,
+                            out_stride, row_max + r0, row_sum + r0);
+    } else {
+        forward_rows_keyvec(q, q_stride, n_q, k, v, d, kv_base, scale, out, out_stride,
+                            row_max, row_sum);
+    }
+    return; /* the portable path below stays compiled, so warnings still check it */
+#endif
     float kt[MAX_D * TILE];
     float z[TILE];
     for (int i = 0; i < n_q; i++) {
@@ -106,6 +338,152 @@ void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
     }
 }
 
+#ifdef __AVX512F__
+/* Pass 2 for a block of nr <= 16 rows (row 0 sees keys 0..kv_base), rows
+ * vectorised as in pass 1: per key, the 16 rows' weights (and v_j . o_i)
+ * come out as one vector and are summed into the column in double, lanes
+ * in a fixed order. */
+static void colreduce_block16(const float *q, size_t q_stride, int nr, const float *k,
+                              const float *v, int d, int kv_base, float scale,
+                              const float *row_max, const float *row_sum, const float *out,
+                              size_t out_stride, int col_begin, int col_end,
+                              const kvp_colreduce_req *req, const float *out_sq,
+                              double *col_attn, double *col_key) {
+    const int c_end = kv_base + nr < col_end ? kv_base + nr : col_end;
+    if (col_begin >= c_end) return;
+    _Alignas(64) float qt[MAX_D * RB];
+    _Alignas(64) float ot[MAX_D * RB];
+    _Alignas(64) float kpad[16 * MAX_D];
+    _Alignas(64) float mm[RB], il[RB];
+    _Alignas(64) double osq[RB];
+    __m512 s[16], vo[16];
+    const bool key = req->key;
+    for (int u = 0; u < d; u++)
+        for (int r = 0; r < RB; r++) {
+            qt[u * RB + r] = r < nr ? q[(size_t)r * q_stride + u] : 0.0f;
+            ot[u * RB + r] = key && r < nr ? out[(size_t)r * out_stride + u] : 0.0f;
+        }
+    for (int r = 0; r < RB; r++) {
+        mm[r] = r < nr ? row_max[r] : 0.0f;
+        il[r] = r < nr ? 1.0f / row_sum[r] : 0.0f;
+        osq[r] = key && r < nr ? (double)out_sq[r] : 0.0;
+    }
+    const __m512 m = _mm512_load_ps(mm), inv_l = _mm512_load_ps(il);
+    const __m512 vscale = _mm512_set1_ps(scale);
+    const __m512d osq_lo = _mm512_load_pd(osq), osq_hi = _mm512_load_pd(osq + 8);
+    const __mmask16 rows = (__mmask16)(0xFFFFu >> (16 - nr));
+    for (int j0 = col_begin; j0 < c_end; j0 += 16) {
+        const int nk = c_end - j0 < 16 ? c_end - j0 : 16;
+        const float *kb = k + (size_t)j0 * d, *vb = v + (size_t)j0 * d;
+        if (nk < 16) {
+            memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
+            memcpy(kpad, kb, sizeof(float) * (size_t)nk * d);
+            kb = kpad;
+        }
+        block_logits16(qt, kb, d, s);
+        if (key) {
+            if (nk < 16) {
+                memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
+                memcpy(kpad, vb, sizeof(float) * (size_t)nk * d);
+                vb = kpad;
+            }
+            block_logits16(ot, vb, d, vo);
+        }
+        for (int t = 0; t < nk; t++) {
+            const int j = j0 + t, lo = j - kv_base; /* lanes below lo do not see j */
+            const __mmask16 seen = lo > 0 ? (__mmask16)(rows & (0xFFFFu << lo)) : rows;
+            const __m512 zz = _mm512_mul_ps(vscale, s[t]);
+            const __m512 a = _mm512_maskz_mov_ps(seen, _mm512_mul_ps(exp_le0(_mm512_sub_ps(zz, m)), inv_l));
+            const __m512d a_lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
+            const __m512d a_hi = _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_shuffle_f32x4(a, a, 0xEE)));
+            if (req->p == 1)
+                col_attn[j] += _mm512_reduce_add_pd(_mm512_add_pd(a_lo, a_hi));
+            else if (req->p == 2)
+                col_attn[j] += _mm512_reduce_add_pd(
+                    _mm512_add_pd(_mm512_mul_pd(a_lo, a_lo), _mm512_mul_pd(a_hi, a_hi)));
+            if (key) {
+                const __m512 vot = vo[t];
+                const __m512d z_lo = _mm512_cvtps_pd(_mm512_castps512_ps256(zz));
+                const __m512d z_hi = _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_shuffle_f32x4(zz, zz, 0xEE)));
+                const __m512d vo_lo = _mm512_cvtps_pd(_mm512_castps512_ps256(vot));
+                const __m512d vo_hi = _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_shuffle_f32x4(vot, vot, 0xEE)));
+                const __m512d v2 = _mm512_set1_pd((double)req->v2[j]), two = _mm512_set1_pd(2.0);
+                __m512d az = _mm512_mul_pd(a_lo, z_lo);
+                __m512d s_lo = _mm512_mul_pd(_mm512_mul_pd(az, az),
+                                             _mm512_sub_pd(_mm512_add_pd(v2, osq_lo), _mm512_mul_pd(two, vo_lo)));
+                az = _mm512_mul_pd(a_hi, z_hi);
+                __m512d s_hi = _mm512_mul_pd(_mm512_mul_pd(az, az),
+                                             _mm512_sub_pd(_mm512_add_pd(v2, osq_hi), _mm512_mul_pd(two, vo_hi)));
+                if (req->cross) {
+                    s_lo = _mm512_add_pd(s_lo, _mm512_mul_pd(_mm512_mul_pd(_mm512_mul_pd(two, _mm512_mul_pd(a_lo, a_lo)), z_lo),
+                                                             _mm512_sub_pd(v2, vo_lo)));
+                    s_hi = _mm512_add_pd(s_hi, _mm512_mul_pd(_mm512_mul_pd(_mm512_mul_pd(two, _mm512_mul_pd(a_hi, a_hi)), z_hi),
+                                                             _mm512_sub_pd(v2, vo_hi)));
+                }
+                col_key[j] += _mm512_reduce_add_pd(_mm512_add_pd(s_lo, s_hi));
+            }
+        }
+    }
+}
+
+/* Pass 2 for few rows (decode): logits and v_j . o_i are dot products as
+ * in the portable path, then the weights and column sums are vectorised
+ * over keys (8 columns of doubles at a time; each column still sums its
+ * rows in increasing order). */
+static void colreduce_rows_keyvec(const float *q, size_t q_stride, int row_begin, int row_end,
+                                  const float *k, const float *v, int d, int kv_base,
+                                  float scale, const float *row_max, const float *row_sum,
+                                  const float *out, size_t out_stride, int col_begin,
+                                  int col_end, const kvp_colreduce_req *req, double *col_attn,
+                                  double *col_key) {
+    _Alignas(64) float z[TILE], vo[TILE];
+    const __m512 vscale = _mm512_set1_ps(scale);
+    const __m512d two = _mm512_set1_pd(2.0);
+    for (int i = row_begin; i < row_end; i++) {
+        const float *qi = q + (size_t)i * q_stride, *oi = out + (size_t)i * out_stride;
+        const int c_end = kv_base + i + 1 < col_end ? kv_base + i + 1 : col_end;
+        const __m512 m = _mm512_set1_ps(row_max[i]), inv_l = _mm512_set1_ps(1.0f / row_sum[i]);
+        const __m512d osq = _mm512_set1_pd(req->key ? (double)req->out_sq[i] : 0.0);
+        for (int j0 = col_begin; j0 < c_end; j0 += TILE) {
+            const int nt = c_end - j0 < TILE ? c_end - j0 : TILE;
+            direct_logits(qi, k + (size_t)j0 * d, d, nt, 1.0f, z);
+            if (req->key) direct_logits(oi, v + (size_t)j0 * d, d, nt, 1.0f, vo);
+            for (int t0 = 0; t0 < nt; t0 += 8) {
+                const int left = nt - t0;
+                const __mmask8 cols = left >= 8 ? (__mmask8)0xFF : (__mmask8)(0xFFu >> (8 - left));
+                const int j = j0 + t0;
+                const __m256 zz8 = _mm256_mul_ps(_mm512_castps512_ps256(vscale),
+                                                 _mm256_maskz_loadu_ps(cols, z + t0));
+                const __m512 zz = _mm512_castps256_ps512(zz8);
+                const __m256 a8 = _mm512_castps512_ps256(
+                    _mm512_mul_ps(exp_le0(_mm512_sub_ps(zz, m)), inv_l));
+                const __m512d a = _mm512_cvtps_pd(a8);
+                if (req->p == 1)
+                    _mm512_mask_storeu_pd(col_attn + j, cols,
+                                          _mm512_add_pd(_mm512_maskz_loadu_pd(cols, col_attn + j), a));
+                else if (req->p == 2)
+                    _mm512_mask_storeu_pd(col_attn + j, cols,
+                                          _mm512_add_pd(_mm512_maskz_loadu_pd(cols, col_attn + j),
+                                                        _mm512_mul_pd(a, a)));
+                if (req->key) {
+                    const __m512d zd = _mm512_cvtps_pd(zz8);
+                    const __m512d dvo = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(cols, vo + t0));
+                    const __m512d v2 = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(cols, req->v2 + j));
+                    const __m512d az = _mm512_mul_pd(a, zd);
+                    __m512d s = _mm512_mul_pd(_mm512_mul_pd(az, az),
+                                              _mm512_sub_pd(_mm512_add_pd(v2, osq), _mm512_mul_pd(two, dvo)));
+                    if (req->cross)
+                        s = _mm512_add_pd(s, _mm512_mul_pd(_mm512_mul_pd(_mm512_mul_pd(two, _mm512_mul_pd(a, a)), zd),
+                                                           _mm512_sub_pd(v2, dvo)));
+                    _mm512_mask_storeu_pd(col_key + j, cols,
+                                          _mm512_add_pd(_mm512_maskz_loadu_pd(cols, col_key + j), s));
+                }
+            }
+        }
+    }
+}
+#endif
+
 void kvp_attn_colreduce(const float *q, size_t q_stride, int row_begin,
                         int row_end, const float *k, const float *v, int d,
                         int kv_base, float scale, const float *row_max,
@@ -113,6 +491,21 @@ void kvp_attn_colreduce(const float *q, size_t q_stride, int row_begin,
                         size_t out_stride, int col_begin, int col_end,
                         const kvp_colreduce_req *req, double *col_attn,
                         double *col_key) {
+#ifdef __AVX512F__
+    if (row_end - row_begin >= MIN_ROWS_VEC) {
+        for (int r0 = row_begin; r0 < row_end; r0 += RB)
+            colreduce_block16(q + (size_t)r0 * q_stride, q_stride,
+                              row_end - r0 < RB ? row_end - r0 : RB, k, v, d, kv_base + r0,
+                              scale, row_max + r0, row_sum + r0, out + (size_t)r0 * out_stride,
+                              out_stride, col_begin, col_end, req,
+                              req->key ? req->out_sq + r0 : NULL, col_attn, col_key);
+    } else {
+        colreduce_rows_keyvec(q, q_stride, row_begin, row_end, k, v, d, kv_base, scale, row_max,
+                              row_sum, out, out_stride, col_begin, col_end, req, col_attn,
+                              col_key);
+    }
+    return;
+#endif
     float kt[MAX_D * TILE], vt[MAX_D * TILE];
     float z[TILE], vo[TILE];
     const bool transposed = row_end - row_begin >= MIN_ROWS_TRANSPOSED;

@@ -195,6 +195,18 @@ class NeedleGen:
             q = rng.randrange(n)
             ans = phr["answer_prefix"].format(query=ks[q]) + " %d." % vs[q]
             return phr["template"], needles, ks[q], ans, [vs[q]]
+        if kind == "echo":
+            # Repeat the needle about one key among several: the plain
+            # "same tokens, then copy what followed" pattern, which trains the
+            # look-up the real questions need.
+            n = rng.randint(1, 4)
+            ks = [make_key(rng, self.adjs, self.nouns, keys) for _ in range(n)]
+            vs = [make_value(rng, vals) for _ in range(n)]
+            needles = [phr["needle"].format(key=k, value=v) for k, v in zip(ks, vs)]
+            q = rng.randrange(n)
+            tmpl = (phr["template"].split("{context}")[0] + "{context}\n"
+                    "Repeat the sentence about {query} from the text above.")
+            return tmpl, needles, ks[q], " " + needles[q], [vs[q]]
         if kind == "multivalue":
             n = rng.randint(2, 4)
             k = make_key(rng, self.adjs, self.nouns, keys)

@@ -31,35 +31,57 @@ import words  # noqa: E402
 TOKENS_PER_STEP = 8192
 
 
-def phase(L, steps, lr0, lr1, p_lm, stop=None, tokens=TOKENS_PER_STEP, dense=False):
+def phase(L, steps, lr0, lr1, p_lm, stop=None, tokens=TOKENS_PER_STEP, dense=False, ans_w=1.0,
+          echo=False, reset_digit_head=False):
     """One curriculum phase.  stop: steps actually run (the lr still follows
     `steps`).  dense: more needles queried per prompt and keys drawn from a
     large pool of essay words, so keys cannot be recalled from memory and
-    must be copied."""
+    must be copied.  ans_w: weight of the answer loss against the LM loss.
+    echo: a quarter of the needle prompts ask to repeat the needle sentence.
+    reset_digit_head: at the start of the phase, set the output rows of the
+    ten digits to their input embeddings (see PHASES)."""
     return dict(L=L, steps=steps, lr0=lr0, lr1=lr1, p_lm=p_lm,
-                stop=steps if stop is None else stop, tokens=tokens, dense=dense)
+                stop=steps if stop is None else stop, tokens=tokens, dense=dense, ans_w=ans_w,
+                echo=echo, reset_digit_head=reset_digit_head)
 
 
+# The run as it happened.  It was planned as the first three phases, then
+# 2048 and 4096; retrieval did not appear, and the later phases were chosen
+# while it ran (each resumed exactly from train.py's saved state, so this
+# table replays it).  `stop` cuts a phase whose lr was defined over `steps`.
 PHASES = [
     phase(256, 300, 1e-3, 1e-3, 0.25),
     phase(512, 150, 1e-3, 1e-3, 0.25),
     phase(1024, 150, 1e-3, 1e-3, 0.2),
-    # Retrieval had not appeared after these 5M tokens (keys were predicted
-    # from the small training key lists, digits at chance), so this phase was
-    # cut after 25 steps and the run went back to short, denser prompts.
+    # After 5M tokens keys were recalled from the small training key lists
+    # instead of copied and digits were at chance: cut, go back to short
+    # prompts with keys from a large word pool and more queries per prompt.
     phase(2048, 150, 1e-3, 5e-4, 0.15, stop=25),
     phase(512, 500, 1e-3, 1e-3, 0.1, tokens=4096, dense=True),
-    phase(1024, 100, 1e-3, 1e-3, 0.1, dense=True),
-    phase(2048, 150, 7e-4, 4e-4, 0.1, dense=True),
-    phase(4096, 240, 4e-4, 4e-5, 0.1, dense=True),
+    phase(512, 400, 1e-3, 1e-3, 0.1, tokens=4096, dense=True),
+    # Keys now copied, digits still at chance: answer loss weighted up.
+    phase(1024, 100, 1e-3, 1e-3, 0.1, dense=True, stop=50),
+    phase(512, 600, 1e-3, 1e-3, 0.05, tokens=4096, dense=True, ans_w=3.0, stop=450),
+    # Digits still at chance after 11M tokens: add the echo task.
+    phase(512, 300, 1e-3, 1e-3, 0.05, tokens=4096, dense=True, ans_w=3.0, echo=True),
+    phase(1024, 50, 1e-3, 1e-3, 0.05, dense=True, ans_w=3.0, echo=True, stop=25),
+    # Digits at chance even when echoing a needle 30 tokens back: the ten
+    # digit rows of the output head had collapsed onto one direction (cosine
+    # 0.90; letters 0.02), the symmetric "uniform digit" point that copying
+    # has to leave.  Reset them to the distinct digit input embeddings.
+    phase(512, 400, 1e-3, 1e-3, 0.05, tokens=4096, dense=True, ans_w=3.0, echo=True,
+          reset_digit_head=True),
+    phase(2048, 30, 7e-4, 4e-4, 0.05, dense=True, ans_w=3.0, echo=True),
+    phase(4096, 80, 4e-4, 4e-5, 0.05, dense=True, ans_w=3.0, echo=True),
 ]
 WARMUP = 50
 # The last part of the final phase decays; before that its lr is constant.
 DECAY_FROM = 0.4
-ANSWER_WEIGHT = 1.0
 
 KINDS = [("single", 0.5), ("multikey", 0.2), ("multivalue", 0.15), ("multiquery", 0.15)]
 KINDS_DENSE = [("single", 0.3), ("multikey", 0.2), ("multivalue", 0.15), ("multiquery", 0.35)]
+KINDS_ECHO = [("single", 0.3), ("multikey", 0.15), ("multivalue", 0.1), ("multiquery", 0.2),
+              ("echo", 0.25)]
 
 
 def pick(rng, table):
@@ -213,9 +235,17 @@ def main():
         L, steps, p_lm = ph["L"], ph["stop"], ph["p_lm"]
         bsz = ph["tokens"] // L
         gen, kinds = (needle_dense, KINDS_DENSE) if ph["dense"] else (needle, KINDS)
+        if ph["echo"]:
+            kinds = KINDS_ECHO
         for i in range(steps):
             if (pi, i) < start:
                 continue
+            if i == 0 and ph["reset_digit_head"]:
+                with torch.no_grad():
+                    dig = [tok.sp.piece_to_id(str(d)) for d in range(10)]
+                    head = model.lm_head.weight
+                    e = model.embed_tokens.weight[dig]
+                    head[dig] = e * (head.norm(dim=1).mean() / e.norm(dim=1).mean())
             if step % 25 == 0 and (pi, i) != start:
                 torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
                             "rng": rng.getstate(), "step": step, "tokens": tokens,
@@ -235,7 +265,7 @@ def main():
                                   ids[:, 1:].reshape(-1), reduction="none").view(bsz, L - 1)
             lm_loss = (nll * w_lm).sum() / w_lm.sum().clamp(min=1)
             ans_loss = (nll * w_ans).sum() / w_ans.sum().clamp(min=1)
-            loss = lm_loss + ANSWER_WEIGHT * ans_loss
+            loss = lm_loss + ph["ans_w"] * ans_loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gn = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
