@@ -13,23 +13,15 @@
 kvp_status kvp_prompt_ids(const kvp_prompt_style *ps, const char *input, int32_t **ids, size_t *n,
                           kvp_error *err) {
     if (!ps->tok) return kvp_fail(err, KVP_ERR_INVALID_ARG, "the model has no tokenizer");
-    char *rendered = NULL;
-    const char *text = input;
-    if (!ps->no_chat) {
-        kvp_chat_message msgs[2];
-        size_t nm = 0;
-        if (ps->system) msgs[nm++] = (kvp_chat_message){"system", ps->system};
-        msgs[nm++] = (kvp_chat_message){"user", input};
-        kvp_status st = kvp_chat_apply(ps->tok, ps->chat_template, msgs, nm, true, &rendered, err);
-        if (st != KVP_OK) return st;
-        text = rendered;
+    if (ps->no_chat) {
+        kvp_tokenize_params tp = kvp_tokenize_default_params();
+        return kvp_tokenize(ps->tok, input, strlen(input), &tp, ids, n, err);
     }
-    kvp_tokenize_params tp = kvp_tokenize_default_params();
-    tp.add_special = true;
-    tp.parse_special = true;
-    kvp_status st = kvp_tokenize(ps->tok, text, strlen(text), &tp, ids, n, err);
-    kvp_free(rendered);
-    return st;
+    kvp_chat_message msgs[2];
+    size_t nm = 0;
+    if (ps->system) msgs[nm++] = (kvp_chat_message){"system", ps->system};
+    msgs[nm++] = (kvp_chat_message){"user", input};
+    return kvp_chat_tokenize(ps->tok, ps->chat_template, msgs, nm, true, ids, n, err);
 }
 
 kvp_status kvp_prompt_measure(void *user, const char *input, bool chat, size_t *n_tokens,
