@@ -26,7 +26,7 @@ static void help(void) {
            "  --seed S              sampling seed (default 0)\n"
            "  --prefill-chunk N     prefill in chunks of N tokens (0: one pass)\n"
            "  --no-chat             tokenize the prompt text as is\n"
-           "  --chat-template NAME  llama2, llama3, chatml, mistral, kvp-mini (default: auto)\n"
+           "  --chat-template NAME  llama2, llama3, llama3.1, chatml, mistral, kvp-mini (default: auto)\n"
            "  --system S            system message for the chat template\n\n%s",
            cli_cache_flags_help);
 }

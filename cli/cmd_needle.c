@@ -36,7 +36,7 @@ static void gen_help(void) {
         "  --template FILE        JSON with template / needle / answer_prefix (RULER's\n"
         "                         task files load as they are); default: our own wording\n"
         "  --max-new-tokens N     tokens to generate, counted in the length (default 64)\n"
-        "  --chat-template NAME   llama2, llama3, chatml, mistral, kvp-mini (default: auto)\n"
+        "  --chat-template NAME   llama2, llama3, llama3.1, chatml, mistral, kvp-mini (default: auto)\n"
         "  --no-chat              count the prompt without a chat template\n"
         "  --system S             system message for the chat template\n");
 }
@@ -259,7 +259,7 @@ static void pred_help(void) {
         "                         int(prompt * ratio) tokens in all\n"
         "  --no-decode-evict      evict only after the prompt (the seed's published runs)\n"
         "  -n, --max-new-tokens N tokens to generate (default 64), greedy\n"
-        "  --chat-template NAME   llama2, llama3, chatml, mistral, kvp-mini (default: auto)\n"
+        "  --chat-template NAME   llama2, llama3, llama3.1, chatml, mistral, kvp-mini (default: auto)\n"
         "  --no-chat              feed `input` without a chat template\n"
         "  --system S             system message for the chat template\n"
         "  --no-postprocess       keep responses as decoded (default: cut at\n"

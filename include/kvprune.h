@@ -167,8 +167,8 @@ const char *kvp_detok_flush(kvp_detok *d);
 void kvp_detok_free(kvp_detok *d);
 
 /* Chat templates: NULL or "auto" picks the template recognised from the
- * model's own template string; names: "llama2", "llama3", "chatml",
- * "mistral", "kvp-mini". */
+ * model's own template string; names: "llama2", "llama3", "llama3.1",
+ * "chatml", "mistral", "kvp-mini". */
 typedef struct kvp_chat_message {
     const char *role;    /* "system", "user", "assistant" */
     const char *content;
@@ -182,8 +182,8 @@ kvp_status kvp_chat_apply(const kvp_tokenizer *tok, const char *template_name,
                           kvp_error *err);
 /* Renders messages with kvp_chat_apply and tokenizes the result the way the
  * model expects: special-token text is parsed, and BOS is added by the
- * tokenizer's rule unless the rendered text already starts with it (llama3
- * and mistral templates write it themselves). */
+ * tokenizer's rule unless the rendered text already starts with it (llama3,
+ * llama3.1 and mistral templates write it themselves). */
 kvp_status kvp_chat_tokenize(const kvp_tokenizer *tok, const char *template_name,
                              const kvp_chat_message *msgs, size_t n_msgs,
                              bool add_generation_prompt, int32_t **ids,

@@ -17,6 +17,8 @@ void tok_recognise_template(kvp_tokenizer *t) {
     t->chat_name = NULL;
     if (!s) return;
     if (has(s, "<|im_start|>")) t->chat_name = "chatml";
+    /* before "llama3": Meta's Llama-3.1 template also has <|start_header_id|> */
+    else if (has(s, "Cutting Knowledge Date")) t->chat_name = "llama3.1";
     else if (has(s, "<|start_header_id|>")) t->chat_name = "llama3";
     else if (has(s, "<|assistant|>") && has(s, "<|end|>")) t->chat_name = "kvp-mini";
     else if (has(s, "[INST]") && has(s, "<<SYS>>")) t->chat_name = "llama2";
@@ -153,6 +155,32 @@ static bool render_llama3(const kvp_tokenizer *t, tok_buf *b, const kvp_chat_mes
     return true;
 }
 
+/* Meta's Llama-3.1 template without tools: a system block always comes first,
+ * holding the template's fixed date lines (date_string defaults to
+ * "26 Jul 2024") and the trimmed system message, if any. */
+static bool render_llama31(const kvp_tokenizer *t, tok_buf *b, const kvp_chat_message *m, size_t n,
+                           bool gen) {
+    const char *bos = t->bos >= 0 ? t->text[t->bos] : "<|begin_of_text|>";
+    size_t k = 0, off = 0, len = 0;
+    if (n > 0 && !strcmp(m[0].role, "system")) {
+        js_trim(m[0].content, &off, &len);
+        k = 1;
+    }
+    if (!tok_buf_puts(b, bos) ||
+        !tok_buf_puts(b, "<|start_header_id|>system<|end_header_id|>\n\n"
+                         "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n") ||
+        (k && !tok_buf_put(b, m[0].content + off, len)) || !tok_buf_puts(b, "<|eot_id|>"))
+        return false;
+    for (; k < n; k++) {
+        js_trim(m[k].content, &off, &len);
+        if (!tok_buf_puts(b, "<|start_header_id|>") || !tok_buf_puts(b, m[k].role) ||
+            !tok_buf_puts(b, "<|end_header_id|>\n\n") || !tok_buf_put(b, m[k].content + off, len) ||
+            !tok_buf_puts(b, "<|eot_id|>"))
+            return false;
+    }
+    return !gen || tok_buf_puts(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
 /* The seed's Llama-2 wrapper: "[INST]\n{prompt}\n[/INST]" (the system prompt,
  * when given, in a <<SYS>> block at the top of the first turn). */
 static bool render_llama2(tok_buf *b, const kvp_chat_message *m, size_t n) {
@@ -224,7 +252,7 @@ kvp_status kvp_chat_apply(const kvp_tokenizer *tok, const char *template_name,
     if (!name || !strcmp(name, "auto")) {
         name = tok->chat_name;
         if (!name)
-            return kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: %s; pick one by name (llama2, llama3, chatml, mistral, kvp-mini)",
+            return kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: %s; pick one by name (llama2, llama3, llama3.1, chatml, mistral, kvp-mini)",
                             tok->source, tok->chat_template ? "the model's chat template is not recognised" : "the model has no chat template");
     }
     for (size_t k = 0; k < n_msgs; k++) {
@@ -240,12 +268,13 @@ kvp_status kvp_chat_apply(const kvp_tokenizer *tok, const char *template_name,
     bool ok = tok_buf_put(&b, "", 0);
     if (!strcmp(name, "chatml")) ok = ok && render_chatml(tok, &b, msgs, n_msgs, add_generation_prompt);
     else if (!strcmp(name, "llama3")) ok = ok && render_llama3(tok, &b, msgs, n_msgs, add_generation_prompt);
+    else if (!strcmp(name, "llama3.1")) ok = ok && render_llama31(tok, &b, msgs, n_msgs, add_generation_prompt);
     else if (!strcmp(name, "llama2")) ok = ok && render_llama2(&b, msgs, n_msgs);
     else if (!strcmp(name, "mistral")) ok = ok && render_mistral(tok, &b, msgs, n_msgs);
     else if (!strcmp(name, "kvp-mini")) ok = ok && render_kvp_mini(&b, msgs, n_msgs, add_generation_prompt);
     else {
         free(b.p);
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "chat template '%s' is unknown (llama2, llama3, chatml, mistral, kvp-mini, auto)", name);
+        return kvp_fail(err, KVP_ERR_INVALID_ARG, "chat template '%s' is unknown (llama2, llama3, llama3.1, chatml, mistral, kvp-mini, auto)", name);
     }
     if (!ok) {
         free(b.p);
@@ -263,7 +292,7 @@ kvp_status kvp_chat_tokenize(const kvp_tokenizer *tok, const char *template_name
     char *rendered = NULL;
     kvp_status s = kvp_chat_apply(tok, template_name, msgs, n_msgs, add_generation_prompt, &rendered, err);
     if (s) return s;
-    /* Templates that write the BOS text themselves (llama3, mistral) must not
+    /* Templates that write the BOS text themselves (llama3, llama3.1, mistral) must not
      * get a second BOS from the tokenizer's own rule. */
     kvp_tokenize_params tp = kvp_tokenize_default_params();
     tp.parse_special = true;

