@@ -88,8 +88,8 @@ def test_strings(essay_dir, extra, rng):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default="models/kvp-mini")
-    ap.add_argument("--essays", default="../shared/data/paul_graham_essays")
-    ap.add_argument("--extra", default="../shared/data/llama_cpp_vocab_tests/ggml-vocab-llama-spm.gguf.inp",
+    ap.add_argument("--essays", required=True, help="folder of the Paul Graham essays (.txt), the NIAH haystack")
+    ap.add_argument("--extra", default=None,
                     help="optional file of test strings separated by __ggml_vocab_test__ lines")
     a = ap.parse_args()
     sp = spm.SentencePieceProcessor(model_file=os.path.join(a.model, "tokenizer.model"))

@@ -1,7 +1,7 @@
 """Train kvp-mini end to end: tokenizer, model, evaluation, export.
 
-  /usr/bin/python3 tools/train/train.py --essays ../shared/data/paul_graham_essays \
-      --ruler ../shared/data/ruler/niah_single_2.json --out models/kvp-mini --seed 1234 \
+  /usr/bin/python3 tools/train/train.py --essays ESSAYS_DIR \
+      --ruler RULER_NIAH_JSON --out models/kvp-mini --seed 1234 \
       --work build/kvp-mini-train --eval-every 40 --final-eval-n 20
 
 Curriculum over prompt lengths up to 4096 tokens (PHASES), bf16 autocast
@@ -148,8 +148,8 @@ def evaluate(model, tok, needle, L, n, phrasing, wrap="legacy", seed=0):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--essays", default="../shared/data/paul_graham_essays")
-    ap.add_argument("--ruler", default="../shared/data/ruler/niah_single_2.json")
+    ap.add_argument("--essays", required=True, help="folder of the Paul Graham essays (.txt), the NIAH haystack")
+    ap.add_argument("--ruler", required=True, help="RULER niah_single_2 task facts as JSON (template, needle, answer_prefix)")
     ap.add_argument("--out", default="models/kvp-mini")
     ap.add_argument("--work", default="build/kvp-mini-train", help="checkpoints and log")
     ap.add_argument("--seed", type=int, default=1234)

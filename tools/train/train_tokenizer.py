@@ -156,7 +156,7 @@ def write_hf_tokenizer_files(model_path, out_dir, max_len):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--essays", default="../shared/data/paul_graham_essays")
+    ap.add_argument("--essays", required=True, help="folder of the Paul Graham essays (.txt), the NIAH haystack")
     ap.add_argument("--out", default="models/kvp-mini")
     ap.add_argument("--max-len", type=int, default=4096)
     a = ap.parse_args()
