@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <math.h>
@@ -132,35 +133,10 @@ bool cli_parse_double_list(const char *flag, const char *s, double min, double m
 }
 
 bool cli_read_file(const char *flag, const char *path, char **out, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_error("%s: cannot open '%s': %s", flag, path, strerror(errno));
+    kvp_error err;
+    if (kvp_read_file(path, out, len, &err) != KVP_OK) {
+        cli_error("%s: %s", flag, err.message);
         return false;
     }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (n + 1 < cap) break;
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        cli_error("%s: cannot read '%s'", flag, path);
-        return false;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
     return true;
 }

@@ -9,38 +9,7 @@
 #include <unistd.h>
 
 #include "util/error.h"
-
-static kvp_status read_whole(const char *path, char **out, size_t *len, kvp_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return kvp_fail(err, KVP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) break;
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (n + 1 < cap) break;
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (!buf) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory reading the file", path);
-    if (bad) {
-        free(buf);
-        return kvp_fail(err, KVP_ERR_IO, "%s: read error", path);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return KVP_OK;
-}
+#include "util/file.h"
 
 static bool blank(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -53,7 +22,7 @@ kvp_status kvp_jsonl_read(const char *path, kvp_jsonl *out, kvp_error *err) {
     out->n = 0;
     char *buf = NULL;
     size_t len = 0;
-    kvp_status st = read_whole(path, &buf, &len, err);
+    kvp_status st = kvp_read_file(path, &buf, &len, err);
     if (st != KVP_OK) return st;
     size_t cap = 0, line = 0;
     for (size_t pos = 0; pos < len;) {

@@ -1,0 +1,40 @@
+#include "util/file.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+
+kvp_status kvp_read_file(const char *path, char **out, size_t *len, kvp_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return kvp_fail(err, KVP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) break;
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (n + 1 < cap) break;
+        char *nb = realloc(buf, cap * 2);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (!buf) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory reading the file", path);
+    if (bad) {
+        free(buf);
+        return kvp_fail(err, KVP_ERR_IO, "%s: read error", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return KVP_OK;
+}

@@ -1,0 +1,13 @@
+/* Whole-file reading shared by the library and the CLI. */
+#ifndef KVP_UTIL_FILE_H
+#define KVP_UTIL_FILE_H
+
+#include <stddef.h>
+
+#include "kvprune.h"
+
+/* Reads a whole file into a NUL-terminated buffer (free with free()); the
+ * error names the path. */
+kvp_status kvp_read_file(const char *path, char **out, size_t *len, kvp_error *err);
+
+#endif
