@@ -255,27 +255,19 @@ kvp_status kvp_json_get_string_list(const json_t *obj, const char *key, const ch
 }
 
 kvp_status kvp_json_write_file_atomic(const char *path, const json_t *value, kvp_error *err) {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 32);
-    if (!tmp) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, n + 32, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        return st;
+    char *text = json_dumps(value, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
+    if (!text) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+    size_t n = strlen(text);
+    char *withnl = realloc(text, n + 2);
+    if (!withnl) {
+        free(text);
+        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
     }
-    int rc = json_dumpf(value, f, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
-    bool ok = rc == 0 && fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return st;
-    }
-    free(tmp);
-    return KVP_OK;
+    withnl[n] = '\n';
+    withnl[n + 1] = '\0';
+    kvp_status st = kvp_write_file_atomic(path, withnl, n + 1, err);
+    free(withnl);
+    return st;
 }
 
 kvp_status kvp_mkdirs(const char *path, kvp_error *err) {

@@ -58,29 +58,6 @@ static void sb_text(sbuf *b, const char *t) {
     }
 }
 
-kvp_status kvp_write_file_atomic(const char *path, const char *data, size_t len, kvp_error *err) {
-    size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    if (!tmp) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    bool ok = fwrite(data, 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return st;
-    }
-    free(tmp);
-    return KVP_OK;
-}
-
 static kvp_status finish(sbuf *b, const char *path, kvp_error *err) {
     sb_printf(b, "</svg>\n");
     if (b->oom) {

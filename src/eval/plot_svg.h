@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "kvprune.h"
+#include "util/file.h"
 
 typedef struct kvp_plot_series {
     const char *label;
@@ -45,9 +46,5 @@ typedef struct kvp_heatmap {
 } kvp_heatmap;
 
 kvp_status kvp_svg_heatmap(const char *path, const kvp_heatmap *hm, kvp_error *err);
-
-/* Writes `len` bytes to `path` through a temporary file and rename. */
-kvp_status kvp_write_file_atomic(const char *path, const char *data, size_t len,
-                                 kvp_error *err);
 
 #endif

@@ -1,9 +1,11 @@
 #include "util/file.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/error.h"
 
@@ -36,5 +38,28 @@ kvp_status kvp_read_file(const char *path, char **out, size_t *len, kvp_error *e
     buf[n] = '\0';
     *out = buf;
     *len = n;
+    return KVP_OK;
+}
+
+kvp_status kvp_write_file_atomic(const char *path, const char *data, size_t len, kvp_error *err) {
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (!tmp) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    bool ok = fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return st;
+    }
+    free(tmp);
     return KVP_OK;
 }

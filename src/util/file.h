@@ -10,4 +10,8 @@
  * error names the path. */
 kvp_status kvp_read_file(const char *path, char **out, size_t *len, kvp_error *err);
 
+/* Writes data to path through a temporary file renamed into place, so a
+ * reader never sees a half-written file. */
+kvp_status kvp_write_file_atomic(const char *path, const char *data, size_t len, kvp_error *err);
+
 #endif
