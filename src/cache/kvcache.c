@@ -68,6 +68,8 @@ struct kvp_cache {
     bool blk_post_evict; /* evict to budget after the attention            */
     float *row_max, *row_sum, *out_sq; /* [n_head][n_new]                  */
     size_t scratch_cap;
+    float *z_rows;       /* decode: each head's logits, pass 1 -> pass 2   */
+    size_t z_cap;
 };
 
 static double now_ms(void) {
@@ -288,6 +290,7 @@ void kvp_cache_free(kvp_cache *c) {
     free(c->row_max);
     free(c->row_sum);
     free(c->out_sq);
+    free(c->z_rows);
     free(c);
 }
 
@@ -478,7 +481,23 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
         return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
     }
 
-    /* 2. outputs, row maxima and normalisers (flash style). */
+    /* 2. outputs, row maxima and normalisers (flash style). A scored decode
+     * step keeps each head's logits for pass 3 instead of recomputing them. */
+    int max_len = 0;
+    for (int s = 0; s < S; s++)
+        if (ss[s].len > max_len) max_len = ss[s].len;
+    float *z_rows = NULL;
+    if (scored && n_new == 1) {
+        size_t need = (size_t)H * (size_t)max_len;
+        if (need > c->z_cap) {
+            float *z = realloc(c->z_rows, need * sizeof(float));
+            if (z) {
+                c->z_rows = z;
+                c->z_cap = need;
+            }
+        }
+        if (need <= c->z_cap) z_rows = c->z_rows; /* else recompute: slower, same bits */
+    }
     const float scale = 1.0f / sqrtf((float)d);
     const size_t qs = (size_t)H * d;
     const int n_tiles = (n_new + ROW_TILE - 1) / ROW_TILE;
@@ -492,7 +511,8 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
                          st->v, d, kv_base + r0, scale,
                          out + (size_t)r0 * qs + (size_t)h * d, qs,
                          c->row_max + (size_t)h * n_new + r0,
-                         c->row_sum + (size_t)h * n_new + r0);
+                         c->row_sum + (size_t)h * n_new + r0,
+                         z_rows ? z_rows + (size_t)h * max_len : NULL);
         if (scored && m->use_key)
             for (int i = r0; i < r0 + nr; i++) {
                 const float *oi = out + (size_t)i * qs + (size_t)h * d;
@@ -505,11 +525,7 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     /* 3. the scoring rows revisit the key tiles with the final normalisers:
      * per-column reductions, owned column blocks, heads of a group summed. */
     if (scored) {
-        int max_blocks = 0;
-        for (int s = 0; s < S; s++) {
-            int nb = (ss[s].len + COL_BLOCK - 1) / COL_BLOCK;
-            if (nb > max_blocks) max_blocks = nb;
-        }
+        const int max_blocks = (max_len + COL_BLOCK - 1) / COL_BLOCK;
         const int heads_per_stream = H / S;
         const int64_t rows = n_new - c->blk_row_begin;
         const bool par_score = (int64_t)H * rows * kv_len * d > par_min;
@@ -532,6 +548,7 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
                                    scale, c->row_max + (size_t)h * n_new,
                                    c->row_sum + (size_t)h * n_new,
                                    out + (size_t)h * d, qs, c0, c1, &req,
+                                   z_rows ? z_rows + (size_t)h * max_len : NULL,
                                    st->sattn, st->skey);
             }
         }

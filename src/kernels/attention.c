@@ -175,6 +175,52 @@ static void forward_block16(const float *q, size_t q_stride, int nr, const float
     }
 }
 
+/* Sum of each of 16 vectors, as one vector (lane t = sum of v[t]): a
+ * transpose-and-add tree. Each output lane only ever adds lanes of its own
+ * input, in an order that does not depend on the other inputs, so a key's
+ * logit is the same bits whichever group of 16 it is computed in. */
+static inline __m512 hsum16(const __m512 v[16]) {
+    __m512 x[8], y[4];
+    for (int i = 0; i < 8; i++)
+        x[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++)
+        y[i] = _mm512_add_ps(_mm512_shuffle_ps(x[2 * i], x[2 * i + 1], 0x44),
+                             _mm512_shuffle_ps(x[2 * i], x[2 * i + 1], 0xEE));
+    /* y[i], 128-bit lane L: partial sums over lane L of v[4i..4i+3] */
+    const __m512 w0 = _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], 0x88),
+                                    _mm512_shuffle_f32x4(y[0], y[1], 0xDD));
+    const __m512 w1 = _mm512_add_ps(_mm512_shuffle_f32x4(y[2], y[3], 0x88),
+                                    _mm512_shuffle_f32x4(y[2], y[3], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, 0x88), _mm512_shuffle_f32x4(w0, w1, 0xDD));
+}
+
+/* z[t] = scale * q . k_t for t < nt (row-major keys), 16 keys at a time:
+ * per key one vector of partial products, then one hsum16 for all 16
+ * instead of a horizontal reduction per key. Used by both passes, so pass 2
+ * recomputes exactly pass 1's logits. */
+static void keyvec_logits(const float *restrict q, const float *restrict k, int d, int nt,
+                          float scale, float *restrict z) {
+    const int nv = (d + 15) / 16;
+    const __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - d));
+    __m512 qv[MAX_D / 16];
+    for (int c = 0; c < nv; c++) qv[c] = _mm512_maskz_loadu_ps(c == nv - 1 ? last : 0xFFFF, q + 16 * c);
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (int t0 = 0; t0 < nt; t0 += 16) {
+        const int n = nt - t0 < 16 ? nt - t0 : 16;
+        __m512 acc[16];
+        for (int t = 0; t < 16; t++) {
+            acc[t] = _mm512_setzero_ps();
+            if (t >= n) continue;
+            const float *kr = k + (size_t)(t0 + t) * d;
+            for (int c = 0; c < nv; c++)
+                acc[t] = _mm512_fmadd_ps(qv[c], _mm512_maskz_loadu_ps(c == nv - 1 ? last : 0xFFFF, kr + 16 * c),
+                                         acc[t]);
+        }
+        _mm512_mask_storeu_ps(z + t0, (__mmask16)(0xFFFFu >> (16 - n)), _mm512_mul_ps(hsum16(acc), vs));
+    }
+}
+
 /* o += sum_t w[t] v_t over nt keys of a tile, o held in nv <= 8 vectors
  * (the last one masked to d), even and odd keys in separate accumulators. */
 static inline __attribute__((always_inline)) void pv_tile(float *restrict o, const float *restrict vb,
@@ -208,7 +254,8 @@ static inline __attribute__((always_inline)) void pv_tile(float *restrict o, con
  * and P.V runs over 16-wide column chunks of the output. */
 static void forward_rows_keyvec(const float *q, size_t q_stride, int n_q, const float *k,
                                 const float *v, int d, int kv_base, float scale, float *out,
-                                size_t out_stride, float *row_max, float *row_sum) {
+                                size_t out_stride, float *row_max, float *row_sum,
+                                float *z_row) {
     _Alignas(64) float z[TILE];
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     const int nv = (d + 15) / 16;
@@ -221,7 +268,8 @@ static void forward_rows_keyvec(const float *q, size_t q_stride, int n_q, const 
         float m = -INFINITY, l = 0.0f;
         for (int j0 = 0; j0 < n_see; j0 += TILE) {
             const int nt = n_see - j0 < TILE ? n_see - j0 : TILE;
-            direct_logits(qi, k + (size_t)j0 * d, d, nt, scale, z);
+            keyvec_logits(qi, k + (size_t)j0 * d, d, nt, scale, z);
+            if (z_row) memcpy(z_row + j0, z, sizeof(float) * (size_t)nt);
             __m512 zv[TILE / 16];
             __m512 vmax = ninf;
             for (int c = 0; c < TILE / 16; c++) {
@@ -274,7 +322,8 @@ static void forward_rows_keyvec(const float *q, size_t q_stride, int n_q, const 
 void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
                       const float *k, const float *v, int d, int kv_base,
                       float scale, float *out, size_t out_stride,
-                      float *row_max, float *row_sum) {
+                      float *row_max, float *row_sum, float *z_row) {
+    if (n_q != 1) z_row = NULL;
 #ifdef __AVX512F__
     if (n_q >= MIN_ROWS_VEC) {
         for (int r0 = 0; r0 < n_q; r0 += RB)
@@ -283,7 +332,7 @@ void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
                             out_stride, row_max + r0, row_sum + r0);
     } else {
         forward_rows_keyvec(q, q_stride, n_q, k, v, d, kv_base, scale, out, out_stride,
-                            row_max, row_sum);
+                            row_max, row_sum, z_row);
     }
     return; /* the portable path below stays compiled, so warnings still check it */
 #endif
@@ -309,6 +358,7 @@ void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
             int nt = n_see < nt_all ? n_see : nt_all;
             if (transposed) tile_logits(qi, kt, d, nt, scale, z);
             else direct_logits(qi, k + (size_t)j0 * d, d, nt, scale, z);
+            if (z_row) memcpy(z_row + j0, z, sizeof(float) * (size_t)nt);
             float m = row_max[i], l = row_sum[i];
             float tmax = -INFINITY;
             for (int t = 0; t < nt; t++)
@@ -434,10 +484,9 @@ static void colreduce_rows_keyvec(const float *q, size_t q_stride, int row_begin
                                   const float *k, const float *v, int d, int kv_base,
                                   float scale, const float *row_max, const float *row_sum,
                                   const float *out, size_t out_stride, int col_begin,
-                                  int col_end, const kvp_colreduce_req *req, double *col_attn,
-                                  double *col_key) {
+                                  int col_end, const kvp_colreduce_req *req, const float *z_row,
+                                  double *col_attn, double *col_key) {
     _Alignas(64) float z[TILE], vo[TILE];
-    const __m512 vscale = _mm512_set1_ps(scale);
     const __m512d two = _mm512_set1_pd(2.0);
     for (int i = row_begin; i < row_end; i++) {
         const float *qi = q + (size_t)i * q_stride, *oi = out + (size_t)i * out_stride;
@@ -446,14 +495,15 @@ static void colreduce_rows_keyvec(const float *q, size_t q_stride, int row_begin
         const __m512d osq = _mm512_set1_pd(req->key ? (double)req->out_sq[i] : 0.0);
         for (int j0 = col_begin; j0 < c_end; j0 += TILE) {
             const int nt = c_end - j0 < TILE ? c_end - j0 : TILE;
-            direct_logits(qi, k + (size_t)j0 * d, d, nt, 1.0f, z);
-            if (req->key) direct_logits(oi, v + (size_t)j0 * d, d, nt, 1.0f, vo);
+            /* z: scaled logits (pass 1's when it saved them) */
+            if (z_row) memcpy(z, z_row + j0, sizeof(float) * (size_t)nt);
+            else keyvec_logits(qi, k + (size_t)j0 * d, d, nt, scale, z);
+            if (req->key) keyvec_logits(oi, v + (size_t)j0 * d, d, nt, 1.0f, vo);
             for (int t0 = 0; t0 < nt; t0 += 8) {
                 const int left = nt - t0;
                 const __mmask8 cols = left >= 8 ? (__mmask8)0xFF : (__mmask8)(0xFFu >> (8 - left));
                 const int j = j0 + t0;
-                const __m256 zz8 = _mm256_mul_ps(_mm512_castps512_ps256(vscale),
-                                                 _mm256_maskz_loadu_ps(cols, z + t0));
+                const __m256 zz8 = _mm256_maskz_loadu_ps(cols, z + t0);
                 const __m512 zz = _mm512_castps256_ps512(zz8);
                 const __m256 a8 = _mm512_castps512_ps256(
                     _mm512_mul_ps(exp_le0(_mm512_sub_ps(zz, m)), inv_l));
@@ -489,8 +539,9 @@ void kvp_attn_colreduce(const float *q, size_t q_stride, int row_begin,
                         int kv_base, float scale, const float *row_max,
                         const float *row_sum, const float *out,
                         size_t out_stride, int col_begin, int col_end,
-                        const kvp_colreduce_req *req, double *col_attn,
-                        double *col_key) {
+                        const kvp_colreduce_req *req, const float *z_row,
+                        double *col_attn, double *col_key) {
+    if (row_end - row_begin != 1) z_row = NULL;
 #ifdef __AVX512F__
     if (row_end - row_begin >= MIN_ROWS_VEC) {
         for (int r0 = row_begin; r0 < row_end; r0 += RB)
@@ -501,7 +552,7 @@ void kvp_attn_colreduce(const float *q, size_t q_stride, int row_begin,
                               req->key ? req->out_sq + r0 : NULL, col_attn, col_key);
     } else {
         colreduce_rows_keyvec(q, q_stride, row_begin, row_end, k, v, d, kv_base, scale, row_max,
-                              row_sum, out, out_stride, col_begin, col_end, req, col_attn,
+                              row_sum, out, out_stride, col_begin, col_end, req, z_row, col_attn,
                               col_key);
     }
     return;
@@ -527,12 +578,12 @@ void kvp_attn_colreduce(const float *q, size_t q_stride, int row_begin,
                 /* v_j . o_i for the tile, vectorised over keys like z */
                 if (req->key) tile_logits(oi, vt, d, nt, 1.0f, vo);
             } else {
-                direct_logits(qi, k + (size_t)j0 * d, d, nt, 1.0f, z);
+                if (!z_row) direct_logits(qi, k + (size_t)j0 * d, d, nt, 1.0f, z);
                 if (req->key) direct_logits(oi, v + (size_t)j0 * d, d, nt, 1.0f, vo);
             }
             const float m = row_max[i], inv_l = 1.0f / row_sum[i];
             for (int t = 0; t < nt; t++) {
-                float zz = scale * z[t];
+                float zz = z_row ? z_row[j0 + t] : scale * z[t];
                 double a = (double)(expf(zz - m) * inv_l);
                 int j = j0 + t;
                 if (req->p == 1)

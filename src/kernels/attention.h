@@ -25,18 +25,23 @@
 #define KVP_ATTN_MAX_HEAD_DIM 256
 
 /* q rows at q + i*q_stride; k, v rows at k + j*d; out rows at
- * out + i*out_stride. row_max/row_sum receive m_i and l_i for rows 0..n_q-1. */
+ * out + i*out_stride. row_max/row_sum receive m_i and l_i for rows 0..n_q-1.
+ * z_row (NULL, or used only when n_q == 1: decode) receives the row's
+ * scaled logits z_0j for j <= kv_base, so that pass 2 need not recompute
+ * them. */
 void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
                       const float *k, const float *v, int d, int kv_base,
                       float scale, float *out, size_t out_stride,
-                      float *row_max, float *row_sum);
+                      float *row_max, float *row_sum, float *z_row);
 
 /* What pass 2 accumulates per key column j over rows i in [row_begin,
  * row_end) that see j (i >= j - kv_base):
  *   col_attn[j] += a_ij^p                               (p = 1 or 2; p = 0: skip)
  *   col_key[j]  += (a_ij z_ij)^2 (V2_j + |o_i|^2 - 2 v_j.o_i)      (key)
  *               +  2 a_ij^2 z_ij (V2_j - v_j.o_i)                   (cross)
- * with z_ij = scale * q_i.k_j, V2_j = v2[j], |o_i|^2 = out_sq[i]. */
+ * with z_ij = scale * q_i.k_j, V2_j = v2[j], |o_i|^2 = out_sq[i].
+ * z_row: NULL, or for a single row (row_end - row_begin == 1) the logits
+ * kvp_attn_forward saved for it (the same bits it would recompute). */
 typedef struct kvp_colreduce_req {
     int p;
     bool key;
@@ -50,7 +55,7 @@ void kvp_attn_colreduce(const float *q, size_t q_stride, int row_begin,
                         int kv_base, float scale, const float *row_max,
                         const float *row_sum, const float *out,
                         size_t out_stride, int col_begin, int col_end,
-                        const kvp_colreduce_req *req, double *col_attn,
-                        double *col_key);
+                        const kvp_colreduce_req *req, const float *z_row,
+                        double *col_attn, double *col_key);
 
 #endif
