@@ -59,6 +59,8 @@ static void transpose_tile(const float *src, int d, int nt, float *restrict dst)
 #ifdef __AVX512F__
 #include <immintrin.h>
 
+#include "kernels/hsum.h"
+
 /* Prefill path: rows are vectorised instead of keys. A block of 16 query
  * rows is transposed once into [d][16], so the logits of one key for all 16
  * rows are d broadcast-FMAs (the key's elements are broadcast straight from
@@ -175,26 +177,6 @@ static void forward_block16(const float *q, size_t q_stride, int nr, const float
     }
 }
 
-/* Sum of each of 16 vectors, as one vector (lane t = sum of v[t]): a
- * transpose-and-add tree. Each output lane only ever adds lanes of its own
- * input, in an order that does not depend on the other inputs, so a key's
- * logit is the same bits whichever group of 16 it is computed in. */
-static inline __m512 hsum16(const __m512 v[16]) {
-    __m512 x[8], y[4];
-    for (int i = 0; i < 8; i++)
-        x[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
-                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
-    for (int i = 0; i < 4; i++)
-        y[i] = _mm512_add_ps(_mm512_shuffle_ps(x[2 * i], x[2 * i + 1], 0x44),
-                             _mm512_shuffle_ps(x[2 * i], x[2 * i + 1], 0xEE));
-    /* y[i], 128-bit lane L: partial sums over lane L of v[4i..4i+3] */
-    const __m512 w0 = _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], 0x88),
-                                    _mm512_shuffle_f32x4(y[0], y[1], 0xDD));
-    const __m512 w1 = _mm512_add_ps(_mm512_shuffle_f32x4(y[2], y[3], 0x88),
-                                    _mm512_shuffle_f32x4(y[2], y[3], 0xDD));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, 0x88), _mm512_shuffle_f32x4(w0, w1, 0xDD));
-}
-
 /* z[t] = scale * q . k_t for t < nt (row-major keys), 16 keys at a time:
  * per key one vector of partial products, then one hsum16 for all 16
  * instead of a horizontal reduction per key. Used by both passes, so pass 2
@@ -217,7 +199,7 @@ static void keyvec_logits(const float *restrict q, const float *restrict k, int 
                 acc[t] = _mm512_fmadd_ps(qv[c], _mm512_maskz_loadu_ps(c == nv - 1 ? last : 0xFFFF, kr + 16 * c),
                                          acc[t]);
         }
-        _mm512_mask_storeu_ps(z + t0, (__mmask16)(0xFFFFu >> (16 - n)), _mm512_mul_ps(hsum16(acc), vs));
+        _mm512_mask_storeu_ps(z + t0, (__mmask16)(0xFFFFu >> (16 - n)), _mm512_mul_ps(kvp_hsum16(acc), vs));
     }
 }
 

@@ -67,7 +67,8 @@ static inline float vsum(vf v) {
         for (int l_ = 0; l_ < LANES; l_++) (acc).l[l_] += (a).l[l_] * (b).l[l_];     \
     } while (0)
 #endif
-#define ROWS_PER_TASK 12 /* a multiple of RB */
+/* A multiple of RB (3 or 4); the converted rows (48 x K floats) stay in L2. */
+#define ROWS_PER_TASK 48
 
 /* The one definition of a dot product: lane partial sums over the first
  * K - K%LANES elements, lanes reduced in order, then the tail in order. */
@@ -207,18 +208,21 @@ bool kvp_matmul(float *y, const float *x, int T, const void *w, uint32_t wtype, 
                 }
             }
             if (wtype != GGML_TYPE_F32 && !buf) continue; /* reported through `failed` */
-            int r = 0;
-            for (; r + RB <= nr; r += RB) {
-                int t = 0;
-                for (; t + TB <= T; t += TB) tile(y, x, t, rows + r, n0 + r, N, K, accumulate);
-                for (; t < T; t++)
-                    for (int q = 0; q < RB; q++) {
-                        float s = dot(x + (size_t)t * K, rows[r + q], K);
-                        float *dst = &y[(size_t)t * N + n0 + r + q];
-                        *dst = accumulate ? *dst + s : s;
-                    }
-            }
-            for (; r < nr; r++)
+            /* Token blocks outside, row groups inside: a block of TB
+             * activation rows is read from memory once per task and reused
+             * from L1 by every row group (with rows outside, all of x was
+             * streamed once per row group). */
+            const int nr_full = nr - nr % RB;
+            int t = 0;
+            for (; t + TB <= T; t += TB)
+                for (int r = 0; r < nr_full; r += RB) tile(y, x, t, rows + r, n0 + r, N, K, accumulate);
+            for (; t < T; t++)
+                for (int r = 0; r < nr_full; r++) {
+                    float s = dot(x + (size_t)t * K, rows[r], K);
+                    float *dst = &y[(size_t)t * N + n0 + r];
+                    *dst = accumulate ? *dst + s : s;
+                }
+            for (int r = nr_full; r < nr; r++)
                 for (int t = 0; t < T; t++) {
                     float s = dot(x + (size_t)t * K, rows[r], K);
                     float *dst = &y[(size_t)t * N + n0 + r];
