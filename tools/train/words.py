@@ -41,3 +41,16 @@ rabbit radio
 """.split()
 
 assert not (set(TRAIN_ADJECTIVES) | set(TRAIN_NOUNS)) & (set(EVAL_ADJECTIVES) | set(EVAL_NOUNS))
+
+
+def c_generator_words(repo_root):
+    """The words of the keys `kvprune needle gen` draws (src/eval/needle_gen.c),
+    which the evaluation of the shipped model uses: kept out of training too."""
+    import re
+    with open(repo_root + "/src/eval/needle_gen.c", encoding="utf-8") as f:
+        src = f.read()
+    out = set()
+    for name in ("kvp_niah_adjectives", "kvp_niah_nouns"):
+        body = re.search(name + r"\[\] = \{(.*?)NULL\}", src, re.S).group(1)
+        out |= set(re.findall(r'"([a-z]+)"', body))
+    return out
