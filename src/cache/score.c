@@ -26,20 +26,23 @@ double kvc_selection_score(const kvc_method *m, double sattn, double vnorm,
 }
 
 void kvc_pool_scores(kvc_pool pool, const double *in, int n, double *out) {
-    for (int j = 0; j < n; j++) {
-        int lo = j - 3 < 0 ? 0 : j - 3, hi = j + 3 >= n ? n - 1 : j + 3;
-        if (pool == KVC_POOL_MAX) {
+    if (pool == KVC_POOL_MAX) {
+        for (int j = 0; j < n; j++) {
+            int lo = j - 3 < 0 ? 0 : j - 3, hi = j + 3 >= n ? n - 1 : j + 3;
             double m = -INFINITY; /* the -inf padding never wins */
             for (int t = lo; t <= hi; t++)
                 if (in[t] > m) m = in[t];
             out[j] = m;
-        } else if (pool == KVC_POOL_AVG) {
+        }
+    } else if (pool == KVC_POOL_AVG) {
+        for (int j = 0; j < n; j++) {
+            int lo = j - 3 < 0 ? 0 : j - 3, hi = j + 3 >= n ? n - 1 : j + 3;
             double s = 0.0; /* zero padding, always divided by 7 */
             for (int t = lo; t <= hi; t++) s += in[t];
             out[j] = s / 7.0;
-        } else {
-            out[j] = in[j];
         }
+    } else {
+        memcpy(out, in, sizeof(double) * (size_t)n);
     }
 }
 
