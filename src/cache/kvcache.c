@@ -35,6 +35,14 @@
 #define COL_BLOCK 256
 /* Query rows per pass-1 task. */
 #define ROW_TILE 16
+/* Blocks of fewer rows (decode) run per stream, its heads together. */
+#define GROUP_ROWS 8
+
+static float sum_sq(const float *x, int d) {
+    float s2 = 0.0f;
+    for (int t = 0; t < d; t++) s2 += x[t] * x[t];
+    return s2;
+}
 
 typedef struct kvc_stream {
     float *k, *v;   /* [cap][head_dim]                                    */
@@ -500,33 +508,48 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     }
     const float scale = 1.0f / sqrtf((float)d);
     const size_t qs = (size_t)H * d;
-    const int n_tiles = (n_new + ROW_TILE - 1) / ROW_TILE;
+    const int heads_per_stream = H / S;
+    if (n_new < GROUP_ROWS) {
+        /* Few rows (decode): the heads that share a stream run together,
+         * so its K/V are read once per row, not once per head. */
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (par_attn)
-    for (int task = 0; task < H * n_tiles; task++) {
-        int h = task / n_tiles, r0 = (task % n_tiles) * ROW_TILE;
-        int nr = n_new - r0 < ROW_TILE ? n_new - r0 : ROW_TILE;
-        const kvc_stream *st = &ss[stream_of_head(c, h)];
-        int kv_base = st->len - n_new;
-        kvp_attn_forward(q + (size_t)r0 * qs + (size_t)h * d, qs, nr, st->k,
-                         st->v, d, kv_base + r0, scale,
-                         out + (size_t)r0 * qs + (size_t)h * d, qs,
-                         c->row_max + (size_t)h * n_new + r0,
-                         c->row_sum + (size_t)h * n_new + r0,
-                         z_rows ? z_rows + (size_t)h * max_len : NULL);
-        if (scored && m->use_key)
-            for (int i = r0; i < r0 + nr; i++) {
-                const float *oi = out + (size_t)i * qs + (size_t)h * d;
-                float s2 = 0.0f;
-                for (int t = 0; t < d; t++) s2 += oi[t] * oi[t];
-                c->out_sq[(size_t)h * n_new + i] = s2;
-            }
+        for (int task = 0; task < S * n_new; task++) {
+            int s = task / n_new, r = task % n_new, h0 = s * heads_per_stream;
+            const kvc_stream *st = &ss[s];
+            kvp_attn_forward_heads(q + (size_t)r * qs + (size_t)h0 * d, (size_t)d,
+                                   heads_per_stream, st->k, st->v, d, st->len - n_new + r + 1,
+                                   scale, out + (size_t)r * qs + (size_t)h0 * d, (size_t)d,
+                                   c->row_max + (size_t)h0 * n_new + r,
+                                   c->row_sum + (size_t)h0 * n_new + r, (size_t)n_new,
+                                   z_rows ? z_rows + (size_t)h0 * max_len : NULL, (size_t)max_len);
+            if (scored && m->use_key)
+                for (int h = h0; h < h0 + heads_per_stream; h++)
+                    c->out_sq[(size_t)h * n_new + r] = sum_sq(out + (size_t)r * qs + (size_t)h * d, d);
+        }
+    } else {
+        const int n_tiles = (n_new + ROW_TILE - 1) / ROW_TILE;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (par_attn)
+        for (int task = 0; task < H * n_tiles; task++) {
+            int h = task / n_tiles, r0 = (task % n_tiles) * ROW_TILE;
+            int nr = n_new - r0 < ROW_TILE ? n_new - r0 : ROW_TILE;
+            const kvc_stream *st = &ss[stream_of_head(c, h)];
+            int kv_base = st->len - n_new;
+            kvp_attn_forward(q + (size_t)r0 * qs + (size_t)h * d, qs, nr, st->k,
+                             st->v, d, kv_base + r0, scale,
+                             out + (size_t)r0 * qs + (size_t)h * d, qs,
+                             c->row_max + (size_t)h * n_new + r0,
+                             c->row_sum + (size_t)h * n_new + r0,
+                             z_rows ? z_rows + (size_t)h * max_len : NULL);
+            if (scored && m->use_key)
+                for (int i = r0; i < r0 + nr; i++)
+                    c->out_sq[(size_t)h * n_new + i] = sum_sq(out + (size_t)i * qs + (size_t)h * d, d);
+        }
     }
 
     /* 3. the scoring rows revisit the key tiles with the final normalisers:
      * per-column reductions, owned column blocks, heads of a group summed. */
     if (scored) {
         const int max_blocks = (max_len + COL_BLOCK - 1) / COL_BLOCK;
-        const int heads_per_stream = H / S;
         const int64_t rows = n_new - c->blk_row_begin;
         const bool par_score = (int64_t)H * rows * kv_len * d > par_min;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (par_score)

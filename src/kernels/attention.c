@@ -231,68 +231,78 @@ static inline __attribute__((always_inline)) void pv_tile(float *restrict o, con
         _mm512_mask_storeu_ps(o + 16 * c, c == nv - 1 ? last : (__mmask16)0xFFFF, _mm512_add_ps(a[c], b[c]));
 }
 
-/* Few rows (decode): logits are dot products straight from K (as in the
- * portable path), the softmax of each 64-key tile is vectorised over keys
- * and P.V runs over 16-wide column chunks of the output. */
-static void forward_rows_keyvec(const float *q, size_t q_stride, int n_q, const float *k,
-                                const float *v, int d, int kv_base, float scale, float *out,
-                                size_t out_stride, float *row_max, float *row_sum,
-                                float *z_row) {
+/* One 64-key tile of one query row (decode): logits are dot products
+ * straight from K, the softmax of the tile is vectorised over keys and P.V
+ * runs over 16-wide column chunks of the output. Updates the row's running
+ * max m, normaliser l and unnormalised output oi. */
+static inline __attribute__((always_inline)) void keyvec_tile(const float *qi, const float *k, const float *v, int d, int j0,
+                               int nt, float scale, float *oi, float *m_io, float *l_io,
+                               float *z_row) {
     _Alignas(64) float z[TILE];
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     const int nv = (d + 15) / 16;
     const __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - d));
+    float m = *m_io, l = *l_io;
+    keyvec_logits(qi, k + (size_t)j0 * d, d, nt, scale, z);
+    if (z_row) memcpy(z_row + j0, z, sizeof(float) * (size_t)nt);
+    __m512 zv[TILE / 16];
+    __m512 vmax = ninf;
+    for (int c = 0; c < TILE / 16; c++) {
+        int left = nt - 16 * c;
+        __mmask16 valid = left >= 16 ? (__mmask16)0xFFFF
+                          : left <= 0 ? (__mmask16)0
+                                      : (__mmask16)(0xFFFFu >> (16 - left));
+        zv[c] = _mm512_mask_loadu_ps(ninf, valid, z + 16 * c);
+        vmax = _mm512_max_ps(vmax, zv[c]);
+    }
+    const float tmax = _mm512_reduce_max_ps(vmax);
+    if (tmax > m) {
+        const float c = expf(m - tmax); /* m = -inf on the first tile: 0 */
+        l *= c;
+        for (int u = 0; u < d; u++) oi[u] *= c;
+        m = tmax;
+    }
+    const __m512 mv = _mm512_set1_ps(m);
+    __m512 lsum = _mm512_setzero_ps();
+    for (int c = 0; c < TILE / 16; c++) {
+        __mmask16 seen = _mm512_cmp_ps_mask(zv[c], ninf, _CMP_NEQ_OQ);
+        __m512 w = _mm512_maskz_mov_ps(seen, exp_le0(_mm512_sub_ps(zv[c], mv)));
+        lsum = _mm512_add_ps(lsum, w);
+        _mm512_store_ps(z + 16 * c, w);
+    }
+    l += _mm512_reduce_add_ps(lsum);
+    const float *vb = v + (size_t)j0 * d;
+    switch (nv) { /* constant vector counts keep the accumulators in registers */
+    case 1: pv_tile(oi, vb, z, nt, d, 1, last); break;
+    case 2: pv_tile(oi, vb, z, nt, d, 2, last); break;
+    case 3: pv_tile(oi, vb, z, nt, d, 3, last); break;
+    case 4: pv_tile(oi, vb, z, nt, d, 4, last); break;
+    case 5: pv_tile(oi, vb, z, nt, d, 5, last); break;
+    case 6: pv_tile(oi, vb, z, nt, d, 6, last); break;
+    case 7: pv_tile(oi, vb, z, nt, d, 7, last); break;
+    case 8: pv_tile(oi, vb, z, nt, d, 8, last); break;
+    default:
+        for (int t = 0; t < nt; t++)
+            for (int u = 0; u < d; u++) oi[u] += z[t] * vb[(size_t)t * d + u];
+    }
+    *m_io = m;
+    *l_io = l;
+}
+
+/* Few rows (decode): each row on its own, tile after tile. */
+static void forward_rows_keyvec(const float *q, size_t q_stride, int n_q, const float *k,
+                                const float *v, int d, int kv_base, float scale, float *out,
+                                size_t out_stride, float *row_max, float *row_sum,
+                                float *z_row) {
     for (int i = 0; i < n_q; i++) {
         const float *qi = q + (size_t)i * q_stride;
         float *oi = out + (size_t)i * out_stride;
         const int n_see = kv_base + i + 1;
         memset(oi, 0, sizeof(float) * (size_t)d);
         float m = -INFINITY, l = 0.0f;
-        for (int j0 = 0; j0 < n_see; j0 += TILE) {
-            const int nt = n_see - j0 < TILE ? n_see - j0 : TILE;
-            keyvec_logits(qi, k + (size_t)j0 * d, d, nt, scale, z);
-            if (z_row) memcpy(z_row + j0, z, sizeof(float) * (size_t)nt);
-            __m512 zv[TILE / 16];
-            __m512 vmax = ninf;
-            for (int c = 0; c < TILE / 16; c++) {
-                int left = nt - 16 * c;
-                __mmask16 valid = left >= 16 ? (__mmask16)0xFFFF
-                                  : left <= 0 ? (__mmask16)0
-                                              : (__mmask16)(0xFFFFu >> (16 - left));
-                zv[c] = _mm512_mask_loadu_ps(ninf, valid, z + 16 * c);
-                vmax = _mm512_max_ps(vmax, zv[c]);
-            }
-            const float tmax = _mm512_reduce_max_ps(vmax);
-            if (tmax > m) {
-                const float c = expf(m - tmax); /* m = -inf on the first tile: 0 */
-                l *= c;
-                for (int u = 0; u < d; u++) oi[u] *= c;
-                m = tmax;
-            }
-            const __m512 mv = _mm512_set1_ps(m);
-            __m512 lsum = _mm512_setzero_ps();
-            for (int c = 0; c < TILE / 16; c++) {
-                __mmask16 seen = _mm512_cmp_ps_mask(zv[c], ninf, _CMP_NEQ_OQ);
-                __m512 w = _mm512_maskz_mov_ps(seen, exp_le0(_mm512_sub_ps(zv[c], mv)));
-                lsum = _mm512_add_ps(lsum, w);
-                _mm512_store_ps(z + 16 * c, w);
-            }
-            l += _mm512_reduce_add_ps(lsum);
-            const float *vb = v + (size_t)j0 * d;
-            switch (nv) { /* constant vector counts keep the accumulators in registers */
-            case 1: pv_tile(oi, vb, z, nt, d, 1, last); break;
-            case 2: pv_tile(oi, vb, z, nt, d, 2, last); break;
-            case 3: pv_tile(oi, vb, z, nt, d, 3, last); break;
-            case 4: pv_tile(oi, vb, z, nt, d, 4, last); break;
-            case 5: pv_tile(oi, vb, z, nt, d, 5, last); break;
-            case 6: pv_tile(oi, vb, z, nt, d, 6, last); break;
-            case 7: pv_tile(oi, vb, z, nt, d, 7, last); break;
-            case 8: pv_tile(oi, vb, z, nt, d, 8, last); break;
-            default:
-                for (int t = 0; t < nt; t++)
-                    for (int u = 0; u < d; u++) oi[u] += z[t] * vb[(size_t)t * d + u];
-            }
-        }
+        for (int j0 = 0; j0 < n_see; j0 += TILE)
+            keyvec_tile(qi, k, v, d, j0, n_see - j0 < TILE ? n_see - j0 : TILE, scale, oi, &m, &l,
+                        z_row);
         const float inv = 1.0f / l;
         for (int u = 0; u < d; u++) oi[u] *= inv;
         row_max[i] = m;
@@ -368,6 +378,41 @@ void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
         float inv = 1.0f / row_sum[i];
         for (int t = 0; t < d; t++) oi[t] *= inv;
     }
+}
+
+void kvp_attn_forward_heads(const float *q, size_t q_hstride, int n_heads, const float *k,
+                            const float *v, int d, int n_keys, float scale, float *out,
+                            size_t out_hstride, float *row_max, float *row_sum,
+                            size_t rs_hstride, float *z_rows, size_t z_hstride) {
+#ifdef __AVX512F__
+    /* Tiles outside, heads inside: each K/V tile is read from memory once
+     * and reused from L1 by every head of the group. Per head the
+     * operations are forward_rows_keyvec's, so the bits are too. */
+    for (int h = 0; h < n_heads; h++) {
+        memset(out + (size_t)h * out_hstride, 0, sizeof(float) * (size_t)d);
+        row_max[(size_t)h * rs_hstride] = -INFINITY;
+        row_sum[(size_t)h * rs_hstride] = 0.0f;
+    }
+    for (int j0 = 0; j0 < n_keys; j0 += TILE) {
+        const int nt = n_keys - j0 < TILE ? n_keys - j0 : TILE;
+        for (int h = 0; h < n_heads; h++)
+            keyvec_tile(q + (size_t)h * q_hstride, k, v, d, j0, nt, scale,
+                        out + (size_t)h * out_hstride, row_max + (size_t)h * rs_hstride,
+                        row_sum + (size_t)h * rs_hstride,
+                        z_rows ? z_rows + (size_t)h * z_hstride : NULL);
+    }
+    for (int h = 0; h < n_heads; h++) {
+        float *oh = out + (size_t)h * out_hstride;
+        const float inv = 1.0f / row_sum[(size_t)h * rs_hstride];
+        for (int u = 0; u < d; u++) oh[u] *= inv;
+    }
+    return;
+#endif
+    for (int h = 0; h < n_heads; h++)
+        kvp_attn_forward(q + (size_t)h * q_hstride, 0, 1, k, v, d, n_keys - 1, scale,
+                         out + (size_t)h * out_hstride, 0, row_max + (size_t)h * rs_hstride,
+                         row_sum + (size_t)h * rs_hstride,
+                         z_rows ? z_rows + (size_t)h * z_hstride : NULL);
 }
 
 #ifdef __AVX512F__

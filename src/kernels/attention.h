@@ -34,6 +34,18 @@ void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
                       float scale, float *out, size_t out_stride,
                       float *row_max, float *row_sum, float *z_row);
 
+/* One query row per head for several heads that share one K/V stream
+ * (GQA decode): head h's query at q + h*q_hstride sees keys 0..n_keys-1;
+ * its output goes to out + h*out_hstride, m and l to row_max/row_sum at
+ * h*rs_hstride, its logits (when z_rows is not NULL) to z_rows +
+ * h*z_hstride. The same bits as kvp_attn_forward on each head with
+ * n_q = 1 and kv_base = n_keys - 1; K/V are read once for the group. */
+void kvp_attn_forward_heads(const float *q, size_t q_hstride, int n_heads,
+                            const float *k, const float *v, int d, int n_keys,
+                            float scale, float *out, size_t out_hstride,
+                            float *row_max, float *row_sum, size_t rs_hstride,
+                            float *z_rows, size_t z_hstride);
+
 /* What pass 2 accumulates per key column j over rows i in [row_begin,
  * row_end) that see j (i >= j - kv_base):
  *   col_attn[j] += a_ij^p                               (p = 1 or 2; p = 0: skip)

@@ -101,7 +101,35 @@ static void check_case(int n_q, int kv_base, int d, int col_begin, int col_end) 
     free(ca), free(ck), free(ra), free(rk), free(zrow);
 }
 
+/* Heads sharing one K/V stream (decode) give, head by head, the bits of a
+ * single-row call: output, max, normaliser and the saved logits. */
+static void check_heads(int g, int n_keys, int d) {
+    float *q = malloc(sizeof(float) * (size_t)g * d), *k = malloc(sizeof(float) * (size_t)n_keys * d);
+    float *v = malloc(sizeof(float) * (size_t)n_keys * d);
+    float *o1 = malloc(sizeof(float) * (size_t)g * d), *o2 = malloc(sizeof(float) * (size_t)g * d);
+    float *z1 = malloc(sizeof(float) * (size_t)g * n_keys), *z2 = malloc(sizeof(float) * (size_t)g * n_keys);
+    float m1[16], l1[16], m2[32], l2[32];
+    for (int i = 0; i < g * d; i++) q[i] = 1.5f * frand();
+    for (int i = 0; i < n_keys * d; i++) k[i] = frand(), v[i] = frand();
+    float scale = 1.0f / sqrtf((float)d);
+    for (int h = 0; h < g; h++)
+        kvp_attn_forward(q + (size_t)h * d, (size_t)d, 1, k, v, d, n_keys - 1, scale,
+                         o1 + (size_t)h * d, (size_t)d, m1 + h, l1 + h, z1 + (size_t)h * n_keys);
+    /* row_max/row_sum with a stride of 2, as the cache lays them out */
+    kvp_attn_forward_heads(q, (size_t)d, g, k, v, d, n_keys, scale, o2, (size_t)d, m2, l2, 2, z2,
+                           (size_t)n_keys);
+    bool same = memcmp(o1, o2, sizeof(float) * (size_t)g * d) == 0 &&
+                memcmp(z1, z2, sizeof(float) * (size_t)g * n_keys) == 0;
+    for (int h = 0; h < g; h++) same = same && m1[h] == m2[2 * h] && l1[h] == l2[2 * h];
+    CHECK_MSG(same, "heads %d keys %d d %d: grouped decode differs from per head", g, n_keys, d);
+    free(q), free(k), free(v), free(o1), free(o2), free(z1), free(z2);
+}
+
 int main(void) {
+    check_heads(3, 1000, 64);
+    check_heads(4, 1, 24);
+    check_heads(8, 130, 128);
+    check_heads(1, 64, 32);
     check_case(3, 37, 80, 0, 40);     /* few rows: dot products */
     check_case(20, 37, 80, 5, 57);    /* transposed tiles, a cut column range */
     check_case(1, 200, 128, 64, 201); /* a decode step */
