@@ -2,7 +2,7 @@
 
   /usr/bin/python3 tools/train/train.py --essays ESSAYS_DIR \
       --ruler RULER_NIAH_JSON --out models/kvp-mini --seed 1234 \
-      --work build/kvp-mini-train --eval-every 40 --final-eval-n 20
+      --work build/kvp-mini-train --eval-every 100 --final-eval-n 20
 
 Curriculum over prompt lengths up to 4096 tokens (PHASES), bf16 autocast
 (oneDNN; fp32 CPU matmuls in this torch go through a slow reference BLAS),
@@ -118,7 +118,7 @@ def evaluate(model, tok, needle, L, n, phrasing, wrap="legacy", seed=0):
             d = 100.0 * j / max(1, n - 1)
             s, a, vals = needle.sample(rng, L, kind="single", phrasing=phrasing, wrap=wrap,
                                        depths=[d])
-            out = model.generate(s[:a], 24)
+            out = model.generate(s[:a], 48)  # the RULER answer is 36 tokens + EOS
             hits += str(vals[0]) in tok.sp.decode(out)
     model.train()
     return hits / n
