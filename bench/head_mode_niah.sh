@@ -11,7 +11,7 @@ set -euo pipefail
 KVP=${1:?kvprune binary}; MODEL=${2:?model}; HAY=${3:?haystack folder}; OUT=${4:?output folder}
 R=${5:-0.05}; G=${6:-4}
 methods=${KVP_METHODS:-h2o,tova,snapkv,kvcV,kvcVK}
-RG=$(python3 -c "print(round($R / $G, 6))")
+RG=$(awk -v r="$R" -v g="$G" 'BEGIN { printf "%.6g", r / g }')
 mkdir -p "$OUT"
 "$KVP" needle gen -m "$MODEL" -o "$OUT/niah_single.jsonl" --haystack "$HAY" \
   --lengths "${KVP_LENGTHS:-2048,4096}" --num-depths "${KVP_DEPTHS:-10}" \

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int kvp_test_failures;
@@ -50,6 +51,23 @@ static int kvp_test_checks;
         double m_ = fabs(db_) > 1.0 ? fabs(db_) : 1.0;                          \
         CHECK_MSG(fabs(da_ - db_) <= (tol) * m_, "%.9g vs %.9g", da_, db_);      \
     } while (0)
+
+/* Runs a shell command; returns its stdout (malloc'd, NUL-terminated; NULL
+ * if it could not start) and its raw pclose status in *status. */
+static inline char *kvp_test_capture(const char *cmd, int *status) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (n + 1 >= cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = '\0';
+    *status = pclose(p);
+    return buf;
+}
 
 static inline int kvp_test_done(const char *name) {
     printf("%s: %d checks, %d failed\n", name, kvp_test_checks, kvp_test_failures);

@@ -26,21 +26,6 @@ static json_t *golden_config(json_t *doc, const char *method) {
     return NULL;
 }
 
-static char *run(const char *cmd, int *status) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += got;
-        if (n + 1 >= cap) buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = '\0';
-    *status = pclose(p);
-    return buf;
-}
-
 static void hex_of(json_t *pos, char *out) {
     unsigned char nib[256] = {0};
     int top = 0;
@@ -80,7 +65,7 @@ int main(int argc, char **argv) {
              "--gqa-mode per-query-head",
              argv[1], model, ids, prefix);
     int status = -1;
-    char *out = run(cmd, &status);
+    char *out = kvp_test_capture(cmd, &status);
     CHECK_EQ_INT(status, 0);
     json_t *doc = out ? json_loads(out, 0, &jerr) : NULL;
     CHECK_MSG(doc != NULL, "compare --json output is not JSON: %s", out ? out : "");
@@ -118,17 +103,17 @@ int main(int argc, char **argv) {
     /* errors: an unknown method lists the valid ones; a missing budget */
     snprintf(cmd, sizeof cmd, "%s compare -m %s --prompt-ids 3,4 "
              "--methods full,kvcQ 2>&1", argv[1], model);
-    out = run(cmd, &status);
+    out = kvp_test_capture(cmd, &status);
     CHECK(status != 0 && out && strstr(out, "kvcQ") && strstr(out, "kvcVK_no_cross"));
     free(out);
     snprintf(cmd, sizeof cmd, "%s compare -m %s --prompt-ids 3,4 "
              "--methods h2o 2>&1", argv[1], model);
-    out = run(cmd, &status);
+    out = kvp_test_capture(cmd, &status);
     CHECK(status != 0 && out && strstr(out, "needs a budget"));
     free(out);
     snprintf(cmd, sizeof cmd, "%s compare -m %s --prompt-ids 3,4 "
              "--methods h2o --num-recent 2 --gqa-mode sideways 2>&1", argv[1], model);
-    out = run(cmd, &status);
+    out = kvp_test_capture(cmd, &status);
     CHECK(status != 0 && out && strstr(out, "per-kv-head"));
     free(out);
     json_decref(gold);

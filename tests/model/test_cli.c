@@ -22,17 +22,9 @@ static char tmp[256];
 static int run(const char *args, char **out) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "'%s' %s 2>%s/stderr.txt", cli, args, tmp);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += got;
-        if (n + 1 >= cap) buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = '\0';
-    int st = pclose(p);
+    int st = -1;
+    char *buf = kvp_test_capture(cmd, &st);
+    if (!buf) return -1;
     if (out)
         *out = buf;
     else

@@ -179,6 +179,12 @@ class NeedleGen:
         self.adjs, self.nouns = adjs, nouns
         self.max_query = max_query
 
+    def pairs(self, rng, n, phr, keys, vals):
+        """n distinct keys, then n distinct values, and their needles."""
+        ks = [make_key(rng, self.adjs, self.nouns, keys) for _ in range(n)]
+        vs = [make_value(rng, vals) for _ in range(n)]
+        return ks, vs, [phr["needle"].format(key=k, value=v) for k, v in zip(ks, vs)]
+
     def task(self, rng, kind, phr):
         """Returns (template, needles, query, answer_text, values)."""
         keys, vals = set(), set()
@@ -188,22 +194,16 @@ class NeedleGen:
             ans = phr["answer_prefix"].format(query=k) + " %d." % v
             return phr["template"], needles, k, ans, [v]
         if kind == "multikey":
-            n = rng.randint(2, 4)
-            ks = [make_key(rng, self.adjs, self.nouns, keys) for _ in range(n)]
-            vs = [make_value(rng, vals) for _ in range(n)]
-            needles = [phr["needle"].format(key=k, value=v) for k, v in zip(ks, vs)]
-            q = rng.randrange(n)
+            ks, vs, needles = self.pairs(rng, rng.randint(2, 4), phr, keys, vals)
+            q = rng.randrange(len(ks))
             ans = phr["answer_prefix"].format(query=ks[q]) + " %d." % vs[q]
             return phr["template"], needles, ks[q], ans, [vs[q]]
         if kind == "echo":
             # Repeat the needle about one key among several: the plain
             # "same tokens, then copy what followed" pattern, which trains the
             # look-up the real questions need.
-            n = rng.randint(1, 4)
-            ks = [make_key(rng, self.adjs, self.nouns, keys) for _ in range(n)]
-            vs = [make_value(rng, vals) for _ in range(n)]
-            needles = [phr["needle"].format(key=k, value=v) for k, v in zip(ks, vs)]
-            q = rng.randrange(n)
+            ks, vs, needles = self.pairs(rng, rng.randint(1, 4), phr, keys, vals)
+            q = rng.randrange(len(ks))
             tmpl = (phr["template"].split("{context}")[0] + "{context}\n"
                     "Repeat the sentence about {query} from the text above.")
             return tmpl, needles, ks[q], " " + needles[q], [vs[q]]
@@ -215,10 +215,7 @@ class NeedleGen:
             # Values are listed in the order they appear in the text.
             return phr["template_multi"], needles, k, None, vs
         if kind == "multiquery":
-            n = rng.randint(2, self.max_query)
-            ks = [make_key(rng, self.adjs, self.nouns, keys) for _ in range(n)]
-            vs = [make_value(rng, vals) for _ in range(n)]
-            needles = [phr["needle"].format(key=k, value=v) for k, v in zip(ks, vs)]
+            ks, vs, needles = self.pairs(rng, rng.randint(2, self.max_query), phr, keys, vals)
             q = join_list(ks)
             ans = phr["answer_prefix_multi"].format(query=q) + " " + join_list(vs) + "."
             return phr["template_multi"], needles, q, ans, vs
