@@ -19,6 +19,7 @@
  */
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -423,6 +424,108 @@ void kvc_end(kvp_cache *c) {
     c->in_block = false;
 }
 
+/* The steps of kvc_attend for one stream. Every step touches only its own
+ * stream (and its heads' rows of the scratch), so streams run in parallel
+ * and the bits do not depend on the thread count. */
+typedef struct attend_ctx {
+    kvp_cache *c;
+    kvc_stream *ss;
+    const float *q, *k, *v;
+    float *out;
+    float scale;
+    size_t qs;            /* floats per query/output row                    */
+    int n_new, slack, heads_per_stream;
+    float *z_rows;        /* decode: [n_head][max_len] logits, or NULL      */
+    int max_len;
+} attend_ctx;
+
+/* 1. evict before the chunk arrives (chunked prefill), then append.
+ * Returns the change in tokens held, or APPEND_FAILED (out of memory). */
+#define APPEND_FAILED INT64_MIN
+static int64_t step_append(const attend_ctx *a, int s) {
+    kvp_cache *c = a->c;
+    const kvc_method *m = &c->method;
+    kvc_stream *st = &a->ss[s];
+    const int d = c->head_dim, n_new = a->n_new;
+    int64_t delta = 0;
+    if (c->blk_pre_coming > 0) {
+        int r = stream_evict(c, st, c->blk_pre_coming, n_new + a->slack);
+        if (r > 0) return APPEND_FAILED;
+        delta += r;
+    }
+    if (!stream_reserve(st, st->len + n_new, d)) return APPEND_FAILED;
+    int kvh = kv_head_of_stream(c, s);
+    for (int i = 0; i < n_new; i++) {
+        int j = st->len + i;
+        const float *ki = a->k + ((size_t)i * c->n_head_kv + kvh) * d;
+        const float *vi = a->v + ((size_t)i * c->n_head_kv + kvh) * d;
+        memcpy(st->k + (size_t)j * d, ki, sizeof(float) * (size_t)d);
+        memcpy(st->v + (size_t)j * d, vi, sizeof(float) * (size_t)d);
+        st->pos[j] = (int32_t)(c->n_seen + i);
+        st->sattn[j] = 0.0;
+        st->skey[j] = 0.0;
+        st->vnorm[j] = m->use_vnorm ? kvc_value_norm(vi, d, m->p) : 0.0;
+        st->v2[j] = m->use_key ? (float)kvc_value_norm(vi, d, 2) : 0.0f;
+    }
+    st->len += n_new;
+    return delta + n_new;
+}
+
+/* 2 (few rows). Row r of a stream: the heads that share the stream run
+ * together, so its K/V are read once per row, not once per head. */
+static void step_rows_grouped(const attend_ctx *a, int s, int r) {
+    kvp_cache *c = a->c;
+    const int d = c->head_dim, n_new = a->n_new, h0 = s * a->heads_per_stream;
+    const kvc_stream *st = &a->ss[s];
+    float *out = a->out + (size_t)r * a->qs + (size_t)h0 * d;
+    kvp_attn_forward_heads(a->q + (size_t)r * a->qs + (size_t)h0 * d, (size_t)d,
+                           a->heads_per_stream, st->k, st->v, d, st->len - n_new + r + 1,
+                           a->scale, out, (size_t)d, c->row_max + (size_t)h0 * n_new + r,
+                           c->row_sum + (size_t)h0 * n_new + r, (size_t)n_new,
+                           a->z_rows ? a->z_rows + (size_t)h0 * a->max_len : NULL,
+                           (size_t)a->max_len);
+    if (c->method.kind == KVC_KIND_SCORED && c->method.use_key)
+        for (int g = 0; g < a->heads_per_stream; g++)
+            c->out_sq[(size_t)(h0 + g) * n_new + r] = sum_sq(out + (size_t)g * d, d);
+}
+
+/* 2 (many rows). Rows [r0, r0 + nr) of head h, flash style. */
+static void step_rows_tile(const attend_ctx *a, int h, int r0, int nr) {
+    kvp_cache *c = a->c;
+    const int d = c->head_dim, n_new = a->n_new;
+    const kvc_stream *st = &a->ss[stream_of_head(c, h)];
+    kvp_attn_forward(a->q + (size_t)r0 * a->qs + (size_t)h * d, a->qs, nr, st->k, st->v, d,
+                     st->len - n_new + r0, a->scale, a->out + (size_t)r0 * a->qs + (size_t)h * d,
+                     a->qs, c->row_max + (size_t)h * n_new + r0,
+                     c->row_sum + (size_t)h * n_new + r0,
+                     a->z_rows ? a->z_rows + (size_t)h * a->max_len : NULL);
+    if (c->method.kind == KVC_KIND_SCORED && c->method.use_key)
+        for (int i = r0; i < r0 + nr; i++)
+            c->out_sq[(size_t)h * n_new + i] = sum_sq(a->out + (size_t)i * a->qs + (size_t)h * d, d);
+}
+
+/* 3. the scoring rows revisit key columns [c0, c1) of stream s with the
+ * final normalisers: per-column reductions in row order, the heads of a
+ * group summed. */
+static void step_score_cols(const attend_ctx *a, int s, int c0, int c1) {
+    kvp_cache *c = a->c;
+    const kvc_method *m = &c->method;
+    const int d = c->head_dim, n_new = a->n_new;
+    kvc_stream *st = &a->ss[s];
+    if (m->recent_only)
+        for (int j = c0; j < c1; j++) st->sattn[j] = st->skey[j] = 0.0;
+    kvp_colreduce_req req = {m->use_attn ? m->p : 0, m->use_key, m->use_cross, st->v2, NULL};
+    for (int g = 0; g < a->heads_per_stream; g++) {
+        int h = s * a->heads_per_stream + g;
+        req.out_sq = c->out_sq + (size_t)h * n_new;
+        kvp_attn_colreduce(a->q + (size_t)h * d, a->qs, c->blk_row_begin, n_new, st->k, st->v,
+                           d, st->len - n_new, a->scale, c->row_max + (size_t)h * n_new,
+                           c->row_sum + (size_t)h * n_new, a->out + (size_t)h * d, a->qs, c0,
+                           c1, &req, a->z_rows ? a->z_rows + (size_t)h * a->max_len : NULL,
+                           st->sattn, st->skey);
+    }
+}
+
 kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
                       const float *v, float *out, int n_threads,
                       kvp_error *err) {
@@ -434,53 +537,74 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     const int n_new = c->blk_n_new, d = c->head_dim, H = c->n_head;
     const int S = c->n_streams;
     const int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
-    const kvc_method *m = &c->method;
-    const bool scored = m->kind == KVC_KIND_SCORED;
-    kvc_stream *ss = stream_at(c, layer, 0);
-    const int slack = n_new > 64 ? 64 : n_new + 16;
+    const bool scored = c->method.kind == KVC_KIND_SCORED;
+    attend_ctx a = {c, stream_at(c, layer, 0), q, k, v, out, 1.0f / sqrtf((float)d),
+                    (size_t)H * d, n_new, n_new > 64 ? 64 : n_new + 16, H / S, NULL, 0};
+    kvc_stream *ss = a.ss;
     int failed = 0;
     int64_t delta = 0;
-    /* Small blocks (decode on a pruned cache) run on the calling thread: a
-     * parallel region costs more than such work, and far more when the
-     * cores are oversubscribed (a waiting thread spins until a descheduled
-     * one returns). Thresholds are in multiply-adds. */
-    const int64_t kv_len = ss[0].len + n_new;
-    const int64_t par_min = (int64_t)1 << 21;
-    const bool par_copy = (int64_t)n_new * S * d > (1 << 16) ||
-                          (c->blk_pre_coming > 0 && kv_len > 4096);
-    const bool par_attn = (int64_t)H * n_new * kv_len * d > par_min;
 
-    /* 1. evict before the chunk arrives (chunked prefill), then append. */
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : failed, delta) if (par_copy)
-    for (int s = 0; s < S; s++) {
-        kvc_stream *st = &ss[s];
-        if (c->blk_pre_coming > 0) {
-            int r = stream_evict(c, st, c->blk_pre_coming, n_new + slack);
-            if (r > 0) {
+    /* A scored decode step keeps each head's logits for the scoring pass
+     * instead of recomputing them. */
+    for (int s = 0; s < S; s++)
+        if (ss[s].len + n_new > a.max_len) a.max_len = ss[s].len + n_new;
+    if (scored && n_new == 1) {
+        size_t need = (size_t)H * (size_t)a.max_len;
+        if (need > c->z_cap) {
+            float *z = realloc(c->z_rows, need * sizeof(float));
+            if (z) {
+                c->z_rows = z;
+                c->z_cap = need;
+            }
+        }
+        if (need <= c->z_cap) a.z_rows = c->z_rows; /* else recompute: slower, same bits */
+    }
+    /* Parallel regions only pay off above some work; thresholds are in
+     * multiply-adds of the attention. */
+    const int64_t kv_len = ss[0].len + n_new;
+    const int64_t work = (int64_t)H * n_new * kv_len * d;
+
+    if (n_new < GROUP_ROWS && c->blk_pre_coming == 0) {
+        /* Few rows (decode): one task per stream runs all four steps, so a
+         * step costs one fork/join, not four, and both cores share even a
+         * pruned cache's attention. */
+        int64_t evicted = 0;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : failed, delta, evicted) if (work > ((int64_t)1 << 18))
+        for (int s = 0; s < S; s++) {
+            int64_t dl = step_append(&a, s);
+            if (dl == APPEND_FAILED) {
                 failed++;
                 continue;
             }
-            delta += r;
+            delta += dl;
+            for (int r = 0; r < n_new; r++) step_rows_grouped(&a, s, r);
+            if (scored) step_score_cols(&a, s, 0, ss[s].len);
+            if (c->blk_post_evict) {
+                int r = stream_evict(c, &ss[s], 0, a.slack);
+                if (r > 0) failed++;
+                else evicted += r;
+            }
         }
-        if (!stream_reserve(st, st->len + n_new, d)) {
-            failed++;
-            continue;
-        }
-        int kvh = kv_head_of_stream(c, s);
-        for (int i = 0; i < n_new; i++) {
-            int j = st->len + i;
-            const float *ki = k + ((size_t)i * c->n_head_kv + kvh) * d;
-            const float *vi = v + ((size_t)i * c->n_head_kv + kvh) * d;
-            memcpy(st->k + (size_t)j * d, ki, sizeof(float) * (size_t)d);
-            memcpy(st->v + (size_t)j * d, vi, sizeof(float) * (size_t)d);
-            st->pos[j] = (int32_t)(c->n_seen + i);
-            st->sattn[j] = 0.0;
-            st->skey[j] = 0.0;
-            st->vnorm[j] = m->use_vnorm ? kvc_value_norm(vi, d, m->p) : 0.0;
-            st->v2[j] = m->use_key ? (float)kvc_value_norm(vi, d, 2) : 0.0f;
-        }
-        st->len += n_new;
-        delta += n_new;
+        /* the peak counts the block appended, before its eviction */
+        c->held += delta;
+        if (c->held > c->held_peak) c->held_peak = c->held;
+        c->held += evicted;
+        c->attn_ms += now_ms() - t0;
+        if (failed)
+            return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
+        return KVP_OK;
+    }
+
+    const int64_t par_min = (int64_t)1 << 21;
+    const bool par_copy = (int64_t)n_new * S * d > (1 << 16) ||
+                          (c->blk_pre_coming > 0 && kv_len > 4096);
+
+    /* 1. evict before the chunk arrives, then append. */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : failed, delta) if (par_copy)
+    for (int s = 0; s < S; s++) {
+        int64_t dl = step_append(&a, s);
+        if (dl == APPEND_FAILED) failed++;
+        else delta += dl;
     }
     c->held += delta;
     if (c->held > c->held_peak) c->held_peak = c->held;
@@ -489,91 +613,30 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
         return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
     }
 
-    /* 2. outputs, row maxima and normalisers (flash style). A scored decode
-     * step keeps each head's logits for pass 3 instead of recomputing them. */
-    int max_len = 0;
-    for (int s = 0; s < S; s++)
-        if (ss[s].len > max_len) max_len = ss[s].len;
-    float *z_rows = NULL;
-    if (scored && n_new == 1) {
-        size_t need = (size_t)H * (size_t)max_len;
-        if (need > c->z_cap) {
-            float *z = realloc(c->z_rows, need * sizeof(float));
-            if (z) {
-                c->z_rows = z;
-                c->z_cap = need;
-            }
-        }
-        if (need <= c->z_cap) z_rows = c->z_rows; /* else recompute: slower, same bits */
-    }
-    const float scale = 1.0f / sqrtf((float)d);
-    const size_t qs = (size_t)H * d;
-    const int heads_per_stream = H / S;
+    /* 2. outputs, row maxima and normalisers. */
     if (n_new < GROUP_ROWS) {
-        /* Few rows (decode): the heads that share a stream run together,
-         * so its K/V are read once per row, not once per head. */
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (par_attn)
-        for (int task = 0; task < S * n_new; task++) {
-            int s = task / n_new, r = task % n_new, h0 = s * heads_per_stream;
-            const kvc_stream *st = &ss[s];
-            kvp_attn_forward_heads(q + (size_t)r * qs + (size_t)h0 * d, (size_t)d,
-                                   heads_per_stream, st->k, st->v, d, st->len - n_new + r + 1,
-                                   scale, out + (size_t)r * qs + (size_t)h0 * d, (size_t)d,
-                                   c->row_max + (size_t)h0 * n_new + r,
-                                   c->row_sum + (size_t)h0 * n_new + r, (size_t)n_new,
-                                   z_rows ? z_rows + (size_t)h0 * max_len : NULL, (size_t)max_len);
-            if (scored && m->use_key)
-                for (int h = h0; h < h0 + heads_per_stream; h++)
-                    c->out_sq[(size_t)h * n_new + r] = sum_sq(out + (size_t)r * qs + (size_t)h * d, d);
-        }
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (work > par_min)
+        for (int task = 0; task < S * n_new; task++) step_rows_grouped(&a, task / n_new, task % n_new);
     } else {
         const int n_tiles = (n_new + ROW_TILE - 1) / ROW_TILE;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (par_attn)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (work > par_min)
         for (int task = 0; task < H * n_tiles; task++) {
             int h = task / n_tiles, r0 = (task % n_tiles) * ROW_TILE;
-            int nr = n_new - r0 < ROW_TILE ? n_new - r0 : ROW_TILE;
-            const kvc_stream *st = &ss[stream_of_head(c, h)];
-            int kv_base = st->len - n_new;
-            kvp_attn_forward(q + (size_t)r0 * qs + (size_t)h * d, qs, nr, st->k,
-                             st->v, d, kv_base + r0, scale,
-                             out + (size_t)r0 * qs + (size_t)h * d, qs,
-                             c->row_max + (size_t)h * n_new + r0,
-                             c->row_sum + (size_t)h * n_new + r0,
-                             z_rows ? z_rows + (size_t)h * max_len : NULL);
-            if (scored && m->use_key)
-                for (int i = r0; i < r0 + nr; i++)
-                    c->out_sq[(size_t)h * n_new + i] = sum_sq(out + (size_t)i * qs + (size_t)h * d, d);
+            step_rows_tile(&a, h, r0, n_new - r0 < ROW_TILE ? n_new - r0 : ROW_TILE);
         }
     }
 
-    /* 3. the scoring rows revisit the key tiles with the final normalisers:
-     * per-column reductions, owned column blocks, heads of a group summed. */
+    /* 3. scores: owned column blocks, so every column is reduced by one
+     * thread in row order. */
     if (scored) {
-        const int max_blocks = (max_len + COL_BLOCK - 1) / COL_BLOCK;
+        const int max_blocks = (a.max_len + COL_BLOCK - 1) / COL_BLOCK;
         const int64_t rows = n_new - c->blk_row_begin;
         const bool par_score = (int64_t)H * rows * kv_len * d > par_min;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (par_score)
         for (int task = 0; task < S * max_blocks; task++) {
-            int s = task / max_blocks, b = task % max_blocks;
-            kvc_stream *st = &ss[s];
-            int c0 = b * COL_BLOCK;
-            if (c0 >= st->len) continue;
-            int c1 = c0 + COL_BLOCK < st->len ? c0 + COL_BLOCK : st->len;
-            if (m->recent_only)
-                for (int j = c0; j < c1; j++) st->sattn[j] = st->skey[j] = 0.0;
-            kvp_colreduce_req req = {m->use_attn ? m->p : 0, m->use_key,
-                                     m->use_cross, st->v2, NULL};
-            for (int g = 0; g < heads_per_stream; g++) {
-                int h = s * heads_per_stream + g;
-                req.out_sq = c->out_sq + (size_t)h * n_new;
-                kvp_attn_colreduce(q + (size_t)h * d, qs, c->blk_row_begin,
-                                   n_new, st->k, st->v, d, st->len - n_new,
-                                   scale, c->row_max + (size_t)h * n_new,
-                                   c->row_sum + (size_t)h * n_new,
-                                   out + (size_t)h * d, qs, c0, c1, &req,
-                                   z_rows ? z_rows + (size_t)h * max_len : NULL,
-                                   st->sattn, st->skey);
-            }
+            int s = task / max_blocks, c0 = (task % max_blocks) * COL_BLOCK;
+            if (c0 >= ss[s].len) continue;
+            step_score_cols(&a, s, c0, c0 + COL_BLOCK < ss[s].len ? c0 + COL_BLOCK : ss[s].len);
         }
     }
 
@@ -582,7 +645,7 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
         delta = 0;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : failed, delta) if (n_new > 64 || kv_len > 8192)
         for (int s = 0; s < S; s++) {
-            int r = stream_evict(c, &ss[s], 0, slack);
+            int r = stream_evict(c, &ss[s], 0, a.slack);
             if (r > 0) failed++;
             else delta += r;
         }

@@ -286,15 +286,16 @@ static void test_memory(void) {
     kvp_cache_reset(NULL);
 }
 
-/* Large enough that every parallel region really runs in parallel: the
- * outputs and the kept positions must not depend on the thread count. */
+/* Large enough that every parallel region really runs in parallel, the
+ * decode steps too (a kept cache of > 2048 tokens): the outputs and the
+ * kept positions must not depend on the thread count. */
 static void run_threads(const char *method, int n_threads, float **outs, int32_t **kept,
                         size_t *n_kept) {
-    enum { H = 4, KV = 2, DD = 32, P = 700, STEPS = 6 };
+    enum { H = 4, KV = 2, DD = 32, P = 2800, STEPS = 6 };
     kvp_cache_params p = qparams();
     p.method = method;
     p.num_recent = 32;
-    p.num_heavy = 96;
+    p.num_heavy = 2200;
     p.gqa_mode = KVP_GQA_PER_KV_HEAD;
     kvp_cache *c = NULL;
     kvp_error err;
@@ -333,11 +334,11 @@ static void test_threads(void) {
         size_t n1, n3;
         run_threads(methods[m], 1, &o1, &k1, &n1);
         run_threads(methods[m], 3, &o3, &k3, &n3);
-        size_t total = (size_t)706 * 4 * 32;
+        size_t total = (size_t)2806 * 4 * 32;
         CHECK_MSG(memcmp(o1, o3, total * sizeof(float)) == 0, "%s: outputs depend on threads",
                   methods[m]);
         CHECK(n1 == n3 && memcmp(k1, k3, n1 * sizeof(int32_t)) == 0);
-        CHECK_EQ_INT(n1, m == 2 ? 706 : 128);
+        CHECK_EQ_INT(n1, m == 2 ? 2806 : 2232);
         free(o1);
         free(o3);
         free(k1);
