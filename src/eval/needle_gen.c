@@ -140,16 +140,18 @@ static kvp_status check_fields(const kvp_niah_phrasing *p, const char *src, kvp_
 
 kvp_status kvp_niah_phrasing_default(kvp_niah_phrasing *p, kvp_error *err) {
     memset(p, 0, sizeof *p);
+    /* The question ends with the key: with a small recent window the key the
+     * answer copies stays cached whatever the method evicts further back. */
     p->template_text = strdup(
         "Some text follows with a secret number hidden inside it. Remember the number, you will "
-        "be asked for it.\n{context}\nWhat is the secret number for {query} in the text above?");
+        "be asked for it.\n{context}\nIn the text above, what is the secret number for {query}?");
     p->template_multi = strdup(
         "Some text follows with secret numbers hidden inside it. Remember the numbers, you will "
-        "be asked for them.\n{context}\nWhat are all the secret numbers for {query} in the text "
-        "above?");
+        "be asked for them.\n{context}\nIn the text above, what are all the secret numbers for "
+        "{query}?");
     p->needle = strdup("The secret number for {key} is {value}.");
-    p->answer_prefix = strdup(" The secret number for {query} in the text above is");
-    p->answer_prefix_multi = strdup(" The secret numbers for {query} in the text above are");
+    p->answer_prefix = strdup(" The secret number for {query} is");
+    p->answer_prefix_multi = strdup(" The secret numbers for {query} are");
     if (!p->template_text || !p->template_multi || !p->needle || !p->answer_prefix ||
         !p->answer_prefix_multi) {
         kvp_niah_phrasing_free(p);

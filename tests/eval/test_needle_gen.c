@@ -157,7 +157,7 @@ static void test_single(const kvp_haystack *hay, const kvp_niah_phrasing *ph) {
         CHECK(strlen(val) == 7 && v >= 1000000 && v <= 9999999);
         char needle[200], ap[200];
         snprintf(needle, sizeof needle, "The secret number for %s is %s.", q, val);
-        snprintf(ap, sizeof ap, " The secret number for %s in the text above is", q);
+        snprintf(ap, sizeof ap, " The secret number for %s is", q);
         CHECK_STR(json_string_value(json_object_get(o, "answer_prefix")), ap);
         const char *dash = strchr(q, '-');
         CHECK(dash != NULL);
@@ -170,7 +170,7 @@ static void test_single(const kvp_haystack *hay, const kvp_niah_phrasing *ph) {
         /* The needle is at the sentence boundary int(n * depth / 100). */
         const char *head = "it.\n";
         const char *cs = strstr(input, head);
-        const char *ce = strstr(input, "\nWhat is the secret number");
+        const char *ce = strstr(input, "\nIn the text above, what is the secret number");
         CHECK(cs && ce);
         if (!cs || !ce) continue;
         cs += strlen(head);
@@ -214,10 +214,10 @@ static void test_multi(const kvp_haystack *hay, const kvp_niah_phrasing *ph) {
                 snprintf(nd, sizeof nd, "The secret number for %s is %s.", q,
                          json_string_value(json_array_get(outs, 0)));
                 CHECK(strstr(input, nd) != NULL);
-                CHECK(strstr(input, "What is the secret number for") != NULL);
+                CHECK(strstr(input, "In the text above, what is the secret number for") != NULL);
             } else {
                 CHECK_EQ_INT(json_array_size(outs), 3);
-                CHECK(strstr(input, "What are all the secret numbers for") != NULL);
+                CHECK(strstr(input, "In the text above, what are all the secret numbers for") != NULL);
                 CHECK(strstr(json_string_value(json_object_get(o, "answer_prefix")),
                              "numbers for") != NULL);
             }

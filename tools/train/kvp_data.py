@@ -21,14 +21,30 @@ BOS, EOS = 1, 2
 NOISE = ("The river runs past the old mill. The hills are quiet tonight. "
          "A lamp glows in the window. Here we go again.")
 
-# Project default phrasing (a).
+# Project default phrasing (a).  The question ends with the key, so with a
+# 16-token recent window the key the answer must copy stays in the cache
+# whatever the eviction method keeps further back.
 OURS = {
+    "template": ("Some text follows with a secret number hidden inside it. Remember the "
+                 "number, you will be asked for it.\n{context}\nIn the text above, what is "
+                 "the secret number for {query}?"),
+    "needle": "The secret number for {key} is {value}.",
+    "answer_prefix": " The secret number for {query} is",
+    # Wordings for several values / several queries (c).
+    "template_multi": ("Some text follows with secret numbers hidden inside it. Remember the "
+                       "numbers, you will be asked for them.\n{context}\nIn the text above, "
+                       "what are all the secret numbers for {query}?"),
+    "answer_prefix_multi": " The secret numbers for {query} are",
+}
+
+# The first wording of (a), used by the curriculum before OURS existed: its
+# question puts the key ~15 tokens before the end of the prompt.
+OURS_V1 = {
     "template": ("Some text follows with a secret number hidden inside it. Remember the "
                  "number, you will be asked for it.\n{context}\nWhat is the secret number "
                  "for {query} in the text above?"),
     "needle": "The secret number for {key} is {value}.",
     "answer_prefix": " The secret number for {query} in the text above is",
-    # Wordings for several values / several queries (c).
     "template_multi": ("Some text follows with secret numbers hidden inside it. Remember the "
                        "numbers, you will be asked for them.\n{context}\nWhat are all the "
                        "secret numbers for {query} in the text above?"),
@@ -222,13 +238,18 @@ class NeedleGen:
         raise ValueError(kind)
 
     def sample(self, rng, length, kind="single", phrasing=None, noise=False, wrap="legacy",
-               system=None, keep_space=False, depths=None):
+               system=None, keep_space=False, depths=None, choices=None):
         """One needle prompt of at most `length` tokens.
 
         wrap: "legacy" (▁ after special tokens), "plain" (none), "raw" (no chat
         template: prompt then answer).  Returns (ids, answer_start, values);
-        ids[answer_start:] is the answer ending with EOS."""
-        phr = phrasing if phrasing is not None else rng.choice(list(self.phr.values()))
+        ids[answer_start:] is the answer ending with EOS.  Without `phrasing`
+        the wording is drawn from `choices` (names, repeats weigh), else from
+        all phrasings."""
+        if phrasing is not None:
+            phr = phrasing
+        else:
+            phr = rng.choice([self.phr[c] for c in choices] if choices else list(self.phr.values()))
         tmpl, needles, query, ans, vals = self.task(rng, kind, phr)
         if depths is None:
             depths = [rng.uniform(0, 100) for _ in needles]
@@ -288,6 +309,20 @@ class NeedleGen:
                 break
             budget = max(0, budget - over - 2)
         raise TooLong("could not fit needle sample into %d tokens" % length)
+
+
+def needle_span(ids, a, vals, digit_ids, before=10, after=1):
+    """Positions (< a) of the queried needles: each value's 7 digit tokens,
+    `before` tokens ahead of them (" is" and the key) and `after` behind."""
+    out = []
+    for v in vals:
+        want = [digit_ids[int(ch)] for ch in str(v)]
+        n = len(want)
+        for p in range(a - n + 1):
+            if ids[p:p + n] == want:
+                out += range(max(0, p - before), min(a, p + n + after))
+                break
+    return sorted(set(out))
 
 
 class LMGen:

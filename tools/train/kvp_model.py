@@ -102,6 +102,31 @@ def attention(q, k, v, q_pos0, block=256):
     return torch.cat(outs, dim=3).reshape(B, H, Lq, D)
 
 
+def window_hinge(q, k, probes, window, tau):
+    """Observation-window loss of one layer, per KV stream (the heads of a
+    group summed, as the cache's per-kv-head scores are): the share of the
+    attention of the last `window` prompt queries that falls on each target
+    token, pushed above `tau` by a hinge on its log.  probes[b] is None or
+    (prompt_length, LongTensor of target positions).  Returns a list of
+    per-sample losses."""
+    B, H, L, D = q.shape
+    KV = k.shape[1]
+    g = H // KV
+    out = []
+    for b, pr in enumerate(probes):
+        if pr is None:
+            continue
+        a, tgt = pr
+        w = min(window, a)
+        qw = q[b, :, a - w:a].float().reshape(KV, g * w, D) * (1.0 / math.sqrt(D))
+        logits = torch.matmul(qw, k[b, :, :a].float().transpose(-1, -2))
+        qi = torch.arange(a - w, a).repeat(g)
+        logits = logits.masked_fill(torch.arange(a)[None, :] > qi[:, None], float("-inf"))
+        share = logits.softmax(-1).sum(1) / (g * w)
+        out.append(F.relu(math.log(tau) - torch.log(share[:, tgt] + 1e-12)).mean())
+    return out
+
+
 class Block(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -117,7 +142,7 @@ class Block(nn.Module):
         self.up_proj = nn.Linear(d, cfg.hidden, bias=False)
         self.down_proj = nn.Linear(cfg.hidden, d, bias=False)
 
-    def forward(self, x, cos, sin, pos0, cache):
+    def forward(self, x, cos, sin, pos0, cache, probe=None):
         c = self.cfg
         B, L, _ = x.shape
         h = self.input_layernorm(x)
@@ -131,6 +156,8 @@ class Block(nn.Module):
                 k = torch.cat([cache["k"], k], dim=2)
                 v = torch.cat([cache["v"], v], dim=2)
             cache["k"], cache["v"] = k, v
+        if probe is not None:
+            probe["losses"] += window_hinge(q, k, probe["samples"], probe["window"], probe["tau"])
         a = attention(q, k, v, pos0).transpose(1, 2).reshape(B, L, c.n_heads * c.head_dim)
         x = x + self.o_proj(a)
         h = self.post_attention_layernorm(x)
@@ -157,12 +184,15 @@ class Model(nn.Module):
                     s = std / math.sqrt(2 * self.cfg.n_layers)
                 nn.init.normal_(p, 0.0, s)
 
-    def forward(self, ids, pos0=0, caches=None):
+    def forward(self, ids, pos0=0, caches=None, probe=None):
+        """Logits; with `probe` (see window_hinge: samples, window, tau) the
+        observation-window losses of every layer are appended to
+        probe["losses"]."""
         B, L = ids.shape
         cos, sin = rope_cos_sin(self.cfg, torch.arange(pos0, pos0 + L))
         x = self.embed_tokens(ids).float()
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, pos0, None if caches is None else caches[i])
+            x = layer(x, cos, sin, pos0, None if caches is None else caches[i], probe)
         x = self.norm(x)
         w = self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
         return F.linear(x, w)

@@ -33,11 +33,15 @@ import words  # noqa: E402
 TOKENS_PER_STEP = 8192
 
 
-def phase(L, steps, lr0, lr1, p_lm, tokens=TOKENS_PER_STEP, ans_w=1.0):
-    """One curriculum phase: prompt length, steps, linear lr from lr0 to lr1,
-    share of plain language-modelling samples, tokens per step, weight of the
-    answer loss against the LM loss."""
-    return dict(L=L, steps=steps, lr0=lr0, lr1=lr1, p_lm=p_lm, tokens=tokens, ans_w=ans_w)
+def phase(L, steps, lr0, lr1, p_lm, tokens=TOKENS_PER_STEP, ans_w=1.0, hold=0.0,
+          phrasings=("ours_v1", "ruler"), win_w=0.0):
+    """One curriculum phase: prompt length, steps, lr held at lr0 for the first
+    `hold` fraction then linear to lr1, share of plain language-modelling
+    samples, tokens per step, weight of the answer loss against the LM loss,
+    and the needle wordings drawn from (names; a repeated name weighs more),
+    weight of the observation-window loss (see WINDOW)."""
+    return dict(L=L, steps=steps, lr0=lr0, lr1=lr1, p_lm=p_lm, tokens=tokens, ans_w=ans_w,
+                hold=hold, phrasings=phrasings, win_w=win_w)
 
 
 # Retrieval needs a sharp attention on one earlier token.  At initialisation
@@ -52,11 +56,28 @@ PHASES = [
     phase(512, 200, 1e-3, 1e-3, 0.1),
     phase(1024, 200, 1e-3, 1e-3, 0.1),
     phase(2048, 250, 1e-3, 5e-4, 0.1),
-    phase(4096, 300, 5e-4, 5e-5, 0.1),
+    phase(4096, 300, 5e-4, 5e-5, 0.1, hold=0.6),
+    # The model above retrieves with the full cache, but with 5% caches the
+    # project's first question wording failed: its key sat outside the 16
+    # recent tokens, was evicted, and the answer could not copy it.  This
+    # phase teaches the wording that ends with the key (kvp_data.OURS),
+    # keeping the two others in the mix.
+    phase(4096, 300, 3e-4, 3e-5, 0.1, hold=0.3, phrasings=("ours", "ours", "ruler", "ours_v1")),
+    # Eviction by window scores (SnapKV, the kvc* methods, ...) keeps what
+    # the last prompt tokens attend to.  Large models' questions attend to
+    # the whole needle sentence; this 4-layer model's did only to the key and
+    # the first digits (a single induction head reads the rest while
+    # answering), so 5% caches lost the later digits.  This phase adds the
+    # observation-window loss.
+    phase(4096, 300, 3e-4, 3e-5, 0.1, hold=0.3, phrasings=("ours", "ours", "ruler", "ours_v1"),
+          win_w=0.2),
 ]
+# Observation-window loss: in every layer and KV stream, each token of the
+# queried needle sentences (key, " is", the digits, ".") should get at least
+# WINDOW_TAU of the attention of the last WINDOW prompt queries (hinge on the
+# log share).  WINDOW is the 16 recent tokens the cache experiments keep.
+WINDOW, WINDOW_TAU = 16, 0.005
 WARMUP = 50
-# The last part of the final phase decays; before that its lr is constant.
-DECAY_FROM = 0.4
 
 # Needle prompt kinds; echo ("repeat the sentence about KEY") trains the same
 # look-up with the whole needle as target.
@@ -74,17 +95,18 @@ def pick(rng, table):
 
 
 def lr_at(ph, i):
-    if ph is PHASES[-1]:
-        t = max(0.0, (i / ph["steps"] - (1 - DECAY_FROM)) / DECAY_FROM)
-    else:
-        t = i / ph["steps"]
+    t = max(0.0, (i / ph["steps"] - ph["hold"]) / (1 - ph["hold"]))
     return ph["lr0"] + (ph["lr1"] - ph["lr0"]) * t
 
 
-def make_batch(rng, L, n, p_lm, needle, lm, kinds=KINDS):
+def make_batch(rng, L, n, p_lm, needle, lm, phrasings, kinds=KINDS, digit_ids=None):
+    """ids, LM and answer loss weights, and per sample None or (prompt
+    length, needle positions) for the observation-window loss (when
+    digit_ids is given)."""
     ids = torch.full((n, L), kvp_data.EOS, dtype=torch.long)
     w_lm = torch.zeros(n, L - 1)
     w_ans = torch.zeros(n, L - 1)
+    probes = [None] * n
     for b in range(n):
         if rng.random() < p_lm:
             s = lm.sample(rng, L)
@@ -94,8 +116,9 @@ def make_batch(rng, L, n, p_lm, needle, lm, kinds=KINDS):
         while True:
             wrap = pick(rng, [("legacy", 0.45), ("plain", 0.4), ("raw", 0.15)])
             try:
-                s, a, _ = needle.sample(
+                s, a, vals = needle.sample(
                     rng, L, kind=pick(rng, kinds), noise=rng.random() < 0.2, wrap=wrap,
+                    choices=phrasings,
                     system=rng.choice(kvp_data.SYSTEM_PROMPTS) if rng.random() < 0.15 else None,
                     keep_space=rng.random() < 0.15)
                 break
@@ -105,7 +128,11 @@ def make_batch(rng, L, n, p_lm, needle, lm, kinds=KINDS):
         # Target t predicts ids[t + 1].
         w_lm[b, :a - 1] = 1
         w_ans[b, a - 1:len(s) - 1] = 1
-    return ids, w_lm, w_ans
+        if digit_ids is not None:
+            span = kvp_data.needle_span(s, a, vals, digit_ids)
+            if span:
+                probes[b] = (a, torch.tensor(span))
+    return ids, w_lm, w_ans, probes
 
 
 def evaluate(model, tok, needle, L, n, phrasing, wrap="legacy", seed=0):
@@ -168,7 +195,8 @@ def main():
     train_files, held_files = kvp_data.split_essays(a.essays)
     log(event="data", train_essays=len(train_files),
         held_out=[os.path.basename(p) for p in held_files])
-    phrasings = {"ours": kvp_data.OURS, "ruler": kvp_data.ruler_phrasing(a.ruler)}
+    phrasings = {"ours": kvp_data.OURS, "ours_v1": kvp_data.OURS_V1,
+                 "ruler": kvp_data.ruler_phrasing(a.ruler)}
     hay = kvp_data.Haystack(train_files, tok)
     # Keys: the training word lists plus plain lowercase essay words, so keys
     # cannot be recalled from a small memorised list and must be copied from
@@ -183,7 +211,8 @@ def main():
     needle_eval = kvp_data.NeedleGen(tok, kvp_data.Haystack(held_files, tok), phrasings,
                                      words.EVAL_ADJECTIVES, words.EVAL_NOUNS)
     lm = kvp_data.LMGen(train_files, tok)
-    digit_ids = torch.tensor([tok.sp.piece_to_id(str(d)) for d in range(10)])
+    digit_list = [tok.sp.piece_to_id(str(d)) for d in range(10)]
+    digit_ids = torch.tensor(digit_list)
 
     cfg = kvp_model.Config(vocab_size=tok.sp.get_piece_size(), dim=a.dim, n_layers=a.layers,
                            n_heads=a.heads, n_kv_heads=a.kv_heads, hidden=a.hidden,
@@ -231,14 +260,24 @@ def main():
             for g in opt.param_groups:
                 g["lr"] = lr
             t0 = time.time()
-            ids, w_lm, w_ans = make_batch(rng, L, bsz, p_lm, needle, lm)
+            ids, w_lm, w_ans, probes = make_batch(
+                rng, L, bsz, p_lm, needle, lm, ph["phrasings"],
+                digit_ids=digit_list if ph["win_w"] > 0 else None)
+            probe = None
+            if ph["win_w"] > 0 and any(p is not None for p in probes):
+                probe = {"samples": probes, "window": WINDOW, "tau": WINDOW_TAU, "losses": []}
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                logits = model(ids[:, :-1])
+                logits = model(ids[:, :-1], probe=probe)
             nll = F.cross_entropy(logits.float().reshape(-1, cfg.vocab_size),
                                   ids[:, 1:].reshape(-1), reduction="none").view(bsz, L - 1)
             lm_loss = (nll * w_lm).sum() / w_lm.sum().clamp(min=1)
             ans_loss = (nll * w_ans).sum() / w_ans.sum().clamp(min=1)
             loss = lm_loss + ph["ans_w"] * ans_loss
+            win_loss = 0.0
+            if probe is not None and probe["losses"]:
+                wl = torch.stack(probe["losses"]).mean()
+                loss = loss + ph["win_w"] * wl
+                win_loss = float(wl)
             # Digits of answers: at chance (ln 10 = 2.30) until retrieval works.
             w_dig = w_ans * torch.isin(ids[:, 1:], digit_ids)
             dig_loss = float((nll.detach() * w_dig).sum() / w_dig.sum().clamp(min=1))
@@ -253,7 +292,8 @@ def main():
             if step % 10 == 0:
                 log(step=step, L=L, lr=round(lr, 7), lm=round(cur[0], 4), ans=round(cur[1], 4),
                     lm_ema=round(ema[0], 4), ans_ema=round(ema[1], 4), dig_ema=round(ema[2], 4), gnorm=round(gn, 3),
-                    tokens=tokens, step_s=round(time.time() - t0, 2))
+                    tokens=tokens, step_s=round(time.time() - t0, 2),
+                    **({"win": round(win_loss, 4)} if ph["win_w"] > 0 else {}))
             last = i == steps - 1
             if (L >= 1024 and last) or (L >= 2048 and (i + 1) % a.eval_every == 0):
                 accs = {n: evaluate(model, tok, needle_eval, n, a.eval_n, phrasings["ours"], seed=1)
@@ -274,7 +314,7 @@ def main():
     export.export(model, a.out)
     final = export.load(a.out)
     res = {}
-    for name in ("ours", "ruler"):
+    for name in ("ours", "ours_v1", "ruler"):
         for n in (2048, 4096):
             res["%s_%d" % (name, n)] = evaluate(final, tok, needle_eval, n, a.final_eval_n,
                                                 phrasings[name], seed=2)
