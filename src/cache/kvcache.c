@@ -564,10 +564,10 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     const int64_t kv_len = ss[0].len + n_new;
     const int64_t work = (int64_t)H * n_new * kv_len * d;
 
-    if (n_new < GROUP_ROWS && c->blk_pre_coming == 0) {
-        /* Few rows (decode): one task per stream runs all four steps, so a
-         * step costs one fork/join, not four, and both cores share even a
-         * pruned cache's attention. */
+    if (n_new < GROUP_ROWS) {
+        /* Few rows (decode, tiny chunks): one task per stream runs all four
+         * steps, so a block costs one fork/join, not four, and both cores
+         * share even a pruned cache's attention. */
         int64_t evicted = 0;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : failed, delta, evicted) if (work > ((int64_t)1 << 18))
         for (int s = 0; s < S; s++) {
@@ -614,16 +614,11 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     }
 
     /* 2. outputs, row maxima and normalisers. */
-    if (n_new < GROUP_ROWS) {
+    const int n_tiles = (n_new + ROW_TILE - 1) / ROW_TILE;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (work > par_min)
-        for (int task = 0; task < S * n_new; task++) step_rows_grouped(&a, task / n_new, task % n_new);
-    } else {
-        const int n_tiles = (n_new + ROW_TILE - 1) / ROW_TILE;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (work > par_min)
-        for (int task = 0; task < H * n_tiles; task++) {
-            int h = task / n_tiles, r0 = (task % n_tiles) * ROW_TILE;
-            step_rows_tile(&a, h, r0, n_new - r0 < ROW_TILE ? n_new - r0 : ROW_TILE);
-        }
+    for (int task = 0; task < H * n_tiles; task++) {
+        int h = task / n_tiles, r0 = (task % n_tiles) * ROW_TILE;
+        step_rows_tile(&a, h, r0, n_new - r0 < ROW_TILE ? n_new - r0 : ROW_TILE);
     }
 
     /* 3. scores: owned column blocks, so every column is reduced by one
