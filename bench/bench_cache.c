@@ -7,6 +7,16 @@
  *                                       the full-history variants), vs full
  *   bench_cache decode N ratio [steps]  decode attention after an N-token
  *                                       prompt: cache of ratio*N vs full
+ *   bench_cache layers N ratio L MB [steps [m,...]]
+ *                                       decode attention of a whole model:
+ *                                       L layers, and between two layers a
+ *                                       sweep over MB/L MiB (the weights a
+ *                                       real step streams), so that each
+ *                                       layer's KV comes from memory as in
+ *                                       generation; per method, one cache of
+ *                                       ratio*N tokens after an N-token
+ *                                       prompt (chunks of 1024); ms per step
+ *                                       of attention only, median of 3
  *   bench_cache rss N chunk budget L    chunked prefill of N tokens through
  *                                       L layers (h2o, per-kv-head): one table
  *                                       row with the peak KV bytes and RSS
@@ -14,6 +24,7 @@
  * Threads: OMP_NUM_THREADS (or all cores). Medians of `runs` (default 3). */
 #include <math.h>
 #include <omp.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +196,64 @@ int main(int argc, char **argv) {
             }
         return 0;
     }
+    if (argc >= 6 && strcmp(argv[1], "layers") == 0) {
+        int n = atoi(argv[2]), layers = atoi(argv[4]), steps = argc > 6 ? atoi(argv[6]) : 64;
+        double ratio = atof(argv[3]), mb = atof(argv[5]);
+        int budget = (int)(n * ratio), r = budget / 8;
+        const char *list[32];
+        int nm = 0;
+        char dflt[] = "full,snapkv,kvcVK";
+        char *save = NULL;
+        for (char *t = strtok_r(argc > 7 ? argv[7] : dflt, ",", &save); t && nm < 32;
+             t = strtok_r(NULL, ",", &save))
+            list[nm++] = t;
+        size_t sweep_n = (size_t)(mb * 1048576.0 / sizeof(float) / (layers > 0 ? layers : 1));
+        float *sweep = malloc(sizeof(float) * (sweep_n ? sweep_n : 1));
+        if (!sweep || layers <= 0 || steps <= 0) return 2;
+        fill(sweep, sweep_n);
+        printf("decode attention after %d tokens, %d layers, %.0f MiB swept per step, %d threads, "
+               "%d steps, per-kv-head, budget %d+%d\n",
+               n, layers, mb, nt, steps, r, budget - r);
+        printf("| method | KV tokens/stream | attention ms/step | vs first |\n|---|---:|---:|---:|\n");
+        double first = 0.0;
+        volatile float sink = 0.0f;
+        for (int m = 0; m < nm; m++) {
+            bool full = strcmp(list[m], "full") == 0;
+            kvp_cache *c = make(list[m], r, budget - r, KVP_GQA_PER_KV_HEAD, layers);
+            run_prefill(c, n, full ? 0 : 1024, layers, nt);
+            float q[H * D], k[KV * D], v[KV * D], o[H * D];
+            kvp_error err;
+            double per[3];
+            for (int b = 0; b < 3; b++) {
+                double t0 = kvc_attn_ms(c);
+                for (int s = 0; s < steps; s++) {
+                    fill(q, H * D);
+                    fill(k, KV * D);
+                    fill(v, KV * D);
+                    kvc_begin(c, 1, 0, &err);
+                    for (int l = 0; l < layers; l++) {
+                        float acc = 0.0f;
+#pragma omp parallel for num_threads(nt) reduction(+ : acc)
+                        for (size_t i = 0; i < sweep_n; i += 16) acc += sweep[i];
+                        sink += acc;
+                        kvc_attend(c, l, q, k, v, o, nt, &err);
+                    }
+                    kvc_end(c);
+                }
+                per[b] = (kvc_attn_ms(c) - t0) / steps;
+            }
+            double ms = median(per, 3);
+            if (m == 0) first = ms;
+            kvp_cache_stats st;
+            kvp_cache_get_stats(c, &st);
+            printf("| %s | %lld | %.3f | %.1fx |\n", list[m],
+                   (long long)(st.n_kept_total / st.n_streams / layers), ms, first / ms);
+            fflush(stdout);
+            kvp_cache_free(c);
+        }
+        free(sweep);
+        return 0;
+    }
     if (argc >= 6 && strcmp(argv[1], "rss") == 0) {
         int n = atoi(argv[2]), chunk = atoi(argv[3]), budget = atoi(argv[4]);
         int layers = atoi(argv[5]);
@@ -201,6 +270,6 @@ int main(int argc, char **argv) {
         kvp_cache_free(c);
         return 0;
     }
-    fprintf(stderr, "usage: bench_cache prefill N [runs [m,...]] | decode N ratio [steps] | rss N chunk budget layers\n");
+    fprintf(stderr, "usage: bench_cache prefill N [runs [m,...]] | decode N ratio [steps] | layers N ratio L MB [steps [m,...]] | rss N chunk budget layers\n");
     return 2;
 }

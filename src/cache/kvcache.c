@@ -2,12 +2,16 @@
  * K/V storage, the attention <-> cache contract (cache.h) and the public
  * kvp_cache_* functions.
  *
- * One stream per (layer, head of the head mode): keys (after RoPE), values,
- * absolute positions and the tracker's per-token scores (Sattn, Skey, Vnorm,
- * V2) live side by side and are compacted together on eviction, so a
- * token's position and scores always travel with it. Evicted memory is
- * returned: a stream's capacity shrinks back after a long prefill is
- * evicted, so a pruned cache holds O(budget + block) tokens.
+ * One stream per (layer, head of the head mode). A token's key (after
+ * RoPE), value and tracker scores (Sattn, Skey, Vnorm, V2) live in one
+ * storage row; `pos` and `slot` list the tokens in position order (the
+ * order the spec's pooling, recent window and ties refer to) with each
+ * one's row. Rows stay dense: a decode step's single eviction moves the
+ * newest row into the hole (one row copied, not half the cache), and an
+ * eviction of many tokens rewrites the rows in position order. Attention
+ * is a sum over keys, so it reads the rows in storage order. Evicted
+ * memory is returned: a stream's capacity shrinks back after a long
+ * prefill is evicted, so a pruned cache holds O(budget + block) tokens.
  *
  * Chunked prefill (kvc_begin with n_prompt_total > n_new): the budgets come
  * from the whole prompt; before each chunk after the first, every stream is
@@ -46,13 +50,17 @@ static float sum_sq(const float *x, int d) {
 }
 
 typedef struct kvc_stream {
+    /* per storage row */
     float *k, *v;   /* [cap][head_dim]                                    */
-    int32_t *pos;   /* absolute positions                                 */
     double *sattn;  /* sum of a^p over the windows seen                   */
     double *skey;   /* key (+ cross) score                                */
     double *vnorm;  /* sum |v|^p                                          */
     float *v2;      /* sum v^2 (for the key score)                        */
+    /* per token, in position order */
+    int32_t *pos;   /* absolute positions                                 */
+    int32_t *slot;  /* storage row                                        */
     int len, cap;
+    bool permuted;  /* slot[i] != i for some i                            */
 } kvc_stream;
 
 struct kvp_cache {
@@ -93,6 +101,7 @@ static void stream_free(kvc_stream *s) {
     free(s->k);
     free(s->v);
     free(s->pos);
+    free(s->slot);
     free(s->sattn);
     free(s->skey);
     free(s->vnorm);
@@ -116,6 +125,7 @@ static bool stream_realloc(kvc_stream *s, int cap, int d) {
     GROW(k, float, d);
     GROW(v, float, d);
     GROW(pos, int32_t, 1);
+    GROW(slot, int32_t, 1);
     GROW(sattn, double, 1);
     GROW(skey, double, 1);
     GROW(vnorm, double, 1);
@@ -133,24 +143,72 @@ static bool stream_reserve(kvc_stream *s, int need, int d) {
     return stream_realloc(s, cap, d);
 }
 
-/* Keeps the entries keep[0..n) (ascending) in place, then gives back memory
- * when the stream is far larger than what it now holds. */
-static void stream_compact(kvc_stream *s, const int32_t *keep, int n, int d,
-                           int slack) {
+static void row_copy(kvc_stream *s, int to, int from, int d) {
+    memcpy(s->k + (size_t)to * d, s->k + (size_t)from * d, sizeof(float) * (size_t)d);
+    memcpy(s->v + (size_t)to * d, s->v + (size_t)from * d, sizeof(float) * (size_t)d);
+    s->sattn[to] = s->sattn[from];
+    s->skey[to] = s->skey[from];
+    s->vnorm[to] = s->vnorm[from];
+    s->v2[to] = s->v2[from];
+}
+
+/* Drops the token at position index w: the last storage row fills its
+ * row, and the position-order lists close up. */
+static void stream_drop_one(kvc_stream *s, int w, int d) {
+    const int L = s->len, hole = s->slot[w], last = L - 1;
+    if (hole != last) {
+        row_copy(s, hole, last, d);
+        for (int i = L - 1; i >= 0; i--) /* the newest token, as a rule */
+            if (s->slot[i] == last) {
+                s->slot[i] = hole;
+                break;
+            }
+    }
+    memmove(s->pos + w, s->pos + w + 1, sizeof(int32_t) * (size_t)(L - 1 - w));
+    memmove(s->slot + w, s->slot + w + 1, sizeof(int32_t) * (size_t)(L - 1 - w));
+    s->len = L - 1;
+    if (w != L - 1) s->permuted = true;
+}
+
+/* Keeps the tokens keep[0..n) (position indices, ascending), rows
+ * rewritten in position order, then gives back memory when the stream is
+ * far larger than what it now holds. False when out of memory (the stream
+ * is unchanged). */
+static bool stream_compact(kvc_stream *s, const int32_t *keep, int n, int d, int slack) {
+    if (s->permuted) {
+        /* rows out of position order: gather into fresh storage */
+        kvc_stream t = {0};
+        if (!stream_realloc(&t, n + slack > 16 ? n + slack : 16, d)) {
+            stream_free(&t);
+            return false;
+        }
+        for (int i = 0; i < n; i++) {
+            int j = s->slot[keep[i]];
+            memcpy(t.k + (size_t)i * d, s->k + (size_t)j * d, sizeof(float) * (size_t)d);
+            memcpy(t.v + (size_t)i * d, s->v + (size_t)j * d, sizeof(float) * (size_t)d);
+            t.sattn[i] = s->sattn[j];
+            t.skey[i] = s->skey[j];
+            t.vnorm[i] = s->vnorm[j];
+            t.v2[i] = s->v2[j];
+            t.pos[i] = s->pos[keep[i]];
+            t.slot[i] = i;
+        }
+        t.len = n;
+        stream_free(s);
+        *s = t;
+        return true;
+    }
     for (int t = 0; t < n; t++) {
         int j = keep[t];
+        s->slot[t] = t;
         if (j == t) continue;
-        memcpy(s->k + (size_t)t * d, s->k + (size_t)j * d, sizeof(float) * (size_t)d);
-        memcpy(s->v + (size_t)t * d, s->v + (size_t)j * d, sizeof(float) * (size_t)d);
+        row_copy(s, t, j, d);
         s->pos[t] = s->pos[j];
-        s->sattn[t] = s->sattn[j];
-        s->skey[t] = s->skey[j];
-        s->vnorm[t] = s->vnorm[j];
-        s->v2[t] = s->v2[j];
     }
     s->len = n;
     int target = n + slack;
     if (s->cap > target + target / 2 + 64) stream_realloc(s, target, d);
+    return true;
 }
 
 static kvc_stream *stream_at(kvp_cache *c, int layer, int s) {
@@ -183,20 +241,24 @@ static int stream_evict(const kvp_cache *c, kvc_stream *s, int num_coming,
             free(keep);
             return 1;
         }
-        for (int j = 0; j < L; j++)
-            score[j] = kvc_selection_score(&c->method, s->sattn[j],
-                                           s->vnorm[j], s->skey[j]);
+        for (int i = 0; i < L; i++) {
+            int j = s->slot[i];
+            score[i] = kvc_selection_score(&c->method, s->sattn[j], s->vnorm[j], s->skey[j]);
+        }
     }
     int n = kvc_select(c->method.pool, score, L, b->n_recent, b->n_heavy,
                        b->num_sink, num_coming, keep);
     free(score);
-    if (n < 0) {
-        free(keep);
-        return 1;
+    bool ok = n >= 0;
+    if (ok && n == L - 1) { /* a decode step: one token out */
+        int w = 0;
+        while (w < n && keep[w] == w) w++;
+        stream_drop_one(s, w, c->head_dim);
+    } else if (ok && n < L) {
+        ok = stream_compact(s, keep, n, c->head_dim, slack);
     }
-    stream_compact(s, keep, n, c->head_dim, slack);
     free(keep);
-    return n - L;
+    return ok ? n - L : 1;
 }
 
 /* ---- creation ----------------------------------------------------------- */
@@ -462,6 +524,7 @@ static int64_t step_append(const attend_ctx *a, int s) {
         memcpy(st->k + (size_t)j * d, ki, sizeof(float) * (size_t)d);
         memcpy(st->v + (size_t)j * d, vi, sizeof(float) * (size_t)d);
         st->pos[j] = (int32_t)(c->n_seen + i);
+        st->slot[j] = j;
         st->sattn[j] = 0.0;
         st->skey[j] = 0.0;
         st->vnorm[j] = m->use_vnorm ? kvc_value_norm(vi, d, m->p) : 0.0;

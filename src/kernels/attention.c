@@ -181,15 +181,30 @@ static void forward_block16(const float *q, size_t q_stride, int nr, const float
  * per key one vector of partial products, then one hsum16 for all 16
  * instead of a horizontal reduction per key. Used by both passes, so pass 2
  * recomputes exactly pass 1's logits. */
-static void keyvec_logits(const float *restrict q, const float *restrict k, int d, int nt,
-                          float scale, float *restrict z) {
-    const int nv = (d + 15) / 16;
+static inline __attribute__((always_inline)) void keyvec_logits_nv(const float *restrict q,
+                                                                   const float *restrict k, int d,
+                                                                   int nt, float scale,
+                                                                   float *restrict z, const int nv) {
     const __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - d));
     __m512 qv[MAX_D / 16];
     for (int c = 0; c < nv; c++) qv[c] = _mm512_maskz_loadu_ps(c == nv - 1 ? last : 0xFFFF, q + 16 * c);
     const __m512 vs = _mm512_set1_ps(scale);
-    for (int t0 = 0; t0 < nt; t0 += 16) {
-        const int n = nt - t0 < 16 ? nt - t0 : 16;
+    int t0 = 0;
+    for (; t0 + 16 <= nt; t0 += 16) {
+        __m512 acc[16];
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; t++) {
+            const float *kr = k + (size_t)(t0 + t) * d;
+            acc[t] = _mm512_setzero_ps();
+#pragma GCC unroll 16
+            for (int c = 0; c < nv; c++)
+                acc[t] = _mm512_fmadd_ps(qv[c], _mm512_maskz_loadu_ps(c == nv - 1 ? last : 0xFFFF, kr + 16 * c),
+                                         acc[t]);
+        }
+        _mm512_storeu_ps(z + t0, _mm512_mul_ps(kvp_hsum16(acc), vs));
+    }
+    if (t0 < nt) {
+        const int n = nt - t0;
         __m512 acc[16];
         for (int t = 0; t < 16; t++) {
             acc[t] = _mm512_setzero_ps();
@@ -203,12 +218,30 @@ static void keyvec_logits(const float *restrict q, const float *restrict k, int 
     }
 }
 
+static void keyvec_logits(const float *restrict q, const float *restrict k, int d, int nt,
+                          float scale, float *restrict z) {
+    /* a constant vector count keeps q and the 16 accumulators in registers
+     * (with a variable one they live on the stack: several times slower) */
+    switch ((d + 15) / 16) {
+    case 1: keyvec_logits_nv(q, k, d, nt, scale, z, 1); break;
+    case 2: keyvec_logits_nv(q, k, d, nt, scale, z, 2); break;
+    case 3: keyvec_logits_nv(q, k, d, nt, scale, z, 3); break;
+    case 4: keyvec_logits_nv(q, k, d, nt, scale, z, 4); break;
+    case 5: keyvec_logits_nv(q, k, d, nt, scale, z, 5); break;
+    case 6: keyvec_logits_nv(q, k, d, nt, scale, z, 6); break;
+    case 7: keyvec_logits_nv(q, k, d, nt, scale, z, 7); break;
+    case 8: keyvec_logits_nv(q, k, d, nt, scale, z, 8); break;
+    default: keyvec_logits_nv(q, k, d, nt, scale, z, (d + 15) / 16); break;
+    }
+}
+
 /* o += sum_t w[t] v_t over nt keys of a tile, o held in nv <= 8 vectors
  * (the last one masked to d), even and odd keys in separate accumulators. */
 static inline __attribute__((always_inline)) void pv_tile(float *restrict o, const float *restrict vb,
                                                           const float *restrict w, int nt, int d,
                                                           const int nv, __mmask16 last) {
     __m512 a[8], b[8];
+#pragma GCC unroll 8
     for (int c = 0; c < nv; c++) {
         a[c] = _mm512_maskz_loadu_ps(c == nv - 1 ? last : (__mmask16)0xFFFF, o + 16 * c);
         b[c] = _mm512_setzero_ps();
@@ -216,6 +249,7 @@ static inline __attribute__((always_inline)) void pv_tile(float *restrict o, con
     int t = 0;
     for (; t + 2 <= nt; t += 2, vb += 2 * (size_t)d) {
         const __m512 w0 = _mm512_set1_ps(w[t]), w1 = _mm512_set1_ps(w[t + 1]);
+#pragma GCC unroll 8
         for (int c = 0; c < nv; c++) {
             const __mmask16 cm = c == nv - 1 ? last : (__mmask16)0xFFFF;
             a[c] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(cm, vb + 16 * c), a[c]);
@@ -224,9 +258,11 @@ static inline __attribute__((always_inline)) void pv_tile(float *restrict o, con
     }
     if (t < nt) {
         const __m512 w0 = _mm512_set1_ps(w[t]);
+#pragma GCC unroll 8
         for (int c = 0; c < nv; c++)
             a[c] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(c == nv - 1 ? last : (__mmask16)0xFFFF, vb + 16 * c), a[c]);
     }
+#pragma GCC unroll 8
     for (int c = 0; c < nv; c++)
         _mm512_mask_storeu_ps(o + 16 * c, c == nv - 1 ? last : (__mmask16)0xFFFF, _mm512_add_ps(a[c], b[c]));
 }

@@ -2,7 +2,8 @@
  * reference (tools/cacheref/make_cache_goldens.py): kept positions after
  * the prefill and at the end, every step's output energy, and the last
  * step's outputs, for every method x budget kind x decode-evict x head mode
- * on a GQA and an MHA shape (plus streaming, chunked prefill, aliases).
+ * on a GQA and an MHA shape (plus streaming, chunked prefill, multi-token
+ * decode blocks, aliases).
  *
  * Selections are compared wherever the reference's smallest relative score
  * gap at a selection boundary (min_margin) is >= 1e-4: float32 rounding
@@ -102,8 +103,9 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
         p.num_recent = (int)json_integer_value(json_object_get(cfg, "num_recent"));
         p.cache_ratio = json_real_value(json_object_get(cfg, "cache_ratio"));
     }
-    snprintf(name, sizeof name, "%s/%s/evict=%d/%s/stream=%d/chunk=%d", p.method,
-             budget, p.decode_evict, p.gqa_mode ? "kv" : "q", p.streaming, chunk);
+    snprintf(name, sizeof name, "%s/%s/evict=%d/%s/stream=%d/chunk=%d%s", p.method,
+             budget, p.decode_evict, p.gqa_mode ? "kv" : "q", p.streaming, chunk,
+             json_object_get(cfg, "decode_blocks") ? "/decode-blocks" : "");
     double margin = json_real_value(json_object_get(cfg, "min_margin"));
     if (json_is_integer(json_object_get(cfg, "min_margin")))
         margin = (double)json_integer_value(json_object_get(cfg, "min_margin"));
@@ -121,11 +123,21 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
     float *outs = calloc((size_t)s->n_layer * T * step_out, sizeof(float));
     json_t *out_sq = json_object_get(cfg, "out_sq");
     json_t *out_last = json_object_get(cfg, "out_last");
+    /* decode blocks: one token each unless the configuration lists them */
+    json_t *blocks = json_object_get(cfg, "decode_blocks");
+    size_t next_block = 0;
     int step = 0;
     int start = 0;
     while (start < T) {
         int n = start < s->prompt ? (chunk > 0 ? chunk : s->prompt) : 1;
+        if (start >= s->prompt && blocks)
+            n = (int)json_integer_value(json_array_get(blocks, next_block++));
         if (start < s->prompt && start + n > s->prompt) n = s->prompt - start;
+        if (n <= 0 || start + n > T) {
+            fprintf(stderr, "%s: bad decode_blocks in the golden\n", name);
+            fails++;
+            break;
+        }
         int total = start < s->prompt ? s->prompt : 0;
         CHECK_EQ_INT(kvc_next_pos(c), start);
         if (kvc_begin(c, n, total, &err) != KVP_OK) {

@@ -3,7 +3,8 @@
 For two shapes (GQA and MHA) it writes tests/data/cache/<shape>.bin (the
 float32 inputs, per layer: q [T][H][d], k [T][Hkv][d], v [T][Hkv][d]) and
 tests/data/cache/<shape>.json: for every method x budget kind x
-decode-evict x head mode (plus streaming, chunked-prefill and alias cases)
+decode-evict x head mode (plus streaming, chunked-prefill, multi-token
+decode block and alias cases)
 the kept positions after the prefill and at the end (hex bit masks of
 absolute positions, per layer and stream), the sum of squares of every
 step's outputs, the last step's outputs, and `min_margin`: the smallest
@@ -29,6 +30,8 @@ SHAPES = {
     "mha": dict(n_layer=2, n_head=3, n_head_kv=3, d=8, prompt=40, decode=16,
                 seed=99),
 }
+
+DECODE_BLOCKS = [1, 1, 1, 1, 1, 3, 1, 1, 4, 1, 1]
 
 BUDGETS = [
     dict(budget="abs", num_recent=6, num_heavy=10),
@@ -63,6 +66,15 @@ def configs():
                          streaming=False, chunk=chunk)
                 c.update(BUDGETS[0])
                 out.append(c)
+    # decode blocks of several tokens after single steps: the single steps
+    # leave the C cache's rows out of position order, the blocks then
+    # evict several tokens at once
+    for name in ("h2o", "tova", "snapkv", "kvcVK", "kvcK+maxpool", "sink"):
+        for gqa in ("q", "kv"):
+            c = dict(method=name, decode_evict=True, gqa=gqa, streaming=False,
+                     chunk=0, decode_blocks=DECODE_BLOCKS)
+            c.update(BUDGETS[0])
+            out.append(c)
     for alias in ("obcV", "obcVK+tova", "obcK_fullhist"):
         c = dict(method=alias, decode_evict=True, gqa="q", streaming=False,
                  chunk=0)
@@ -84,8 +96,11 @@ def run(shape, inputs, cfg):
     chunk = cfg["chunk"] if cfg["chunk"] > 0 else P
     for s in range(0, P, chunk):
         blocks.append((s, min(chunk, P - s), P))
-    for t in range(D):
-        blocks.append((P + t, 1, 0))
+    t = 0
+    for n in cfg.get("decode_blocks", [1] * D):
+        blocks.append((P + t, n, 0))
+        t += n
+    assert t == D
     out_sq, after_prefill, out_last = [], None, None
     for (s, n, total) in blocks:
         c.begin(n, total)
