@@ -241,10 +241,7 @@ static int stream_evict(const kvp_cache *c, kvc_stream *s, int num_coming,
             free(keep);
             return 1;
         }
-        for (int i = 0; i < L; i++) {
-            int j = s->slot[i];
-            score[i] = kvc_selection_score(&c->method, s->sattn[j], s->vnorm[j], s->skey[j]);
-        }
+        kvc_selection_scores(&c->method, s->sattn, s->vnorm, s->skey, s->slot, L, score);
     }
     int n = kvc_select(c->method.pool, score, L, b->n_recent, b->n_heavy,
                        b->num_sink, num_coming, keep);

@@ -73,6 +73,11 @@ double kvc_value_norm(const float *v, int d, int p);
 double kvc_selection_score(const kvc_method *m, double sattn, double vnorm,
                            double skey);
 
+/* out[i] = kvc_selection_score of token i, whose values sit at index
+ * row[i] of sattn/vnorm/skey (row NULL: at i). */
+void kvc_selection_scores(const kvc_method *m, const double *sattn, const double *vnorm,
+                          const double *skey, const int32_t *row, int n, double *out);
+
 /* The spec's 1-D pool over n values: kernel 7, stride 1, padding 3; max
  * pads with -inf, avg pads with 0 and divides by 7. out != in. */
 void kvc_pool_scores(kvc_pool pool, const double *in, int n, double *out);

@@ -25,14 +25,30 @@ double kvc_selection_score(const kvc_method *m, double sattn, double vnorm,
     return s;
 }
 
+void kvc_selection_scores(const kvc_method *m, const double *sattn, const double *vnorm,
+                          const double *skey, const int32_t *row, int n, double *out) {
+    for (int i = 0; i < n; i++) {
+        const int j = row ? row[i] : i;
+        out[i] = kvc_selection_score(m, sattn[j], vnorm[j], skey[j]);
+    }
+}
+
+static double max_of(const double *x, int n) {
+    double m = -INFINITY; /* the -inf padding never wins; NaN never does */
+    for (int t = 0; t < n; t++)
+        if (x[t] > m) m = x[t];
+    return m;
+}
+
 void kvc_pool_scores(kvc_pool pool, const double *in, int n, double *out) {
     if (pool == KVC_POOL_MAX) {
         for (int j = 0; j < n; j++) {
+            if (j >= 3 && j + 3 < n) { /* whole window: a fixed-length loop */
+                out[j] = max_of(in + j - 3, 7);
+                continue;
+            }
             int lo = j - 3 < 0 ? 0 : j - 3, hi = j + 3 >= n ? n - 1 : j + 3;
-            double m = -INFINITY; /* the -inf padding never wins */
-            for (int t = lo; t <= hi; t++)
-                if (in[t] > m) m = in[t];
-            out[j] = m;
+            out[j] = max_of(in + lo, hi - lo + 1);
         }
     } else if (pool == KVC_POOL_AVG) {
         for (int j = 0; j < n; j++) {
