@@ -16,7 +16,9 @@
  *                                       generation; per method, one cache of
  *                                       ratio*N tokens after an N-token
  *                                       prompt (chunks of 1024); ms per step
- *                                       of attention only, median of 3
+ *                                       of attention only, median of 3, and
+ *                                       of a plain read of as many K/V bytes
+ *                                       (the memory floor)
  *   bench_cache rss N chunk budget L    chunked prefill of N tokens through
  *                                       L layers (h2o, per-kv-head): one table
  *                                       row with the peak KV bytes and RSS
@@ -54,6 +56,16 @@ static float frand(void) {
     rs ^= rs >> 7;
     rs ^= rs << 17;
     return (float)((rs >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+/* Sum of n floats (n a multiple of 64): every cache line read once. */
+static float read_sum(const float *x, size_t n) {
+    float a[16] = {0};
+    for (size_t i = 0; i < n; i += 64)
+        for (int t = 0; t < 16; t++) a[t] += x[i + t] + x[i + 16 + t] + x[i + 32 + t] + x[i + 48 + t];
+    float s = 0.0f;
+    for (int t = 0; t < 16; t++) s += a[t];
+    return s;
 }
 
 static void fill(float *x, size_t n) {
@@ -214,7 +226,8 @@ int main(int argc, char **argv) {
         printf("decode attention after %d tokens, %d layers, %.0f MiB swept per step, %d threads, "
                "%d steps, per-kv-head, budget %d+%d\n",
                n, layers, mb, nt, steps, r, budget - r);
-        printf("| method | KV tokens/stream | attention ms/step | vs first |\n|---|---:|---:|---:|\n");
+        printf("| method | KV tokens/stream | attention ms/step | vs first | plain read of the KV, "
+               "ms/step | attention / read |\n|---|---:|---:|---:|---:|---:|\n");
         double first = 0.0;
         volatile float sink = 0.0f;
         for (int m = 0; m < nm; m++) {
@@ -246,10 +259,38 @@ int main(int argc, char **argv) {
             if (m == 0) first = ms;
             kvp_cache_stats st;
             kvp_cache_get_stats(c, &st);
-            printf("| %s | %lld | %.3f | %.1fx |\n", list[m],
-                   (long long)(st.n_kept_total / st.n_streams / layers), ms, first / ms);
-            fflush(stdout);
             kvp_cache_free(c);
+            /* the floor: a plain read of as many K/V bytes, laid out the
+             * same way (one block per stream), with the same sweeps */
+            const int per_stream = (int)(st.n_kept_total / st.n_streams / layers);
+            const size_t stream_floats = (size_t)per_stream * 2 * D;
+            float *kvb = malloc(sizeof(float) * stream_floats * (size_t)layers * KV);
+            if (!kvb) return 2;
+            fill(kvb, stream_floats * (size_t)layers * KV);
+            double rd[3];
+            for (int b = 0; b < 3; b++) {
+                double t_read = 0.0;
+                for (int s = 0; s < steps; s++)
+                    for (int l = 0; l < layers; l++) {
+                        float acc = 0.0f;
+#pragma omp parallel for num_threads(nt) reduction(+ : acc)
+                        for (size_t i = 0; i < sweep_n; i += 16) acc += sweep[i];
+                        sink += acc;
+                        double t0 = now_ms();
+                        acc = 0.0f;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : acc)
+                        for (int q = 0; q < KV; q++)
+                            acc += read_sum(kvb + ((size_t)l * KV + q) * stream_floats, stream_floats);
+                        sink += acc;
+                        t_read += now_ms() - t0;
+                    }
+                rd[b] = t_read / steps;
+            }
+            free(kvb);
+            double floor_ms = median(rd, 3);
+            printf("| %s | %d | %.3f | %.1fx | %.3f | %.2f |\n", list[m], per_stream, ms,
+                   first / ms, floor_ms, ms / floor_ms);
+            fflush(stdout);
         }
         free(sweep);
         return 0;
