@@ -7,6 +7,8 @@
 # Attention in proportion to the cache means a constant time per kept
 # token. Medians over the repetitions.
 # usage: bench/decode_proportion.sh BENCH_CACHE [PROMPT] [RATIOS] [METHODS] [REPS] [SWEEP_MB]
+# (threads: OMP_NUM_THREADS, default 2; the tables here ran with
+# GOMP_SPINCOUNT=10000, what the CLI picks on an idle machine)
 set -euo pipefail
 BC=${1:?path of bench_cache}; N=${2:-16384}; RATIOS=${3:-0.025,0.05,0.1,0.2,0.5}
 METHODS=${4:-sink,snapkv,kvcVK}; REPS=${5:-3}; MB=${6:-200}
