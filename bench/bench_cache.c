@@ -129,6 +129,52 @@ fail:
 static const char *methods[] = {"full", "sink", "h2o", "tova", "snapkv", "kvcV", "kvcK",
                                 "kvcVK", "kvcVK+maxpool", "h2o_fullhist", "kvcVK_fullhist"};
 
+/* A comma-separated method list (cut in place) into list[0..32). */
+static int parse_methods(char *arg, const char **list) {
+    int nm = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(arg, ",", &save); t && nm < 32; t = strtok_r(NULL, ",", &save))
+        list[nm++] = t;
+    return nm;
+}
+
+/* Reads every 16th float of the sweep buffer on nt threads: pushes the
+ * caches' contents out, as a step's weights do. */
+static volatile float sweep_sink;
+static void sweep_caches(const float *sweep, size_t n, int nt) {
+    if (n == 0) return;
+    float acc = 0.0f;
+#pragma omp parallel for num_threads(nt) reduction(+ : acc)
+    for (size_t i = 0; i < n; i += 16) acc += sweep[i];
+    sweep_sink += acc;
+}
+
+/* Decode steps of random q/k/v through `layers` layers, the caches swept
+ * before each layer when sweep_n > 0; the median over 3 batches of `steps`
+ * steps of the attention ms per step. */
+static double decode_ms(kvp_cache *c, int layers, int steps, int nt, const float *sweep,
+                        size_t sweep_n) {
+    float q[H * D], k[KV * D], v[KV * D], o[H * D];
+    kvp_error err;
+    double per[3];
+    for (int b = 0; b < 3; b++) {
+        double t0 = kvc_attn_ms(c);
+        for (int s = 0; s < steps; s++) {
+            fill(q, H * D);
+            fill(k, KV * D);
+            fill(v, KV * D);
+            kvc_begin(c, 1, 0, &err);
+            for (int l = 0; l < layers; l++) {
+                sweep_caches(sweep, sweep_n, nt);
+                kvc_attend(c, l, q, k, v, o, nt, &err);
+            }
+            kvc_end(c);
+        }
+        per[b] = (kvc_attn_ms(c) - t0) / steps;
+    }
+    return median(per, 3);
+}
+
 int main(int argc, char **argv) {
     int nt = omp_get_max_threads();
     if (argc >= 3 && strcmp(argv[1], "prefill") == 0) {
@@ -144,9 +190,7 @@ int main(int argc, char **argv) {
         const char *list[32];
         int nm = 0;
         if (argc > 4) {
-            char *save = NULL;
-            for (char *t = strtok_r(argv[4], ",", &save); t && nm < 32; t = strtok_r(NULL, ",", &save))
-                list[nm++] = t;
+            nm = parse_methods(argv[4], list);
         } else {
             for (size_t m = 0; m < sizeof methods / sizeof *methods; m++) list[nm++] = methods[m];
         }
@@ -181,22 +225,7 @@ int main(int argc, char **argv) {
                 /* the prompt streams in chunks so that the pruned cache never
                  * holds more than budget + chunk */
                 run_prefill(c, n, pruned ? 1024 : 0, 1, nt);
-                float q[H * D], k[KV * D], v[KV * D], o[H * D];
-                kvp_error err;
-                double per[3];
-                for (int b = 0; b < 3; b++) { /* median of 3 batches of steps */
-                    double t0 = kvc_attn_ms(c);
-                    for (int s = 0; s < steps; s++) {
-                        fill(q, H * D);
-                        fill(k, KV * D);
-                        fill(v, KV * D);
-                        kvc_begin(c, 1, 0, &err);
-                        kvc_attend(c, 0, q, k, v, o, nt, &err);
-                        kvc_end(c);
-                    }
-                    per[b] = (kvc_attn_ms(c) - t0) / steps;
-                }
-                double ms = median(per, 3);
+                double ms = decode_ms(c, 1, steps, nt, NULL, 0);
                 kvp_cache_stats st;
                 kvp_cache_get_stats(c, &st);
                 printf("| %s | %s | %lld | %.3f | %.0f | %.1f |\n",
@@ -213,12 +242,8 @@ int main(int argc, char **argv) {
         double ratio = atof(argv[3]), mb = atof(argv[5]);
         int budget = (int)(n * ratio), r = budget / 8;
         const char *list[32];
-        int nm = 0;
         char dflt[] = "full,snapkv,kvcVK";
-        char *save = NULL;
-        for (char *t = strtok_r(argc > 7 ? argv[7] : dflt, ",", &save); t && nm < 32;
-             t = strtok_r(NULL, ",", &save))
-            list[nm++] = t;
+        int nm = parse_methods(argc > 7 ? argv[7] : dflt, list);
         size_t sweep_n = (size_t)(mb * 1048576.0 / sizeof(float) / (layers > 0 ? layers : 1));
         float *sweep = malloc(sizeof(float) * (sweep_n ? sweep_n : 1));
         if (!sweep || layers <= 0 || steps <= 0) return 2;
@@ -229,33 +254,11 @@ int main(int argc, char **argv) {
         printf("| method | KV tokens/stream | attention ms/step | vs first | plain read of the KV, "
                "ms/step | attention / read |\n|---|---:|---:|---:|---:|---:|\n");
         double first = 0.0;
-        volatile float sink = 0.0f;
         for (int m = 0; m < nm; m++) {
             bool full = strcmp(list[m], "full") == 0;
             kvp_cache *c = make(list[m], r, budget - r, KVP_GQA_PER_KV_HEAD, layers);
             run_prefill(c, n, full ? 0 : 1024, layers, nt);
-            float q[H * D], k[KV * D], v[KV * D], o[H * D];
-            kvp_error err;
-            double per[3];
-            for (int b = 0; b < 3; b++) {
-                double t0 = kvc_attn_ms(c);
-                for (int s = 0; s < steps; s++) {
-                    fill(q, H * D);
-                    fill(k, KV * D);
-                    fill(v, KV * D);
-                    kvc_begin(c, 1, 0, &err);
-                    for (int l = 0; l < layers; l++) {
-                        float acc = 0.0f;
-#pragma omp parallel for num_threads(nt) reduction(+ : acc)
-                        for (size_t i = 0; i < sweep_n; i += 16) acc += sweep[i];
-                        sink += acc;
-                        kvc_attend(c, l, q, k, v, o, nt, &err);
-                    }
-                    kvc_end(c);
-                }
-                per[b] = (kvc_attn_ms(c) - t0) / steps;
-            }
-            double ms = median(per, 3);
+            double ms = decode_ms(c, layers, steps, nt, sweep, sweep_n);
             if (m == 0) first = ms;
             kvp_cache_stats st;
             kvp_cache_get_stats(c, &st);
@@ -272,16 +275,13 @@ int main(int argc, char **argv) {
                 double t_read = 0.0;
                 for (int s = 0; s < steps; s++)
                     for (int l = 0; l < layers; l++) {
-                        float acc = 0.0f;
-#pragma omp parallel for num_threads(nt) reduction(+ : acc)
-                        for (size_t i = 0; i < sweep_n; i += 16) acc += sweep[i];
-                        sink += acc;
+                        sweep_caches(sweep, sweep_n, nt);
                         double t0 = now_ms();
-                        acc = 0.0f;
+                        float acc = 0.0f;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : acc)
                         for (int q = 0; q < KV; q++)
                             acc += read_sum(kvb + ((size_t)l * KV + q) * stream_floats, stream_floats);
-                        sink += acc;
+                        sweep_sink += acc;
                         t_read += now_ms() - t0;
                     }
                 rd[b] = t_read / steps;

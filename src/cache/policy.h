@@ -74,7 +74,7 @@ double kvc_selection_score(const kvc_method *m, double sattn, double vnorm,
                            double skey);
 
 /* out[i] = kvc_selection_score of token i, whose values sit at index
- * row[i] of sattn/vnorm/skey (row NULL: at i). */
+ * row[i] of sattn/vnorm/skey. */
 void kvc_selection_scores(const kvc_method *m, const double *sattn, const double *vnorm,
                           const double *skey, const int32_t *row, int n, double *out);
 

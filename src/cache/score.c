@@ -28,7 +28,7 @@ double kvc_selection_score(const kvc_method *m, double sattn, double vnorm,
 void kvc_selection_scores(const kvc_method *m, const double *sattn, const double *vnorm,
                           const double *skey, const int32_t *row, int n, double *out) {
     for (int i = 0; i < n; i++) {
-        const int j = row ? row[i] : i;
+        const int j = row[i];
         out[i] = kvc_selection_score(m, sattn[j], vnorm[j], skey[j]);
     }
 }
