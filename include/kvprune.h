@@ -101,6 +101,7 @@ typedef struct kvp_model_info {
     uint64_t weight_bytes;  /* bytes of tensor data as stored                */
 } kvp_model_info;
 
+/* model NULL: info is zeroed. */
 void kvp_model_get_info(const kvp_model *model, kvp_model_info *info);
 
 typedef enum kvp_ftype {
@@ -210,10 +211,17 @@ const char *kvp_chat_template_name(const kvp_tokenizer *tok);
  *    cache index (the older token) -- deterministic, unlike the seed.
  *  - Budgets: absolute (num_recent + num_heavy), ratios of the prompt length
  *    (int(n * ratio) each), or num_recent + cache_ratio (heavy =
- *    int(n * cache_ratio) - num_recent, an error when <= 0). Missing or
- *    mixed budgets fail in kvp_cache_new. TOVA-style methods (tova, *+tova)
- *    keep no recent window: num_recent (recent_ratio) is moved into
- *    num_heavy (heavy_ratio) with a warning (kvp_cache_warning).
+ *    int(n * cache_ratio) - num_recent). Missing, mixed, negative (other
+ *    than -1, unset) or all-zero budgets fail in kvp_cache_new. One rule
+ *    for short prompts, whatever the kind: nothing is evicted while the
+ *    cache fits the budget (a prompt within budget is kept whole); a budget
+ *    never resolves below its recent part (cache_ratio: int(n*cache_ratio)
+ *    < num_recent keeps num_recent tokens, heavy 0) nor to 0 tokens (ratios
+ *    of a tiny prompt: 1 token is kept), each with a warning
+ *    (kvp_cache_warning). Prompts that need eviction resolve exactly as in
+ *    the seed. TOVA-style methods (tova, *+tova) keep no recent window:
+ *    num_recent (recent_ratio) is moved into num_heavy (heavy_ratio) with a
+ *    warning.
  *  - Prefill scoring window: the last num_recent prompt queries (all when
  *    num_recent is 0), all queries for *_fullhist, the last one for TOVA.
  *    Deliberate deviation: with ratio budgets the seed narrows even the
@@ -228,6 +236,8 @@ const char *kvp_chat_template_name(const kvp_tokenizer *tok);
  *  - Decode: each step scores with its one query and, when decode_evict,
  *    evicts one token; otherwise the cache grows by one token per step.
  *  - Results do not depend on the number of threads.
+ *  - A kvp_eval that fails leaves the cache refusing further use (an
+ *    error naming kvp_cache_reset) until kvp_cache_reset.
  */
 typedef struct kvp_cache kvp_cache;
 
@@ -252,9 +262,12 @@ typedef struct kvp_cache_params {
      * budget, and better agreement with the full cache at equal memory
      * (BENCHMARKS.md); per-query-head reproduces the seed. */
     kvp_gqa_mode gqa_mode;
-    /* Tokens one stream may hold. 0: the model's context length for the
-     * full cache, unlimited for pruned ones. When set, a pruned cache must
-     * fit budget + block in it (chunked prefill streams longer prompts). */
+    /* Tokens one stream may hold. 0 (default): unlimited, so a full cache
+     * holds prompt + new tokens (kvp_generate refuses at once, with the
+     * figures, when that would not fit in the machine's memory); positions
+     * past the model's trained context give one warning. When set, a
+     * pruned cache must fit budget + block in it (chunked prefill streams
+     * longer prompts). */
     int max_tokens;
 } kvp_cache_params;
 
@@ -274,7 +287,8 @@ kvp_status kvp_cache_new(const kvp_model *model, const kvp_cache_params *params,
 void kvp_cache_reset(kvp_cache *cache);
 void kvp_cache_free(kvp_cache *cache);
 
-/* Warnings raised while configuring (e.g. TOVA moving recent into heavy);
+/* Warnings raised since the last reset (TOVA moving recent into heavy, a
+ * budget raised on a short prompt, positions past the trained context);
  * NULL if none. Owned by the cache. */
 const char *kvp_cache_warning(const kvp_cache *cache);
 

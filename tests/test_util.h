@@ -69,8 +69,13 @@ static inline char *kvp_test_capture(const char *cmd, int *status) {
     return buf;
 }
 
+/* A test that ran no check proves nothing: it fails. */
 static inline int kvp_test_done(const char *name) {
     printf("%s: %d checks, %d failed\n", name, kvp_test_checks, kvp_test_failures);
+    if (kvp_test_checks == 0) {
+        fprintf(stderr, "%s: no checks ran\n", name);
+        return 1;
+    }
     return kvp_test_failures > 100 ? 100 : kvp_test_failures;
 }
 

@@ -15,11 +15,21 @@
 #include "kvprune.h"
 
 /* Creates a cache from the model's dimensions directly (kvp_cache_new reads
- * them from kvp_model_get_info); n_ctx: capacity of a full cache when
- * params->max_tokens is 0 (0: unlimited). For tests and other engines. */
+ * them from kvp_model_get_info); n_ctx: the model's trained context (0:
+ * unknown), past which the cache warns once (kvp_cache_warning). For tests
+ * and other engines. */
 kvp_status kvc_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim,
                         int n_ctx, const kvp_cache_params *params,
                         kvp_cache **out, kvp_error *err);
+
+/* KVP_ERR_NOMEM, with the figures, when n_tokens tokens in every stream
+ * would need more K/V memory than the machine has (checked before a
+ * generation starts, so an impossible one fails at once, not in the OS's
+ * out-of-memory killer). */
+kvp_status kvc_check_fits(const kvp_cache *c, int64_t n_tokens, kvp_error *err);
+
+/* True for the full cache (no eviction). */
+bool kvc_is_full(const kvp_cache *c);
 
 /* Bytes of K/V storage allocated now (capacity, not length): shows that
  * evicted memory is given back. */

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache/cache.h"
 #include "cache/policy.h"
@@ -68,12 +69,13 @@ struct kvp_cache {
     kvc_method method;
     int n_layer, n_head, n_head_kv, head_dim;
     int n_streams, group; /* group: query heads per KV head               */
-    int capacity;         /* max tokens per stream, 0: unlimited          */
-    bool capacity_all;    /* capacity also binds pruned methods            */
+    int capacity;         /* max tokens per stream (max_tokens), 0: unlimited */
+    int n_ctx_train;      /* the model's trained context (0: unknown)      */
+    bool ctx_warned;      /* positions went past n_ctx_train (warned once) */
     kvc_stream *streams;  /* [n_layer][n_streams]                          */
     kvc_budget budget;
     bool budget_set;
-    char warning[256];
+    char warning[512];
     int64_t n_seen;
     int64_t held, held_peak; /* tokens held, summed over all streams       */
     double attn_ms;
@@ -318,8 +320,10 @@ kvp_status kvc_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim,
     c->head_dim = head_dim;
     c->group = n_head / n_head_kv;
     c->n_streams = p.gqa_mode == KVP_GQA_PER_KV_HEAD ? n_head_kv : n_head;
-    c->capacity = p.max_tokens > 0 ? p.max_tokens : (n_ctx > 0 ? n_ctx : 0);
-    c->capacity_all = p.max_tokens > 0;
+    /* Unset, a full cache grows with what arrives (prompt + new tokens):
+     * the model's context length is no limit, only worth a warning. */
+    c->capacity = p.max_tokens;
+    c->n_ctx_train = n_ctx > 0 ? n_ctx : 0;
     c->streams = calloc((size_t)n_layer * c->n_streams, sizeof(kvc_stream));
     if (!c->streams) {
         free(c);
@@ -349,6 +353,8 @@ void kvp_cache_reset(kvp_cache *c) {
     c->held = c->held_peak = 0;
     c->attn_ms = 0.0;
     c->in_block = false;
+    c->ctx_warned = false;
+    c->warning[0] = '\0';
 }
 
 void kvp_cache_free(kvp_cache *c) {
@@ -392,6 +398,10 @@ void kvp_cache_get_stats(const kvp_cache *c, kvp_cache_stats *st) {
 kvp_status kvp_cache_kept_positions(const kvp_cache *c, int layer, int stream,
                                     const int32_t **pos, size_t *n,
                                     kvp_error *err) {
+    if (c && c->in_block)
+        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: a failed kvp_eval left the cache half-updated; "
+                        "call kvp_cache_reset before using it again");
     if (!c || layer < 0 || layer >= c->n_layer || stream < 0 ||
         stream >= c->n_streams)
         return kvp_fail(err, KVP_ERR_RANGE,
@@ -408,7 +418,24 @@ kvp_status kvp_cache_kept_positions(const kvp_cache *c, int layer, int stream,
 
 int32_t kvc_next_pos(const kvp_cache *c) { return (int32_t)c->n_seen; }
 
+bool kvc_is_full(const kvp_cache *c) { return c->method.kind == KVC_KIND_FULL; }
+
 double kvc_attn_ms(const kvp_cache *c) { return c->attn_ms; }
+
+kvp_status kvc_check_fits(const kvp_cache *c, int64_t n_tokens, kvp_error *err) {
+    double bytes = (double)n_tokens * (double)c->n_layer * c->n_streams * 2.0 *
+                   (double)c->head_dim * sizeof(float);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return KVP_OK; /* unknown: let allocation decide */
+    double mem = (double)pages * (double)page;
+    if (bytes <= mem) return KVP_OK;
+    return kvp_fail(err, KVP_ERR_NOMEM,
+                    "cache: %lld tokens of K/V (%s cache, %d layers x %d streams) need "
+                    "%.2f GiB, more than this machine's %.2f GiB of memory; use a pruned "
+                    "method or a shorter prompt",
+                    (long long)n_tokens, c->method.name, c->n_layer, c->n_streams,
+                    bytes / 1073741824.0, mem / 1073741824.0);
+}
 
 size_t kvc_alloc_bytes(const kvp_cache *c) {
     size_t cap = 0;
@@ -422,6 +449,12 @@ kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
     if (n_new <= 0)
         return kvp_fail(err, KVP_ERR_INVALID_ARG,
                         "cache: a block needs at least one token (got %d)", n_new);
+    /* A block that never reached kvc_end (a failed kvp_eval) left some
+     * layers updated and others not: nothing may build on that. */
+    if (c->in_block)
+        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: a failed kvp_eval left the cache half-updated; "
+                        "call kvp_cache_reset before using it again");
     bool first = c->n_seen == 0;
     bool prefill = n_prompt_total > 0 || first;
     int n_prompt = n_prompt_total > 0 ? n_prompt_total : n_new;
@@ -436,7 +469,7 @@ kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
     int pre = prefill && !first && pruned ? n_new : 0;
     /* Capacity: a full cache holds everything it has seen; a pruned one
      * holds at most what survives the eviction before this block. */
-    if (c->capacity > 0 && (!pruned || c->capacity_all)) {
+    if (c->capacity > 0) {
         int64_t maxlen = 0;
         for (size_t i = 0; i < (size_t)c->n_layer * c->n_streams; i++)
             if (c->streams[i].len > maxlen) maxlen = c->streams[i].len;
@@ -446,9 +479,18 @@ kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
         if (maxlen + n_new > c->capacity)
             return kvp_fail(err, KVP_ERR_RANGE,
                             "cache: %lld cached + %d new tokens exceed the "
-                            "cache capacity of %d tokens (max_tokens or the "
-                            "model's context)",
+                            "cache capacity of %d tokens per stream "
+                            "(max_tokens, --cache-max-tokens in the CLI)",
                             (long long)maxlen, n_new, c->capacity);
+    }
+    if (c->n_ctx_train > 0 && !c->ctx_warned &&
+        c->n_seen + n_new > (int64_t)c->n_ctx_train) {
+        c->ctx_warned = true;
+        size_t used = strlen(c->warning);
+        snprintf(c->warning + used, sizeof c->warning - used,
+                 "%spositions reach %lld, past the model's trained context of "
+                 "%d tokens: quality may degrade",
+                 used ? "; " : "", (long long)(c->n_seen + n_new), c->n_ctx_train);
     }
     size_t need = (size_t)c->n_head * (size_t)n_new;
     if (need > c->scratch_cap) {

@@ -2,6 +2,7 @@
  * budgets. */
 #include "cache/policy.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -123,8 +124,11 @@ unknown: {
 }
 }
 
+/* Unset budgets are -1 exactly; any other negative value (or NaN) is an
+ * error, so a typo never silently means "unset". */
 static bool set_i(int v) { return v >= 0; }
 static bool set_d(double v) { return v >= 0.0; }
+static bool bad_d(double v) { return isnan(v) || (v < 0.0 && v != -1.0); }
 
 kvp_status kvc_budget_check(const kvc_method *m, const kvp_cache_params *p,
                             kvp_error *err) {
@@ -137,11 +141,16 @@ kvp_status kvc_budget_check(const kvc_method *m, const kvp_cache_params *p,
     const double ratios[3] = {p->recent_ratio, p->heavy_ratio, p->cache_ratio};
     const char *rnames[3] = {"recent_ratio", "heavy_ratio", "cache_ratio"};
     for (int i = 0; i < 3; i++)
-        if (set_d(ratios[i]) && ratios[i] > 1.0)
+        if (bad_d(ratios[i]) || (set_d(ratios[i]) && ratios[i] > 1.0))
             return kvp_fail(err, KVP_ERR_INVALID_ARG,
-                            "method %s: %s must be in [0, 1] (got %g)",
+                            "method %s: %s must be in [0, 1], or -1 for unset "
+                            "(got %g)",
                             m->name, rnames[i], ratios[i]);
     if (set_d(p->cache_ratio)) {
+        if (p->cache_ratio <= 0.0)
+            return kvp_fail(err, KVP_ERR_INVALID_ARG,
+                            "method %s: cache_ratio must be > 0 (got %g)",
+                            m->name, p->cache_ratio);
         if (!set_i(p->num_recent))
             return kvp_fail(err, KVP_ERR_INVALID_ARG,
                             "method %s: cache_ratio needs num_recent (the "
@@ -166,6 +175,10 @@ kvp_status kvc_budget_check(const kvc_method *m, const kvp_cache_params *p,
             return kvp_fail(err, KVP_ERR_INVALID_ARG,
                             "method %s: give either absolute budgets "
                             "(num_recent, num_heavy) or ratios, not both",
+                            m->name);
+        if (p->recent_ratio + p->heavy_ratio <= 0.0)
+            return kvp_fail(err, KVP_ERR_INVALID_ARG,
+                            "method %s: recent_ratio + heavy_ratio must be > 0",
                             m->name);
         return KVP_OK;
     }
@@ -195,14 +208,24 @@ kvp_status kvc_budget_resolve(const kvc_method *m, const kvp_cache_params *p,
     kvp_status st = kvc_budget_check(m, p, err);
     if (st != KVP_OK) return st;
     int r, h;
+    /* One rule for every budget kind (kvprune.h, "Budgets"): the seed's
+     * formulas, then two floors for short prompts, each with a warning: a
+     * budget never resolves below its recent part (cache_ratio: heavy 0,
+     * the num_recent window kept), and never to 0 tokens (1 is kept).
+     * Eviction only starts once the cache outgrows the budget, so a prompt
+     * that fits is kept whole. */
+    char note[200] = "";
     if (set_d(p->cache_ratio)) {
         r = p->num_recent;
-        h = (int)((double)n * p->cache_ratio) - r;
-        if (h <= 0)
-            return kvp_fail(err, KVP_ERR_INVALID_ARG,
-                            "method %s: int(%d * cache_ratio %g) - num_recent "
-                            "%d = %d heavy tokens; it must be > 0",
-                            m->name, n, p->cache_ratio, r, h);
+        int total = (int)((double)n * p->cache_ratio);
+        h = total - r;
+        if (h < 0) {
+            snprintf(note, sizeof note,
+                     "int(%d * cache_ratio %g) = %d tokens is below num_recent "
+                     "%d: the cache keeps the %d most recent tokens",
+                     n, p->cache_ratio, total, r, r);
+            h = 0;
+        }
     } else if (set_d(p->recent_ratio)) {
         double rr = p->recent_ratio, hr = p->heavy_ratio;
         if (m->moves_recent && rr > 0.0) {
@@ -216,6 +239,14 @@ kvp_status kvc_budget_resolve(const kvc_method *m, const kvp_cache_params *p,
         }
         r = (int)((double)n * rr);
         h = (int)((double)n * hr);
+        if (r + h == 0) {
+            snprintf(note, sizeof note,
+                     "recent_ratio %g + heavy_ratio %g of a %d-token prompt "
+                     "is 0 tokens: the cache keeps 1",
+                     p->recent_ratio, p->heavy_ratio, n);
+            if (m->moves_recent) h = 1;
+            else r = 1;
+        }
     } else {
         r = p->num_recent;
         h = p->num_heavy;
@@ -228,6 +259,11 @@ kvp_status kvc_budget_resolve(const kvc_method *m, const kvp_cache_params *p,
                      m->name, r, h + r);
         h += r;
         r = 0;
+    }
+    if (note[0] && warn) {
+        size_t used = strlen(warn);
+        snprintf(warn + used, warn_len - used, "%smethod %s: %s",
+                 used ? "; " : "", m->name, note);
     }
     b->n_recent = r;
     b->n_heavy = h;

@@ -282,7 +282,7 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
         const char *input = json_string_value(json_object_get(s[i].line, "input"));
         st = kvp_prompt_ids(&ps, input, &s[i].ids, &s[i].n_ids, err);
         if (st != KVP_OK) {
-            kvp_fail_prefix(err, "%s:%zu", p->data_path, data.items[i].line);
+            kvp_fail_prefix(err, st, "%s:%zu", p->data_path, data.items[i].line);
             goto out;
         }
         size_t need = s[i].n_ids + (size_t)p->gen.max_new_tokens;
@@ -338,7 +338,7 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
         }
         st = kvp_cache_new(model, &cp, &cache, err);
         if (st != KVP_OK) {
-            kvp_fail_prefix(err, "experiment %s", e->name);
+            kvp_fail_prefix(err, st, "experiment %s", e->name);
             break;
         }
         prog.elapsed_s = now_s() - t0;
@@ -351,7 +351,7 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
             double ts = now_s();
             st = run_one(model, cache, p, tok, &s[i], &w, err);
             if (st != KVP_OK) {
-                kvp_fail_prefix(err, "experiment %s, sample index %lld", e->name, s[i].index);
+                kvp_fail_prefix(err, st, "experiment %s, sample index %lld", e->name, s[i].index);
                 break;
             }
             sum->generated++;

@@ -73,6 +73,13 @@ kvp_status kvp_generate(kvp_model *model, kvp_cache *cache, const int32_t *promp
     }
     out->n_prompt = n_prompt;
     kvp_cache_reset(cache);
+    /* The most tokens a stream holds at once: everything for the full
+     * cache, at least the first prefill block for a pruned one. */
+    size_t first_block = p.prefill_chunk > 0 && (size_t)p.prefill_chunk < n_prompt
+                             ? (size_t)p.prefill_chunk
+                             : n_prompt;
+    int64_t peak = kvc_is_full(cache) ? (int64_t)n_prompt + p.max_new_tokens : (int64_t)first_block;
+    if ((s = kvc_check_fits(cache, peak, err))) goto done;
     double t0 = now_ms();
     size_t chunk = p.prefill_chunk > 0 ? (size_t)p.prefill_chunk : n_prompt;
     for (size_t off = 0; off < n_prompt; off += chunk) {

@@ -139,7 +139,7 @@ kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path, kvp_ft
     if (I->n_eos > 0)
         TRY(gguf_writer_set_u32(c.w, "tokenizer.ggml.eos_token_id", (uint32_t)I->eos_ids[0]));
     if (m->tok && (st = kvp_tokenizer_to_gguf(m->tok, c.w, err))) {
-        kvp_fail_prefix(err, "%s: writing tokenizer metadata", out_path);
+        kvp_fail_prefix(err, st, "%s: writing tokenizer metadata", out_path);
         goto done;
     }
     /* llama.cpp requires the key; "none" is its name for a vocabulary-less
@@ -212,7 +212,7 @@ kvp_status kvp_convert_vocab_only(const char *in_path, const char *out_path, kvp
         gguf_writer_set_u32(w, "general.file_type", 0)) {
         st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
     } else if ((st = kvp_tokenizer_to_gguf(tok, w, err))) {
-        kvp_fail_prefix(err, "%s: writing tokenizer metadata", out_path);
+        kvp_fail_prefix(err, st, "%s: writing tokenizer metadata", out_path);
     } else {
         st = gguf_writer_write(w, out_path, err);
     }

@@ -91,8 +91,20 @@ kvp_status kvp_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int
     kvc_end(c);
     if (logits) {
         kvp_rmsnorm(erow, x + (size_t)(T - 1) * E, m->output_norm.data, 1, E, I->rms_norm_eps);
-        if (!kvp_matmul(logits, erow, 1, m->output.data, m->output.type, I->n_vocab, E, false, nt))
+        if (!kvp_matmul(logits, erow, 1, m->output.data, m->output.type, I->n_vocab, E, false, nt)) {
             s = kvp_fail(err, KVP_ERR_NOMEM, "out of memory in the LM head");
+            goto done;
+        }
+        /* NaN/Inf weights (or garbage bytes read as floats) would otherwise
+         * quietly become token 0 in every sampler. */
+        for (int i = 0; i < I->n_vocab; i++)
+            if (!isfinite(logits[i])) {
+                s = kvp_fail(err, KVP_ERR_FORMAT,
+                             "%s: the logits at position %d are not finite (logit %d is %g): "
+                             "the model's weights hold NaN/Inf or corrupt data",
+                             m->path, (int)kvc_next_pos(c) - 1, i, (double)logits[i]);
+                break;
+            }
     }
 done:
     /* A failed block leaves the cache mid-block; callers reset it. */

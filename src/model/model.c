@@ -468,7 +468,7 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
     const char *tm = gguf_get_str(g, "tokenizer.ggml.model", &tml);
     bool no_vocab = tm && ((tml == 4 && !memcmp(tm, "none", 4)) || (tml == 8 && !memcmp(tm, "no_vocab", 8)));
     if (p->load_tokenizer && !no_vocab && (s = kvp_tokenizer_from_gguf(g, &m->tok, err)))
-        return kvp_fail_prefix(err, "%s: tokenizer", m->path);
+        return kvp_fail_prefix(err, s, "%s: tokenizer", m->path);
     return KVP_OK;
 }
 
@@ -512,7 +512,7 @@ static kvp_status load_hf(kvp_model *m, const kvp_model_params *p, kvp_error *er
     if ((s = load_weights(&L))) return s;
     I->weight_bytes = st_model_bytes(m->st);
     if (p->load_tokenizer && (s = kvp_tokenizer_from_hf_dir(m->path, &m->tok, err)))
-        return kvp_fail_prefix(err, "%s: tokenizer", m->path);
+        return kvp_fail_prefix(err, s, "%s: tokenizer", m->path);
     return KVP_OK;
 }
 
@@ -544,6 +544,10 @@ kvp_status kvp_model_load(const char *path, const kvp_model_params *params, kvp_
     return KVP_OK;
 }
 
-void kvp_model_get_info(const kvp_model *model, kvp_model_info *info) { *info = model->info; }
+void kvp_model_get_info(const kvp_model *model, kvp_model_info *info) {
+    if (!info) return;
+    if (model) *info = model->info;
+    else memset(info, 0, sizeof *info);
+}
 
 const kvp_tokenizer *kvp_model_tokenizer(const kvp_model *model) { return model ? model->tok : NULL; }

@@ -38,8 +38,8 @@ kvp_status kvp_fail(kvp_error *err, kvp_status status, const char *fmt, ...) {
     return status;
 }
 
-kvp_status kvp_fail_prefix(kvp_error *err, const char *fmt, ...) {
-    if (!err) return KVP_ERR_INTERNAL;
+kvp_status kvp_fail_prefix(kvp_error *err, kvp_status status, const char *fmt, ...) {
+    if (!err) return status;
     char prefix[KVP_ERROR_MSG_MAX];
     char old[KVP_ERROR_MSG_MAX];
     va_list ap;
@@ -56,5 +56,6 @@ kvp_status kvp_fail_prefix(kvp_error *err, const char *fmt, ...) {
     size_t m = strnlen(old, room - 1);
     memcpy(err->message + n + 2, old, m);
     err->message[n + 2 + m] = '\0';
-    return err->status;
+    err->status = status;
+    return status;
 }

@@ -15,8 +15,11 @@
 kvp_status kvp_fail(kvp_error *err, kvp_status status, const char *fmt, ...)
     KVP_PRINTF(3, 4);
 
-/* Prefixes an existing message with more context ("loading X: <old>"). */
-kvp_status kvp_fail_prefix(kvp_error *err, const char *fmt, ...) KVP_PRINTF(2, 3);
+/* Prefixes an existing message with more context ("loading X: <old>") and
+ * returns status, the failed call's own (err may be NULL, so the status
+ * cannot come from it). */
+kvp_status kvp_fail_prefix(kvp_error *err, kvp_status status, const char *fmt, ...)
+    KVP_PRINTF(3, 4);
 
 /* Clears err to KVP_OK with an empty message. */
 void kvp_error_clear(kvp_error *err);

@@ -20,6 +20,10 @@
 #include "test_util.h"
 
 #define MARGIN_MIN 1e-4
+/* Each shape's golden holds 459 configurations, all but a dozen above the
+ * margin: a run comparing fewer in full has lost its coverage (a changed
+ * golden, a broken reader) and fails. */
+#define MIN_COMPARED 440
 #define OUT_TOL 1e-4
 
 typedef struct shape {
@@ -263,6 +267,8 @@ static int run_shape(const char *base) {
     printf("%s: %d configurations, %d failed, %d with selections and outputs "
            "compared (the rest: reference margin < %g), max output diff %.3g\n",
            base, n_cfg, n_bad, n_sel, MARGIN_MIN, max_diff);
+    CHECK_MSG(n_sel >= MIN_COMPARED, "%s: only %d configurations compared in full (want >= %d)",
+              base, n_sel, MIN_COMPARED);
     free(s.data);
     json_decref(doc);
     return n_bad;

@@ -2,6 +2,7 @@
  * the memory bounds of the pruning cache (driven through the internal
  * contract with synthetic q/k/v; the numbers are the spec's rules applied
  * by hand). */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +139,7 @@ static void test_budgets(void) {
     CHECK_EQ_INT(st.num_recent, 5);
     CHECK_EQ_INT(st.num_heavy, 10);
     kvp_cache_free(c);
-    /* fixed recent + cache ratio; an error when it leaves no heavy tokens */
+    /* fixed recent + cache ratio */
     p = qparams();
     p.method = "kvcVK";
     p.num_recent = 8;
@@ -149,8 +150,12 @@ static void test_budgets(void) {
     CHECK_EQ_INT(st.num_recent, 8);
     CHECK_EQ_INT(st.num_heavy, 8);
     kvp_cache_reset(c);
-    CHECK(feed(c, 32, 0, 32, &err) == KVP_ERR_INVALID_ARG); /* int(8) - 8 = 0 */
-    CHECK(strstr(err.message, "cache_ratio") != NULL);
+    CHECK(feed(c, 32, 0, 32, &err) == KVP_OK); /* int(8) - 8 = 0: recent only */
+    kvp_cache_get_stats(c, &st);
+    CHECK_EQ_INT(st.num_recent, 8);
+    CHECK_EQ_INT(st.num_heavy, 0);
+    CHECK_EQ_INT(st.n_kept_total, 8 * NL * NH);
+    CHECK(kvp_cache_warning(c) == NULL);
     kvp_cache_free(c);
     p.num_recent = -1;
     CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_ERR_INVALID_ARG);
@@ -243,6 +248,139 @@ static void test_positions_and_modes(void) {
     kvp_cache_free(ck);
 }
 
+/* Budgets on short prompts: one rule for every kind (kvprune.h). */
+static void test_short_prompts(void) {
+    kvp_error err;
+    kvp_cache_stats st;
+    kvp_cache *c = NULL;
+    /* h2o at 5% + 5% of a 10-token prompt resolves to 0 + 0: 1 token kept */
+    kvp_cache_params p = qparams();
+    p.method = "h2o";
+    p.recent_ratio = 0.05;
+    p.heavy_ratio = 0.05;
+    CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_OK);
+    CHECK(feed(c, 10, 0, 10, &err) == KVP_OK);
+    kvp_cache_get_stats(c, &st);
+    CHECK_EQ_INT(st.num_recent + st.num_heavy, 1);
+    CHECK_EQ_INT(st.n_kept_total, 1 * NL * NH);
+    CHECK(kvp_cache_warning(c) && strstr(kvp_cache_warning(c), "keeps 1"));
+    /* ... and a prompt long enough resolves exactly as before, no warning */
+    kvp_cache_reset(c);
+    CHECK(feed(c, 100, 0, 100, &err) == KVP_OK);
+    kvp_cache_get_stats(c, &st);
+    CHECK_EQ_INT(st.num_recent, 5);
+    CHECK_EQ_INT(st.num_heavy, 5);
+    CHECK(kvp_cache_warning(c) == NULL);
+    kvp_cache_free(c);
+    /* TOVA-style: the kept token is a heavy one */
+    p.method = "tova";
+    CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_OK);
+    CHECK(feed(c, 10, 0, 10, &err) == KVP_OK);
+    kvp_cache_get_stats(c, &st);
+    CHECK_EQ_INT(st.num_recent, 0);
+    CHECK_EQ_INT(st.num_heavy, 1);
+    kvp_cache_free(c);
+    /* cache_ratio + num_recent on a prompt shorter than the recent window:
+     * nothing evicted (the README's library example on a short prompt) */
+    p = qparams();
+    p.method = "snapkv";
+    p.num_recent = 32;
+    p.cache_ratio = 0.1;
+    CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_OK);
+    CHECK_MSG(feed(c, 20, 0, 20, &err) == KVP_OK, "%s", err.message);
+    kvp_cache_get_stats(c, &st);
+    CHECK_EQ_INT(st.num_recent, 32);
+    CHECK_EQ_INT(st.num_heavy, 0);
+    CHECK_EQ_INT(st.n_kept_total, 20 * NL * NH);
+    CHECK(kvp_cache_warning(c) && strstr(kvp_cache_warning(c), "below num_recent 32"));
+    /* ... longer than the window but below its recent part: the window */
+    kvp_cache_reset(c);
+    CHECK(kvp_cache_warning(c) == NULL);
+    CHECK(feed(c, 100, 0, 100, &err) == KVP_OK);
+    kvp_cache_get_stats(c, &st);
+    CHECK_EQ_INT(st.num_heavy, 0);
+    CHECK_EQ_INT(st.n_kept_total, 32 * NL * NH);
+    CHECK(kvp_cache_warning(c) != NULL);
+    /* ... and long enough: the seed's int(n * r) - num_recent */
+    kvp_cache_reset(c);
+    CHECK(feed(c, 400, 0, 400, &err) == KVP_OK);
+    kvp_cache_get_stats(c, &st);
+    CHECK_EQ_INT(st.num_heavy, 8);
+    CHECK(kvp_cache_warning(c) == NULL);
+    kvp_cache_free(c);
+    /* a negative ratio other than -1, NaN, and all-zero budgets are errors */
+    const double bad[] = {-0.5, -2.0, NAN};
+    for (size_t i = 0; i < 3; i++) {
+        p = qparams();
+        p.method = "h2o";
+        p.recent_ratio = bad[i];
+        p.heavy_ratio = 0.1;
+        CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_ERR_INVALID_ARG);
+        CHECK(strstr(err.message, "recent_ratio") != NULL);
+        p.recent_ratio = -1;
+        p.heavy_ratio = -1;
+        p.num_recent = 4;
+        p.cache_ratio = bad[i];
+        CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_ERR_INVALID_ARG);
+    }
+    p = qparams();
+    p.method = "h2o";
+    p.num_recent = 4;
+    p.cache_ratio = 0.0;
+    CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_ERR_INVALID_ARG);
+    CHECK(strstr(err.message, "cache_ratio must be > 0") != NULL);
+    p = qparams();
+    p.method = "h2o";
+    p.recent_ratio = 0.0;
+    p.heavy_ratio = 0.0;
+    CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_ERR_INVALID_ARG);
+}
+
+/* A block that fails midway (here: never ended) leaves the cache refusing
+ * further blocks and position queries until a reset. */
+static void test_failed_block(void) {
+    kvp_error err;
+    kvp_cache *c = make("h2o", 4, 4, &err);
+    CHECK(feed(c, 16, 0, 16, &err) == KVP_OK);
+    float q[NH * D] = {0}, k[NKV * D] = {0}, v[NKV * D] = {0}, o[NH * D];
+    CHECK(kvc_begin(c, 1, 0, &err) == KVP_OK);
+    CHECK(kvc_attend(c, 0, q, k, v, o, 1, &err) == KVP_OK); /* layer 1 never runs */
+    CHECK(kvc_begin(c, 1, 0, &err) == KVP_ERR_INVALID_ARG);
+    CHECK(strstr(err.message, "kvp_cache_reset") != NULL);
+    const int32_t *pos;
+    size_t n;
+    CHECK(kvp_cache_kept_positions(c, 0, 0, &pos, &n, &err) == KVP_ERR_INVALID_ARG);
+    kvp_cache_reset(c);
+    CHECK(feed(c, 16, 0, 16, &err) == KVP_OK);
+    CHECK(kvp_cache_kept_positions(c, 1, 0, &pos, &n, &err) == KVP_OK);
+    CHECK_EQ_INT(n, 8);
+    kvp_cache_free(c);
+}
+
+/* The full cache grows with what arrives; the trained context only warns,
+ * once. */
+static void test_full_growth(void) {
+    kvp_error err;
+    kvp_cache_params p = qparams();
+    kvp_cache *c = NULL;
+    CHECK(kvc_new_dims(NL, NH, NKV, D, 64, &p, &c, &err) == KVP_OK);
+    CHECK(feed(c, 60, 0, 60, &err) == KVP_OK);
+    CHECK(kvp_cache_warning(c) == NULL);
+    for (int i = 0; i < 10; i++) CHECK(feed(c, 1, 0, 0, &err) == KVP_OK);
+    kvp_cache_stats st;
+    kvp_cache_get_stats(c, &st);
+    CHECK_EQ_INT(st.n_kept_total, 70 * NL * NH);
+    const char *w = kvp_cache_warning(c);
+    CHECK(w && strstr(w, "positions reach 65") && strstr(w, "64 tokens"));
+    CHECK(w && strstr(strstr(w, "positions reach") + 1, "positions reach") == NULL); /* once */
+    /* fits in memory: a few tokens do, 2^40 tokens do not, and the message
+     * gives the figure */
+    CHECK(kvc_check_fits(c, 1000, &err) == KVP_OK);
+    CHECK(kvc_check_fits(c, (int64_t)1 << 40, &err) == KVP_ERR_NOMEM);
+    CHECK(strstr(err.message, "GiB") != NULL);
+    kvp_cache_free(c);
+}
+
 static void test_memory(void) {
     kvp_error err;
     /* a full cache with room for 512 tokens refuses a prompt 10x longer ... */
@@ -252,6 +390,7 @@ static void test_memory(void) {
     CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_OK);
     CHECK(feed(c, 5120, 256, 5120, &err) == KVP_ERR_RANGE);
     CHECK(strstr(err.message, "capacity") != NULL);
+    CHECK(strstr(err.message, "--cache-max-tokens") != NULL);
     kvp_cache_free(c);
     /* ... a pruned cache with the same limit streams it in chunks: the peak
      * is budget + chunk, whatever the prompt length */
@@ -352,5 +491,8 @@ int main(void) {
     test_budgets();
     test_positions_and_modes();
     test_memory();
+    test_short_prompts();
+    test_failed_block();
+    test_full_growth();
     return kvp_test_done("test_cache_policy");
 }
