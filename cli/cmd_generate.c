@@ -252,6 +252,8 @@ int cmd_generate(int argc, char **argv) {
         goto out;
     }
     if (json) {
+        kvp_system_info si;
+        kvp_get_system_info(&si);
         double tps = res.decode_ms > 0 && res.n_ids > 1 ? (res.n_ids - 1) * 1000.0 / res.decode_ms : 0;
         printf("{\"prompt_ids\":");
         json_ids(stdout, prompt_ids, n_prompt);
@@ -264,10 +266,10 @@ int cmd_generate(int argc, char **argv) {
         printf(",\"stopped_at_eos\":%s", res.stopped_at_eos ? "true" : "false");
         printf(",\"stats\":{\"prompt_tokens\":%zu,\"generated_tokens\":%zu,\"prefill_ms\":%.3f,"
                "\"decode_ms\":%.3f,\"attn_ms\":%.3f,\"tokens_per_s\":%.3f,\"kv_bytes\":%zu,"
-               "\"kv_bytes_full\":%zu,\"kv_bytes_peak\":%zu,\"kept_tokens\":%lld}}\n",
+               "\"kv_bytes_full\":%zu,\"kv_bytes_peak\":%zu,\"kept_tokens\":%lld,\"cpu\":\"%s\"}}\n",
                res.n_prompt, res.n_ids, res.prefill_ms, res.decode_ms, res.attn_ms, tps,
                res.cache.kv_bytes, res.cache.kv_bytes_full, res.cache.kv_bytes_peak,
-               (long long)res.cache.n_kept_total);
+               (long long)res.cache.n_kept_total, si.cpu_path);
     } else if (text) {
         printf("%s\n", text);
     } else {

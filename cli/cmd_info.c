@@ -31,6 +31,8 @@ int cmd_info(int argc, char **argv) {
     kvp_model_get_info(m, &I);
     const kvp_tokenizer *tok = kvp_model_tokenizer(m);
     const char *tmpl = tok ? kvp_chat_template_name(tok) : NULL;
+    kvp_system_info si;
+    kvp_get_system_info(&si);
     if (json) {
         printf("{\"arch\":\"%s\",\"n_vocab\":%d,\"n_ctx_train\":%d,\"n_embd\":%d,\"n_layer\":%d,"
                "\"n_head\":%d,\"n_head_kv\":%d,\"head_dim\":%d,\"n_ff\":%d,\"rope_theta\":%g,"
@@ -38,9 +40,10 @@ int cmd_info(int argc, char **argv) {
                I.arch, I.n_vocab, I.n_ctx_train, I.n_embd, I.n_layer, I.n_head, I.n_head_kv,
                I.head_dim, I.n_ff, I.rope_theta, I.rms_norm_eps, I.bos_id);
         for (int i = 0; i < I.n_eos; i++) printf("%s%d", i ? "," : "", I.eos_ids[i]);
-        printf("],\"n_params\":%llu,\"weight_bytes\":%llu,\"tokenizer\":%s}\n",
+        printf("],\"n_params\":%llu,\"weight_bytes\":%llu,\"tokenizer\":%s,\"cpu\":\"%s\","
+               "\"cpu_best\":\"%s\"}\n",
                (unsigned long long)I.n_params, (unsigned long long)I.weight_bytes,
-               tok ? "true" : "false");
+               tok ? "true" : "false", si.cpu_path, si.cpu_best);
     } else {
         printf("model:          %s\n", path);
         printf("name:           %s\n", I.name);
@@ -65,6 +68,7 @@ int cmd_info(int argc, char **argv) {
                    tmpl ? tmpl : "(none recognised)");
         else
             printf("tokenizer:      none (use --prompt-ids)\n");
+        printf("kernels:        %s (best on this CPU: %s)\n", si.cpu_path, si.cpu_best);
     }
     kvp_model_free(m);
     return 0;

@@ -60,6 +60,21 @@ const char *kvp_status_str(kvp_status s);
 /* Releases memory returned by this library through an output pointer. */
 void kvp_free(void *p);
 
+/* The instruction set the compute kernels run on. One build runs on any
+ * x86-64: the kernels are chosen once, at run time, from what the CPU and
+ * the operating system support. The environment variable
+ * KVP_CPU=scalar|avx2|avx512|avx512vnni, read at the first call into the
+ * kernels, lowers the choice (to compare paths or reproduce results); a
+ * level the CPU lacks falls back to the best it has. */
+typedef struct kvp_system_info {
+    const char *cpu_path;   /* in use: "scalar", "avx2" (AVX2+FMA+F16C),
+                               "avx512" (F/BW/VL/DQ) or "avx512vnni"        */
+    const char *cpu_best;   /* the best this CPU supports                    */
+    bool avx512_bf16;       /* the CPU has AVX512-BF16                       */
+} kvp_system_info;
+
+void kvp_get_system_info(kvp_system_info *info);
+
 /* ------------------------------------------------------------------------ */
 /* Models                                                                   */
 /* ------------------------------------------------------------------------ */

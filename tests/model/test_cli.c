@@ -86,6 +86,10 @@ int main(int argc, char **argv) {
         CHECK(json_is_number(json_object_get(st, "prefill_ms")));
         CHECK(json_is_number(json_object_get(st, "decode_ms")));
         CHECK(json_integer_value(json_object_get(st, "kv_bytes")) > 0);
+        /* The kernels' instruction set, as KVP_CPU may have forced it. */
+        const char *cpu = json_string_value(json_object_get(st, "cpu"));
+        CHECK(cpu != NULL);
+        if (cpu && getenv("KVP_CPU") && !strcmp(getenv("KVP_CPU"), "scalar")) CHECK_STR(cpu, "scalar");
         CHECK(json_integer_value(json_object_get(st, "kv_bytes_full")) ==
               json_integer_value(json_object_get(st, "kv_bytes")));
         json_decref(j);
