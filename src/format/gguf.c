@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/quant.h"
 #include "util/error.h"
 
 #define GGUF_MAGIC "GGUF"
@@ -68,21 +69,12 @@ static size_t scalar_size(gguf_type t) {
     }
 }
 
-/* ggml's block size and bytes per block; 0 for numbers ggml does not use. */
+/* ggml's block size and bytes per block; false for numbers ggml does not use. */
 static bool ggml_type_layout(uint32_t t, uint64_t *blck, uint64_t *bytes) {
-    static const struct { uint16_t blck, bytes; } tab[] = {
-        [0] = {1, 4},     [1] = {1, 2},     [2] = {32, 18},   [3] = {32, 20},
-        [6] = {32, 22},   [7] = {32, 24},   [8] = {32, 34},   [9] = {32, 36},
-        [10] = {256, 84}, [11] = {256, 110}, [12] = {256, 144}, [13] = {256, 176},
-        [14] = {256, 210}, [15] = {256, 292}, [16] = {256, 66}, [17] = {256, 74},
-        [18] = {256, 98}, [19] = {256, 50}, [20] = {32, 18},  [21] = {256, 110},
-        [22] = {256, 82}, [23] = {256, 136}, [24] = {1, 1},   [25] = {1, 2},
-        [26] = {1, 4},    [27] = {1, 8},    [28] = {1, 8},    [29] = {256, 56},
-        [30] = {1, 2},    [34] = {256, 54}, [35] = {256, 66}, [39] = {32, 17},
-    };
-    if (t >= sizeof tab / sizeof tab[0] || tab[t].blck == 0) return false;
-    *blck = tab[t].blck;
-    *bytes = tab[t].bytes;
+    const kvq_type_traits *tr = kvq_type_traits_of(t);
+    if (!tr->block_elems) return false;
+    *blck = (uint64_t)tr->block_elems;
+    *bytes = (uint64_t)tr->block_bytes;
     return true;
 }
 

@@ -36,6 +36,8 @@ const kvq_type_traits *kvq_type_traits_of(uint32_t type);
 
 /* True for every weight type the engine loads and multiplies. */
 bool kvq_type_supported(uint32_t type);
+/* Those types' names, comma-separated, for error messages. */
+const char *kvq_supported_type_names(void);
 
 /* Bytes of a row of n elements; 0 when n is not a multiple of the block. */
 size_t kvq_row_bytes(uint32_t type, int64_t n);
@@ -45,6 +47,10 @@ size_t kvq_row_bytes(uint32_t type, int64_t n);
 void kvq_dequantize_rows_f32(uint32_t type, const void *src, float *dst, int64_t rows, int64_t n);
 void kvq_dequantize_rows_bf16(uint32_t type, const void *src, uint16_t *dst, int64_t rows,
                               int64_t n);
+
+/* True for the types the two functions above convert (the supported
+ * weight types and the activation types Q8_0 / Q8_1 / Q8_K). */
+bool kvq_can_dequantize(uint32_t type);
 
 /* Reference quantizer of one row (n a multiple of the block size):
  * bit-identical to ggml's quantize_row_<type>_ref. False for a type that
@@ -56,6 +62,13 @@ bool kvq_quantize_row_ref(uint32_t type, const float *src, void *dst, int64_t n)
  * type), then each output is one integer dot of a weight row with xq. */
 void kvq_quantize_activations(uint32_t vec_dot_type, const float *x, void *xq, int64_t n);
 float kvq_vec_dot(uint32_t type, int64_t n, const void *w_row, const void *xq);
+
+/* The portable versions of the two above, always available (the
+ * dispatched kernels are tested against them): the same arithmetic as
+ * ggml's quantize_row_q8_*_ref and ggml_vec_dot_*_generic, so their results
+ * equal ggml's generic CPU code bit for bit. */
+void kvq_quantize_activations_scalar(uint32_t vec_dot_type, const float *x, void *xq, int64_t n);
+float kvq_vec_dot_scalar(uint32_t type, int64_t n, const void *w_row, const void *xq);
 
 /* The instruction set the dot kernels run on: the best the CPU has, or the
  * one KVP_CPU (scalar | avx2 | avx512 | avx512vnni) asks for. */
