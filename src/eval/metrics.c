@@ -6,80 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Decodes one UTF-8 code point at s[0..n); invalid bytes decode as
- * themselves (one byte), which is all the callers need. */
-static uint32_t utf8_next(const unsigned char *s, size_t n, size_t *adv) {
-    uint32_t c = s[0];
-    size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (k <= 1 || k > n) {
-        *adv = 1;
-        return c;
-    }
-    uint32_t v = c & (0x7F >> k);
-    for (size_t i = 1; i < k; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            *adv = 1;
-            return c;
-        }
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    *adv = k;
-    return v;
-}
-
-static size_t utf8_put(uint32_t c, unsigned char *o) {
-    if (c < 0x80) {
-        o[0] = (unsigned char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        o[0] = (unsigned char)(0xC0 | (c >> 6));
-        o[1] = (unsigned char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (c >> 12));
-        o[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (c >> 18));
-    o[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (c & 0x3F));
-    return 4;
-}
-
-/* Python's str.isspace(). */
-static bool py_space(uint32_t c) {
-    return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-           c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
-           c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
-/* str.strip() on s[0..len): returns the new start offset and sets *end. */
-static size_t py_strip(const char *s, size_t len, size_t *end) {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t b = 0, adv;
-    while (b < len && py_space(utf8_next(u + b, len - b, &adv))) b += adv;
-    size_t e = len;
-    while (e > b) {
-        size_t p = e - 1;
-        while (p > b && (u[p] & 0xC0) == 0x80 && e - p < 4) p--;
-        uint32_t c = utf8_next(u + p, e - p, &adv);
-        if (p + adv != e) { /* not a whole character: step one byte */
-            p = e - 1;
-            c = u[p];
-        }
-        if (!py_space(c)) break;
-        e = p;
-    }
-    *end = e;
-    return b;
-}
+#include "eval/pystr.h"
 
 static size_t strip_in_place(char *s, size_t len) {
-    size_t end, b = py_strip(s, len, &end);
+    size_t end, b = kvpy_strip(s, len, &end);
     memmove(s, s + b, end - b);
     s[end - b] = '\0';
     return end - b;
@@ -133,7 +63,7 @@ char *kvp_utf8_lower(const char *s, size_t len, size_t *out_len) {
     size_t n = 0;
     for (size_t i = 0; i < len;) {
         size_t adv;
-        uint32_t c = utf8_next(u + i, len - i, &adv);
+        uint32_t c = kvpy_utf8_next(u + i, len - i, &adv);
         if (adv == 1 && u[i] >= 0x80) { /* invalid byte: copy as is */
             o[n++] = u[i++];
             continue;
@@ -141,9 +71,9 @@ char *kvp_utf8_lower(const char *s, size_t len, size_t *out_len) {
         uint32_t l = lower_cp(c);
         if (l == 0 && c != 0) { /* U+0130 -> "i" U+0307 */
             o[n++] = 'i';
-            n += utf8_put(0x307, o + n);
+            n += kvpy_utf8_put(0x307, o + n);
         } else {
-            n += utf8_put(l, o + n);
+            n += kvpy_utf8_put(l, o + n);
         }
         i += adv;
     }
