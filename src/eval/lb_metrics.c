@@ -105,8 +105,8 @@ static int slice_cmp(const void *a, const void *b) {
 
 /* LongBench's f1_score: Counter(pred) & Counter(gt). Sorts both lists. */
 static double f1_slices(slices *p, slices *g) {
-    qsort(p->v, p->n, sizeof *p->v, slice_cmp);
-    qsort(g->v, g->n, sizeof *g->v, slice_cmp);
+    if (p->n > 1) qsort(p->v, p->n, sizeof *p->v, slice_cmp);
+    if (g->n > 1) qsort(g->v, g->n, sizeof *g->v, slice_cmp);
     size_t same = 0, i = 0, j = 0;
     while (i < p->n && j < g->n) {
         int c = slice_cmp(&p->v[i], &g->v[j]);
