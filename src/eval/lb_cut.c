@@ -2,18 +2,9 @@
 
 #include <stdlib.h>
 
+#include "eval/jieba.h"
 #include "util/error.h"
 
-/* The segmenter lives in eval/jieba.{h,c}; builds without it score every
- * dataset but the Chinese ones. */
-#if defined(__has_include)
-#if __has_include("eval/jieba.h")
-#define KVLB_HAVE_JIEBA 1
-#include "eval/jieba.h"
-#endif
-#endif
-
-#ifdef KVLB_HAVE_JIEBA
 static kvp_status jb_cut(void *user, const char *text, size_t len, char ***words, size_t *n,
                          kvp_error *err) {
     return kvjb_cut((const kvjb_dict *)user, text, len, words, n, err);
@@ -25,14 +16,14 @@ kvp_status kvlb_cutter_default(const char *dir, kvlb_cutter **out, kvp_error *er
     if (!dir)
         return kvp_fail(err, KVP_ERR_IO,
                         "no jieba dictionary found: give --jieba-dir DIR (a folder with jieba's "
-                        "dict.txt and finalseg tables, e.g. from python3-jieba)");
+                        "dict.txt and finalseg/prob_*.py, e.g. from python3-jieba)");
     kvlb_cutter *c = calloc(1, sizeof *c);
     if (!c) return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
     kvjb_dict *d = NULL;
     kvp_status st = kvjb_load(dir, &d, err);
     if (st != KVP_OK) {
         free(c);
-        return kvp_fail_prefix(err, "--jieba-dir %s", dir);
+        return kvp_fail_prefix(err, st, "--jieba-dir %s", dir);
     }
     c->cut = jb_cut;
     c->free_words = kvjb_words_free;
@@ -46,14 +37,3 @@ void kvlb_cutter_free(kvlb_cutter *c) {
     kvjb_free((kvjb_dict *)c->user);
     free(c);
 }
-#else
-kvp_status kvlb_cutter_default(const char *dir, kvlb_cutter **out, kvp_error *err) {
-    (void)dir;
-    *out = NULL;
-    return kvp_fail(err, KVP_ERR_UNSUPPORTED,
-                    "this build has no jieba segmenter, so --jieba-dir cannot be used and the "
-                    "Chinese datasets are not scored");
-}
-
-void kvlb_cutter_free(kvlb_cutter *c) { free(c); }
-#endif

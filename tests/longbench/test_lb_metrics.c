@@ -1,7 +1,7 @@
 /* LongBench metrics against the Python reference (tools/eval/longbench_ref.py,
  * vectors from tools/eval/make_longbench_vectors.py): every score must be the
  * same double. With argument "zh" it checks the jieba-based metrics, and
- * exits 77 (skipped) when the build has no jieba segmenter. */
+ * exits 77 (skipped) when no jieba dictionary is installed. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
