@@ -1353,16 +1353,3 @@ float kvq_vec_dot_scalar(uint32_t type, int64_t n, const void *w, const void *xq
 void kvq_quantize_activations_scalar(uint32_t vec_dot_type, const float *x, void *xq, int64_t n) {
     kvq_quantize_row_ref(vec_dot_type, x, xq, n);
 }
-
-/* ------------------------------------------------------------------------ */
-/* Entry points of the matrix-vector products: the portable kernels until   */
-/* instruction-set variants exist (kvq_cpu_path is in cpu.c)                */
-/* ------------------------------------------------------------------------ */
-
-void kvq_quantize_activations(uint32_t vec_dot_type, const float *x, void *xq, int64_t n) {
-    kvq_quantize_activations_scalar(vec_dot_type, x, xq, n);
-}
-
-float kvq_vec_dot(uint32_t type, int64_t n, const void *w_row, const void *xq) {
-    return kvq_vec_dot_scalar(type, n, w_row, xq);
-}

@@ -1,0 +1,535 @@
+/* Integer dot products of GGUF block-quantized weight rows with activations
+ * quantized on the fly (Q8_0 / Q8_1 / Q8_K), and that quantization, written
+ * once with 256-bit vectors and compiled per instruction set:
+ *   quant_dot_avx2.c        AVX2: u8 x s8 products with vpmaddubsw + vpmaddwd
+ *   quant_dot_avx512.c      the same code with AVX-512's 32 registers
+ *   quant_dot_avx512vnni.c  vpdpbusd (one instruction for the u8 x s8 dot)
+ * The including file defines KVQD_FN(name) and, for VNNI, KVQD_VNNI.
+ *
+ * Every block's integer sum is exact (the products and their sums fit the
+ * 16- and 32-bit lanes they are formed in, see each kernel); only the float
+ * accumulation of the blocks' scaled sums differs in order from the scalar
+ * reference, so results agree with it to float rounding.
+ *
+ * Block layouts are GGUF's (ggml-common.h); the element order inside blocks
+ * is the one dequantization defines (see quant.c). */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "format/gguf.h"
+#include "kernels/quant_blocks.h"
+#include "kernels/quant_dot.h"
+
+/* ---- primitives ------------------------------------------------------- */
+
+static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+/* Per 32-bit lane: acc + sum of four u8 x s8 products. The unsigned operand
+ * is < 128 wherever this is used, so vpmaddubsw's 16-bit pair sums cannot
+ * saturate (2 * 127 * 128 < 32768) and both variants give the same sums. */
+static inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
+#ifdef KVQD_VNNI
+    return _mm256_dpbusd_epi32(acc, u, s);
+#else
+    const __m256i p16 = _mm256_maddubs_epi16(u, s);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+#endif
+}
+
+/* Signed x signed: |w| times y with w's sign (w, y in [-127, 127]). */
+static inline __m256i dot_s8s8(__m256i acc, __m256i w, __m256i y) {
+    return dot_u8s8(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(y, w));
+}
+
+/* Per 32-bit lane: sum of four u8 x s8 products times the 16-bit scale in
+ * that lane's two 16-bit halves (AVX2: the pair sums meet the scale in
+ * vpmaddwd; VNNI: the lane sum is multiplied). scale16 holds the scale in
+ * both halves of each lane; scale32 the same scales as 32-bit lanes. */
+static inline __m256i dot_u8s8_scaled(__m256i u, __m256i s, __m256i scale16, __m256i scale32) {
+#ifdef KVQD_VNNI
+    (void)scale16;
+    return _mm256_mullo_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s), scale32);
+#else
+    (void)scale32;
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16);
+#endif
+}
+
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* 16 bytes of nibbles to 32 bytes: low nibbles (elements 0..15) in the low
+ * half, high nibbles (elements 16..31) in the high half. */
+static inline __m256i nibbles32(const uint8_t *p) {
+    const __m128i q = _mm_loadu_si128((const __m128i *)p);
+    const __m128i m = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
+}
+
+/* 32 bits to 32 bytes: byte i is 0xff where bit i is set. */
+static inline __m256i bits32(const uint8_t *p) {
+    uint32_t b;
+    memcpy(&b, p, 4);
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32((int)b),
+        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+    const __m256i bit = _mm256_set1_epi64x((int64_t)0x8040201008040201ull);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+}
+
+/* ---- 32-element blocks against Q8_0 / Q8_1 --------------------------- */
+
+static float dot_q4_0(int64_t n, const void *vw, const void *vx) {
+    const block_q4_0 *w = vw;
+    const block_q8_0 *x = vx;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i q = _mm256_sub_epi8(nibbles32(w[i].qs), _mm256_set1_epi8(8));
+        const __m256i p = dot_s8s8(_mm256_setzero_si256(), q, load256(x[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum_ps(acc);
+}
+
+static float dot_q4_1(int64_t n, const void *vw, const void *vx) {
+    const block_q4_1 *w = vw;
+    const block_q8_1 *x = vx;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i p = dot_u8s8(_mm256_setzero_si256(), nibbles32(w[i].qs), load256(x[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
+        mins += h2f(w[i].m) * h2f(x[i].s);
+    }
+    return hsum_ps(acc) + mins;
+}
+
+static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
+    const block_q5_0 *w = vw;
+    const block_q8_0 *x = vx;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        /* (q | h << 4) - 16 = q - (h ? 0 : 16) */
+        const __m256i hi = _mm256_andnot_si256(bits32(w[i].qh), _mm256_set1_epi8(16));
+        const __m256i q = _mm256_sub_epi8(nibbles32(w[i].qs), hi);
+        const __m256i p = dot_s8s8(_mm256_setzero_si256(), q, load256(x[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum_ps(acc);
+}
+
+static float dot_q5_1(int64_t n, const void *vw, const void *vx) {
+    const block_q5_1 *w = vw;
+    const block_q8_1 *x = vx;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i hi = _mm256_and_si256(bits32(w[i].qh), _mm256_set1_epi8(16));
+        const __m256i q = _mm256_or_si256(nibbles32(w[i].qs), hi);
+        const __m256i p = dot_u8s8(_mm256_setzero_si256(), q, load256(x[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
+        mins += h2f(w[i].m) * h2f(x[i].s);
+    }
+    return hsum_ps(acc) + mins;
+}
+
+static float dot_q8_0(int64_t n, const void *vw, const void *vx) {
+    const block_q8_0 *w = vw;
+    const block_q8_0 *x = vx;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        /* Weights in [-127, 127]: ggml's quantizers never write -128 (and a
+         * -128 would only lose the sign trick's exactness for that byte). */
+        const __m256i p = dot_s8s8(_mm256_setzero_si256(), load256(w[i].qs), load256(x[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum_ps(acc);
+}
+
+static const int8_t iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                        1,    13,   25,  38,  53,  69,  89,  113};
+
+static inline __m256i iq4nl_lut(void) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)iq4nl_values));
+}
+
+static float dot_iq4_nl(int64_t n, const void *vw, const void *vx) {
+    const block_iq4_nl *w = vw;
+    const block_q8_0 *x = vx;
+    const __m256i lut = iq4nl_lut();
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i q = _mm256_shuffle_epi8(lut, nibbles32(w[i].qs));
+        const __m256i p = dot_s8s8(_mm256_setzero_si256(), q, load256(x[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum_ps(acc);
+}
+
+/* ---- 256-element super-blocks against Q8_K ---------------------------- */
+
+/* Two 16-element sub-blocks in one 32-byte vector (low / high half): the
+ * scales as 16-bit and 32-bit lane vectors for dot_u8s8_scaled. */
+static inline __m256i scale16_pair(int a, int b) {
+    return _mm256_set_m128i(_mm_set1_epi16((int16_t)b), _mm_set1_epi16((int16_t)a));
+}
+static inline __m256i scale32_pair(int a, int b) {
+    return _mm256_set_m128i(_mm_set1_epi32(b), _mm_set1_epi32(a));
+}
+
+/* sum_j scales[j] * bsums[j] over 16 sub-blocks (int16 scales). */
+static inline int32_t scaled_bsums(const int16_t *bsums, const int16_t scales[16]) {
+    const __m256i p = _mm256_madd_epi16(load256(bsums), load256(scales));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* Q2_K: w = d * sc * q - dmin * m, q in 0..3, 16 sub-blocks of 16.
+ * |sum| <= 256 * 3 * 127 * 15 per super-block: exact in 32 bits. */
+static float dot_q2_k(int64_t n, const void *vw, const void *vx) {
+    const block_q2_K *w = vw;
+    const block_q8_K *x = vx;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++) {
+        int16_t sc[16], mn[16];
+        for (int j = 0; j < 16; j++) sc[j] = w[i].scales[j] & 0xf, mn[j] = w[i].scales[j] >> 4;
+        __m256i acc = _mm256_setzero_si256();
+        for (int c = 0; c < 2; c++) {
+            const __m256i bits = load256(w[i].qs + 32 * c);
+            for (int j = 0; j < 4; j++) {
+                const __m256i q = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * j), m3);
+                const int s0 = sc[8 * c + 2 * j], s1 = sc[8 * c + 2 * j + 1];
+                acc = _mm256_add_epi32(acc, dot_u8s8_scaled(q, load256(x[i].qs + 128 * c + 32 * j),
+                                                            scale16_pair(s0, s1), scale32_pair(s0, s1)));
+            }
+        }
+        const float dx = x[i].d;
+        sum += dx * h2f(w[i].d) * (float)hsum_epi32(acc) -
+               dx * h2f(w[i].dmin) * (float)scaled_bsums(x[i].bsums, mn);
+    }
+    return sum;
+}
+
+/* Q3_K: w = d * (sc - 32) * (q - 4), q = 2 low bits | high bit << 2 in
+ * 0..7: the dot is sum sc' * (q . y) - 4 * sum sc' * bsum. */
+static float dot_q3_k(int64_t n, const void *vw, const void *vx) {
+    const block_q3_K *w = vw;
+    const block_q8_K *x = vx;
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++) {
+        uint32_t a[3], s32[4];
+        memcpy(a, w[i].scales, 12);
+        const uint32_t k1 = 0x03030303, k2 = 0x0f0f0f0f;
+        s32[0] = (a[0] & k2) | (((a[2] >> 0) & k1) << 4);
+        s32[1] = (a[1] & k2) | (((a[2] >> 2) & k1) << 4);
+        s32[2] = ((a[0] >> 4) & k2) | (((a[2] >> 4) & k1) << 4);
+        s32[3] = ((a[1] >> 4) & k2) | (((a[2] >> 6) & k1) << 4);
+        int16_t sc[16];
+        for (int j = 0; j < 16; j++) sc[j] = (int16_t)(((const uint8_t *)s32)[j] - 32);
+        const __m256i hm = load256(w[i].hmask);
+        __m256i acc = _mm256_setzero_si256();
+        for (int c = 0; c < 2; c++) {
+            const __m256i bits = load256(w[i].qs + 32 * c);
+            for (int j = 0; j < 4; j++) {
+                const int bit = 4 * c + j;
+                const __m256i h = _mm256_and_si256(_mm256_srli_epi16(hm, bit), one);
+                const __m256i q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 2 * j), m3),
+                                                  _mm256_slli_epi16(h, 2));
+                const int s0 = sc[8 * c + 2 * j], s1 = sc[8 * c + 2 * j + 1];
+                acc = _mm256_add_epi32(acc, dot_u8s8_scaled(q, load256(x[i].qs + 128 * c + 32 * j),
+                                                            scale16_pair(s0, s1), scale32_pair(s0, s1)));
+            }
+        }
+        const int32_t isum = hsum_epi32(acc) - 4 * scaled_bsums(x[i].bsums, sc);
+        sum += x[i].d * h2f(w[i].d) * (float)isum;
+    }
+    return sum;
+}
+
+/* The 6-bit scales and mins of Q4_K / Q5_K (8 sub-blocks of 32). */
+static inline void scale_min_k4(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[j] & 63;
+        mn[j] = q[j + 4] & 63;
+        sc[j + 4] = (q[j + 8] & 0xf) | ((q[j] >> 6) << 4);
+        mn[j + 4] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
+    }
+}
+
+/* Σ_j mins[j] * (bsums[2j] + bsums[2j+1]). */
+static inline int32_t mins_k4(const int16_t *bsums, const uint8_t mn[8]) {
+    int16_t m16[16];
+    for (int j = 0; j < 16; j++) m16[j] = mn[j / 2];
+    return scaled_bsums(bsums, m16);
+}
+
+/* Q4_K: w = d * sc * q - dmin * m, q in 0..15, 8 sub-blocks of 32 (the low
+ * nibbles of 32 bytes, then their high nibbles). |sum| < 256*15*127*63. */
+static float dot_q4_k(int64_t n, const void *vw, const void *vx) {
+    const block_q4_K *w = vw;
+    const block_q8_K *x = vx;
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++) {
+        uint8_t sc[8], mn[8];
+        scale_min_k4(w[i].scales, sc, mn);
+        __m256i isum = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            const __m256i bits = load256(w[i].qs + 32 * c);
+            const __m256i lo = _mm256_and_si256(bits, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            const int s0 = sc[2 * c], s1 = sc[2 * c + 1];
+            isum = _mm256_add_epi32(isum, dot_u8s8_scaled(lo, load256(x[i].qs + 64 * c),
+                                                          _mm256_set1_epi16((int16_t)s0),
+                                                          _mm256_set1_epi32(s0)));
+            isum = _mm256_add_epi32(isum, dot_u8s8_scaled(hi, load256(x[i].qs + 64 * c + 32),
+                                                          _mm256_set1_epi16((int16_t)s1),
+                                                          _mm256_set1_epi32(s1)));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(isum), acc);
+        mins += x[i].d * h2f(w[i].dmin) * (float)mins_k4(x[i].bsums, mn);
+    }
+    return hsum_ps(acc) - mins;
+}
+
+/* Q5_K: Q4_K with a fifth bit per element from qh (bit 2c: the low
+ * nibbles of chunk c, bit 2c+1: the high nibbles). */
+static float dot_q5_k(int64_t n, const void *vw, const void *vx) {
+    const block_q5_K *w = vw;
+    const block_q8_K *x = vx;
+    const __m256i m4 = _mm256_set1_epi8(0xf), one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++) {
+        uint8_t sc[8], mn[8];
+        scale_min_k4(w[i].scales, sc, mn);
+        const __m256i hb = load256(w[i].qh);
+        __m256i isum = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            const __m256i bits = load256(w[i].qs + 32 * c);
+            const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), one);
+            const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), one);
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), _mm256_slli_epi16(h0, 4));
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
+                                               _mm256_slli_epi16(h1, 4));
+            const int s0 = sc[2 * c], s1 = sc[2 * c + 1];
+            isum = _mm256_add_epi32(isum, dot_u8s8_scaled(lo, load256(x[i].qs + 64 * c),
+                                                          _mm256_set1_epi16((int16_t)s0),
+                                                          _mm256_set1_epi32(s0)));
+            isum = _mm256_add_epi32(isum, dot_u8s8_scaled(hi, load256(x[i].qs + 64 * c + 32),
+                                                          _mm256_set1_epi16((int16_t)s1),
+                                                          _mm256_set1_epi32(s1)));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(isum), acc);
+        mins += x[i].d * h2f(w[i].dmin) * (float)mins_k4(x[i].bsums, mn);
+    }
+    return hsum_ps(acc) - mins;
+}
+
+/* Q6_K: w = d * sc * (q - 32), q = 4 low bits | 2 high bits << 4 in 0..63,
+ * 16 sub-blocks of 16 with int8 scales: sum sc * (q . y) - 32 * sum sc *
+ * bsum; |sum sc * (q . y)| <= 128 * 256 * 63 * 127 < 2^31. */
+static float dot_q6_k(int64_t n, const void *vw, const void *vx) {
+    const block_q6_K *w = vw;
+    const block_q8_K *x = vx;
+    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++) {
+        int16_t sc[16];
+        for (int j = 0; j < 16; j++) sc[j] = w[i].scales[j];
+        __m256i isum = _mm256_setzero_si256();
+        for (int c = 0; c < 2; c++) {
+            const __m256i l0 = load256(w[i].ql + 64 * c), l1 = load256(w[i].ql + 64 * c + 32);
+            const __m256i h = load256(w[i].qh + 32 * c);
+            const __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4)),
+            };
+            for (int j = 0; j < 4; j++) {
+                const int s0 = sc[8 * c + 2 * j], s1 = sc[8 * c + 2 * j + 1];
+                isum = _mm256_add_epi32(isum, dot_u8s8_scaled(q[j], load256(x[i].qs + 128 * c + 32 * j),
+                                                              scale16_pair(s0, s1), scale32_pair(s0, s1)));
+            }
+        }
+        isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(32 * scaled_bsums(x[i].bsums, sc), 0, 0, 0, 0, 0, 0, 0));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(isum), acc);
+    }
+    return hsum_ps(acc);
+}
+
+/* IQ4_XS: IQ4_NL's 16 values, 8 sub-blocks of 32 with 6-bit scales - 32. */
+static float dot_iq4_xs(int64_t n, const void *vw, const void *vx) {
+    const block_iq4_xs *w = vw;
+    const block_q8_K *x = vx;
+    const __m256i lut = iq4nl_lut();
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++) {
+        __m256i isum = _mm256_setzero_si256();
+        for (int b = 0; b < 8; b++) {
+            const int ls = (((w[i].scales_l[b / 2] >> 4 * (b % 2)) & 0xf) |
+                            (((w[i].scales_h >> 2 * b) & 3) << 4)) - 32;
+            const __m256i q = _mm256_shuffle_epi8(lut, nibbles32(w[i].qs + 16 * b));
+            const __m256i y = load256(x[i].qs + 32 * b);
+            isum = _mm256_add_epi32(isum, dot_u8s8_scaled(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q),
+                                                          _mm256_set1_epi16((int16_t)ls),
+                                                          _mm256_set1_epi32(ls)));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(isum), acc);
+    }
+    return hsum_ps(acc);
+}
+
+/* ---- activation quantization ------------------------------------------ */
+
+/* roundf (half away from zero), exactly: trunc, then one more step away
+ * from zero when the dropped part is at least a half. */
+static inline __m256i round_away(__m256 v) {
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_sub_ps(v, t);
+    const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+    const __m256 half = _mm256_cmp_ps(_mm256_andnot_ps(sign_mask, frac), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m256 step = _mm256_and_ps(half, _mm256_or_ps(_mm256_and_ps(v, sign_mask), _mm256_set1_ps(1.0f)));
+    return _mm256_cvttps_epi32(_mm256_add_ps(t, step));
+}
+
+/* Four vectors of 8 int32 (each in int8 range) to 32 int8 in order. */
+static inline __m256i pack32(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+    const __m256i abcd = _mm256_packs_epi16(ab, cd);
+    return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+static inline float hmax_ps(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* One block of 32 as ggml's quantize_row_q8_0/1_ref; returns the sum of
+ * the quants, *d_f32 the scale before its rounding to half. */
+static inline int q8_block(const float *x, int8_t *qs, uint16_t *d_out, float *d_f32) {
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 v[4], m = _mm256_setzero_ps();
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_loadu_ps(x + 8 * k);
+        m = _mm256_max_ps(m, _mm256_and_ps(v[k], absm));
+    }
+    const float amax = hmax_ps(m);
+    const float d = amax / 127;
+    const float id = d ? 1.0f / d : 0.0f;
+    *d_out = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+    *d_f32 = d;
+    __m256i q[4];
+    for (int k = 0; k < 4; k++) q[k] = round_away(_mm256_mul_ps(v[k], _mm256_set1_ps(id)));
+    const __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    _mm256_storeu_si256((__m256i *)qs, pack32(q[0], q[1], q[2], q[3]));
+    return hsum_epi32(s);
+}
+
+static void quantize_q8_0(const float *x, void *vy, int64_t n) {
+    block_q8_0 *y = vy;
+    float d;
+    for (int64_t i = 0; i < n / 32; i++) q8_block(x + 32 * i, y[i].qs, &y[i].d, &d);
+}
+
+static void quantize_q8_1(const float *x, void *vy, int64_t n) {
+    block_q8_1 *y = vy;
+    for (int64_t i = 0; i < n / 32; i++) {
+        float d;
+        const int sum = q8_block(x + 32 * i, y[i].qs, &y[i].d, &d);
+        y[i].s = _cvtss_sh((float)sum * d, _MM_FROUND_TO_NEAREST_INT);
+    }
+}
+
+/* As ggml's quantize_row_q8_K_ref: the scale comes from the first element
+ * of largest magnitude, with its sign; rounding to nearest even. An all-zero
+ * block gets d = 0 and zero quants and sums. */
+static void quantize_q8_k(const float *x, void *vy, int64_t n) {
+    block_q8_K *y = vy;
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int64_t i = 0; i < n / 256; i++, x += 256) {
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < 256; k += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + k), absm));
+        const float amax = hmax_ps(m);
+        if (!(amax > 0)) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        int j = 0;
+        while (fabsf(x[j]) != amax) j++;
+        const float iscale = -127.f / x[j];
+        const __m256 is = _mm256_set1_ps(iscale);
+        const __m256i c127 = _mm256_set1_epi32(127);
+        for (int k = 0; k < 256; k += 32) {
+            __m256i q[4];
+            for (int u = 0; u < 4; u++)
+                q[u] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + k + 8 * u))),
+                                        c127);
+            const __m256i packed = pack32(q[0], q[1], q[2], q[3]);
+            _mm256_storeu_si256((__m256i *)(y[i].qs + k), packed);
+            /* Sums of 16: widen to 16 bits and add pairs twice. */
+            const __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), packed);
+            const __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+            int32_t l[8];
+            _mm256_storeu_si256((__m256i *)l, s32);
+            y[i].bsums[k / 16] = (int16_t)(l[0] + l[1] + l[2] + l[3]);
+            y[i].bsums[k / 16 + 1] = (int16_t)(l[4] + l[5] + l[6] + l[7]);
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+/* ---- tables ----------------------------------------------------------- */
+
+kvqd_dot_fn KVQD_FN(kvqd_dot)(uint32_t type) {
+    switch (type) {
+    case GGML_TYPE_Q4_0: return dot_q4_0;
+    case GGML_TYPE_Q4_1: return dot_q4_1;
+    case GGML_TYPE_Q5_0: return dot_q5_0;
+    case GGML_TYPE_Q5_1: return dot_q5_1;
+    case GGML_TYPE_Q8_0: return dot_q8_0;
+    case GGML_TYPE_Q2_K: return dot_q2_k;
+    case GGML_TYPE_Q3_K: return dot_q3_k;
+    case GGML_TYPE_Q4_K: return dot_q4_k;
+    case GGML_TYPE_Q5_K: return dot_q5_k;
+    case GGML_TYPE_Q6_K: return dot_q6_k;
+    case GGML_TYPE_IQ4_NL: return dot_iq4_nl;
+    case GGML_TYPE_IQ4_XS: return dot_iq4_xs;
+    default: return NULL;
+    }
+}
+
+kvqd_quantize_fn KVQD_FN(kvqd_quantize)(uint32_t vec_dot_type) {
+    switch (vec_dot_type) {
+    case GGML_TYPE_Q8_0: return quantize_q8_0;
+    case GGML_TYPE_Q8_1: return quantize_q8_1;
+    case GGML_TYPE_Q8_K: return quantize_q8_k;
+    default: return NULL;
+    }
+}
