@@ -43,18 +43,11 @@ static inline __m256i dot_s8s8(__m256i acc, __m256i w, __m256i y) {
     return dot_u8s8(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(y, w));
 }
 
-/* Per 32-bit lane: sum of four u8 x s8 products times the 16-bit scale in
- * that lane's two 16-bit halves (AVX2: the pair sums meet the scale in
- * vpmaddwd; VNNI: the lane sum is multiplied). scale16 holds the scale in
- * both halves of each lane; scale32 the same scales as 32-bit lanes. */
-static inline __m256i dot_u8s8_scaled(__m256i u, __m256i s, __m256i scale16, __m256i scale32) {
-#ifdef KVQD_VNNI
-    (void)scale16;
-    return _mm256_mullo_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s), scale32);
-#else
-    (void)scale32;
+/* Per 32-bit lane: (u0 s0 + u1 s1) * c0 + (u2 s2 + u3 s3) * c1 for the
+ * 16-bit scales c in scale16 (vpmaddubsw then vpmaddwd; on VNNI too, where
+ * it is as short as vpdpbusd followed by a 32-bit multiply). */
+static inline __m256i dot_u8s8_scaled(__m256i u, __m256i s, __m256i scale16) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16);
-#endif
 }
 
 static inline float hsum_ps(__m256 v) {
@@ -64,14 +57,22 @@ static inline float hsum_ps(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
 static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
 /* 16 bytes of nibbles to 32 bytes: low nibbles (elements 0..15) in the low
  * half, high nibbles (elements 16..31) in the high half. */
 static inline __m256i nibbles32(const uint8_t *p) {
-    const __m128i q = _mm_loadu_si128((const __m128i *)p);
-    const __m128i m = _mm_set1_epi8(0x0f);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
+    /* Both halves hold the 16 bytes; the high half shifted right by 4. */
+    const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    const __m256i sh = _mm256_srlv_epi32(q, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+    return _mm256_and_si256(sh, _mm256_set1_epi8(0x0f));
 }
 
 /* 32 bits to 32 bytes: byte i is 0xff where bit i is set. */
@@ -87,71 +88,95 @@ static inline __m256i bits32(const uint8_t *p) {
 
 /* ---- 32-element blocks against Q8_0 / Q8_1 --------------------------- */
 
+/* Blocks alternate between two accumulators, so that consecutive blocks'
+ * multiply-adds do not wait for each other. BLOCK(i, acc) returns acc plus
+ * block i's scaled sum. */
+#define SUM_BLOCKS(nb, BLOCK)                                       \
+    do {                                                            \
+        __m256 acc0_ = _mm256_setzero_ps(), acc1_ = acc0_;          \
+        int64_t i_ = 0;                                             \
+        for (; i_ + 1 < (nb); i_ += 2) {                            \
+            acc0_ = BLOCK(i_, acc0_);                               \
+            acc1_ = BLOCK(i_ + 1, acc1_);                           \
+        }                                                           \
+        if (i_ < (nb)) acc0_ = BLOCK(i_, acc0_);                    \
+        return hsum_ps(_mm256_add_ps(acc0_, acc1_));                \
+    } while (0)
+
+static inline __m256 scaled(__m256i isum, float d, __m256 acc) {
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+}
+
+static inline __m256 blk_q4_0(const block_q4_0 *w, const block_q8_0 *x, __m256 acc) {
+    const __m256i q = _mm256_sub_epi8(nibbles32(w->qs), _mm256_set1_epi8(8));
+    return scaled(dot_s8s8(_mm256_setzero_si256(), q, load256(x->qs)), h2f(w->d) * h2f(x->d), acc);
+}
 static float dot_q4_0(int64_t n, const void *vw, const void *vx) {
     const block_q4_0 *w = vw;
     const block_q8_0 *x = vx;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++) {
-        const __m256i q = _mm256_sub_epi8(nibbles32(w[i].qs), _mm256_set1_epi8(8));
-        const __m256i p = dot_s8s8(_mm256_setzero_si256(), q, load256(x[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
-    }
-    return hsum_ps(acc);
+#define B(i, acc) blk_q4_0(&w[i], &x[i], acc)
+    SUM_BLOCKS(n / 32, B);
+#undef B
 }
 
+/* Q4_1 / Q5_1: the min times the activations' sum (s = d * sum q) joins
+ * the accumulator as lane 0 of a vector. */
+static inline __m256 with_min(__m256 acc, float m, float s) {
+    return _mm256_add_ps(acc, _mm256_setr_ps(m * s, 0, 0, 0, 0, 0, 0, 0));
+}
+
+static inline __m256 blk_q4_1(const block_q4_1 *w, const block_q8_1 *x, __m256 acc) {
+    const __m256i p = dot_u8s8(_mm256_setzero_si256(), nibbles32(w->qs), load256(x->qs));
+    return with_min(scaled(p, h2f(w->d) * h2f(x->d), acc), h2f(w->m), h2f(x->s));
+}
 static float dot_q4_1(int64_t n, const void *vw, const void *vx) {
     const block_q4_1 *w = vw;
     const block_q8_1 *x = vx;
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
-    for (int64_t i = 0; i < n / 32; i++) {
-        const __m256i p = dot_u8s8(_mm256_setzero_si256(), nibbles32(w[i].qs), load256(x[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
-        mins += h2f(w[i].m) * h2f(x[i].s);
-    }
-    return hsum_ps(acc) + mins;
+#define B(i, acc) blk_q4_1(&w[i], &x[i], acc)
+    SUM_BLOCKS(n / 32, B);
+#undef B
 }
 
+static inline __m256 blk_q5_0(const block_q5_0 *w, const block_q8_0 *x, __m256 acc) {
+    /* (q | h << 4) - 16 = q - (h ? 0 : 16) */
+    const __m256i hi = _mm256_andnot_si256(bits32(w->qh), _mm256_set1_epi8(16));
+    const __m256i q = _mm256_sub_epi8(nibbles32(w->qs), hi);
+    return scaled(dot_s8s8(_mm256_setzero_si256(), q, load256(x->qs)), h2f(w->d) * h2f(x->d), acc);
+}
 static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
     const block_q5_0 *w = vw;
     const block_q8_0 *x = vx;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++) {
-        /* (q | h << 4) - 16 = q - (h ? 0 : 16) */
-        const __m256i hi = _mm256_andnot_si256(bits32(w[i].qh), _mm256_set1_epi8(16));
-        const __m256i q = _mm256_sub_epi8(nibbles32(w[i].qs), hi);
-        const __m256i p = dot_s8s8(_mm256_setzero_si256(), q, load256(x[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
-    }
-    return hsum_ps(acc);
+#define B(i, acc) blk_q5_0(&w[i], &x[i], acc)
+    SUM_BLOCKS(n / 32, B);
+#undef B
 }
 
+static inline __m256 blk_q5_1(const block_q5_1 *w, const block_q8_1 *x, __m256 acc) {
+    const __m256i hi = _mm256_and_si256(bits32(w->qh), _mm256_set1_epi8(16));
+    const __m256i q = _mm256_or_si256(nibbles32(w->qs), hi);
+    const __m256i p = dot_u8s8(_mm256_setzero_si256(), q, load256(x->qs));
+    return with_min(scaled(p, h2f(w->d) * h2f(x->d), acc), h2f(w->m), h2f(x->s));
+}
 static float dot_q5_1(int64_t n, const void *vw, const void *vx) {
     const block_q5_1 *w = vw;
     const block_q8_1 *x = vx;
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
-    for (int64_t i = 0; i < n / 32; i++) {
-        const __m256i hi = _mm256_and_si256(bits32(w[i].qh), _mm256_set1_epi8(16));
-        const __m256i q = _mm256_or_si256(nibbles32(w[i].qs), hi);
-        const __m256i p = dot_u8s8(_mm256_setzero_si256(), q, load256(x[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
-        mins += h2f(w[i].m) * h2f(x[i].s);
-    }
-    return hsum_ps(acc) + mins;
+#define B(i, acc) blk_q5_1(&w[i], &x[i], acc)
+    SUM_BLOCKS(n / 32, B);
+#undef B
 }
 
+/* Weights in [-127, 127] (ggml's quantizers never write -128; a -128
+ * would still be exact: 2 * 128 * 127 < 32768). */
+static inline __m256 blk_q8_0(const block_q8_0 *w, const block_q8_0 *x, __m256 acc) {
+    const __m256i p = dot_s8s8(_mm256_setzero_si256(), load256(w->qs), load256(x->qs));
+    return scaled(p, h2f(w->d) * h2f(x->d), acc);
+}
 static float dot_q8_0(int64_t n, const void *vw, const void *vx) {
     const block_q8_0 *w = vw;
     const block_q8_0 *x = vx;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++) {
-        /* Weights in [-127, 127]: ggml's quantizers never write -128 (and a
-         * -128 would only lose the sign trick's exactness for that byte). */
-        const __m256i p = dot_s8s8(_mm256_setzero_si256(), load256(w[i].qs), load256(x[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
-    }
-    return hsum_ps(acc);
+#define B(i, acc) blk_q8_0(&w[i], &x[i], acc)
+    SUM_BLOCKS(n / 32, B);
+#undef B
 }
 
 static const int8_t iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
@@ -161,45 +186,61 @@ static inline __m256i iq4nl_lut(void) {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)iq4nl_values));
 }
 
+static inline __m256 blk_iq4_nl(const block_iq4_nl *w, const block_q8_0 *x, __m256i lut, __m256 acc) {
+    const __m256i q = _mm256_shuffle_epi8(lut, nibbles32(w->qs));
+    return scaled(dot_s8s8(_mm256_setzero_si256(), q, load256(x->qs)), h2f(w->d) * h2f(x->d), acc);
+}
 static float dot_iq4_nl(int64_t n, const void *vw, const void *vx) {
     const block_iq4_nl *w = vw;
     const block_q8_0 *x = vx;
     const __m256i lut = iq4nl_lut();
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++) {
-        const __m256i q = _mm256_shuffle_epi8(lut, nibbles32(w[i].qs));
-        const __m256i p = dot_s8s8(_mm256_setzero_si256(), q, load256(x[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
-    }
-    return hsum_ps(acc);
+#define B(i, acc) blk_iq4_nl(&w[i], &x[i], lut, acc)
+    SUM_BLOCKS(n / 32, B);
+#undef B
 }
 
 /* ---- 256-element super-blocks against Q8_K ---------------------------- */
 
-/* Two 16-element sub-blocks in one 32-byte vector (low / high half): the
- * scales as 16-bit and 32-bit lane vectors for dot_u8s8_scaled. */
-static inline __m256i scale16_pair(int a, int b) {
-    return _mm256_set_m128i(_mm_set1_epi16((int16_t)b), _mm_set1_epi16((int16_t)a));
-}
-static inline __m256i scale32_pair(int a, int b) {
-    return _mm256_set_m128i(_mm_set1_epi32(b), _mm_set1_epi32(a));
+/* pshufb masks: k16[j] repeats the 16-bit lane j of a vector of 8 int16
+ * (a scale per 32 elements); kpair16[g] repeats lane 2g in the low half
+ * and lane 2g+1 in the high half (a scale per 16 elements). */
+static const uint8_t k16[8][32] = {
+#define R(j) {2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, \
+              2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1}
+    R(0), R(1), R(2), R(3), R(4), R(5), R(6), R(7)
+#undef R
+};
+static const uint8_t kpair16[4][32] = {
+#define R(g) {4*g, 4*g+1, 4*g, 4*g+1, 4*g, 4*g+1, 4*g, 4*g+1, 4*g, 4*g+1, 4*g, 4*g+1, 4*g, 4*g+1, 4*g, 4*g+1, \
+              4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+2, 4*g+3}
+    R(0), R(1), R(2), R(3)
+#undef R
+};
+
+/* 16 int8 scales (one per 16 elements) prepared for scale_pair: both
+ * 128-bit halves of half[0] hold scales 0..7 as int16, of half[1] 8..15. */
+typedef struct {
+    __m256i half[2];
+} scales16;
+
+static inline scales16 scales16_of(__m128i sc8) {
+    const __m256i s = _mm256_cvtepi8_epi16(sc8);
+    scales16 r = {{_mm256_permute2x128_si256(s, s, 0x00), _mm256_permute2x128_si256(s, s, 0x11)}};
+    return r;
 }
 
-/* sum_j scales[j] * bsums[j] over 16 sub-blocks (int16 scales). */
-static inline int32_t scaled_bsums(const int16_t *bsums, const int16_t scales[16]) {
-    const __m256i p = _mm256_madd_epi16(load256(bsums), load256(scales));
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
+/* Scales of sub-blocks 2g (low half) and 2g+1 (high half), g in 0..7. */
+static inline __m256i scale_pair(const scales16 *s, int g) {
+    return _mm256_shuffle_epi8(s->half[g / 4], _mm256_loadu_si256((const __m256i *)kpair16[g % 4]));
 }
 
-static inline int32_t hsum_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
+/* Scale j of 8 int16 scales (both 128-bit halves holding all 8) in every
+ * 16-bit lane. */
+static inline __m256i scale_one(__m256i sc16x2, int j) {
+    return _mm256_shuffle_epi8(sc16x2, _mm256_loadu_si256((const __m256i *)k16[j]));
 }
+
+static inline __m256 cvt(__m256i v) { return _mm256_cvtepi32_ps(v); }
 
 /* Q2_K: w = d * sc * q - dmin * m, q in 0..3, 16 sub-blocks of 16.
  * |sum| <= 256 * 3 * 127 * 15 per super-block: exact in 32 bits. */
@@ -207,25 +248,27 @@ static float dot_q2_k(int64_t n, const void *vw, const void *vx) {
     const block_q2_K *w = vw;
     const block_q8_K *x = vx;
     const __m256i m3 = _mm256_set1_epi8(3);
-    float sum = 0.0f;
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 256; i++) {
-        int16_t sc[16], mn[16];
-        for (int j = 0; j < 16; j++) sc[j] = w[i].scales[j] & 0xf, mn[j] = w[i].scales[j] >> 4;
-        __m256i acc = _mm256_setzero_si256();
+        const __m128i raw = _mm_loadu_si128((const __m128i *)w[i].scales);
+        const __m128i sc8 = _mm_and_si128(raw, _mm_set1_epi8(0xf));
+        const scales16 scs = scales16_of(sc8);
+        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0xf)));
+        __m256i isum = _mm256_setzero_si256();
         for (int c = 0; c < 2; c++) {
             const __m256i bits = load256(w[i].qs + 32 * c);
             for (int j = 0; j < 4; j++) {
                 const __m256i q = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * j), m3);
-                const int s0 = sc[8 * c + 2 * j], s1 = sc[8 * c + 2 * j + 1];
-                acc = _mm256_add_epi32(acc, dot_u8s8_scaled(q, load256(x[i].qs + 128 * c + 32 * j),
-                                                            scale16_pair(s0, s1), scale32_pair(s0, s1)));
+                isum = _mm256_add_epi32(isum, dot_u8s8_scaled(q, load256(x[i].qs + 128 * c + 32 * j),
+                                                              scale_pair(&scs, 4 * c + j)));
             }
         }
         const float dx = x[i].d;
-        sum += dx * h2f(w[i].d) * (float)hsum_epi32(acc) -
-               dx * h2f(w[i].dmin) * (float)scaled_bsums(x[i].bsums, mn);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(w[i].d)), cvt(isum), acc);
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(w[i].dmin)),
+                               cvt(_mm256_madd_epi16(mn16, load256(x[i].bsums))), accm);
     }
-    return sum;
+    return hsum_ps(_mm256_sub_ps(acc, accm));
 }
 
 /* Q3_K: w = d * (sc - 32) * (q - 4), q = 2 low bits | high bit << 2 in
@@ -234,7 +277,7 @@ static float dot_q3_k(int64_t n, const void *vw, const void *vx) {
     const block_q3_K *w = vw;
     const block_q8_K *x = vx;
     const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
-    float sum = 0.0f;
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 256; i++) {
         uint32_t a[3], s32[4];
         memcpy(a, w[i].scales, 12);
@@ -243,107 +286,83 @@ static float dot_q3_k(int64_t n, const void *vw, const void *vx) {
         s32[1] = (a[1] & k2) | (((a[2] >> 2) & k1) << 4);
         s32[2] = ((a[0] >> 4) & k2) | (((a[2] >> 4) & k1) << 4);
         s32[3] = ((a[1] >> 4) & k2) | (((a[2] >> 6) & k1) << 4);
-        int16_t sc[16];
-        for (int j = 0; j < 16; j++) sc[j] = (int16_t)(((const uint8_t *)s32)[j] - 32);
+        const __m128i sc8 = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)s32), _mm_set1_epi8(32));
+        const scales16 scs = scales16_of(sc8);
         const __m256i hm = load256(w[i].hmask);
-        __m256i acc = _mm256_setzero_si256();
+        __m256i isum = _mm256_setzero_si256();
         for (int c = 0; c < 2; c++) {
             const __m256i bits = load256(w[i].qs + 32 * c);
             for (int j = 0; j < 4; j++) {
-                const int bit = 4 * c + j;
-                const __m256i h = _mm256_and_si256(_mm256_srli_epi16(hm, bit), one);
+                const __m256i h = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * c + j), one);
                 const __m256i q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 2 * j), m3),
                                                   _mm256_slli_epi16(h, 2));
-                const int s0 = sc[8 * c + 2 * j], s1 = sc[8 * c + 2 * j + 1];
-                acc = _mm256_add_epi32(acc, dot_u8s8_scaled(q, load256(x[i].qs + 128 * c + 32 * j),
-                                                            scale16_pair(s0, s1), scale32_pair(s0, s1)));
+                isum = _mm256_add_epi32(isum, dot_u8s8_scaled(q, load256(x[i].qs + 128 * c + 32 * j),
+                                                              scale_pair(&scs, 4 * c + j)));
             }
         }
-        const int32_t isum = hsum_epi32(acc) - 4 * scaled_bsums(x[i].bsums, sc);
-        sum += x[i].d * h2f(w[i].d) * (float)isum;
+        const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), load256(x[i].bsums));
+        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 2));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), cvt(isum), acc);
     }
-    return sum;
+    return hsum_ps(acc);
 }
 
-/* The 6-bit scales and mins of Q4_K / Q5_K (8 sub-blocks of 32). */
-static inline void scale_min_k4(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]) {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = q[j] & 63;
-        mn[j] = q[j + 4] & 63;
-        sc[j + 4] = (q[j + 8] & 0xf) | ((q[j] >> 6) << 4);
-        mn[j + 4] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
-    }
+/* The 6-bit scales (bytes 0-7) and mins (bytes 8-15) of Q4_K / Q5_K. */
+static inline __m128i scales_mins_k4(const uint8_t *q) {
+    uint32_t a[3], u[4];
+    memcpy(a, q, 12);
+    const uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
+    u[0] = a[0] & k1;
+    u[1] = (a[2] & k2) | (((a[0] >> 6) & k3) << 4);
+    u[2] = a[1] & k1;
+    u[3] = ((a[2] >> 4) & k2) | (((a[1] >> 6) & k3) << 4);
+    return _mm_loadu_si128((const __m128i *)u);
 }
 
-/* Σ_j mins[j] * (bsums[2j] + bsums[2j+1]). */
-static inline int32_t mins_k4(const int16_t *bsums, const uint8_t mn[8]) {
-    int16_t m16[16];
-    for (int j = 0; j < 16; j++) m16[j] = mn[j / 2];
-    return scaled_bsums(bsums, m16);
-}
-
-/* Q4_K: w = d * sc * q - dmin * m, q in 0..15, 8 sub-blocks of 32 (the low
- * nibbles of 32 bytes, then their high nibbles). |sum| < 256*15*127*63. */
-static float dot_q4_k(int64_t n, const void *vw, const void *vx) {
-    const block_q4_K *w = vw;
-    const block_q8_K *x = vx;
-    const __m256i m4 = _mm256_set1_epi8(0xf);
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
-    for (int64_t i = 0; i < n / 256; i++) {
-        uint8_t sc[8], mn[8];
-        scale_min_k4(w[i].scales, sc, mn);
-        __m256i isum = _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
-            const __m256i bits = load256(w[i].qs + 32 * c);
-            const __m256i lo = _mm256_and_si256(bits, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-            const int s0 = sc[2 * c], s1 = sc[2 * c + 1];
-            isum = _mm256_add_epi32(isum, dot_u8s8_scaled(lo, load256(x[i].qs + 64 * c),
-                                                          _mm256_set1_epi16((int16_t)s0),
-                                                          _mm256_set1_epi32(s0)));
-            isum = _mm256_add_epi32(isum, dot_u8s8_scaled(hi, load256(x[i].qs + 64 * c + 32),
-                                                          _mm256_set1_epi16((int16_t)s1),
-                                                          _mm256_set1_epi32(s1)));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(isum), acc);
-        mins += x[i].d * h2f(w[i].dmin) * (float)mins_k4(x[i].bsums, mn);
-    }
-    return hsum_ps(acc) - mins;
-}
-
-/* Q5_K: Q4_K with a fifth bit per element from qh (bit 2c: the low
- * nibbles of chunk c, bit 2c+1: the high nibbles). */
-static float dot_q5_k(int64_t n, const void *vw, const void *vx) {
-    const block_q5_K *w = vw;
-    const block_q8_K *x = vx;
+/* Q4_K / Q5_K body: w = d * sc * q - dmin * m with 8 sub-blocks of 32
+ * (chunk c: the low nibbles of 32 bytes, then their high nibbles; Q5_K
+ * adds bit 2c / 2c+1 of qh as bit 4). |sum| < 256 * 31 * 127 * 63. */
+static inline float dot_k45(int64_t n, const uint8_t *base, size_t stride, bool five,
+                            const block_q8_K *x) {
     const __m256i m4 = _mm256_set1_epi8(0xf), one = _mm256_set1_epi8(1);
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 256; i++) {
-        uint8_t sc[8], mn[8];
-        scale_min_k4(w[i].scales, sc, mn);
-        const __m256i hb = load256(w[i].qh);
+        const uint8_t *blk = base + (size_t)i * stride;
+        uint16_t d, dmin;
+        memcpy(&d, blk, 2);
+        memcpy(&dmin, blk + 2, 2);
+        const __m128i sm = scales_mins_k4(blk + 4);
+        const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
+        const __m256i mn_dup = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
+        const uint8_t *qs = blk + (five ? 48 : 16);
+        const __m256i hb = five ? load256(blk + 16) : _mm256_setzero_si256();
         __m256i isum = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
-            const __m256i bits = load256(w[i].qs + 32 * c);
-            const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), one);
-            const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), one);
-            const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), _mm256_slli_epi16(h0, 4));
-            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
-                                               _mm256_slli_epi16(h1, 4));
-            const int s0 = sc[2 * c], s1 = sc[2 * c + 1];
-            isum = _mm256_add_epi32(isum, dot_u8s8_scaled(lo, load256(x[i].qs + 64 * c),
-                                                          _mm256_set1_epi16((int16_t)s0),
-                                                          _mm256_set1_epi32(s0)));
-            isum = _mm256_add_epi32(isum, dot_u8s8_scaled(hi, load256(x[i].qs + 64 * c + 32),
-                                                          _mm256_set1_epi16((int16_t)s1),
-                                                          _mm256_set1_epi32(s1)));
+            const __m256i bits = load256(qs + 32 * c);
+            __m256i lo = _mm256_and_si256(bits, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), one), 4));
+            }
+            isum = _mm256_add_epi32(isum, dot_u8s8_scaled(lo, load256(x[i].qs + 64 * c), scale_one(sc16, 2 * c)));
+            isum = _mm256_add_epi32(isum, dot_u8s8_scaled(hi, load256(x[i].qs + 64 * c + 32), scale_one(sc16, 2 * c + 1)));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(isum), acc);
-        mins += x[i].d * h2f(w[i].dmin) * (float)mins_k4(x[i].bsums, mn);
+        const float dx = x[i].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(d)), cvt(isum), acc);
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(dmin)), cvt(_mm256_madd_epi16(mn_dup, load256(x[i].bsums))),
+                               accm);
     }
-    return hsum_ps(acc) - mins;
+    return hsum_ps(_mm256_sub_ps(acc, accm));
+}
+
+static float dot_q4_k(int64_t n, const void *vw, const void *vx) {
+    return dot_k45(n, vw, sizeof(block_q4_K), false, vx);
+}
+
+static float dot_q5_k(int64_t n, const void *vw, const void *vx) {
+    return dot_k45(n, vw, sizeof(block_q5_K), true, vx);
 }
 
 /* Q6_K: w = d * sc * (q - 32), q = 4 low bits | 2 high bits << 4 in 0..63,
@@ -355,8 +374,8 @@ static float dot_q6_k(int64_t n, const void *vw, const void *vx) {
     const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 256; i++) {
-        int16_t sc[16];
-        for (int j = 0; j < 16; j++) sc[j] = w[i].scales[j];
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
+        const scales16 scs = scales16_of(sc8);
         __m256i isum = _mm256_setzero_si256();
         for (int c = 0; c < 2; c++) {
             const __m256i l0 = load256(w[i].ql + 64 * c), l1 = load256(w[i].ql + 64 * c + 32);
@@ -370,14 +389,13 @@ static float dot_q6_k(int64_t n, const void *vw, const void *vx) {
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4)),
             };
-            for (int j = 0; j < 4; j++) {
-                const int s0 = sc[8 * c + 2 * j], s1 = sc[8 * c + 2 * j + 1];
+            for (int j = 0; j < 4; j++)
                 isum = _mm256_add_epi32(isum, dot_u8s8_scaled(q[j], load256(x[i].qs + 128 * c + 32 * j),
-                                                              scale16_pair(s0, s1), scale32_pair(s0, s1)));
-            }
+                                                              scale_pair(&scs, 4 * c + j)));
         }
-        isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(32 * scaled_bsums(x[i].bsums, sc), 0, 0, 0, 0, 0, 0, 0));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(isum), acc);
+        const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), load256(x[i].bsums));
+        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 5));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), cvt(isum), acc);
     }
     return hsum_ps(acc);
 }
@@ -396,10 +414,9 @@ static float dot_iq4_xs(int64_t n, const void *vw, const void *vx) {
             const __m256i q = _mm256_shuffle_epi8(lut, nibbles32(w[i].qs + 16 * b));
             const __m256i y = load256(x[i].qs + 32 * b);
             isum = _mm256_add_epi32(isum, dot_u8s8_scaled(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q),
-                                                          _mm256_set1_epi16((int16_t)ls),
-                                                          _mm256_set1_epi32(ls)));
+                                                          _mm256_set1_epi16((int16_t)ls)));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(isum), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), cvt(isum), acc);
     }
     return hsum_ps(acc);
 }

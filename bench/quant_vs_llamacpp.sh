@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# kvprune against llama.cpp (node-llama-cpp 3.21.1's prebuilt libllama, the
+# CPU backend it picks for this machine) on the same GGUF files, in one run:
+# random-weight models with Qwen2.5-0.5B's and Llama-3.2-1B's shapes in F16,
+# Q8_0 and Q4_K_M (quantized by llama.cpp's own llama_model_quantize, and by
+# `kvprune convert --type` when that is available), prefill tokens/s at each
+# prompt length, decode tokens/s over NEW tokens after it (our full cache and
+# snapkv at 5%), peak RSS. Engines alternate within every repetition; the
+# report gives medians. Model files live in WORK only.
+#
+# usage: bench/quant_vs_llamacpp.sh KVPRUNE BENCH_QDOT WORK
+# environment (defaults): MODELS="qwen05 llama1b" TYPES="f16 q8_0 q4_k_m"
+#   PROMPTS="512 4096" NEW=64 REPS=3 THREADS=2 QWEN_VOCAB=151936
+#   LLAMA_VOCAB=128256 OURS_QUANT=1 (also time our own quantized files)
+# Prints a markdown table (also WORK/results.md) and keeps raw rows in
+# WORK/raw.tsv.
+set -euo pipefail
+KVP=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+QDOT=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+mkdir -p "$3"
+WORK=$(cd "$3" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+MODELS=${MODELS:-qwen05 llama1b}
+TYPES=${TYPES:-f16 q8_0 q4_k_m}
+PROMPTS=${PROMPTS:-512 4096}
+NEW=${NEW:-64}
+REPS=${REPS:-3}
+TH=${THREADS:-2}
+OURS_QUANT=${OURS_QUANT:-1}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+
+# llama.cpp: the npm package and the headers of its exact release.
+PKG=node-llama-cpp@3.21.1
+BINS="$WORK/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"
+if [ ! -f "$BINS/libllama.v0.4.0.so" ] || [ ! -f "$WORK/node_modules/node-llama-cpp/llama/gitRelease.bundle" ]; then
+  [ -f "$WORK/package.json" ] || echo '{"private":true}' > "$WORK/package.json"
+  (cd "$WORK" && npm install --no-audit --no-fund --ignore-scripts --omit=optional \
+      "$PKG" "@node-llama-cpp/linux-x64@3.21.1" > "$WORK/npm.log" 2>&1) ||
+    { echo "npm install failed:"; tail -5 "$WORK/npm.log"; exit 1; }
+fi
+INC="$WORK/include"
+if [ ! -f "$INC/llama.h" ]; then
+  rm -rf "$WORK/bundle.git" && mkdir -p "$INC"
+  git clone -q --bare "$WORK/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$WORK/bundle.git"
+  for f in include/llama.h ggml/include/ggml.h ggml/include/ggml-backend.h ggml/include/ggml-alloc.h \
+           ggml/include/ggml-cpu.h ggml/include/ggml-opt.h ggml/include/gguf.h; do
+    git --git-dir="$WORK/bundle.git" show "HEAD:$f" > "$INC/$(basename $f)"
+  done
+fi
+cc -O2 -I"$INC" "$HERE/llama_bench.c" -o "$WORK/llama_bench" -L"$BINS" -l:libllama.v0.4.0.so \
+   -l:libggml.v0.4.0.so -lggml-base -Wl,-rpath,"$BINS"
+LB="$WORK/llama_bench"
+
+# Models: a random-weight HF folder -> our F16 GGUF -> quantized files.
+shape_args() {
+  case $1 in
+    qwen05) echo "--arch qwen2 --hidden 896 --heads 14 --kv-heads 2 --ffn 4864 --layers 24 --vocab ${QWEN_VOCAB:-151936}" ;;
+    llama1b) echo "--arch llama --hidden 2048 --heads 32 --kv-heads 8 --ffn 8192 --layers 16 --vocab ${LLAMA_VOCAB:-128256}" ;;
+    *) echo "unknown model $1" >&2; exit 2 ;;
+  esac
+}
+files=()
+for m in $MODELS; do
+  f16="$WORK/$m-f16.gguf"
+  if [ ! -f "$f16" ]; then
+    # shellcheck disable=SC2046
+    /usr/bin/python3 "$HERE/../tools/fixtures/make_bench_model.py" "$WORK/$m-hf" --dtype F16 $(shape_args $m) >/dev/null
+    "$KVP" convert -m "$WORK/$m-hf" -o "$f16" --type f16 >/dev/null
+    rm -rf "$WORK/$m-hf"
+  fi
+  for t in $TYPES; do
+    if [ "$t" = f16 ]; then files+=("$m f16 llama.cpp $f16"); continue; fi
+    q="$WORK/$m-$t-llamacpp.gguf"
+    [ -f "$q" ] || "$LB" "$BINS" quantize "$f16" "$q" "$t"
+    files+=("$m $t llama.cpp $q")
+    if [ "$OURS_QUANT" = 1 ]; then
+      q="$WORK/$m-$t-kvprune.gguf"
+      if [ -f "$q" ] || "$KVP" convert -m "$f16" -o "$q" --type "$t" >/dev/null 2>"$WORK/convert.err"; then
+        files+=("$m $t kvprune $q")
+      else
+        echo "note: kvprune convert --type $t: $(head -c 200 "$WORK/convert.err")"
+      fi
+    fi
+  done
+done
+
+# Machine: CPU, read bandwidth (for the decode roofline), load.
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+bw=$("$QDOT" 896 4864 1 "$TH" 5 1 | sed -n 's/^streaming read: \([0-9.]*\) GB\/s.*/\1/p')
+echo "cpu: $cpu; kvprune kernels: $("$KVP" info -m "${files[0]##* }" | sed -n 's/^kernels: *//p')"
+echo "read bandwidth ($TH threads): $bw GB/s; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+raw="$WORK/raw.tsv"
+printf 'rep\tmodel\ttype\tquantizer\tprompt\tengine\tprefill_ms\tdecode_ms\tdecode_tokens\tpeak_rss_kb\tload\n' > "$raw"
+ours() { # FILE P [cache flags...] -> JSON line
+  local file=$1 P=$2; shift 2
+  local ids; ids=$(seq -s, 10 $((P + 9)))
+  local out
+  out=$(/usr/bin/time -f 'RSS %M' "$KVP" generate -m "$file" --prompt-ids "$ids" -n "$NEW" --ignore-eos \
+        --json --threads "$TH" "$@" 2>"$WORK/time.err")
+  local rss; rss=$(sed -n 's/^RSS //p' "$WORK/time.err")
+  echo "$out" | /usr/bin/python3 -c 'import json,sys; s=json.load(sys.stdin)["stats"]; print("%.3f\t%.3f\t%d" % (s["prefill_ms"], s["decode_ms"], s["generated_tokens"]-1))' |
+    sed "s/\$/\t$rss/"
+}
+theirs() { # FILE P
+  "$LB" "$BINS" run "$1" "$2" "$NEW" "$TH" |
+    /usr/bin/python3 -c 'import json,sys; s=json.load(sys.stdin); print("%.3f\t%.3f\t%d\t%d" % (s["prefill_ms"], s["decode_ms"], s["decode_tokens"], s["peak_rss_kb"]))'
+}
+for rep in $(seq 1 "$REPS"); do
+  for entry in "${files[@]}"; do
+    read -r m t qz file <<< "$entry"
+    for P in $PROMPTS; do
+      budget=$((P * 5 / 100)); recent=$((budget / 8))
+      # Alternate which engine goes first.
+      order="llama ours snap"; [ $((rep % 2)) = 0 ] && order="ours snap llama"
+      for e in $order; do
+        load=$(cut -d' ' -f1 /proc/loadavg)
+        case $e in
+          llama) [ "$qz" = kvprune ] && continue; r=$(theirs "$file" "$P"); name=llama.cpp ;;
+          ours) r=$(ours "$file" "$P"); name=kvprune-full ;;
+          snap) r=$(ours "$file" "$P" --method snapkv --num-recent $recent --num-heavy $((budget - recent))); name=kvprune-snapkv5 ;;
+        esac
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$m" "$t" "$qz" "$P" "$name" "$r" "$load" | tee -a "$raw" >&2
+      done
+    done
+  done
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+/usr/bin/python3 "$HERE/quant_vs_llamacpp_report.py" "$raw" "$WORK" "$bw" "$KVP" | tee "$WORK/results.md"
