@@ -27,7 +27,8 @@ NEW=${NEW:-64}
 REPS=${REPS:-3}
 TH=${THREADS:-2}
 OURS_QUANT=${OURS_QUANT:-1}
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+# OMP_WAIT_POLICY / GOMP_SPINCOUNT are left to kvprune's own choice (see
+# README: spin briefly on an idle machine); llama.cpp spins in its own pool.
 
 # llama.cpp: the npm package and the headers of its exact release.
 PKG=node-llama-cpp@3.21.1

@@ -139,8 +139,16 @@ static float dot_q4_1(int64_t n, const void *vw, const void *vx) {
 
 static inline __m256 blk_q5_0(const block_q5_0 *w, const block_q8_0 *x, __m256 acc) {
     /* (q | h << 4) - 16 = q - (h ? 0 : 16) */
+#ifdef __AVX512BW__
+    /* The 32 high bits are a byte mask as they are. */
+    uint32_t h;
+    memcpy(&h, w->qh, 4);
+    const __m256i lo = nibbles32(w->qs);
+    const __m256i q = _mm256_mask_sub_epi8(lo, (__mmask32)~h, lo, _mm256_set1_epi8(16));
+#else
     const __m256i hi = _mm256_andnot_si256(bits32(w->qh), _mm256_set1_epi8(16));
     const __m256i q = _mm256_sub_epi8(nibbles32(w->qs), hi);
+#endif
     return scaled(dot_s8s8(_mm256_setzero_si256(), q, load256(x->qs)), h2f(w->d) * h2f(x->d), acc);
 }
 static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
@@ -152,8 +160,15 @@ static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
 }
 
 static inline __m256 blk_q5_1(const block_q5_1 *w, const block_q8_1 *x, __m256 acc) {
+#ifdef __AVX512BW__
+    uint32_t h;
+    memcpy(&h, w->qh, 4);
+    const __m256i lo = nibbles32(w->qs);
+    const __m256i q = _mm256_mask_add_epi8(lo, (__mmask32)h, lo, _mm256_set1_epi8(16));
+#else
     const __m256i hi = _mm256_and_si256(bits32(w->qh), _mm256_set1_epi8(16));
     const __m256i q = _mm256_or_si256(nibbles32(w->qs), hi);
+#endif
     const __m256i p = dot_u8s8(_mm256_setzero_si256(), q, load256(x->qs));
     return with_min(scaled(p, h2f(w->d) * h2f(x->d), acc), h2f(w->m), h2f(x->s));
 }
