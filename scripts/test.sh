@@ -15,7 +15,7 @@ ctest --test-dir build-ci --output-on-failure -j"$jobs"
 # (the default run uses the best this CPU has; a forced level the CPU lacks
 # falls back to the best available).
 engine_tests='^(test_model|test_kernels|test_cpu|test_cli|test_cache_.*|test_attention|test_scorer|kvp_mini_.*_golden|test_quant.*)$'
-for level in scalar avx2; do
+for level in scalar avx2 avx512; do
   KVP_CPU=$level ctest --test-dir build-ci --output-on-failure -j"$jobs" -R "$engine_tests"
 done
 
