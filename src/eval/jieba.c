@@ -415,14 +415,21 @@ kvp_status kvjb_cut(const kvjb_dict *d, const char *text, size_t len, char ***wo
     if (len == 0) return KVP_OK;
     if (!text) return kvp_fail(err, KVP_ERR_INVALID_ARG, "jieba: NULL text");
     if (len >= UINT32_MAX) return kvp_fail(err, KVP_ERR_RANGE, "jieba: text of %zu bytes is too long", len);
-    /* At most one code point per byte. */
-    uint32_t *cps = malloc(len * sizeof *cps);
-    size_t *off = malloc((len + 1) * sizeof *off);
-    double *prob = malloc((len + 1) * sizeof *prob);
-    uint32_t *rend = malloc((len + 1) * sizeof *rend);
-    double *vit = malloc(len * KVJB_NSTATES * sizeof *vit);
-    uint8_t *back = malloc(len * KVJB_NSTATES);
-    uint8_t *states = malloc(len);
+    /* First pass: validate and count, so the scratch is sized per code point. */
+    size_t ncp = 0;
+    for (size_t p = 0; p < len; ncp++) {
+        int l;
+        if (kvjb_utf8_decode((const unsigned char *)text + p, len - p, &l) < 0)
+            return kvp_fail(err, KVP_ERR_INVALID_ARG, "jieba: text is not valid UTF-8 at byte %zu", p);
+        p += (size_t)l;
+    }
+    uint32_t *cps = malloc(ncp * sizeof *cps);
+    size_t *off = malloc((ncp + 1) * sizeof *off);
+    double *prob = malloc((ncp + 1) * sizeof *prob);
+    uint32_t *rend = malloc((ncp + 1) * sizeof *rend);
+    double *vit = malloc(ncp * KVJB_NSTATES * sizeof *vit);
+    uint8_t *back = malloc(ncp * KVJB_NSTATES);
+    uint8_t *states = malloc(ncp);
     jb_cutter c = {.d = d, .text = text, .cps = cps, .off = off, .prob = prob, .route_end = rend,
                    .vit = vit, .back = back, .states = states};
     kvp_status st = KVP_OK;
@@ -430,16 +437,10 @@ kvp_status kvjb_cut(const kvjb_dict *d, const char *text, size_t len, char ***wo
         st = kvp_fail(err, KVP_ERR_NOMEM, "jieba: out of memory for a text of %zu bytes", len);
         goto done;
     }
-    size_t ncp = 0;
-    for (size_t p = 0; p < len;) {
+    for (size_t p = 0, k = 0; p < len; k++) {
         int l;
-        int32_t cp = kvjb_utf8_decode((const unsigned char *)text + p, len - p, &l);
-        if (cp < 0) {
-            st = kvp_fail(err, KVP_ERR_INVALID_ARG, "jieba: text is not valid UTF-8 at byte %zu", p);
-            goto done;
-        }
-        cps[ncp] = (uint32_t)cp;
-        off[ncp++] = p;
+        cps[k] = (uint32_t)kvjb_utf8_decode((const unsigned char *)text + p, len - p, &l);
+        off[k] = p;
         p += (size_t)l;
     }
     off[ncp] = len;
