@@ -1,6 +1,7 @@
 /* jieba's HMM for unknown words: its tables, read from the Python literal
  * files jieba itself imports (finalseg/prob_*.py), and finalseg's Viterbi. */
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,6 +271,7 @@ static kvp_status py_parse_number(py_parser *p, int32_t *out) {
     errno = 0;
     /* strtod rounds correctly, as Python's float parser does. */
     double v = strtod(buf, NULL);
+    if (isinf(v)) return py_fail(p, "number beyond the range of a double");
     int32_t id = py_new_node(p, PY_NUM);
     if (id < 0) return kvp_fail(p->err, KVP_ERR_NOMEM, "%s: out of memory", p->path);
     p->nodes[id].num = v;

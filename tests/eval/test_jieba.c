@@ -87,6 +87,8 @@ static void test_bad_files(void) {
     expect_load_error("string value", KVP_ERR_FORMAT, "prob_start.py:1:", "number");
     write_text("finalseg/prob_start.py", "P = {'B': inf, 'E': -1.0, 'M': -1.0, 'S': 0}\n");
     expect_load_error("inf", KVP_ERR_FORMAT, "prob_start.py:1:", NULL);
+    write_text("finalseg/prob_start.py", "P = {'B': -1e999, 'E': -1.0, 'M': -1.0, 'S': 0}\n");
+    expect_load_error("overflow", KVP_ERR_FORMAT, "prob_start.py:1:", "range");
     write_text("finalseg/prob_start.py", "Q = {}\n");
     expect_load_error("no P", KVP_ERR_FORMAT, "prob_start.py:1:", "P =");
     write_text("finalseg/prob_trans.py", "P={'B': {'E': -0.5, 'M': -0.9},\n 'E': {'B': -0.6 'S': -0.7}}\n");
@@ -128,6 +130,43 @@ static void test_bad_files(void) {
             CHECK_MSG(st == KVP_OK || (d == NULL && err.message[0]), "%s cut at %zu", fixture_names[i], cut);
             kvjb_free(d);
         }
+        reset_fixture();
+    }
+
+    /* Random byte changes (fixed seed): load or fail cleanly, and a loaded
+     * dictionary cuts. */
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    static const char bytes[] = "0123456789 \n\r\t{}[]:,'\"\\u.-+eE#P=x\xe4\xb8\x80\xff\x80";
+    for (int it = 0; it < 400; it++) {
+        int i = it % 4;
+        size_t n = strlen(fixture[i]);
+        char *t = malloc(n + 8);
+        memcpy(t, fixture[i], n + 1);
+        for (int k = 0; k < 3; k++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            size_t pos = (size_t)(rng >> 33) % n;
+            char c = bytes[(rng >> 20) % (sizeof bytes - 1)];
+            if ((rng >> 40) & 1) {
+                t[pos] = c ? c : ' ';
+            } else {
+                memmove(t + pos + 1, t + pos, n - pos + 1);
+                t[pos] = c ? c : ' ';
+                n++;
+            }
+        }
+        write_text(fixture_names[i], t);
+        free(t);
+        d = NULL;
+        kvp_status st = kvjb_load(tmpdir, &d, &err);
+        CHECK_MSG(st == KVP_OK || (d == NULL && err.message[0]), "mutation %d of %s", it, fixture_names[i]);
+        if (st == KVP_OK) {
+            char **w = NULL;
+            size_t nw = 0;
+            static const char text[] = "我是北京大学的学生，张三丰和王小二 C++ 3.14%\r\n天地";
+            CHECK(kvjb_cut(d, text, strlen(text), &w, &nw, &err) == KVP_OK && nw > 0);
+            kvjb_words_free(w, nw);
+        }
+        kvjb_free(d);
         reset_fixture();
     }
 }
