@@ -40,9 +40,9 @@ int cmd_info(int argc, char **argv) {
                I.arch, I.n_vocab, I.n_ctx_train, I.n_embd, I.n_layer, I.n_head, I.n_head_kv,
                I.head_dim, I.n_ff, I.rope_theta, I.rms_norm_eps, I.bos_id);
         for (int i = 0; i < I.n_eos; i++) printf("%s%d", i ? "," : "", I.eos_ids[i]);
-        printf("],\"n_params\":%llu,\"weight_bytes\":%llu,\"tokenizer\":%s,\"cpu\":\"%s\","
-               "\"cpu_best\":\"%s\"}\n",
-               (unsigned long long)I.n_params, (unsigned long long)I.weight_bytes,
+        printf("],\"n_params\":%llu,\"weight_bytes\":%llu,\"weight_types\":\"%s\","
+               "\"tokenizer\":%s,\"cpu\":\"%s\",\"cpu_best\":\"%s\"}\n",
+               (unsigned long long)I.n_params, (unsigned long long)I.weight_bytes, I.weight_types,
                tok ? "true" : "false", si.cpu_path, si.cpu_best);
     } else {
         printf("model:          %s\n", path);
@@ -50,6 +50,7 @@ int cmd_info(int argc, char **argv) {
         printf("architecture:   %s\n", I.arch);
         printf("parameters:     %llu (%.1f MiB of weights)\n", (unsigned long long)I.n_params,
                I.weight_bytes / 1048576.0);
+        printf("weight types:   %s\n", I.weight_types);
         printf("vocabulary:     %d\n", I.n_vocab);
         printf("context:        %d (trained)\n", I.n_ctx_train);
         printf("layers:         %d\n", I.n_layer);

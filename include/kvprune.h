@@ -114,21 +114,36 @@ typedef struct kvp_model_info {
     int n_eos;
     uint64_t n_params;
     uint64_t weight_bytes;  /* bytes of tensor data as stored                */
+    char weight_types[160]; /* stored types of the loaded tensors with their
+                               counts, e.g. "F32 x49, Q4_K x97, Q6_K x16" */
 } kvp_model_info;
 
 /* model NULL: info is zeroed. */
 void kvp_model_get_info(const kvp_model *model, kvp_model_info *info);
 
 typedef enum kvp_ftype {
-    KVP_FTYPE_F32 = 0,
+    KVP_FTYPE_F32 = 0,   /* every matrix in the type (vectors stay F32) */
     KVP_FTYPE_F16 = 1,
-    KVP_FTYPE_BF16 = 2
+    KVP_FTYPE_BF16 = 2,
+    /* Quantized, with ggml's reference quantizers (the blocks llama.cpp's
+     * llama-quantize writes without an importance matrix): */
+    KVP_FTYPE_Q8_0 = 3,   /* llama.cpp's Q8_0 preset                       */
+    KVP_FTYPE_Q4_0 = 4,   /* Q4_0 preset: output (and tied embedding) Q6_K */
+    KVP_FTYPE_Q4_K = 5,   /* every matrix Q4_K (llama-quantize --pure Q4_K_M) */
+    KVP_FTYPE_Q5_K = 6,   /* every matrix Q5_K (llama-quantize --pure Q5_K_M) */
+    KVP_FTYPE_Q6_K = 7,   /* Q6_K preset                                   */
+    KVP_FTYPE_Q4_K_M = 8, /* Q4_K_M preset: Q4_K, with Q6_K for the output
+                             and half of attn_v / ffn_down                  */
+    KVP_FTYPE_Q5_K_M = 9  /* Q5_K_M preset: as Q4_K_M with Q5_K            */
 } kvp_ftype;
 
 /* Converts a model (GGUF or HF folder) into a GGUF file that llama.cpp can
  * load, with tokenizer metadata when the source has a tokenizer. The output
  * is written to a temporary name and renamed, so a failed conversion never
- * leaves a partial file at out_path. */
+ * leaves a partial file at out_path. Quantized types pick each tensor's
+ * type as llama.cpp's llama_tensor_get_type does for the preset, including
+ * its fallbacks for rows that are not a multiple of 256 (Q4_K -> Q5_0,
+ * Q5_K -> Q5_1, Q6_K -> Q8_0), and write llama.cpp's general.file_type. */
 kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path,
                                kvp_ftype type, kvp_error *err);
 

@@ -4,12 +4,15 @@
 #include "format/gguf.h"
 #include "kernels/cpu.h"
 #include "kernels/matmul_variants.h"
+#include "kernels/quant.h"
 
-bool kvp_matmul_type_ok(uint32_t type) {
-    return type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16;
-}
+bool kvp_matmul_type_ok(uint32_t type) { return kvq_type_supported(type); }
 
 void kvp_to_f32(float *dst, const void *src, uint32_t type, int64_t n) {
+    if (kvq_type_traits_of(type)->quantized) {
+        kvq_dequantize_rows_f32(type, src, dst, 1, n);
+        return;
+    }
     switch (kvcpu_current()) {
     case KVCPU_AVX512VNNI:
     case KVCPU_AVX512: kvmm_to_f32_avx512(dst, src, type, n); return;
@@ -20,6 +23,8 @@ void kvp_to_f32(float *dst, const void *src, uint32_t type, int64_t n) {
 
 bool kvp_matmul(float *y, const float *x, int T, const void *w, uint32_t wtype, int N, int K,
                 bool accumulate, int n_threads) {
+    if (kvq_type_traits_of(wtype)->quantized)
+        return kvq_matmul(y, x, T, w, wtype, N, K, accumulate, n_threads);
     switch (kvcpu_current()) {
     case KVCPU_AVX512VNNI:
     case KVCPU_AVX512: return kvmm_matmul_avx512(y, x, T, w, wtype, N, K, accumulate, n_threads);

@@ -1,4 +1,5 @@
-/* Matrix products against weights stored as F32, F16 or BF16 rows.
+/* Matrix products against weights stored as F32, F16 or BF16 rows (and,
+ * through kvq_matmul in kernels/quant.h, ggml's quantized types).
  *
  * Every output element is computed by one thread with one fixed summation
  * order (16 interleaved partial sums over k, then a fixed reduction), so the
@@ -10,16 +11,18 @@
 #include <stdint.h>
 
 /* y[t][n] (=|+=) sum_k x[t][k] * W[n][k] for t < T, n < N.
- * W has N rows of K elements of ggml type wtype (GGML_TYPE_F32/F16/BF16),
- * row stride K elements; F32 rows must be 4-byte aligned. Returns false
+ * W has N rows of K elements of ggml type wtype (F32/F16/BF16, or any type
+ * kvq_type_supported accepts, rows of kvq_row_bytes(wtype, K) bytes, 2-byte
+ * aligned); F32 rows must be 4-byte aligned. Returns false
  * only when scratch memory could not be allocated. */
 bool kvp_matmul(float *y, const float *x, int T, const void *w, uint32_t wtype, int N, int K,
                 bool accumulate, int n_threads);
 
-/* Converts n elements of type `type` to float32. */
+/* Converts n elements of type `type` to float32 (quantized types: n a
+ * multiple of the block). */
 void kvp_to_f32(float *dst, const void *src, uint32_t type, int64_t n);
 
-/* True for the weight types kvp_matmul handles. */
+/* True for the weight types kvp_matmul handles (kvq_type_supported). */
 bool kvp_matmul_type_ok(uint32_t type);
 
 #endif

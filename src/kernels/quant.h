@@ -70,6 +70,18 @@ float kvq_vec_dot(uint32_t type, int64_t n, const void *w_row, const void *xq);
 void kvq_quantize_activations_scalar(uint32_t vec_dot_type, const float *x, void *xq, int64_t n);
 float kvq_vec_dot_scalar(uint32_t type, int64_t n, const void *w_row, const void *xq);
 
+/* y[t][n] (=|+=) sum_k x[t][k] * W[n][k] for a quantized W of N rows of
+ * kvq_row_bytes(wtype, K) bytes (kvp_matmul's quantized branch;
+ * matmul_quant.c). Up to KVQ_DOT_MAX_ROWS activation rows: each row is
+ * quantized once (kvq_quantize_activations) and every output is one
+ * kvq_vec_dot. More rows: panels of W dequantized to float32 and the
+ * float32 kernel. One thread computes each output in a fixed order, so
+ * results do not depend on the thread count. False only when scratch
+ * memory could not be allocated. */
+#define KVQ_DOT_MAX_ROWS 4
+bool kvq_matmul(float *y, const float *x, int T, const void *w, uint32_t wtype, int N, int K,
+                bool accumulate, int n_threads);
+
 /* The instruction set the dot kernels run on: the best the CPU has, or the
  * one KVP_CPU (scalar | avx2 | avx512 | avx512vnni) asks for. */
 const char *kvq_cpu_path(void);

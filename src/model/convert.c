@@ -9,6 +9,7 @@
 #include "format/hfconfig.h"
 #include "kernels/fp16.h"
 #include "kernels/matmul.h"
+#include "kernels/quant.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -34,16 +35,17 @@ static void *keep(conv *c, size_t n) {
     return p;
 }
 
-/* Adds weight w as `name` in type `type` (1-D weights always F32), with
+/* Adds weight w as `name` in type `type` (1-D weights always F32; a
+ * quantized type's block must divide the row), with
  * llama.cpp's row permutation over n_heads when permute_heads > 0. */
 static kvp_status put(conv *c, const char *name, const kvp_weight *w, uint32_t type, bool vec,
                       int permute_heads) {
     if (!w->data) return KVP_OK;
     if (vec) type = GGML_TYPE_F32;
     int64_t rows = w->rows, cols = w->cols, n = rows * cols;
+    const size_t row_bytes = kvq_row_bytes(type, cols); /* the caller picked a type that fits */
     float *f = malloc((size_t)n * sizeof(float));
-    size_t esz = type == GGML_TYPE_F32 ? 4 : 2;
-    uint8_t *dst = keep(c, (size_t)n * esz);
+    uint8_t *dst = keep(c, (size_t)rows * row_bytes);
     if (!f || !dst) {
         free(f);
         return kvp_fail(c->err, KVP_ERR_NOMEM, "%s: out of memory converting '%s'", c->out, name);
@@ -67,19 +69,99 @@ static kvp_status put(conv *c, const char *name, const kvp_weight *w, uint32_t t
         free(f);
         f = g;
     }
-    for (int64_t i = 0; i < n; i++) {
-        if (type == GGML_TYPE_F32)
-            memcpy(dst + i * 4, &f[i], 4);
-        else {
-            uint16_t h = type == GGML_TYPE_F16 ? kvp_f32_to_f16(f[i]) : kvp_f32_to_bf16(f[i]);
-            memcpy(dst + i * 2, &h, 2);
+    if (kvq_type_traits_of(type)->quantized) {
+        /* Row by row with the reference quantizer: llama.cpp's blocks. */
+        for (int64_t r = 0; r < rows; r++)
+            kvq_quantize_row_ref(type, f + r * cols, dst + (size_t)r * row_bytes, cols);
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            if (type == GGML_TYPE_F32)
+                memcpy(dst + i * 4, &f[i], 4);
+            else {
+                uint16_t h = type == GGML_TYPE_F16 ? kvp_f32_to_f16(f[i]) : kvp_f32_to_bf16(f[i]);
+                memcpy(dst + i * 2, &h, 2);
+            }
         }
     }
     free(f);
     uint64_t ne[2] = {(uint64_t)cols, (uint64_t)rows};
-    kvp_status s = gguf_writer_add_tensor(c->w, name, vec ? 1 : 2, ne, type, dst, (uint64_t)n * esz);
+    kvp_status s = gguf_writer_add_tensor(c->w, name, vec ? 1 : 2, ne, type, dst,
+                                          (uint64_t)rows * row_bytes);
     if (s) return kvp_fail(c->err, s, "%s: cannot add tensor '%s'", c->out, name);
     return KVP_OK;
+}
+
+/* A --type: the matrices' base type, llama.cpp's general.file_type for
+ * it, and whether llama.cpp's per-tensor mix applies (else every matrix is
+ * the base type, rows permitting). */
+typedef struct preset {
+    uint32_t base;
+    uint32_t file_type;
+    bool mix;
+} preset;
+
+static bool preset_of(kvp_ftype ft, preset *p) {
+    static const preset tab[] = {
+        [KVP_FTYPE_F32] = {GGML_TYPE_F32, 0, false},     [KVP_FTYPE_F16] = {GGML_TYPE_F16, 1, false},
+        [KVP_FTYPE_BF16] = {GGML_TYPE_BF16, 32, false},  [KVP_FTYPE_Q8_0] = {GGML_TYPE_Q8_0, 7, true},
+        [KVP_FTYPE_Q4_0] = {GGML_TYPE_Q4_0, 2, true},    [KVP_FTYPE_Q4_K] = {GGML_TYPE_Q4_K, 15, false},
+        [KVP_FTYPE_Q5_K] = {GGML_TYPE_Q5_K, 17, false},  [KVP_FTYPE_Q6_K] = {GGML_TYPE_Q6_K, 18, true},
+        [KVP_FTYPE_Q4_K_M] = {GGML_TYPE_Q4_K, 15, true}, [KVP_FTYPE_Q5_K_M] = {GGML_TYPE_Q5_K, 17, true},
+    };
+    if ((int)ft < 0 || (size_t)ft >= sizeof tab / sizeof tab[0]) return false;
+    *p = tab[ft];
+    return true;
+}
+
+typedef enum role { ROLE_OTHER, ROLE_TOKEN_EMBD, ROLE_OUTPUT, ROLE_ATTN_V, ROLE_FFN_DOWN } role;
+
+/* llama.cpp's use_more_bits: the first and last eighth of the layers and
+ * every third one between. */
+static bool more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+/* llama.cpp's tensor_type_fallback: a type whose block does not divide the
+ * row falls back to a 32-element block type, then to F16. */
+static uint32_t fit_row(uint32_t t, int64_t cols) {
+    if (cols % kvq_type_traits_of(t)->block_elems == 0) return t;
+    switch (t) {
+    case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: t = GGML_TYPE_Q4_0; break;
+    case GGML_TYPE_Q4_K: t = GGML_TYPE_Q5_0; break;
+    case GGML_TYPE_Q5_K: t = GGML_TYPE_Q5_1; break;
+    case GGML_TYPE_Q6_K: t = GGML_TYPE_Q8_0; break;
+    case GGML_TYPE_IQ4_XS: t = GGML_TYPE_IQ4_NL; break;
+    default: break;
+    }
+    return cols % kvq_type_traits_of(t)->block_elems ? GGML_TYPE_F16 : t;
+}
+
+typedef struct mix {
+    kvp_ftype ft;
+    preset p;
+    bool tied;       /* no output.weight: the embedding is quantized as it */
+    bool big70;      /* llama.cpp's LLM_TYPE_70B (80 layers, llama with GQA or qwen2) */
+    int n_layer;
+} mix;
+
+/* The type of a 2-D weight: llama_tensor_get_type for these presets
+ * (dense llama/qwen models, no importance matrix). */
+static uint32_t matrix_type(const mix *x, role r, int layer, int64_t cols) {
+    uint32_t t = x->p.base;
+    if (!kvq_type_traits_of(t)->quantized) return t;
+    if (x->p.mix) {
+        const bool km = x->ft == KVP_FTYPE_Q4_K_M || x->ft == KVP_FTYPE_Q5_K_M;
+        if (r == ROLE_OUTPUT || (x->tied && r == ROLE_TOKEN_EMBD)) {
+            if (cols % kvq_type_traits_of(t)->block_elems)
+                t = GGML_TYPE_Q8_0;
+            else if (t != GGML_TYPE_Q8_0)
+                t = GGML_TYPE_Q6_K;
+        } else if (r == ROLE_ATTN_V) {
+            if (km && more_bits(layer, x->n_layer)) t = GGML_TYPE_Q6_K;
+            if (x->big70 && (t == GGML_TYPE_Q3_K || t == GGML_TYPE_Q4_K)) t = GGML_TYPE_Q5_K;
+        } else if (r == ROLE_FFN_DOWN) {
+            if (km && more_bits(layer, x->n_layer)) t = GGML_TYPE_Q6_K;
+        }
+    }
+    return fit_row(t, cols);
 }
 
 #define TRY(x)                                                                         \
@@ -96,10 +178,9 @@ kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path, kvp_ft
     kvp_error_clear(err);
     if (!in_path || !out_path)
         return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_convert_to_gguf: no input or output path");
-    uint32_t gt = type == KVP_FTYPE_F32 ? GGML_TYPE_F32
-                  : type == KVP_FTYPE_F16 ? GGML_TYPE_F16
-                  : type == KVP_FTYPE_BF16 ? GGML_TYPE_BF16 : 0xffff;
-    if (gt == 0xffff) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_convert_to_gguf: bad type %d", type);
+    preset pre;
+    if (!preset_of(type, &pre))
+        return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_convert_to_gguf: bad type %d", type);
     kvp_model_params mp = kvp_model_default_params();
     mp.n_threads = 1;
     kvp_model *m = NULL;
@@ -116,8 +197,9 @@ kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path, kvp_ft
 #define KEY(suffix) (snprintf(k, sizeof k, "%s." suffix, a), k)
     TRY(gguf_writer_set_str(c.w, "general.architecture", a));
     TRY(gguf_writer_set_str(c.w, "general.name", I->name));
-    TRY(gguf_writer_set_u32(c.w, "general.file_type", type == KVP_FTYPE_F32 ? 0
-                                                     : type == KVP_FTYPE_F16 ? 1 : 32));
+    TRY(gguf_writer_set_u32(c.w, "general.file_type", pre.file_type));
+    if (kvq_type_traits_of(pre.base)->quantized)
+        TRY(gguf_writer_set_u32(c.w, "general.quantization_version", 2)); /* ggml's GGML_QNT_VERSION */
     TRY(gguf_writer_set_u32(c.w, KEY("context_length"), (uint32_t)I->n_ctx_train));
     TRY(gguf_writer_set_u32(c.w, KEY("embedding_length"), (uint32_t)I->n_embd));
     TRY(gguf_writer_set_u32(c.w, KEY("block_count"), (uint32_t)I->n_layer));
@@ -146,35 +228,49 @@ kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path, kvp_ft
      * model (it then takes the size from {arch}.vocab_size). */
     if (!m->tok) TRY(gguf_writer_set_str(c.w, "tokenizer.ggml.model", "none"));
     bool permute = m->arch == KVP_ARCH_LLAMA;
-    if ((st = put(&c, "token_embd.weight", &m->tok_embd, gt, false, 0))) goto done;
+    const mix x = {type, pre, m->tied,
+                   I->n_layer == 80 && ((m->arch == KVP_ARCH_LLAMA && I->n_head != I->n_head_kv) ||
+                                        m->arch == KVP_ARCH_QWEN2),
+                   I->n_layer};
+    const uint32_t vt = GGML_TYPE_F32; /* vectors */
+    if ((st = put(&c, "token_embd.weight", &m->tok_embd,
+                  matrix_type(&x, ROLE_TOKEN_EMBD, 0, m->tok_embd.cols), false, 0)))
+        goto done;
     if (m->rope_factors) {
         kvp_weight rf = {GGML_TYPE_F32, 1, I->head_dim / 2, m->rope_factors, NULL};
-        if ((st = put(&c, "rope_freqs.weight", &rf, gt, true, 0))) goto done;
+        if ((st = put(&c, "rope_freqs.weight", &rf, vt, true, 0))) goto done;
     }
     for (int l = 0; l < I->n_layer && !st; l++) {
         const kvp_layer *y = &m->layers[l];
         char n[128];
 #define N(s) (snprintf(n, sizeof n, "blk.%d." s, l), n)
-        if ((st = put(&c, N("attn_norm.weight"), &y->attn_norm, gt, true, 0)) ||
-            (st = put(&c, N("attn_q.weight"), &y->wq, gt, false, permute ? I->n_head : 0)) ||
-            (st = put(&c, N("attn_k.weight"), &y->wk, gt, false, permute ? I->n_head_kv : 0)) ||
-            (st = put(&c, N("attn_v.weight"), &y->wv, gt, false, 0)) ||
-            (st = put(&c, N("attn_output.weight"), &y->wo, gt, false, 0)) ||
-            (st = put(&c, N("attn_q.bias"), &y->bq, gt, true, permute ? I->n_head : 0)) ||
-            (st = put(&c, N("attn_k.bias"), &y->bk, gt, true, permute ? I->n_head_kv : 0)) ||
-            (st = put(&c, N("attn_v.bias"), &y->bv, gt, true, 0)) ||
-            (st = put(&c, N("attn_output.bias"), &y->bo, gt, true, 0)) ||
-            (st = put(&c, N("attn_q_norm.weight"), &y->q_norm, gt, true, 0)) ||
-            (st = put(&c, N("attn_k_norm.weight"), &y->k_norm, gt, true, 0)) ||
-            (st = put(&c, N("ffn_norm.weight"), &y->ffn_norm, gt, true, 0)) ||
-            (st = put(&c, N("ffn_gate.weight"), &y->w_gate, gt, false, 0)) ||
-            (st = put(&c, N("ffn_up.weight"), &y->w_up, gt, false, 0)) ||
-            (st = put(&c, N("ffn_down.weight"), &y->w_down, gt, false, 0)))
+#define MT(r, wt) matrix_type(&x, r, l, (wt)->cols)
+        if ((st = put(&c, N("attn_norm.weight"), &y->attn_norm, vt, true, 0)) ||
+            (st = put(&c, N("attn_q.weight"), &y->wq, MT(ROLE_OTHER, &y->wq), false,
+                      permute ? I->n_head : 0)) ||
+            (st = put(&c, N("attn_k.weight"), &y->wk, MT(ROLE_OTHER, &y->wk), false,
+                      permute ? I->n_head_kv : 0)) ||
+            (st = put(&c, N("attn_v.weight"), &y->wv, MT(ROLE_ATTN_V, &y->wv), false, 0)) ||
+            (st = put(&c, N("attn_output.weight"), &y->wo, MT(ROLE_OTHER, &y->wo), false, 0)) ||
+            (st = put(&c, N("attn_q.bias"), &y->bq, vt, true, permute ? I->n_head : 0)) ||
+            (st = put(&c, N("attn_k.bias"), &y->bk, vt, true, permute ? I->n_head_kv : 0)) ||
+            (st = put(&c, N("attn_v.bias"), &y->bv, vt, true, 0)) ||
+            (st = put(&c, N("attn_output.bias"), &y->bo, vt, true, 0)) ||
+            (st = put(&c, N("attn_q_norm.weight"), &y->q_norm, vt, true, 0)) ||
+            (st = put(&c, N("attn_k_norm.weight"), &y->k_norm, vt, true, 0)) ||
+            (st = put(&c, N("ffn_norm.weight"), &y->ffn_norm, vt, true, 0)) ||
+            (st = put(&c, N("ffn_gate.weight"), &y->w_gate, MT(ROLE_OTHER, &y->w_gate), false, 0)) ||
+            (st = put(&c, N("ffn_up.weight"), &y->w_up, MT(ROLE_OTHER, &y->w_up), false, 0)) ||
+            (st = put(&c, N("ffn_down.weight"), &y->w_down, MT(ROLE_FFN_DOWN, &y->w_down), false,
+                      0)))
             goto done;
+#undef MT
 #undef N
     }
-    if ((st = put(&c, "output_norm.weight", &m->output_norm, gt, true, 0))) goto done;
-    if (!m->tied && (st = put(&c, "output.weight", &m->output, gt, false, 0))) goto done;
+    if ((st = put(&c, "output_norm.weight", &m->output_norm, vt, true, 0))) goto done;
+    if (!m->tied && (st = put(&c, "output.weight", &m->output,
+                              matrix_type(&x, ROLE_OUTPUT, 0, m->output.cols), false, 0)))
+        goto done;
     st = gguf_writer_write(c.w, out_path, err);
 done:
     gguf_writer_free(c.w);

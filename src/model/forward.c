@@ -6,6 +6,7 @@
 #include "cache/cache.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/quant.h"
 #include "model/model.h"
 #include "util/error.h"
 
@@ -47,9 +48,11 @@ kvp_status kvp_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int
         s = kvp_fail(err, KVP_ERR_NOMEM, "out of memory for a block of %d tokens", T);
         goto done;
     }
-    size_t esz = m->tok_embd.type == GGML_TYPE_F32 ? 4 : 2;
+    /* The embedding lookup converts only the rows it needs (quantized rows
+     * whole, as stored). */
+    const size_t erb = kvq_row_bytes(m->tok_embd.type, E);
     for (int t = 0; t < T; t++)
-        kvp_to_f32(x + (size_t)t * E, (const char *)m->tok_embd.data + (size_t)ids[t] * E * esz,
+        kvp_to_f32(x + (size_t)t * E, (const char *)m->tok_embd.data + (size_t)ids[t] * erb,
                    m->tok_embd.type, E);
     int32_t pos0 = kvc_next_pos(c);
     kvp_rope_table(cs, T, pos0, m->inv_freq, half);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "kernels/matmul.h"
+#include "kernels/quant.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -24,17 +25,6 @@ const char *kvp_arch_name(kvp_arch a) {
 kvp_model_params kvp_model_default_params(void) {
     kvp_model_params p = {0, true, true};
     return p;
-}
-
-static const char *type_name(uint32_t t) {
-    switch (t) {
-    case GGML_TYPE_F32: return "F32";
-    case GGML_TYPE_F16: return "F16";
-    case GGML_TYPE_BF16: return "BF16";
-    case GGML_TYPE_Q4_0: return "Q4_0";
-    case GGML_TYPE_Q8_0: return "Q8_0";
-    default: return "other";
-    }
 }
 
 /* Where a tensor comes from, whatever the container. */
@@ -62,7 +52,7 @@ static bool find_src(loader *L, const char *name, src_tensor *s) {
         if (!t) return false;
         s->file = gguf_path(L->m->gguf);
         s->type = t->type;
-        s->type_str = type_name(t->type);
+        s->type_str = kvq_type_traits_of(t->type)->name; /* known: gguf_open checked */
         s->n_dims = (int)t->n_dims;
         for (uint32_t d = 2; d < t->n_dims; d++)
             if (t->ne[d] != 1) s->n_dims = 3; /* rejected as mis-shaped below */
@@ -94,8 +84,6 @@ static bool find_src(loader *L, const char *name, src_tensor *s) {
     return true;
 }
 
-static size_t type_size(uint32_t t) { return t == GGML_TYPE_F32 ? 4 : 2; }
-
 /* Loads `name` as a rows x cols matrix (rows == 0: a vector of cols).
  * as_f32: make a float32 copy (norms, biases). permute_heads > 0: undo
  * llama.cpp's Q/K row permutation for that many heads. */
@@ -122,16 +110,26 @@ static kvp_status load_w(loader *L, kvp_weight *w, const char *name, int64_t row
                         name, s.n_dims, (long long)s.rows, (long long)s.cols, (long long)rows,
                         (long long)cols);
     }
-    if (!kvp_matmul_type_ok(s.type))
+    /* Safetensors carry only F32/F16/BF16 here; GGUF every ggml type. */
+    if (!kvp_matmul_type_ok(s.type) ||
+        (!L->gguf && kvq_type_traits_of(s.type)->quantized))
         return kvp_fail(L->err, KVP_ERR_UNSUPPORTED,
-                        "%s: tensor '%s' has type %s, which is not supported (F32, F16, BF16)",
-                        s.file, name, s.type_str);
+                        "%s: tensor %s has type %s, which kvprune does not support (supported: %s)",
+                        s.file, name, s.type_str,
+                        L->gguf ? kvq_supported_type_names() : "F32, F16, BF16");
+    size_t row_bytes = kvq_row_bytes(s.type, cols);
+    if (!row_bytes)
+        return kvp_fail(L->err, KVP_ERR_FORMAT,
+                        "%s: tensor %s: row length %lld is not a multiple of the %s block (%d)",
+                        s.file, name, (long long)cols, s.type_str,
+                        kvq_type_traits_of(s.type)->block_elems);
     if (vec) rows = 1;
     w->rows = rows;
     w->cols = cols;
     w->type = s.type;
-    size_t esz = type_size(s.type);
-    size_t row_bytes = (size_t)cols * esz;
+    L->m->type_counts[s.type]++;
+    /* Element (F32: 4, F16/BF16: 2) or block scale (2) alignment. */
+    size_t esz = s.type == GGML_TYPE_F32 ? 4 : 2;
     if (as_f32) {
         float *f = malloc((size_t)rows * cols * sizeof(float));
         if (!f) return kvp_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", name);
@@ -540,6 +538,14 @@ kvp_status kvp_model_load(const char *path, const kvp_model_params *params, kvp_
         return s;
     }
     count_params(m);
+    size_t used = 0;
+    for (uint32_t t = 0; t < GGML_TYPE_COUNT; t++) {
+        if (!m->type_counts[t]) continue;
+        int k = snprintf(m->info.weight_types + used, sizeof m->info.weight_types - used, "%s%s x%d",
+                         used ? ", " : "", kvq_type_traits_of(t)->name, m->type_counts[t]);
+        if (k < 0 || (size_t)k >= sizeof m->info.weight_types - used) break;
+        used += (size_t)k;
+    }
     *out = m;
     return KVP_OK;
 }

@@ -1,7 +1,8 @@
 /*
  * The loaded model (internal). Weights are kept in the Hugging Face layout
  * whatever the source: [out][in] rows, Q/K rows in rotate_half order (GGUF
- * llama files are un-permuted on load). Large matrices point into the
+ * llama files are un-permuted on load, whole rows at a time, so quantized
+ * rows move intact). Large matrices, quantized or not, point into the
  * mapped file when their layout allows; small vectors (norms, biases) are
  * float32 copies.
  */
@@ -20,7 +21,8 @@ typedef enum kvp_arch { KVP_ARCH_LLAMA, KVP_ARCH_QWEN2, KVP_ARCH_QWEN3 } kvp_arc
 
 /* A 2-D (rows x cols) or 1-D (rows = 1) weight. */
 typedef struct kvp_weight {
-    uint32_t type;     /* GGML_TYPE_F32/F16/BF16 */
+    uint32_t type;     /* GGML_TYPE_*: F32/F16/BF16 or a quantized type
+                          (kvq_type_supported), rows of kvq_row_bytes */
     int64_t rows, cols;
     const void *data;  /* NULL: absent (optional weights) */
     void *owned;       /* non-NULL when data is our own copy */
@@ -53,6 +55,7 @@ struct kvp_model {
     st_model *st;
     kvp_tokenizer *tok;
     int n_threads;
+    int type_counts[GGML_TYPE_COUNT]; /* loaded tensors per stored type */
 };
 
 const char *kvp_arch_name(kvp_arch a);

@@ -159,7 +159,7 @@ int main(void) {
     make_folder("dtype", NULL, bad_dtype, 0, d, sizeof d);
     expect_load_fail("unknown dtype", d, "unknown dtype 'F99'", "model.safetensors");
     make_folder("idtype", NULL, int_dtype, 0, d, sizeof d);
-    expect_load_fail("integer dtype", d, "type I32, which is not supported", "down_proj");
+    expect_load_fail("integer dtype", d, "type I32, which kvprune does not support (supported: F32, F16, BF16)", "down_proj");
     make_folder("shape", NULL, bad_shape, 0, d, sizeof d);
     expect_load_fail("mis-shaped tensor", d, "'model.layers.0.self_attn.k_proj.weight' has shape",
                      "expected [64 x 64]");
@@ -259,8 +259,9 @@ int main(void) {
         gguf_writer_add_tensor(w, "token_embd.weight", 2, ne, GGML_TYPE_F32, zeros, sizeof zeros);
         gguf_writer_add_tensor(w, "output_norm.weight", 1, ne, GGML_TYPE_F32, zeros, 256);
         if (variant == 1) {
-            /* Q8_0: 64 elements per row = 2 blocks of 34 bytes. */
-            gguf_writer_add_tensor(w, "blk.0.attn_norm.weight", 1, ne, GGML_TYPE_Q8_0, zeros, 68);
+            /* MXFP4 (a type kvprune does not multiply): 64 elements = 2
+             * blocks of 17 bytes. */
+            gguf_writer_add_tensor(w, "blk.0.attn_norm.weight", 1, ne, GGML_TYPE_MXFP4, zeros, 34);
         }
         snprintf(p, sizeof p, "%s/v%d.gguf", tmp, variant);
         CHECK(gguf_writer_write(w, p, &err) == KVP_OK);
@@ -269,7 +270,7 @@ int main(void) {
     snprintf(p, sizeof p, "%s/v0.gguf", tmp);
     expect_load_fail("unknown GGUF architecture", p, "unknown architecture 'gpt2'", "v0.gguf");
     snprintf(p, sizeof p, "%s/v1.gguf", tmp);
-    expect_load_fail("unsupported tensor type", p, "'blk.0.attn_norm.weight' has type Q8_0", "v1.gguf");
+    expect_load_fail("unsupported tensor type", p, "tensor blk.0.attn_norm.weight has type MXFP4, which kvprune does not support", "v1.gguf");
     snprintf(p, sizeof p, "%s/v2.gguf", tmp);
     expect_load_fail("missing GGUF tensor", p, "missing tensor 'blk.0.attn_norm.weight'", "v2.gguf");
     snprintf(p, sizeof p, "%s/v3.gguf", tmp);
