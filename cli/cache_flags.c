@@ -23,7 +23,9 @@ const char cli_cache_flags_help[] =
     "                         memory) or per-query-head (the seed's: one stream\n"
     "                         per query head, K/V copied per head)\n"
     "  --cache-max-tokens N   capacity of each cache stream (0: the model's context\n"
-    "                         for the full cache, unlimited for pruned ones)\n";
+    "                         for the full cache, unlimited for pruned ones)\n"
+    "  --kv-type TYPE         how K and V are stored: f16 (default, as llama.cpp;\n"
+    "                         half the memory of f32), bf16, or f32 (exact)\n";
 
 static bool known_method(const char *name) {
     const char *n = strncmp(name, "obc", 3) == 0 ? name + 3 : name;
@@ -77,6 +79,14 @@ int cli_cache_flag(int argc, char **argv, int *i, kvp_cache_params *p) {
     }
     if (strcmp(a, "--streaming") == 0) {
         p->streaming = true;
+        return 1;
+    }
+    if (strcmp(a, "--kv-type") == 0) {
+        if (!cli_take_value(argc, argv, i, &v)) return -1;
+        if (!kvp_kv_type_parse(v, &p->kv_type)) {
+            cli_error("--kv-type: '%s' is not f32, f16 or bf16", v);
+            return -1;
+        }
         return 1;
     }
     if (strcmp(a, "--gqa-mode") == 0) {

@@ -268,8 +268,8 @@ static void pred_help(void) {
         "                         machines can share one save dir\n"
         "  --threads N            threads (default: all cores)\n"
         "  --quiet                no progress output\n"
-        "\nother cache options (--gqa-mode, --streaming, --cache-max-tokens) as in\n"
-        "'kvprune generate'.\n");
+        "\nother cache options (--gqa-mode, --streaming, --cache-max-tokens, --kv-type)\n"
+        "as in 'kvprune generate'.\n");
 }
 
 typedef struct progress_ctx {

@@ -276,6 +276,21 @@ typedef enum kvp_gqa_mode {
     KVP_GQA_PER_KV_HEAD = 1     /* one stream per KV head, group scores summed */
 } kvp_gqa_mode;
 
+/* How the cache stores K and V rows. Attention reads them in this type and
+ * computes in float32; scores stay float64 and see the rounded K/V. */
+typedef enum kvp_kv_type {
+    KVP_KV_F32 = 0,  /* exact float32 rows                                 */
+    KVP_KV_F16 = 1,  /* IEEE half (the default, as llama.cpp): half the
+                        memory and bytes read per decode step; 11-bit
+                        significand, |x| up to 65504                       */
+    KVP_KV_BF16 = 2  /* bfloat16: float32's range, 8-bit significand       */
+} kvp_kv_type;
+
+/* "f32", "f16", "bf16" (NULL for an unknown value). */
+const char *kvp_kv_type_name(kvp_kv_type t);
+/* Parses "f32", "f16" or "bf16"; false otherwise. */
+bool kvp_kv_type_parse(const char *name, kvp_kv_type *out);
+
 typedef struct kvp_cache_params {
     const char *method;   /* "full", "h2o", "snapkv", "kvcVK+maxpool", ...   */
     /* Budgets: absolute (num_recent + num_heavy), ratios of the prompt
@@ -299,6 +314,8 @@ typedef struct kvp_cache_params {
      * pruned cache must fit budget + block in it (chunked prefill streams
      * longer prompts). */
     int max_tokens;
+    /* Storage type of K and V (default KVP_KV_F16). */
+    kvp_kv_type kv_type;
 } kvp_cache_params;
 
 kvp_cache_params kvp_cache_default_params(void);
@@ -329,7 +346,8 @@ typedef struct kvp_cache_stats {
     int64_t n_kept_total;   /* kept tokens summed over layers and streams    */
     int num_recent;         /* effective budget (after ratios), -1 for full  */
     int num_heavy;
-    size_t kv_bytes;        /* bytes of K/V held now (float32 K and V)       */
+    size_t kv_bytes;        /* bytes of K/V held now (K and V rows in the
+                               cache's kv_type: 2 or 4 bytes an element)     */
     size_t kv_bytes_peak;   /* high-water mark since the last reset          */
     size_t kv_bytes_full;   /* bytes a full cache in the same head mode would
                                hold for n_seen tokens (per-query-head mode

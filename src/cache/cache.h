@@ -8,6 +8,15 @@
  *   kvc_begin(cache, n_new, n_prompt_total)   once, before layer 0
  *   for each layer: kvc_attend(cache, layer, q, k, v, out)
  *   kvc_end(cache)                             once, after the last layer
+ *
+ * Storage (kvcache.c), one stream per (layer, stream of the head mode),
+ * streams ordered layer-major: per storage row j < len, the key (after
+ * RoPE) at k + j*row_bytes and the value at v + j*row_bytes, each head_dim
+ * elements of kvp_cache_params.kv_type (float32, or IEEE f16 / bf16 bits
+ * as uint16, rounded to nearest even when appended), with float64 tracker
+ * scores (sattn, skey, vnorm) and float32 v2 beside them; the tokens are
+ * listed in position order (pos[i], absolute position; slot[i], its
+ * storage row). Value norms are taken from the rounded values.
  */
 #ifndef KVP_CACHE_CACHE_H
 #define KVP_CACHE_CACHE_H

@@ -52,7 +52,7 @@ static float sum_sq(const float *x, int d) {
 
 typedef struct kvc_stream {
     /* per storage row */
-    float *k, *v;   /* [cap][head_dim]                                    */
+    void *k, *v;    /* [cap][head_dim] in the cache's kv_type             */
     double *sattn;  /* sum of a^p over the windows seen                   */
     double *skey;   /* key (+ cross) score                                */
     double *vnorm;  /* sum |v|^p                                          */
@@ -69,6 +69,7 @@ struct kvp_cache {
     kvc_method method;
     int n_layer, n_head, n_head_kv, head_dim;
     int n_streams, group; /* group: query heads per KV head               */
+    size_t row_bytes;     /* one K (or V) row: head_dim elements of kv_type */
     int capacity;         /* max tokens per stream (max_tokens), 0: unlimited */
     int n_ctx_train;      /* the model's trained context (0: unknown)      */
     bool ctx_warned;      /* positions went past n_ctx_train (warned once) */
@@ -111,7 +112,8 @@ static void stream_free(kvc_stream *s) {
     memset(s, 0, sizeof *s);
 }
 
-static bool stream_realloc(kvc_stream *s, int cap, int d) {
+/* rb: bytes of one K (or V) row. */
+static bool stream_realloc(kvc_stream *s, int cap, size_t rb) {
     if (cap == s->cap) return true;
     if (cap == 0) {
         stream_free(s);
@@ -124,8 +126,8 @@ static bool stream_realloc(kvc_stream *s, int cap, int d) {
         if (!p_) return false;                                               \
         s->field = p_;                                                       \
     } while (0)
-    GROW(k, float, d);
-    GROW(v, float, d);
+    GROW(k, char, rb);
+    GROW(v, char, rb);
     GROW(pos, int32_t, 1);
     GROW(slot, int32_t, 1);
     GROW(sattn, double, 1);
@@ -137,17 +139,17 @@ static bool stream_realloc(kvc_stream *s, int cap, int d) {
     return true;
 }
 
-static bool stream_reserve(kvc_stream *s, int need, int d) {
+static bool stream_reserve(kvc_stream *s, int need, size_t rb) {
     if (need <= s->cap) return true;
     int cap = s->cap + s->cap / 2;
     if (cap < need) cap = need;
     if (cap < 16) cap = 16;
-    return stream_realloc(s, cap, d);
+    return stream_realloc(s, cap, rb);
 }
 
-static void row_copy(kvc_stream *s, int to, int from, int d) {
-    memcpy(s->k + (size_t)to * d, s->k + (size_t)from * d, sizeof(float) * (size_t)d);
-    memcpy(s->v + (size_t)to * d, s->v + (size_t)from * d, sizeof(float) * (size_t)d);
+static void row_copy(kvc_stream *s, int to, int from, size_t rb) {
+    memcpy((char *)s->k + (size_t)to * rb, (char *)s->k + (size_t)from * rb, rb);
+    memcpy((char *)s->v + (size_t)to * rb, (char *)s->v + (size_t)from * rb, rb);
     s->sattn[to] = s->sattn[from];
     s->skey[to] = s->skey[from];
     s->vnorm[to] = s->vnorm[from];
@@ -156,10 +158,10 @@ static void row_copy(kvc_stream *s, int to, int from, int d) {
 
 /* Drops the token at position index w: the last storage row fills its
  * row, and the position-order lists close up. */
-static void stream_drop_one(kvc_stream *s, int w, int d) {
+static void stream_drop_one(kvc_stream *s, int w, size_t rb) {
     const int L = s->len, hole = s->slot[w], last = L - 1;
     if (hole != last) {
-        row_copy(s, hole, last, d);
+        row_copy(s, hole, last, rb);
         for (int i = L - 1; i >= 0; i--) /* the newest token, as a rule */
             if (s->slot[i] == last) {
                 s->slot[i] = hole;
@@ -176,18 +178,18 @@ static void stream_drop_one(kvc_stream *s, int w, int d) {
  * rewritten in position order, then gives back memory when the stream is
  * far larger than what it now holds. False when out of memory (the stream
  * is unchanged). */
-static bool stream_compact(kvc_stream *s, const int32_t *keep, int n, int d, int slack) {
+static bool stream_compact(kvc_stream *s, const int32_t *keep, int n, size_t rb, int slack) {
     if (s->permuted) {
         /* rows out of position order: gather into fresh storage */
         kvc_stream t = {0};
-        if (!stream_realloc(&t, n + slack > 16 ? n + slack : 16, d)) {
+        if (!stream_realloc(&t, n + slack > 16 ? n + slack : 16, rb)) {
             stream_free(&t);
             return false;
         }
         for (int i = 0; i < n; i++) {
             int j = s->slot[keep[i]];
-            memcpy(t.k + (size_t)i * d, s->k + (size_t)j * d, sizeof(float) * (size_t)d);
-            memcpy(t.v + (size_t)i * d, s->v + (size_t)j * d, sizeof(float) * (size_t)d);
+            memcpy((char *)t.k + (size_t)i * rb, (char *)s->k + (size_t)j * rb, rb);
+            memcpy((char *)t.v + (size_t)i * rb, (char *)s->v + (size_t)j * rb, rb);
             t.sattn[i] = s->sattn[j];
             t.skey[i] = s->skey[j];
             t.vnorm[i] = s->vnorm[j];
@@ -204,12 +206,12 @@ static bool stream_compact(kvc_stream *s, const int32_t *keep, int n, int d, int
         int j = keep[t];
         s->slot[t] = t;
         if (j == t) continue;
-        row_copy(s, t, j, d);
+        row_copy(s, t, j, rb);
         s->pos[t] = s->pos[j];
     }
     s->len = n;
     int target = n + slack;
-    if (s->cap > target + target / 2 + 64) stream_realloc(s, target, d);
+    if (s->cap > target + target / 2 + 64) stream_realloc(s, target, rb);
     return true;
 }
 
@@ -252,9 +254,9 @@ static int stream_evict(const kvp_cache *c, kvc_stream *s, int num_coming,
     if (ok && n == L - 1) { /* a decode step: one token out */
         int w = 0;
         while (w < n && keep[w] == w) w++;
-        stream_drop_one(s, w, c->head_dim);
+        stream_drop_one(s, w, c->row_bytes);
     } else if (ok && n < L) {
-        ok = stream_compact(s, keep, n, c->head_dim, slack);
+        ok = stream_compact(s, keep, n, c->row_bytes, slack);
     }
     free(keep);
     return ok ? n - L : 1;
@@ -279,6 +281,9 @@ kvp_cache_params kvp_cache_default_params(void) {
      * available for parity. */
     p.gqa_mode = KVP_GQA_PER_KV_HEAD;
     p.max_tokens = 0;
+    /* f16 like llama.cpp: half the memory and half the bytes a decode step
+     * reads; outputs move by ~1e-3 relative (docs/cache.md) */
+    p.kv_type = KVP_KV_F16;
     return p;
 }
 
@@ -301,6 +306,9 @@ kvp_status kvc_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim,
     if (p.gqa_mode != KVP_GQA_PER_QUERY_HEAD && p.gqa_mode != KVP_GQA_PER_KV_HEAD)
         return kvp_fail(err, KVP_ERR_INVALID_ARG, "cache: unknown gqa_mode %d",
                         (int)p.gqa_mode);
+    if (!kvp_kv_type_name(p.kv_type))
+        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: unknown kv_type %d (f32, f16 or bf16)", (int)p.kv_type);
     if (p.max_tokens < 0)
         return kvp_fail(err, KVP_ERR_INVALID_ARG,
                         "cache: max_tokens must be >= 0 (got %d)", p.max_tokens);
@@ -319,6 +327,7 @@ kvp_status kvc_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim,
     c->n_head_kv = n_head_kv;
     c->head_dim = head_dim;
     c->group = n_head / n_head_kv;
+    c->row_bytes = (size_t)head_dim * kva_elem_size(p.kv_type);
     c->n_streams = p.gqa_mode == KVP_GQA_PER_KV_HEAD ? n_head_kv : n_head;
     /* Unset, a full cache grows with what arrives (prompt + new tokens):
      * the model's context length is no limit, only worth a warning. */
@@ -375,7 +384,7 @@ const char *kvp_cache_warning(const kvp_cache *c) {
 void kvp_cache_get_stats(const kvp_cache *c, kvp_cache_stats *st) {
     memset(st, 0, sizeof *st);
     if (!c) return;
-    size_t tok_bytes = sizeof(float) * 2 * (size_t)c->head_dim;
+    size_t tok_bytes = 2 * c->row_bytes;
     st->n_layer = c->n_layer;
     st->n_streams = c->n_streams;
     st->n_seen = c->n_seen;
@@ -441,7 +450,7 @@ size_t kvc_alloc_bytes(const kvp_cache *c) {
     size_t cap = 0;
     for (size_t i = 0; i < (size_t)c->n_layer * c->n_streams; i++)
         cap += (size_t)c->streams[i].cap;
-    return cap * 2 * sizeof(float) * (size_t)c->head_dim;
+    return cap * 2 * c->row_bytes;
 }
 
 kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
@@ -554,14 +563,22 @@ static int64_t step_append(const attend_ctx *a, int s) {
         if (r > 0) return APPEND_FAILED;
         delta += r;
     }
-    if (!stream_reserve(st, st->len + n_new, d)) return APPEND_FAILED;
+    if (!stream_reserve(st, st->len + n_new, c->row_bytes)) return APPEND_FAILED;
     int kvh = kv_head_of_stream(c, s);
+    const kvp_kv_type type = c->params.kv_type;
+    float vr[KVP_ATTN_MAX_HEAD_DIM]; /* the value as stored (rounded) */
     for (int i = 0; i < n_new; i++) {
         int j = st->len + i;
         const float *ki = a->k + ((size_t)i * c->n_head_kv + kvh) * d;
         const float *vi = a->v + ((size_t)i * c->n_head_kv + kvh) * d;
-        memcpy(st->k + (size_t)j * d, ki, sizeof(float) * (size_t)d);
-        memcpy(st->v + (size_t)j * d, vi, sizeof(float) * (size_t)d);
+        void *vrow = (char *)st->v + (size_t)j * c->row_bytes;
+        kva_store_rows((char *)st->k + (size_t)j * c->row_bytes, ki, (size_t)d, type);
+        kva_store_rows(vrow, vi, (size_t)d, type);
+        /* the value norms see the rounded values, as the attention does */
+        if (type != KVP_KV_F32 && (m->use_vnorm || m->use_key)) {
+            kva_load_rows(vr, vrow, (size_t)d, type);
+            vi = vr;
+        }
         st->pos[j] = (int32_t)(c->n_seen + i);
         st->slot[j] = j;
         st->sattn[j] = 0.0;
@@ -581,7 +598,8 @@ static void step_rows_grouped(const attend_ctx *a, int s, int r) {
     const kvc_stream *st = &a->ss[s];
     float *out = a->out + (size_t)r * a->qs + (size_t)h0 * d;
     kvp_attn_forward_heads(a->q + (size_t)r * a->qs + (size_t)h0 * d, (size_t)d,
-                           a->heads_per_stream, st->k, st->v, d, st->len - n_new + r + 1,
+                           a->heads_per_stream, st->k, st->v, c->params.kv_type, d,
+                           st->len - n_new + r + 1,
                            a->scale, out, (size_t)d, c->row_max + (size_t)h0 * n_new + r,
                            c->row_sum + (size_t)h0 * n_new + r, (size_t)n_new,
                            a->z_rows ? a->z_rows + (size_t)h0 * a->max_len : NULL,
@@ -596,7 +614,8 @@ static void step_rows_tile(const attend_ctx *a, int h, int r0, int nr) {
     kvp_cache *c = a->c;
     const int d = c->head_dim, n_new = a->n_new;
     const kvc_stream *st = &a->ss[stream_of_head(c, h)];
-    kvp_attn_forward(a->q + (size_t)r0 * a->qs + (size_t)h * d, a->qs, nr, st->k, st->v, d,
+    kvp_attn_forward(a->q + (size_t)r0 * a->qs + (size_t)h * d, a->qs, nr, st->k, st->v,
+                     c->params.kv_type, d,
                      st->len - n_new + r0, a->scale, a->out + (size_t)r0 * a->qs + (size_t)h * d,
                      a->qs, c->row_max + (size_t)h * n_new + r0,
                      c->row_sum + (size_t)h * n_new + r0,
@@ -621,7 +640,7 @@ static void step_score_cols(const attend_ctx *a, int s, int c0, int c1) {
         int h = s * a->heads_per_stream + g;
         req.out_sq = c->out_sq + (size_t)h * n_new;
         kvp_attn_colreduce(a->q + (size_t)h * d, a->qs, c->blk_row_begin, n_new, st->k, st->v,
-                           d, st->len - n_new, a->scale, c->row_max + (size_t)h * n_new,
+                           c->params.kv_type, d, st->len - n_new, a->scale, c->row_max + (size_t)h * n_new,
                            c->row_sum + (size_t)h * n_new, a->out + (size_t)h * d, a->qs, c0,
                            c1, &req, a->z_rows ? a->z_rows + (size_t)h * a->max_len : NULL,
                            st->sattn, st->skey);
@@ -752,4 +771,25 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     if (failed)
         return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
     return KVP_OK;
+}
+
+/* ---- kv types ------------------------------------------------------------ */
+
+const char *kvp_kv_type_name(kvp_kv_type t) {
+    switch (t) {
+    case KVP_KV_F32: return "f32";
+    case KVP_KV_F16: return "f16";
+    case KVP_KV_BF16: return "bf16";
+    }
+    return NULL;
+}
+
+bool kvp_kv_type_parse(const char *name, kvp_kv_type *out) {
+    static const kvp_kv_type all[] = {KVP_KV_F32, KVP_KV_F16, KVP_KV_BF16};
+    for (size_t i = 0; name && i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(name, kvp_kv_type_name(all[i])) == 0) {
+            *out = all[i];
+            return true;
+        }
+    return false;
 }

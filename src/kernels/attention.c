@@ -1,10 +1,13 @@
 #include "kernels/attention.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
+#include "kernels/fp16.h"
+
 /* Two implementations of each pass, chosen at compile time:
- *  - AVX-512 (__AVX512F__): blocks of 16 query rows vectorised over rows
+ *  - AVX-512 (KVA_AVX512): blocks of 16 query rows vectorised over rows
  *    (prefill), or rows one at a time vectorised over keys (decode, fewer
  *    than MIN_ROWS_VEC rows), with a vectorised exp (see exp_le0).
  *  - portable: keys are visited in tiles of TILE columns. Each tile of K
@@ -13,12 +16,88 @@
  *    broadcast-multiply-adds along the keys, the transpose shared by every
  *    row of the call.
  * All loops run in a fixed order, so the results depend on the inputs only,
- * never on the caller's threading. */
+ * never on the caller's threading.
+ *
+ * K/V rows are stored as float32, f16 or bf16 (kvp_kv_type). The decode
+ * paths (memory-bound) load half rows straight into registers and widen
+ * them there (vcvtph2ps; bf16 by a 16-bit shift), so a step reads half the
+ * bytes; the prefill paths (compute-bound, 16 query rows per key) widen
+ * each tile of 16-64 keys once into an L1 buffer that all rows of the
+ * block share. Widening is exact, so a half cache computes exactly what a
+ * float32 cache holding the rounded rows would. */
 #define TILE 64
 #define MAX_D KVP_ATTN_MAX_HEAD_DIM
 /* Below this many rows per call (decode) the transpose costs more than it
  * saves: logits are then plain dot products. */
 #define MIN_ROWS_TRANSPOSED 8
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define KVA_AVX512 1
+#include <immintrin.h>
+#elif defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+size_t kva_elem_size(kvp_kv_type t) { return t == KVP_KV_F32 ? sizeof(float) : sizeof(uint16_t); }
+
+/* Row j of a stream of d-wide rows of type t. */
+static inline const void *kv_row(const void *base, size_t j, int d, kvp_kv_type t) {
+    return (const char *)base + j * (size_t)d * kva_elem_size(t);
+}
+
+void kva_load_rows(float *dst, const void *src, size_t n, kvp_kv_type t) {
+    if (t == KVP_KV_F32) {
+        memcpy(dst, src, sizeof(float) * n);
+        return;
+    }
+    const uint16_t *h = src;
+    size_t i = 0;
+#if defined(KVA_AVX512)
+    for (; i + 16 <= n; i += 16) {
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(h + i));
+        _mm512_storeu_ps(dst + i, t == KVP_KV_F16 ? _mm512_cvtph_ps(x)
+                                                  : _mm512_castsi512_ps(_mm512_slli_epi32(
+                                                        _mm512_cvtepu16_epi32(x), 16)));
+    }
+#elif defined(__F16C__)
+    if (t == KVP_KV_F16)
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+#endif
+    if (t == KVP_KV_F16)
+        for (; i < n; i++) dst[i] = kvp_f16_to_f32(h[i]);
+    else
+        for (; i < n; i++) dst[i] = kvp_bf16_to_f32(h[i]);
+}
+
+void kva_store_rows(void *dst, const float *src, size_t n, kvp_kv_type t) {
+    if (t == KVP_KV_F32) {
+        memcpy(dst, src, sizeof(float) * n);
+        return;
+    }
+    uint16_t *h = dst;
+    size_t i = 0;
+    if (t == KVP_KV_BF16) {
+        for (; i < n; i++) h[i] = kvp_f32_to_bf16(src[i]);
+        return;
+    }
+#if defined(__F16C__)
+    /* round to nearest even, as kvp_f32_to_f16 (NaN payloads aside) */
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(h + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+    for (; i < n; i++) h[i] = kvp_f32_to_f16(src[i]);
+}
+
+/* Rows [j0, j0 + n) as float32: the stream itself when it stores float32,
+ * else widened into buf ([n][d], a tile: never the whole stream). */
+static inline const float *rows_f32(const void *base, int j0, int n, int d, kvp_kv_type t,
+                                    float *buf) {
+    if (t == KVP_KV_F32) return (const float *)base + (size_t)j0 * d;
+    kva_load_rows(buf, kv_row(base, (size_t)j0, d, t), (size_t)n * d, t);
+    return buf;
+}
 
 static inline float dotf(const float *restrict a, const float *restrict b, int d) {
     float s = 0.0f;
@@ -56,10 +135,29 @@ static void transpose_tile(const float *src, int d, int nt, float *restrict dst)
         for (int u = 0; u < d; u++) dst[(size_t)u * TILE + t] = 0.0f;
 }
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-
+#ifdef KVA_AVX512
 #include "kernels/hsum.h"
+
+/* 16 elements of a stored row as floats (lanes outside m: 0). t is a
+ * constant wherever this is inlined, so the branches fold away. */
+static inline __attribute__((always_inline)) __m512 ld16(const void *p, __mmask16 m,
+                                                         const kvp_kv_type t) {
+    if (t == KVP_KV_F32) return _mm512_maskz_loadu_ps(m, p);
+    const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+    if (t == KVP_KV_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static inline __attribute__((always_inline)) size_t esz_of(const kvp_kv_type t) {
+    return t == KVP_KV_F32 ? sizeof(float) : sizeof(uint16_t);
+}
+
+/* One element of a stored row. */
+static inline float elem_f32(const void *p, size_t i, const kvp_kv_type t) {
+    if (t == KVP_KV_F32) return ((const float *)p)[i];
+    const uint16_t h = ((const uint16_t *)p)[i];
+    return t == KVP_KV_F16 ? kvp_f16_to_f32(h) : kvp_bf16_to_f32(h);
+}
 
 /* Prefill path: rows are vectorised instead of keys. A block of 16 query
  * rows is transposed once into [d][16], so the logits of one key for all 16
@@ -106,12 +204,13 @@ static inline void block_logits16(const float *restrict qt, const float *restric
 }
 
 /* One block of nr <= 16 rows (row 0 sees keys 0..kv_base). */
-static void forward_block16(const float *q, size_t q_stride, int nr, const float *k,
-                            const float *v, int d, int kv_base, float scale, float *out,
-                            size_t out_stride, float *row_max, float *row_sum) {
+static void forward_block16(const float *q, size_t q_stride, int nr, const void *k,
+                            const void *v, kvp_kv_type type, int d, int kv_base, float scale,
+                            float *out, size_t out_stride, float *row_max, float *row_sum) {
     _Alignas(64) float qt[MAX_D * RB];
     _Alignas(64) float ot[MAX_D * RB];
     _Alignas(64) float kpad[16 * MAX_D];
+    _Alignas(64) float vbuf[KC * MAX_D]; /* a half V chunk, widened */
     __m512 s[KC];
     for (int u = 0; u < d; u++)
         for (int r = 0; r < RB; r++) qt[u * RB + r] = r < nr ? q[(size_t)r * q_stride + u] : 0.0f;
@@ -122,10 +221,13 @@ static void forward_block16(const float *q, size_t q_stride, int nr, const float
     for (int j0 = 0; j0 < n_see; j0 += KC) {
         const int nk = n_see - j0 < KC ? n_see - j0 : KC;
         for (int t0 = 0; t0 < nk; t0 += 16) {
-            const float *kb = k + (size_t)(j0 + t0) * d;
-            if (nk - t0 < 16) { /* zero-padded copy: never read past the keys */
-                memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
-                memcpy(kpad, kb, sizeof(float) * (size_t)(nk - t0) * d);
+            const int nb = nk - t0 < 16 ? nk - t0 : 16;
+            const float *kb;
+            if (type == KVP_KV_F32 && nb == 16) {
+                kb = (const float *)k + (size_t)(j0 + t0) * d;
+            } else { /* widened and zero-padded: never read past the keys */
+                if (nb < 16) memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
+                kva_load_rows(kpad, kv_row(k, (size_t)(j0 + t0), d, type), (size_t)nb * d, type);
                 kb = kpad;
             }
             block_logits16(qt, kb, d, s + t0);
@@ -149,18 +251,19 @@ static void forward_block16(const float *q, size_t q_stride, int nr, const float
             lsum = _mm512_add_ps(lsum, w);
         }
         l = _mm512_fmadd_ps(l, c, lsum);
+        const float *vrows = rows_f32(v, j0, nk, d, type, vbuf);
         int u0 = 0;
         for (; u0 + 8 <= d; u0 += 8) {
             __m512 o[8];
             for (int g = 0; g < 8; g++) o[g] = _mm512_mul_ps(_mm512_load_ps(ot + (size_t)(u0 + g) * RB), c);
-            const float *vb = v + (size_t)j0 * d + u0;
+            const float *vb = vrows + u0;
             for (int t = 0; t < nk; t++, vb += d)
                 for (int g = 0; g < 8; g++) o[g] = _mm512_fmadd_ps(s[t], _mm512_set1_ps(vb[g]), o[g]);
             for (int g = 0; g < 8; g++) _mm512_store_ps(ot + (size_t)(u0 + g) * RB, o[g]);
         }
         for (; u0 < d; u0++) {
             __m512 o = _mm512_mul_ps(_mm512_load_ps(ot + (size_t)u0 * RB), c);
-            const float *vb = v + (size_t)j0 * d + u0;
+            const float *vb = vrows + u0;
             for (int t = 0; t < nk; t++, vb += d) o = _mm512_fmadd_ps(s[t], _mm512_set1_ps(*vb), o);
             _mm512_store_ps(ot + (size_t)u0 * RB, o);
         }
@@ -182,9 +285,11 @@ static void forward_block16(const float *q, size_t q_stride, int nr, const float
  * instead of a horizontal reduction per key. Used by both passes, so pass 2
  * recomputes exactly pass 1's logits. */
 static inline __attribute__((always_inline)) void keyvec_logits_nv(const float *restrict q,
-                                                                   const float *restrict k, int d,
+                                                                   const void *restrict k, int d,
                                                                    int nt, float scale,
-                                                                   float *restrict z, const int nv) {
+                                                                   float *restrict z, const int nv,
+                                                                   const kvp_kv_type type) {
+    const size_t esz = esz_of(type), rb = (size_t)d * esz;
     const __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - d));
     __m512 qv[MAX_D / 16];
     for (int c = 0; c < nv; c++) qv[c] = _mm512_maskz_loadu_ps(c == nv - 1 ? last : 0xFFFF, q + 16 * c);
@@ -194,11 +299,11 @@ static inline __attribute__((always_inline)) void keyvec_logits_nv(const float *
         __m512 acc[16];
 #pragma GCC unroll 16
         for (int t = 0; t < 16; t++) {
-            const float *kr = k + (size_t)(t0 + t) * d;
+            const char *kr = (const char *)k + (size_t)(t0 + t) * rb;
             acc[t] = _mm512_setzero_ps();
 #pragma GCC unroll 16
             for (int c = 0; c < nv; c++)
-                acc[t] = _mm512_fmadd_ps(qv[c], _mm512_maskz_loadu_ps(c == nv - 1 ? last : 0xFFFF, kr + 16 * c),
+                acc[t] = _mm512_fmadd_ps(qv[c], ld16(kr + 16 * c * esz, c == nv - 1 ? last : 0xFFFF, type),
                                          acc[t]);
         }
         _mm512_storeu_ps(z + t0, _mm512_mul_ps(kvp_hsum16(acc), vs));
@@ -209,37 +314,48 @@ static inline __attribute__((always_inline)) void keyvec_logits_nv(const float *
         for (int t = 0; t < 16; t++) {
             acc[t] = _mm512_setzero_ps();
             if (t >= n) continue;
-            const float *kr = k + (size_t)(t0 + t) * d;
+            const char *kr = (const char *)k + (size_t)(t0 + t) * rb;
             for (int c = 0; c < nv; c++)
-                acc[t] = _mm512_fmadd_ps(qv[c], _mm512_maskz_loadu_ps(c == nv - 1 ? last : 0xFFFF, kr + 16 * c),
+                acc[t] = _mm512_fmadd_ps(qv[c], ld16(kr + 16 * c * esz, c == nv - 1 ? last : 0xFFFF, type),
                                          acc[t]);
         }
         _mm512_mask_storeu_ps(z + t0, (__mmask16)(0xFFFFu >> (16 - n)), _mm512_mul_ps(kvp_hsum16(acc), vs));
     }
 }
 
-static void keyvec_logits(const float *restrict q, const float *restrict k, int d, int nt,
-                          float scale, float *restrict z) {
-    /* a constant vector count keeps q and the 16 accumulators in registers
-     * (with a variable one they live on the stack: several times slower) */
-    switch ((d + 15) / 16) {
-    case 1: keyvec_logits_nv(q, k, d, nt, scale, z, 1); break;
-    case 2: keyvec_logits_nv(q, k, d, nt, scale, z, 2); break;
-    case 3: keyvec_logits_nv(q, k, d, nt, scale, z, 3); break;
-    case 4: keyvec_logits_nv(q, k, d, nt, scale, z, 4); break;
-    case 5: keyvec_logits_nv(q, k, d, nt, scale, z, 5); break;
-    case 6: keyvec_logits_nv(q, k, d, nt, scale, z, 6); break;
-    case 7: keyvec_logits_nv(q, k, d, nt, scale, z, 7); break;
-    case 8: keyvec_logits_nv(q, k, d, nt, scale, z, 8); break;
-    default: keyvec_logits_nv(q, k, d, nt, scale, z, (d + 15) / 16); break;
+#define KEYVEC_NV_CASES(T)                                                                  \
+    switch ((d + 15) / 16) {                                                                \
+    case 1: keyvec_logits_nv(q, k, d, nt, scale, z, 1, T); break;                           \
+    case 2: keyvec_logits_nv(q, k, d, nt, scale, z, 2, T); break;                           \
+    case 3: keyvec_logits_nv(q, k, d, nt, scale, z, 3, T); break;                           \
+    case 4: keyvec_logits_nv(q, k, d, nt, scale, z, 4, T); break;                           \
+    case 5: keyvec_logits_nv(q, k, d, nt, scale, z, 5, T); break;                           \
+    case 6: keyvec_logits_nv(q, k, d, nt, scale, z, 6, T); break;                           \
+    case 7: keyvec_logits_nv(q, k, d, nt, scale, z, 7, T); break;                           \
+    case 8: keyvec_logits_nv(q, k, d, nt, scale, z, 8, T); break;                           \
+    default: keyvec_logits_nv(q, k, d, nt, scale, z, (d + 15) / 16, T); break;              \
     }
+
+/* k: the tile's first row in the stream's type. */
+static void keyvec_logits(const float *restrict q, const void *restrict k, int d, int nt,
+                          float scale, float *restrict z, kvp_kv_type type) {
+    /* a constant vector count keeps q and the 16 accumulators in registers
+     * (with a variable one they live on the stack: several times slower);
+     * a constant type folds the row loads */
+    if (type == KVP_KV_F32) KEYVEC_NV_CASES(KVP_KV_F32)
+    else if (type == KVP_KV_F16) KEYVEC_NV_CASES(KVP_KV_F16)
+    else KEYVEC_NV_CASES(KVP_KV_BF16)
 }
+#undef KEYVEC_NV_CASES
 
 /* o += sum_t w[t] v_t over nt keys of a tile, o held in nv <= 8 vectors
  * (the last one masked to d), even and odd keys in separate accumulators. */
-static inline __attribute__((always_inline)) void pv_tile(float *restrict o, const float *restrict vb,
+static inline __attribute__((always_inline)) void pv_tile(float *restrict o, const void *restrict v0,
                                                           const float *restrict w, int nt, int d,
-                                                          const int nv, __mmask16 last) {
+                                                          const int nv, __mmask16 last,
+                                                          const kvp_kv_type type) {
+    const size_t esz = esz_of(type), rb = (size_t)d * esz;
+    const char *vb = v0;
     __m512 a[8], b[8];
 #pragma GCC unroll 8
     for (int c = 0; c < nv; c++) {
@@ -247,20 +363,20 @@ static inline __attribute__((always_inline)) void pv_tile(float *restrict o, con
         b[c] = _mm512_setzero_ps();
     }
     int t = 0;
-    for (; t + 2 <= nt; t += 2, vb += 2 * (size_t)d) {
+    for (; t + 2 <= nt; t += 2, vb += 2 * rb) {
         const __m512 w0 = _mm512_set1_ps(w[t]), w1 = _mm512_set1_ps(w[t + 1]);
 #pragma GCC unroll 8
         for (int c = 0; c < nv; c++) {
             const __mmask16 cm = c == nv - 1 ? last : (__mmask16)0xFFFF;
-            a[c] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(cm, vb + 16 * c), a[c]);
-            b[c] = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(cm, vb + d + 16 * c), b[c]);
+            a[c] = _mm512_fmadd_ps(w0, ld16(vb + 16 * c * esz, cm, type), a[c]);
+            b[c] = _mm512_fmadd_ps(w1, ld16(vb + rb + 16 * c * esz, cm, type), b[c]);
         }
     }
     if (t < nt) {
         const __m512 w0 = _mm512_set1_ps(w[t]);
 #pragma GCC unroll 8
         for (int c = 0; c < nv; c++)
-            a[c] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(c == nv - 1 ? last : (__mmask16)0xFFFF, vb + 16 * c), a[c]);
+            a[c] = _mm512_fmadd_ps(w0, ld16(vb + 16 * c * esz, c == nv - 1 ? last : (__mmask16)0xFFFF, type), a[c]);
     }
 #pragma GCC unroll 8
     for (int c = 0; c < nv; c++)
@@ -271,7 +387,8 @@ static inline __attribute__((always_inline)) void pv_tile(float *restrict o, con
  * straight from K, the softmax of the tile is vectorised over keys and P.V
  * runs over 16-wide column chunks of the output. Updates the row's running
  * max m, normaliser l and unnormalised output oi. */
-static inline __attribute__((always_inline)) void keyvec_tile(const float *qi, const float *k, const float *v, int d, int j0,
+static inline __attribute__((always_inline)) void keyvec_tile(const float *qi, const void *k, const void *v,
+                               const kvp_kv_type type, int d, int j0,
                                int nt, float scale, float *oi, float *m_io, float *l_io,
                                float *z_row) {
     _Alignas(64) float z[TILE];
@@ -279,7 +396,7 @@ static inline __attribute__((always_inline)) void keyvec_tile(const float *qi, c
     const int nv = (d + 15) / 16;
     const __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - d));
     float m = *m_io, l = *l_io;
-    keyvec_logits(qi, k + (size_t)j0 * d, d, nt, scale, z);
+    keyvec_logits(qi, kv_row(k, (size_t)j0, d, type), d, nt, scale, z, type);
     if (z_row) memcpy(z_row + j0, z, sizeof(float) * (size_t)nt);
     __m512 zv[TILE / 16];
     __m512 vmax = ninf;
@@ -307,29 +424,29 @@ static inline __attribute__((always_inline)) void keyvec_tile(const float *qi, c
         _mm512_store_ps(z + 16 * c, w);
     }
     l += _mm512_reduce_add_ps(lsum);
-    const float *vb = v + (size_t)j0 * d;
+    const void *vb = kv_row(v, (size_t)j0, d, type);
     switch (nv) { /* constant vector counts keep the accumulators in registers */
-    case 1: pv_tile(oi, vb, z, nt, d, 1, last); break;
-    case 2: pv_tile(oi, vb, z, nt, d, 2, last); break;
-    case 3: pv_tile(oi, vb, z, nt, d, 3, last); break;
-    case 4: pv_tile(oi, vb, z, nt, d, 4, last); break;
-    case 5: pv_tile(oi, vb, z, nt, d, 5, last); break;
-    case 6: pv_tile(oi, vb, z, nt, d, 6, last); break;
-    case 7: pv_tile(oi, vb, z, nt, d, 7, last); break;
-    case 8: pv_tile(oi, vb, z, nt, d, 8, last); break;
+    case 1: pv_tile(oi, vb, z, nt, d, 1, last, type); break;
+    case 2: pv_tile(oi, vb, z, nt, d, 2, last, type); break;
+    case 3: pv_tile(oi, vb, z, nt, d, 3, last, type); break;
+    case 4: pv_tile(oi, vb, z, nt, d, 4, last, type); break;
+    case 5: pv_tile(oi, vb, z, nt, d, 5, last, type); break;
+    case 6: pv_tile(oi, vb, z, nt, d, 6, last, type); break;
+    case 7: pv_tile(oi, vb, z, nt, d, 7, last, type); break;
+    case 8: pv_tile(oi, vb, z, nt, d, 8, last, type); break;
     default:
         for (int t = 0; t < nt; t++)
-            for (int u = 0; u < d; u++) oi[u] += z[t] * vb[(size_t)t * d + u];
+            for (int u = 0; u < d; u++) oi[u] += z[t] * elem_f32(vb, (size_t)t * d + u, type);
     }
     *m_io = m;
     *l_io = l;
 }
 
 /* Few rows (decode): each row on its own, tile after tile. */
-static void forward_rows_keyvec(const float *q, size_t q_stride, int n_q, const float *k,
-                                const float *v, int d, int kv_base, float scale, float *out,
-                                size_t out_stride, float *row_max, float *row_sum,
-                                float *z_row) {
+static inline __attribute__((always_inline)) void forward_rows_keyvec(
+    const float *q, size_t q_stride, int n_q, const void *k, const void *v,
+    const kvp_kv_type type, int d, int kv_base, float scale, float *out, size_t out_stride,
+    float *row_max, float *row_sum, float *z_row) {
     for (int i = 0; i < n_q; i++) {
         const float *qi = q + (size_t)i * q_stride;
         float *oi = out + (size_t)i * out_stride;
@@ -337,8 +454,8 @@ static void forward_rows_keyvec(const float *q, size_t q_stride, int n_q, const 
         memset(oi, 0, sizeof(float) * (size_t)d);
         float m = -INFINITY, l = 0.0f;
         for (int j0 = 0; j0 < n_see; j0 += TILE)
-            keyvec_tile(qi, k, v, d, j0, n_see - j0 < TILE ? n_see - j0 : TILE, scale, oi, &m, &l,
-                        z_row);
+            keyvec_tile(qi, k, v, type, d, j0, n_see - j0 < TILE ? n_see - j0 : TILE, scale, oi, &m,
+                        &l, z_row);
         const float inv = 1.0f / l;
         for (int u = 0; u < d; u++) oi[u] *= inv;
         row_max[i] = m;
@@ -347,24 +464,60 @@ static void forward_rows_keyvec(const float *q, size_t q_stride, int n_q, const 
 }
 #endif
 
+#ifdef KVA_AVX512
+/* The heads of a GQA group, tiles outside, heads inside: each K/V tile is
+ * read from memory once and reused from L1 by every head of the group. Per
+ * head the operations are forward_rows_keyvec's, so the bits are too. */
+static inline __attribute__((always_inline)) void forward_heads_keyvec(
+    const float *q, size_t q_hstride, int n_heads, const void *k, const void *v,
+    const kvp_kv_type type, int d, int n_keys, float scale, float *out, size_t out_hstride,
+    float *row_max, float *row_sum, size_t rs_hstride, float *z_rows, size_t z_hstride) {
+    for (int h = 0; h < n_heads; h++) {
+        memset(out + (size_t)h * out_hstride, 0, sizeof(float) * (size_t)d);
+        row_max[(size_t)h * rs_hstride] = -INFINITY;
+        row_sum[(size_t)h * rs_hstride] = 0.0f;
+    }
+    for (int j0 = 0; j0 < n_keys; j0 += TILE) {
+        const int nt = n_keys - j0 < TILE ? n_keys - j0 : TILE;
+        for (int h = 0; h < n_heads; h++)
+            keyvec_tile(q + (size_t)h * q_hstride, k, v, type, d, j0, nt, scale,
+                        out + (size_t)h * out_hstride, row_max + (size_t)h * rs_hstride,
+                        row_sum + (size_t)h * rs_hstride,
+                        z_rows ? z_rows + (size_t)h * z_hstride : NULL);
+    }
+    for (int h = 0; h < n_heads; h++) {
+        float *oh = out + (size_t)h * out_hstride;
+        const float inv = 1.0f / row_sum[(size_t)h * rs_hstride];
+        for (int u = 0; u < d; u++) oh[u] *= inv;
+    }
+}
+#endif
+
 void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
-                      const float *k, const float *v, int d, int kv_base,
+                      const void *k, const void *v, kvp_kv_type type, int d, int kv_base,
                       float scale, float *out, size_t out_stride,
                       float *row_max, float *row_sum, float *z_row) {
     if (n_q != 1) z_row = NULL;
-#ifdef __AVX512F__
+#ifdef KVA_AVX512
     if (n_q >= MIN_ROWS_VEC) {
         for (int r0 = 0; r0 < n_q; r0 += RB)
             forward_block16(q + (size_t)r0 * q_stride, q_stride, n_q - r0 < RB ? n_q - r0 : RB, k,
-                            v, d, kv_base + r0, scale, out + (size_t)r0 * out_stride,
+                            v, type, d, kv_base + r0, scale, out + (size_t)r0 * out_stride,
                             out_stride, row_max + r0, row_sum + r0);
+    } else if (type == KVP_KV_F32) { /* one constant type per copy of the loop */
+        forward_rows_keyvec(q, q_stride, n_q, k, v, KVP_KV_F32, d, kv_base, scale, out,
+                            out_stride, row_max, row_sum, z_row);
+    } else if (type == KVP_KV_F16) {
+        forward_rows_keyvec(q, q_stride, n_q, k, v, KVP_KV_F16, d, kv_base, scale, out,
+                            out_stride, row_max, row_sum, z_row);
     } else {
-        forward_rows_keyvec(q, q_stride, n_q, k, v, d, kv_base, scale, out, out_stride,
-                            row_max, row_sum, z_row);
+        forward_rows_keyvec(q, q_stride, n_q, k, v, KVP_KV_BF16, d, kv_base, scale, out,
+                            out_stride, row_max, row_sum, z_row);
     }
     return; /* the portable path below stays compiled, so warnings still check it */
 #endif
     float kt[MAX_D * TILE];
+    float kbuf[MAX_D * TILE], vbuf[MAX_D * TILE]; /* a half tile, widened */
     float z[TILE];
     for (int i = 0; i < n_q; i++) {
         float *oi = out + (size_t)i * out_stride;
@@ -376,7 +529,9 @@ void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
     const bool transposed = n_q >= MIN_ROWS_TRANSPOSED;
     for (int j0 = 0; j0 < n_see_max; j0 += TILE) {
         int nt_all = n_see_max - j0 < TILE ? n_see_max - j0 : TILE;
-        if (transposed) transpose_tile(k + (size_t)j0 * d, d, nt_all, kt);
+        const float *kf = rows_f32(k, j0, nt_all, d, type, kbuf);
+        const float *vf = rows_f32(v, j0, nt_all, d, type, vbuf);
+        if (transposed) transpose_tile(kf, d, nt_all, kt);
         /* rows that see none of this tile are skipped */
         int i0 = j0 - kv_base > 0 ? j0 - kv_base : 0;
         for (int i = i0; i < n_q; i++) {
@@ -385,7 +540,7 @@ void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
             int n_see = kv_base + i + 1 - j0;
             int nt = n_see < nt_all ? n_see : nt_all;
             if (transposed) tile_logits(qi, kt, d, nt, scale, z);
-            else direct_logits(qi, k + (size_t)j0 * d, d, nt, scale, z);
+            else direct_logits(qi, kf, d, nt, scale, z);
             if (z_row) memcpy(z_row + j0, z, sizeof(float) * (size_t)nt);
             float m = row_max[i], l = row_sum[i];
             float tmax = -INFINITY;
@@ -400,7 +555,7 @@ void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
             }
             for (int t = 0; t < nt; t++) {
                 float w = expf(z[t] - m);
-                const float *vj = v + (size_t)(j0 + t) * d;
+                const float *vj = vf + (size_t)t * d;
                 l += w;
 #pragma omp simd
                 for (int u = 0; u < d; u++) oi[u] += w * vj[u];
@@ -416,48 +571,36 @@ void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
     }
 }
 
-void kvp_attn_forward_heads(const float *q, size_t q_hstride, int n_heads, const float *k,
-                            const float *v, int d, int n_keys, float scale, float *out,
-                            size_t out_hstride, float *row_max, float *row_sum,
+void kvp_attn_forward_heads(const float *q, size_t q_hstride, int n_heads, const void *k,
+                            const void *v, kvp_kv_type type, int d, int n_keys, float scale,
+                            float *out, size_t out_hstride, float *row_max, float *row_sum,
                             size_t rs_hstride, float *z_rows, size_t z_hstride) {
-#ifdef __AVX512F__
-    /* Tiles outside, heads inside: each K/V tile is read from memory once
-     * and reused from L1 by every head of the group. Per head the
-     * operations are forward_rows_keyvec's, so the bits are too. */
-    for (int h = 0; h < n_heads; h++) {
-        memset(out + (size_t)h * out_hstride, 0, sizeof(float) * (size_t)d);
-        row_max[(size_t)h * rs_hstride] = -INFINITY;
-        row_sum[(size_t)h * rs_hstride] = 0.0f;
-    }
-    for (int j0 = 0; j0 < n_keys; j0 += TILE) {
-        const int nt = n_keys - j0 < TILE ? n_keys - j0 : TILE;
-        for (int h = 0; h < n_heads; h++)
-            keyvec_tile(q + (size_t)h * q_hstride, k, v, d, j0, nt, scale,
-                        out + (size_t)h * out_hstride, row_max + (size_t)h * rs_hstride,
-                        row_sum + (size_t)h * rs_hstride,
-                        z_rows ? z_rows + (size_t)h * z_hstride : NULL);
-    }
-    for (int h = 0; h < n_heads; h++) {
-        float *oh = out + (size_t)h * out_hstride;
-        const float inv = 1.0f / row_sum[(size_t)h * rs_hstride];
-        for (int u = 0; u < d; u++) oh[u] *= inv;
-    }
+#ifdef KVA_AVX512
+    if (type == KVP_KV_F32)
+        forward_heads_keyvec(q, q_hstride, n_heads, k, v, KVP_KV_F32, d, n_keys, scale, out,
+                             out_hstride, row_max, row_sum, rs_hstride, z_rows, z_hstride);
+    else if (type == KVP_KV_F16)
+        forward_heads_keyvec(q, q_hstride, n_heads, k, v, KVP_KV_F16, d, n_keys, scale, out,
+                             out_hstride, row_max, row_sum, rs_hstride, z_rows, z_hstride);
+    else
+        forward_heads_keyvec(q, q_hstride, n_heads, k, v, KVP_KV_BF16, d, n_keys, scale, out,
+                             out_hstride, row_max, row_sum, rs_hstride, z_rows, z_hstride);
     return;
 #endif
     for (int h = 0; h < n_heads; h++)
-        kvp_attn_forward(q + (size_t)h * q_hstride, 0, 1, k, v, d, n_keys - 1, scale,
+        kvp_attn_forward(q + (size_t)h * q_hstride, 0, 1, k, v, type, d, n_keys - 1, scale,
                          out + (size_t)h * out_hstride, 0, row_max + (size_t)h * rs_hstride,
                          row_sum + (size_t)h * rs_hstride,
                          z_rows ? z_rows + (size_t)h * z_hstride : NULL);
 }
 
-#ifdef __AVX512F__
+#ifdef KVA_AVX512
 /* Pass 2 for a block of nr <= 16 rows (row 0 sees keys 0..kv_base), rows
  * vectorised as in pass 1: per key, the 16 rows' weights (and v_j . o_i)
  * come out as one vector and are summed into the column in double, lanes
  * in a fixed order. */
-static void colreduce_block16(const float *q, size_t q_stride, int nr, const float *k,
-                              const float *v, int d, int kv_base, float scale,
+static void colreduce_block16(const float *q, size_t q_stride, int nr, const void *k,
+                              const void *v, kvp_kv_type type, int d, int kv_base, float scale,
                               const float *row_max, const float *row_sum, const float *out,
                               size_t out_stride, int col_begin, int col_end,
                               const kvp_colreduce_req *req, const float *out_sq,
@@ -487,17 +630,20 @@ static void colreduce_block16(const float *q, size_t q_stride, int nr, const flo
     const __mmask16 rows = (__mmask16)(0xFFFFu >> (16 - nr));
     for (int j0 = col_begin; j0 < c_end; j0 += 16) {
         const int nk = c_end - j0 < 16 ? c_end - j0 : 16;
-        const float *kb = k + (size_t)j0 * d, *vb = v + (size_t)j0 * d;
-        if (nk < 16) {
-            memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
-            memcpy(kpad, kb, sizeof(float) * (size_t)nk * d);
+        /* float32 blocks of 16 are read in place; others are widened and
+         * zero-padded (never read past the keys) */
+        const bool direct = type == KVP_KV_F32 && nk == 16;
+        const float *kb = (const float *)k + (size_t)j0 * d, *vb = (const float *)v + (size_t)j0 * d;
+        if (!direct) {
+            if (nk < 16) memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
+            kva_load_rows(kpad, kv_row(k, (size_t)j0, d, type), (size_t)nk * d, type);
             kb = kpad;
         }
         block_logits16(qt, kb, d, s);
         if (key) {
-            if (nk < 16) {
-                memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
-                memcpy(kpad, vb, sizeof(float) * (size_t)nk * d);
+            if (!direct) {
+                if (nk < 16) memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
+                kva_load_rows(kpad, kv_row(v, (size_t)j0, d, type), (size_t)nk * d, type);
                 vb = kpad;
             }
             block_logits16(ot, vb, d, vo);
@@ -544,7 +690,8 @@ static void colreduce_block16(const float *q, size_t q_stride, int nr, const flo
  * over keys (8 columns of doubles at a time; each column still sums its
  * rows in increasing order). */
 static void colreduce_rows_keyvec(const float *q, size_t q_stride, int row_begin, int row_end,
-                                  const float *k, const float *v, int d, int kv_base,
+                                  const void *k, const void *v, kvp_kv_type type, int d,
+                                  int kv_base,
                                   float scale, const float *row_max, const float *row_sum,
                                   const float *out, size_t out_stride, int col_begin,
                                   int col_end, const kvp_colreduce_req *req, const float *z_row,
@@ -560,8 +707,8 @@ static void colreduce_rows_keyvec(const float *q, size_t q_stride, int row_begin
             const int nt = c_end - j0 < TILE ? c_end - j0 : TILE;
             /* z: scaled logits (pass 1's when it saved them) */
             if (z_row) memcpy(z, z_row + j0, sizeof(float) * (size_t)nt);
-            else keyvec_logits(qi, k + (size_t)j0 * d, d, nt, scale, z);
-            if (req->key) keyvec_logits(oi, v + (size_t)j0 * d, d, nt, 1.0f, vo);
+            else keyvec_logits(qi, kv_row(k, (size_t)j0, d, type), d, nt, scale, z, type);
+            if (req->key) keyvec_logits(oi, kv_row(v, (size_t)j0, d, type), d, nt, 1.0f, vo, type);
             for (int t0 = 0; t0 < nt; t0 += 8) {
                 const int left = nt - t0;
                 const __mmask8 cols = left >= 8 ? (__mmask8)0xFF : (__mmask8)(0xFFu >> (8 - left));
@@ -598,36 +745,39 @@ static void colreduce_rows_keyvec(const float *q, size_t q_stride, int row_begin
 #endif
 
 void kvp_attn_colreduce(const float *q, size_t q_stride, int row_begin,
-                        int row_end, const float *k, const float *v, int d,
+                        int row_end, const void *k, const void *v, kvp_kv_type type, int d,
                         int kv_base, float scale, const float *row_max,
                         const float *row_sum, const float *out,
                         size_t out_stride, int col_begin, int col_end,
                         const kvp_colreduce_req *req, const float *z_row,
                         double *col_attn, double *col_key) {
     if (row_end - row_begin != 1) z_row = NULL;
-#ifdef __AVX512F__
+#ifdef KVA_AVX512
     if (row_end - row_begin >= MIN_ROWS_VEC) {
         for (int r0 = row_begin; r0 < row_end; r0 += RB)
             colreduce_block16(q + (size_t)r0 * q_stride, q_stride,
-                              row_end - r0 < RB ? row_end - r0 : RB, k, v, d, kv_base + r0,
+                              row_end - r0 < RB ? row_end - r0 : RB, k, v, type, d, kv_base + r0,
                               scale, row_max + r0, row_sum + r0, out + (size_t)r0 * out_stride,
                               out_stride, col_begin, col_end, req,
                               req->key ? req->out_sq + r0 : NULL, col_attn, col_key);
     } else {
-        colreduce_rows_keyvec(q, q_stride, row_begin, row_end, k, v, d, kv_base, scale, row_max,
+        colreduce_rows_keyvec(q, q_stride, row_begin, row_end, k, v, type, d, kv_base, scale, row_max,
                               row_sum, out, out_stride, col_begin, col_end, req, z_row, col_attn,
                               col_key);
     }
     return;
 #endif
     float kt[MAX_D * TILE], vt[MAX_D * TILE];
+    float kbuf[MAX_D * TILE], vbuf[MAX_D * TILE]; /* a half tile, widened */
     float z[TILE], vo[TILE];
     const bool transposed = row_end - row_begin >= MIN_ROWS_TRANSPOSED;
     for (int j0 = col_begin; j0 < col_end; j0 += TILE) {
         int nt_all = col_end - j0 < TILE ? col_end - j0 : TILE;
+        const float *kf = z_row && !transposed ? NULL : rows_f32(k, j0, nt_all, d, type, kbuf);
+        const float *vf = req->key ? rows_f32(v, j0, nt_all, d, type, vbuf) : NULL;
         if (transposed) {
-            transpose_tile(k + (size_t)j0 * d, d, nt_all, kt);
-            if (req->key) transpose_tile(v + (size_t)j0 * d, d, nt_all, vt);
+            transpose_tile(kf, d, nt_all, kt);
+            if (req->key) transpose_tile(vf, d, nt_all, vt);
         }
         /* row i sees key j when j <= kv_base + i */
         int i0 = j0 - kv_base > row_begin ? j0 - kv_base : row_begin;
@@ -641,8 +791,8 @@ void kvp_attn_colreduce(const float *q, size_t q_stride, int row_begin,
                 /* v_j . o_i for the tile, vectorised over keys like z */
                 if (req->key) tile_logits(oi, vt, d, nt, 1.0f, vo);
             } else {
-                if (!z_row) direct_logits(qi, k + (size_t)j0 * d, d, nt, 1.0f, z);
-                if (req->key) direct_logits(oi, v + (size_t)j0 * d, d, nt, 1.0f, vo);
+                if (!z_row) direct_logits(qi, kf, d, nt, 1.0f, z);
+                if (req->key) direct_logits(oi, vf, d, nt, 1.0f, vo);
             }
             const float m = row_max[i], inv_l = 1.0f / row_sum[i];
             for (int t = 0; t < nt; t++) {

@@ -14,6 +14,11 @@
  * Both passes are single-threaded and deterministic; the caller parallelises
  * over heads, query tiles (pass 1) and key-column blocks (pass 2), so each
  * column is always summed by one thread in increasing row order.
+ *
+ * K and V rows are stored in a kvp_kv_type (float32, f16 or bf16; rows of d
+ * elements, row j at element j*d) and widened to float32 exactly, so the
+ * results are those of float32 rows holding the rounded values. Queries,
+ * outputs, logits and scores are float32/float64 whatever the type.
  */
 #ifndef KVP_KERNELS_ATTENTION_H
 #define KVP_KERNELS_ATTENTION_H
@@ -21,16 +26,25 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "kvprune.h"
+
 /* Largest head dimension the kernels take (tiles live on the stack). */
 #define KVP_ATTN_MAX_HEAD_DIM 256
 
-/* q rows at q + i*q_stride; k, v rows at k + j*d; out rows at
+/* Bytes of one element of type t (4 or 2). */
+size_t kva_elem_size(kvp_kv_type t);
+/* n elements of type t to float32 (exact) and float32 to type t (round to
+ * nearest even; f32: a copy). */
+void kva_load_rows(float *dst, const void *src, size_t n, kvp_kv_type t);
+void kva_store_rows(void *dst, const float *src, size_t n, kvp_kv_type t);
+
+/* q rows at q + i*q_stride; k, v rows (of type kv_type) at row j*d; out rows at
  * out + i*out_stride. row_max/row_sum receive m_i and l_i for rows 0..n_q-1.
  * z_row (NULL, or used only when n_q == 1: decode) receives the row's
  * scaled logits z_0j for j <= kv_base, so that pass 2 need not recompute
  * them. */
 void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
-                      const float *k, const float *v, int d, int kv_base,
+                      const void *k, const void *v, kvp_kv_type kv_type, int d, int kv_base,
                       float scale, float *out, size_t out_stride,
                       float *row_max, float *row_sum, float *z_row);
 
@@ -41,7 +55,7 @@ void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
  * h*z_hstride. The same bits as kvp_attn_forward on each head with
  * n_q = 1 and kv_base = n_keys - 1; K/V are read once for the group. */
 void kvp_attn_forward_heads(const float *q, size_t q_hstride, int n_heads,
-                            const float *k, const float *v, int d, int n_keys,
+                            const void *k, const void *v, kvp_kv_type kv_type, int d, int n_keys,
                             float scale, float *out, size_t out_hstride,
                             float *row_max, float *row_sum, size_t rs_hstride,
                             float *z_rows, size_t z_hstride);
@@ -63,7 +77,7 @@ typedef struct kvp_colreduce_req {
 } kvp_colreduce_req;
 
 void kvp_attn_colreduce(const float *q, size_t q_stride, int row_begin,
-                        int row_end, const float *k, const float *v, int d,
+                        int row_end, const void *k, const void *v, kvp_kv_type kv_type, int d,
                         int kv_base, float scale, const float *row_max,
                         const float *row_sum, const float *out,
                         size_t out_stride, int col_begin, int col_end,

@@ -96,6 +96,14 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
     p.gqa_mode = strcmp(json_string_value(json_object_get(cfg, "gqa")), "kv") == 0
                      ? KVP_GQA_PER_KV_HEAD
                      : KVP_GQA_PER_QUERY_HEAD;
+    /* K/V storage: float32 unless the configuration names a half type (the
+     * reference then rounds K and V as the cache stores them) */
+    p.kv_type = KVP_KV_F32;
+    const char *kvt = json_string_value(json_object_get(cfg, "kv_type"));
+    if (kvt && !kvp_kv_type_parse(kvt, &p.kv_type)) {
+        fprintf(stderr, "bad kv_type '%s' in the golden\n", kvt);
+        return 1;
+    }
     int chunk = (int)json_integer_value(json_object_get(cfg, "chunk"));
     if (strcmp(budget, "abs") == 0) {
         p.num_recent = (int)json_integer_value(json_object_get(cfg, "num_recent"));
@@ -107,9 +115,10 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
         p.num_recent = (int)json_integer_value(json_object_get(cfg, "num_recent"));
         p.cache_ratio = json_real_value(json_object_get(cfg, "cache_ratio"));
     }
-    snprintf(name, sizeof name, "%s/%s/evict=%d/%s/stream=%d/chunk=%d%s", p.method,
+    snprintf(name, sizeof name, "%s/%s/evict=%d/%s/stream=%d/chunk=%d%s/%s", p.method,
              budget, p.decode_evict, p.gqa_mode ? "kv" : "q", p.streaming, chunk,
-             json_object_get(cfg, "decode_blocks") ? "/decode-blocks" : "");
+             json_object_get(cfg, "decode_blocks") ? "/decode-blocks" : "",
+             kvp_kv_type_name(p.kv_type));
     double margin = json_real_value(json_object_get(cfg, "min_margin"));
     if (json_is_integer(json_object_get(cfg, "min_margin")))
         margin = (double)json_integer_value(json_object_get(cfg, "min_margin"));
@@ -205,7 +214,8 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
     kvp_cache_stats st;
     kvp_cache_get_stats(c, &st);
     CHECK_EQ_INT(st.n_seen, T);
-    CHECK_EQ_INT(st.kv_bytes, (size_t)st.n_kept_total * 2 * d * sizeof(float));
+    CHECK_EQ_INT(st.kv_bytes, (size_t)st.n_kept_total * 2 * d *
+                                  (p.kv_type == KVP_KV_F32 ? sizeof(float) : sizeof(uint16_t)));
     kvp_cache_free(c);
     *out_all = outs;
     *out_len = (size_t)s->n_layer * T * step_out;
@@ -246,12 +256,18 @@ static int run_shape(const char *base) {
     fclose(f);
     json_t *cfgs = json_object_get(doc, "configs");
     int n_cfg = (int)json_array_size(cfgs), n_bad = 0, n_sel = 0;
-    double max_diff = 0.0;
+    /* per kv_type (f32, f16, bf16): configurations, fully compared, max diff */
+    int n_type[3] = {0}, sel_type[3] = {0};
+    double diff_type[3] = {0};
     for (int i = 0; i < n_cfg; i++) {
         float *o1 = NULL, *o3 = NULL;
         size_t n1 = 0, n3 = 0;
+        kvp_kv_type t = KVP_KV_F32;
+        const char *kvt = json_string_value(json_object_get(json_array_get(cfgs, (size_t)i), "kv_type"));
+        if (kvt) kvp_kv_type_parse(kvt, &t);
         int f1 = run_config(&s, json_array_get(cfgs, (size_t)i), 1, &o1, &n1,
-                            &max_diff, &n_sel);
+                            &diff_type[t], &sel_type[t]);
+        n_type[t]++;
         n_bad += f1 != 0;
         if (i % 5 == 0) {
             /* results must not depend on the thread count */
@@ -264,9 +280,13 @@ static int run_shape(const char *base) {
         free(o1);
         free(o3);
     }
+    for (int t = 0; t < 3; t++) n_sel += sel_type[t];
     printf("%s: %d configurations, %d failed, %d with selections and outputs "
-           "compared (the rest: reference margin < %g), max output diff %.3g\n",
-           base, n_cfg, n_bad, n_sel, MARGIN_MIN, max_diff);
+           "compared (the rest: reference margin < %g)\n",
+           base, n_cfg, n_bad, n_sel, MARGIN_MIN);
+    for (int t = 0; t < 3; t++)
+        printf("  kv_type %-4s: %3d configurations, %3d compared in full, max output diff %.3g\n",
+               kvp_kv_type_name((kvp_kv_type)t), n_type[t], sel_type[t], diff_type[t]);
     CHECK_MSG(n_sel >= MIN_COMPARED, "%s: only %d configurations compared in full (want >= %d)",
               base, n_sel, MIN_COMPARED);
     free(s.data);

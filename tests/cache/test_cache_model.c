@@ -136,6 +136,14 @@ static void run_fixture(const char *name) {
         p.gqa_mode = strcmp(json_string_value(json_object_get(cfg, "gqa")), "kv") == 0
                          ? KVP_GQA_PER_KV_HEAD
                          : KVP_GQA_PER_QUERY_HEAD;
+        /* float32 K/V unless the configuration names a half type (the
+         * reference then rounds K and V as the cache stores them) */
+        p.kv_type = KVP_KV_F32;
+        const char *kvt = json_string_value(json_object_get(cfg, "kv_type"));
+        if (kvt && !kvp_kv_type_parse(kvt, &p.kv_type)) {
+            CHECK_MSG(0, "%s: bad kv_type '%s' in the golden", name, kvt);
+            continue;
+        }
         if (strcmp(budget, "abs") == 0) {
             p.num_recent = (int)json_integer_value(json_object_get(cfg, "num_recent"));
             p.num_heavy = (int)json_integer_value(json_object_get(cfg, "num_heavy"));
@@ -147,9 +155,9 @@ static void run_fixture(const char *name) {
             p.cache_ratio = json_real_value(json_object_get(cfg, "cache_ratio"));
         }
         char label[160];
-        snprintf(label, sizeof label, "%s: %s/%s/evict=%d/%s/stream=%d/chunk=%d", name,
+        snprintf(label, sizeof label, "%s: %s/%s/evict=%d/%s/stream=%d/chunk=%d/%s", name,
                  p.method, budget, p.decode_evict, p.gqa_mode ? "kv" : "q", p.streaming,
-                 (int)json_integer_value(json_object_get(cfg, "chunk")));
+                 (int)json_integer_value(json_object_get(cfg, "chunk")), kvp_kv_type_name(p.kv_type));
         kvp_cache *cache = NULL;
         st = kvp_cache_new(model, &p, &cache, &err);
         CHECK_MSG(st == KVP_OK, "%s: %s", label, err.message);

@@ -240,12 +240,36 @@ static void test_positions_and_modes(void) {
     kvp_cache_get_stats(ck, &sk);
     CHECK_EQ_INT(sq.n_streams, NH);
     CHECK_EQ_INT(sk.n_streams, NKV);
-    CHECK_EQ_INT(sq.kv_bytes, (size_t)20 * NL * NH * 2 * D * sizeof(float));
+    /* the default kv_type is f16: 2 bytes an element */
+    CHECK_EQ_INT(sq.kv_bytes, (size_t)20 * NL * NH * 2 * D * 2);
     CHECK_EQ_INT(sk.kv_bytes * (NH / NKV), sq.kv_bytes);
     CHECK_EQ_INT(sq.kv_bytes_full, sq.kv_bytes);
     CHECK_EQ_INT(sq.num_recent, -1);
+    CHECK_EQ_INT(kvc_alloc_bytes(cq) % ((size_t)2 * D * 2), 0);
     kvp_cache_free(cq);
     kvp_cache_free(ck);
+    /* kv_type: float32 doubles the bytes, bf16 matches f16, others fail */
+    kvp_kv_type types[] = {KVP_KV_F32, KVP_KV_F16, KVP_KV_BF16};
+    size_t per[] = {4, 2, 2};
+    for (int i = 0; i < 3; i++) {
+        p = qparams();
+        p.kv_type = types[i];
+        CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &cq, &err) == KVP_OK);
+        CHECK(feed(cq, 20, 0, 20, &err) == KVP_OK);
+        kvp_cache_get_stats(cq, &sq);
+        CHECK_EQ_INT(sq.kv_bytes, (size_t)20 * NL * NH * 2 * D * per[i]);
+        CHECK_EQ_INT(sq.kv_bytes_peak, sq.kv_bytes);
+        kvp_cache_free(cq);
+        kvp_kv_type back;
+        CHECK(kvp_kv_type_parse(kvp_kv_type_name(types[i]), &back) && back == types[i]);
+    }
+    kvp_kv_type back = KVP_KV_F16;
+    CHECK(!kvp_kv_type_parse("f8", &back) && !kvp_kv_type_parse(NULL, &back));
+    CHECK(kvp_kv_type_name((kvp_kv_type)7) == NULL);
+    p = qparams();
+    p.kv_type = (kvp_kv_type)7;
+    CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &cq, &err) == KVP_ERR_INVALID_ARG);
+    CHECK(strstr(err.message, "kv_type") != NULL);
 }
 
 /* Budgets on short prompts: one rule for every kind (kvprune.h). */
@@ -401,7 +425,7 @@ static void test_memory(void) {
     CHECK_MSG(feed(c, 5120, 256, 5120, &err) == KVP_OK, "%s", err.message);
     kvp_cache_stats st;
     kvp_cache_get_stats(c, &st);
-    size_t tok = 2 * D * sizeof(float);
+    size_t tok = 2 * D * sizeof(uint16_t); /* f16 K and V, the default */
     CHECK_EQ_INT(st.n_kept_total, 64 * NL * NH);
     CHECK(st.kv_bytes_peak <= (size_t)(64 + 256) * NL * NH * tok);
     CHECK_EQ_INT(st.kv_bytes_full, (size_t)5120 * NL * NH * tok);

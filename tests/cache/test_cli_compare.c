@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
     snprintf(cmd, sizeof cmd,
              "%s compare -m %s --prompt-ids %s --methods full,h2o,kvcVK "
              "--num-recent 6 --num-heavy 10 -n 16 --ignore-eos --json -t 1 --dump-kept %s "
-             "--gqa-mode per-query-head",
+             "--gqa-mode per-query-head --kv-type f32",
              argv[1], model, ids, prefix);
     int status = -1;
     char *out = kvp_test_capture(cmd, &status);

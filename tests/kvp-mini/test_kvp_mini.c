@@ -54,6 +54,7 @@ int main(int argc, char **argv) {
     kvp_model_info info;
     kvp_model_get_info(m, &info);
     kvp_cache_params cp = kvp_cache_default_params();
+    cp.kv_type = KVP_KV_F32; /* the reference keeps K/V exact */
     kvp_cache *c = NULL;
     CHECK(kvp_cache_new(m, &cp, &c, &err) == KVP_OK);
     rec r = {malloc(sizeof(float) * (n_gen + 1) * info.n_vocab), 0, (int)n_gen + 1, info.n_vocab};

@@ -44,7 +44,7 @@ for fx in llama-attnbias llama-tok-bf16 llama-hd64-bf16 llama-gqa llama3-rope-ti
   prompt=$(grep -A40 '"prompt_ids"' "$dir/golden.json" | tr -d ' \n' | sed 's/.*"prompt_ids":\[\([0-9,]*\)\].*/\1/')
   "$KVP" convert -m "$dir" -o "$WORK/$fx.gguf" 2>/dev/null || { echo "$fx: convert failed"; fail=1; continue; }
   out=$("$KVP" generate -m "$WORK/$fx.gguf" --prompt-ids "$prompt" -n $STEPS --ignore-eos --threads 1 \
-        --json --dump-logits "$WORK/$fx.f32") || { echo "$fx: kvprune generate failed"; fail=1; continue; }
+        --kv-type f32 --json --dump-logits "$WORK/$fx.f32") || { echo "$fx: kvprune generate failed"; fail=1; continue; }
   ids=$(echo "$out" | sed 's/.*"ids":\[\([0-9,]*\)\].*/\1/')
   echo "== $fx: kvprune ids: $ids"
   if ! "$WORK/llama_peer" "$BINS" "$WORK/$fx.gguf" "$prompt" $STEPS "$WORK/$fx.f32" "$ids"; then

@@ -75,9 +75,10 @@ int main(int argc, char **argv) {
     char args[2048];
     snprintf(args, sizeof args,
              "generate -m " FIX " --prompt-ids %s -n 32 --ignore-eos --json --threads 2 "
-             "--dump-logits %s/logits.f32",
+             "--kv-type f32 --dump-logits %s/logits.f32",
              ids, tmp);
     json_t *j = gen_json(args);
+    json_int_t kv_bytes_f32 = j ? json_integer_value(json_object_get(json_object_get(j, "stats"), "kv_bytes")) : 0;
     if (j) {
         CHECK(json_equal(json_object_get(j, "prompt_ids"), gp));
         CHECK(json_equal(json_object_get(j, "ids"), gids));
@@ -113,6 +114,19 @@ int main(int argc, char **argv) {
     CHECK_MSG(worst <= 1e-4, "dumped logits differ from golden by %g", worst);
     free(mine);
     free(gold);
+
+    /* --kv-type: f16 (the default) and bf16 store 2 bytes an element */
+    const char *kvt[] = {"", "--kv-type f16", "--kv-type bf16"};
+    for (int t = 0; t < 3; t++) {
+        snprintf(args, sizeof args, "generate -m " FIX " --prompt-ids %s -n 32 --ignore-eos --json %s",
+                 ids, kvt[t]);
+        json_t *jt = gen_json(args);
+        CHECK_MSG(jt != NULL, "'%s' failed", args);
+        if (!jt) continue;
+        CHECK_EQ_INT(2 * json_integer_value(json_object_get(json_object_get(jt, "stats"), "kv_bytes")),
+                     kv_bytes_f32);
+        json_decref(jt);
+    }
 
     /* Stop at EOS: a copy of the fixture whose EOS is the 6th greedy id. */
     char d[400];
@@ -238,6 +252,8 @@ int main(int argc, char **argv) {
         {"generate -m " FIX " --prompt-ids 1 --bogus", 2, "--bogus"},
         {"generate -m " FIX " --prompt-ids 1 -n x", 2, "-n"},
         {"generate -m " FIX " --prompt-ids 1,a", 2, "--prompt-ids"},
+        {"generate -m " FIX " --prompt-ids 1 --kv-type f8", 2, "--kv-type"},
+        {"compare -m " FIX " --prompt-ids 1 --kv-type q8_0", 2, "--kv-type"},
         {"convert -m " FIX " -o /nonexistent-dir/x.gguf", 1, "x.gguf"},
         {"convert -m " FIX " -o x.gguf --type q4", 2, "--type"},
         {"info -m tests/data/model/README-not-here", 1, "README-not-here"},

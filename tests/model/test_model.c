@@ -81,6 +81,7 @@ static bool generate(const char *path, const golden *g, int threads, int chunk, 
     }
     kvp_cache *c = NULL;
     kvp_cache_params cp = kvp_cache_default_params();
+    cp.kv_type = KVP_KV_F32; /* the reference keeps K/V exact */
     if (kvp_cache_new(m, &cp, &c, &err)) {
         fprintf(stderr, "cache: %s\n", err.message);
         kvp_model_free(m);
@@ -131,6 +132,7 @@ static void check_eval(const char *path, const golden *g, const run *ref) {
     if (kvp_model_load(path, &mp, &m, &err)) return;
     kvp_cache *c = NULL;
     kvp_cache_params cp = kvp_cache_default_params();
+    cp.kv_type = KVP_KV_F32; /* the reference keeps K/V exact */
     CHECK(kvp_cache_new(m, &cp, &c, &err) == KVP_OK);
     float *lg = malloc((size_t)g->n_vocab * sizeof(float));
     CHECK(kvp_eval(m, c, g->prompt, g->n_prompt, lg, &err) == KVP_OK);

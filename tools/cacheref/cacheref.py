@@ -159,6 +159,23 @@ def choose(scores, L, r, h, sink, coming, pool):
     return keep, margin
 
 
+def round_kv(x, kv_type):
+    """K or V rows as the cache stores them (kv_type "f32", "f16", "bf16").
+
+    The cache receives float32 rows and rounds them to nearest even; "f32"
+    leaves the reference's float64 values as they are."""
+    if kv_type == "f32":
+        return x
+    x32 = np.asarray(x, dtype=np.float32)
+    if kv_type == "f16":
+        return x32.astype(np.float16).astype(np.float64)
+    if kv_type == "bf16":
+        b = x32.view(np.uint32).astype(np.uint64)
+        b = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) << 16
+        return b.astype(np.uint32).view(np.float32).astype(np.float64)
+    raise ValueError("unknown kv_type " + kv_type)
+
+
 class Stream:
     def __init__(self, d):
         self.k = np.zeros((0, d))
@@ -176,7 +193,8 @@ class Stream:
 
 class Cache:
     """cfg: method, budget ('abs'|'ratio'|'cache_ratio') + its numbers,
-    decode_evict, streaming, gqa ('q'|'kv')."""
+    decode_evict, streaming, gqa ('q'|'kv'), kv_type ('f32' when absent,
+    'f16', 'bf16': K and V are rounded when stored, as the cache does)."""
 
     def __init__(self, cfg, n_layer, n_head, n_head_kv, d):
         self.cfg = cfg
@@ -241,7 +259,8 @@ class Cache:
             if self.pre_coming:
                 self.evict(st, self.pre_coming)
             kvh = s if self.cfg["gqa"] == "kv" else s // self.group
-            vk, vv = k[:, kvh, :], v[:, kvh, :]
+            kvt = self.cfg.get("kv_type", "f32")
+            vk, vv = round_kv(k[:, kvh, :], kvt), round_kv(v[:, kvh, :], kvt)
             st.k = np.concatenate([st.k, vk])
             st.v = np.concatenate([st.v, vv])
             st.pos = np.concatenate(

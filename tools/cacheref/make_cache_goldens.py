@@ -80,6 +80,27 @@ def configs():
                  chunk=0)
         c.update(BUDGETS[0])
         out.append(c)
+    # half-precision K/V (the reference rounds K and V as the cache stores
+    # them, so the tolerances stay those of float32); every configuration
+    # above has float32 K/V
+    for kvt in ("f16", "bf16"):
+        for name in ("full", "h2o", "tova", "snapkv", "kvcV", "kvcK", "kvcVK",
+                     "kvcVK+maxpool", "kvcV_fullhist", "sink"):
+            for gqa in ("q", "kv"):
+                for b in BUDGETS[:2]:
+                    c = dict(method=name, decode_evict=True, gqa=gqa,
+                             streaming=False, chunk=0, kv_type=kvt)
+                    c.update(b)
+                    out.append(c)
+        for name, chunk, blocks in (("h2o", 16, None), ("kvcVK", 7, None),
+                                    ("snapkv", 0, DECODE_BLOCKS),
+                                    ("kvcK+maxpool", 0, DECODE_BLOCKS)):
+            c = dict(method=name, decode_evict=True, gqa="kv",
+                     streaming=False, chunk=chunk, kv_type=kvt)
+            if blocks:
+                c["decode_blocks"] = blocks
+            c.update(BUDGETS[0])
+            out.append(c)
     return out
 
 

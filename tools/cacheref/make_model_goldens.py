@@ -53,6 +53,20 @@ def configs():
                      chunk=chunk)
             c.update(BUDGETS[0])
             out.append(c)
+    # half-precision K/V: the reference rounds K and V (float64 -> float32
+    # -> f16/bf16) as the cache stores them; every configuration above has
+    # float32 K/V
+    for kvt in ("f16", "bf16"):
+        for name in ("full", "h2o", "snapkv", "kvcVK", "tova", "sink"):
+            for gqa in ("q", "kv"):
+                c = dict(method=name, decode_evict=True, gqa=gqa,
+                         streaming=False, chunk=0, kv_type=kvt)
+                c.update(BUDGETS[0])
+                out.append(c)
+        c = dict(method="h2o", decode_evict=True, gqa="kv", streaming=False,
+                 chunk=8, kv_type=kvt)
+        c.update(BUDGETS[0])
+        out.append(c)
     return out
 
 
