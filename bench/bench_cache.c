@@ -23,6 +23,10 @@
  *                                       L layers (h2o, per-kv-head): one table
  *                                       row with the peak KV bytes and RSS
  *
+ * K/V storage: KV_TYPE=f32|f16|bf16 in the environment (default: the
+ * library's, f16); in a method list, "method:type" sets it per entry (e.g.
+ * full:f32,full:f16), so that types alternate within one run.
+ *
  * Threads: OMP_NUM_THREADS (or all cores). Medians of `runs` (default 3). */
 #include <math.h>
 #include <omp.h>
@@ -82,8 +86,32 @@ static double median(double *v, int n) {
     return v[n / 2];
 }
 
+/* The K/V type of the environment's KV_TYPE, else the library default. */
+static kvp_kv_type env_kv_type(void) {
+    kvp_kv_type t = kvp_cache_default_params().kv_type;
+    const char *e = getenv("KV_TYPE");
+    if (e && !kvp_kv_type_parse(e, &t)) {
+        fprintf(stderr, "KV_TYPE: '%s' is not f32, f16 or bf16\n", e);
+        exit(2);
+    }
+    return t;
+}
+
+/* "method[:type]" -> a cache of `layers` layers. */
 static kvp_cache *make(const char *method, int r, int h, kvp_gqa_mode mode, int layers) {
     kvp_cache_params p = kvp_cache_default_params();
+    char name[64];
+    snprintf(name, sizeof name, "%s", method);
+    p.kv_type = env_kv_type();
+    char *colon = strchr(name, ':');
+    if (colon) {
+        *colon = '\0';
+        if (!kvp_kv_type_parse(colon + 1, &p.kv_type)) {
+            fprintf(stderr, "%s: '%s' is not f32, f16 or bf16\n", method, colon + 1);
+            exit(2);
+        }
+    }
+    method = name;
     p.method = method;
     p.num_recent = r;
     p.num_heavy = h;
@@ -216,7 +244,8 @@ int main(int argc, char **argv) {
         int n = atoi(argv[2]), steps = argc > 4 ? atoi(argv[4]) : 32;
         double ratio = atof(argv[3]);
         int budget = (int)(n * ratio), r = budget / 8;
-        printf("decode attention after %d tokens, 1 layer, %d threads, %d steps\n", n, nt, steps);
+        printf("decode attention after %d tokens, 1 layer, %d threads, %d steps, %s K/V\n", n, nt,
+               steps, kvp_kv_type_name(env_kv_type()));
         printf("| cache | head mode | KV tokens/stream | ms/token | tokens/s | KV MiB (12 layers) |\n"
                "|---|---|---:|---:|---:|---:|\n");
         for (int mode = 0; mode < 2; mode++)
@@ -255,7 +284,7 @@ int main(int argc, char **argv) {
                "ms/step | attention / read |\n|---|---:|---:|---:|---:|---:|\n");
         double first = 0.0;
         for (int m = 0; m < nm; m++) {
-            bool full = strcmp(list[m], "full") == 0;
+            bool full = strncmp(list[m], "full", 4) == 0 && (list[m][4] == '\0' || list[m][4] == ':');
             kvp_cache *c = make(list[m], r, budget - r, KVP_GQA_PER_KV_HEAD, layers);
             run_prefill(c, n, full ? 0 : 1024, layers, nt);
             double ms = decode_ms(c, layers, steps, nt, sweep, sweep_n);
@@ -266,7 +295,9 @@ int main(int argc, char **argv) {
             /* the floor: a plain read of as many K/V bytes, laid out the
              * same way (one block per stream), with the same sweeps */
             const int per_stream = (int)(st.n_kept_total / st.n_streams / layers);
-            const size_t stream_floats = (size_t)per_stream * 2 * D;
+            /* as many bytes as the stream holds (a multiple of 64 floats) */
+            const size_t stream_floats =
+                (size_t)(st.kv_bytes / (size_t)st.n_streams / (size_t)layers / sizeof(float)) / 64 * 64;
             float *kvb = malloc(sizeof(float) * stream_floats * (size_t)layers * KV);
             if (!kvb) return 2;
             fill(kvb, stream_floats * (size_t)layers * KV);
