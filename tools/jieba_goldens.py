@@ -69,6 +69,14 @@ ASCII_TOKENS = ["GPU", "iPhone", "Python3", "C++", "c++", "c#", "C#", "AT&T", "3
                 "OK", "Hello", "world", "tcp/ip", "a+b", "x&y", "100.00", "2.0版", "_", "-", "%",
                 "&", "#", "+", ".", "--", "__init__", "T恤", "B超", "CD机", "IP地址", "K歌之王",
                 "c语言", "C语言", "cd机", "ip地址", "Ａ", "ＢＣ", "１２３", "ｂ"]
+ENGLISH = ["the", "answer", "is", "Model", "GPT-4", "LLaMA", "U.S.", "Dr.", "e.g.", "i.e.",
+           "state-of-the-art", "don't", "it's", "50/50", "#1", "C#", "F#", "x86_64", "v2.0",
+           "3.0.1", "1e-5", "0x1F", "N/A", "a.m.", "R&D", "Q&A", "100%", "-1", "+1", "A+", "B-",
+           "hello_world", "__main__", "foo.bar", "...", "--verbose", "www.example.com"]
+CODE = ["http://www.example.com/a_b-c.html?x=1&y=2", "user@example.com", "def f(x):\n    return x+1",
+        "int main() { return 0; }", "a = [1, 2, 3]", "print('你好')", "SELECT * FROM t;",
+        "<div>中文</div>", "**粗体**", "# 标题\n- 列表", "$x^2$", "C:\\Users\\name", "~/.bashrc",
+        "k=v;k2=v2", "1+1=2", "a-b_c.d%e#f&g"]
 RARE = ([chr(c) for c in range(0x3400, 0x3420)] +          # CJK extension A
         [chr(c) for c in range(0x9FD6, 0x9FF0)] +          # CJK past jieba's range
         [chr(c) for c in range(0x20000, 0x20010)] +        # extension B (outside the BMP)
@@ -202,6 +210,24 @@ def corpus():
         out.append("".join(parts))
     for _ in range(350):                       # everything mixed
         out.append("".join(mixed_piece() for _ in range(R.randint(1, 25))))
+    for _ in range(200):                       # answer-like: dates, counts, English, code
+        parts = []
+        for _ in range(R.randint(1, 6)):
+            r = R.random()
+            if r < 0.25:
+                parts.append(R.choice(["%d年%d月%d日" % (R.randint(1900, 2099), R.randint(1, 12), R.randint(1, 31)),
+                                       "第%d章" % R.randint(1, 99), "约%d%%" % R.randint(1, 100),
+                                       "%d.%d万元" % (R.randint(1, 999), R.randint(0, 9)),
+                                       "%d个" % R.randint(0, 10**R.randint(1, 9)),
+                                       "%d:%02d" % (R.randint(0, 23), R.randint(0, 59)),
+                                       "１２３４５", "二〇二三年", "三百五十六"]))
+            elif r < 0.45:
+                parts.append(" ".join(R.choice(ENGLISH) for _ in range(R.randint(1, 8))))
+            elif r < 0.55:
+                parts.append(R.choice(CODE))
+            else:
+                parts.append(han_sentence(1, 5) + R.choice(["", "，", "。", "：", "\n", " "]))
+        out.append("".join(parts))
     for _ in range(24):                        # long paragraphs
         parts = []
         while sum(map(len, parts)) < R.randint(400, 2500):
