@@ -8,17 +8,21 @@
 # snapkv at 5%), peak RSS. Engines alternate within every repetition; the
 # report gives medians. Model files live in WORK only.
 #
-# usage: bench/quant_vs_llamacpp.sh KVPRUNE BENCH_QDOT WORK
+# usage: bench/quant_vs_llamacpp.sh BUILD_DIR WORK
+#   (BUILD_DIR: a Release build with kvprune, tests/model/kvp_bench and
+#   tests/model/bench_qdot)
 # environment (defaults): MODELS="qwen05 llama1b" TYPES="f16 q8_0 q4_k_m"
 #   PROMPTS="512 4096" NEW=64 REPS=3 THREADS=2 QWEN_VOCAB=151936
 #   LLAMA_VOCAB=128256 OURS_QUANT=1 (also time our own quantized files)
 # Prints a markdown table (also WORK/results.md) and keeps raw rows in
 # WORK/raw.tsv.
 set -euo pipefail
-KVP=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-QDOT=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
-mkdir -p "$3"
-WORK=$(cd "$3" && pwd)
+BUILD=$(cd "$1" && pwd)
+KVP=$BUILD/kvprune
+KB=$BUILD/tests/model/kvp_bench
+QDOT=$BUILD/tests/model/bench_qdot
+mkdir -p "$2"
+WORK=$(cd "$2" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 MODELS=${MODELS:-qwen05 llama1b}
 TYPES=${TYPES:-f16 q8_0 q4_k_m}
@@ -92,34 +96,22 @@ echo "cpu: $cpu; kvprune kernels: $("$KVP" info -m "${files[0]##* }" | sed -n 's
 echo "read bandwidth ($TH threads): $bw GB/s; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 raw="$WORK/raw.tsv"
-printf 'rep\tmodel\ttype\tquantizer\tprompt\tengine\tprefill_ms\tdecode_ms\tdecode_tokens\tpeak_rss_kb\tload\n' > "$raw"
-ours() { # FILE P [cache flags...] -> JSON line
-  local file=$1 P=$2; shift 2
-  local ids; ids=$(seq -s, 10 $((P + 9)))
-  local out
-  out=$(/usr/bin/time -f 'RSS %M' "$KVP" generate -m "$file" --prompt-ids "$ids" -n "$NEW" --ignore-eos \
-        --json --threads "$TH" "$@" 2>"$WORK/time.err")
-  local rss; rss=$(sed -n 's/^RSS //p' "$WORK/time.err")
-  echo "$out" | /usr/bin/python3 -c 'import json,sys; s=json.load(sys.stdin)["stats"]; print("%.3f\t%.3f\t%d" % (s["prefill_ms"], s["decode_ms"], s["generated_tokens"]-1))' |
-    sed "s/\$/\t$rss/"
-}
-theirs() { # FILE P
-  "$LB" "$BINS" run "$1" "$2" "$NEW" "$TH" |
-    /usr/bin/python3 -c 'import json,sys; s=json.load(sys.stdin); print("%.3f\t%.3f\t%d\t%d" % (s["prefill_ms"], s["decode_ms"], s["decode_tokens"], s["peak_rss_kb"]))'
-}
+printf 'rep\tmodel\ttype\tquantizer\tprompt\tengine\tprefill_ms\tdecode_ms\tprefill_cpu_ms\tdecode_cpu_ms\tdecode_tokens\tpeak_rss_kb\tload\n' > "$raw"
+fields='import json,sys; s=json.load(sys.stdin); print("\t".join(str(s[k]) for k in ("prefill_ms","decode_ms","prefill_cpu_ms","decode_cpu_ms","decode_tokens","peak_rss_kb")))'
+ours() { "$KB" "$@" | /usr/bin/python3 -c "$fields"; }
+theirs() { "$LB" "$BINS" run "$@" | /usr/bin/python3 -c "$fields"; }
 for rep in $(seq 1 "$REPS"); do
   for entry in "${files[@]}"; do
     read -r m t qz file <<< "$entry"
     for P in $PROMPTS; do
-      budget=$((P * 5 / 100)); recent=$((budget / 8))
       # Alternate which engine goes first.
       order="llama ours snap"; [ $((rep % 2)) = 0 ] && order="ours snap llama"
       for e in $order; do
         load=$(cut -d' ' -f1 /proc/loadavg)
         case $e in
-          llama) [ "$qz" = kvprune ] && continue; r=$(theirs "$file" "$P"); name=llama.cpp ;;
-          ours) r=$(ours "$file" "$P"); name=kvprune-full ;;
-          snap) r=$(ours "$file" "$P" --method snapkv --num-recent $recent --num-heavy $((budget - recent))); name=kvprune-snapkv5 ;;
+          llama) [ "$qz" = kvprune ] && continue; r=$(theirs "$file" "$P" "$NEW" "$TH"); name=llama.cpp ;;
+          ours) r=$(ours "$file" "$P" "$NEW" "$TH"); name=kvprune-full ;;
+          snap) r=$(ours "$file" "$P" "$NEW" "$TH" snapkv5); name=kvprune-snapkv5 ;;
         esac
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$m" "$t" "$qz" "$P" "$name" "$r" "$load" | tee -a "$raw" >&2
       done

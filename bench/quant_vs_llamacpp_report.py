@@ -3,67 +3,79 @@
 
 usage: quant_vs_llamacpp_report.py RAW.tsv WORK READ_GBS KVPRUNE
 
-Decode roofline: every weight byte is read once per token (the models tie
-the output to the token embedding, so that matrix is read whole) plus the
-full cache's K and V at the context length in F16, at the measured read
-bandwidth."""
+Tokens/s from process CPU time (robust on a shared machine with one
+thread) and from wall time. Decode roofline: every weight byte read once
+per token (the models tie the output to the token embedding, so that matrix
+is read whole) plus the full cache's K and V at the prompt length in F16,
+at the measured read bandwidth."""
 import collections
 import json
 import statistics
 import subprocess
 import sys
 
+ORDER = {"f16": 0, "q8_0": 1, "q4_k_m": 2}
+ENGINES = ("llama.cpp", "kvprune-full", "kvprune-snapkv5")
+
 
 def main():
     raw, work, bw, kvp = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-    rows = [l.rstrip("\n").split("\t") for l in open(raw)][1:]
+    lines = [l.rstrip("\n").split("\t") for l in open(raw)]
+    head, rows = lines[0], lines[1:]
     groups = collections.defaultdict(list)
-    files = {}
     for r in rows:
-        rep, m, t, qz, P, eng, pf, dc, nd, rss, load = r
-        groups[(m, t, qz, int(P), eng)].append((float(pf), float(dc), int(nd), int(rss), float(load)))
+        d = dict(zip(head, r))
+        key = (d["model"], d["type"], d["quantizer"], int(d["prompt"]), d["engine"])
+        groups[key].append(d)
+
     def med(key):
         g = groups.get(key)
         if not g:
             return None
         P = key[3]
-        return dict(prefill=statistics.median(P * 1000.0 / x[0] for x in g),
-                    decode=statistics.median(x[2] * 1000.0 / x[1] for x in g),
-                    rss=statistics.median(x[3] for x in g) / 1024.0, n=len(g),
-                    load=statistics.median(x[4] for x in g))
+        f = lambda name, fn: statistics.median(fn(x) for x in g)
+        return dict(
+            pf_cpu=f("", lambda x: P * 1000.0 / float(x["prefill_cpu_ms"])),
+            pf_wall=f("", lambda x: P * 1000.0 / float(x["prefill_ms"])),
+            dc_cpu=f("", lambda x: int(x["decode_tokens"]) * 1000.0 / float(x["decode_cpu_ms"])),
+            dc_wall=f("", lambda x: int(x["decode_tokens"]) * 1000.0 / float(x["decode_ms"])),
+            rss=f("", lambda x: int(x["peak_rss_kb"]) / 1024.0), n=len(g),
+            load=f("", lambda x: float(x["load"])))
+
     info = {}
+
     def model_info(m, t, qz):
         k = (m, t, qz)
         if k not in info:
-            path = "%s/%s-%s.gguf" % (work, m, t) if t == "f16" else "%s/%s-%s-%s.gguf" % (work, m, t, qz)
+            path = "%s/%s-f16.gguf" % (work, m) if t == "f16" else "%s/%s-%s-%s.gguf" % (work, m, t, qz)
             info[k] = json.loads(subprocess.check_output([kvp, "info", "-m", path, "--json"]))
         return info[k]
-    print("| model | weights (file by) | prompt | engine | prefill tok/s | ratio | decode tok/s | ratio | "
-          "roofline tok/s | % of roofline | peak RSS MiB | runs | load |")
+
+    print("| model | weights (quantized by) | prompt | engine | prefill tok/s cpu (wall) | ratio | "
+          "decode tok/s cpu (wall) | ratio | roofline tok/s | cpu/roofline | peak RSS MiB | runs | load |")
     print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    keys = sorted({k[:4] for k in groups}, key=lambda k: (k[0], ["f16", "q8_0", "q4_k_m"].index(k[1])
-                                                             if k[1] in ("f16", "q8_0", "q4_k_m") else 9,
-                                                         k[2], k[3]))
+    keys = sorted({k[:4] for k in groups}, key=lambda k: (k[0], ORDER.get(k[1], 9), k[2], k[3]))
     for m, t, qz, P in keys:
         base = med((m, t, "llama.cpp", P, "llama.cpp"))
         I = model_info(m, t, qz)
-        kv = 2 * I["n_layer"] * I["n_head_kv"] * I["head_dim"] * 2 * (P + 32)
+        kv = 2 * I["n_layer"] * I["n_head_kv"] * I["head_dim"] * 2 * P
         roof = bw * 1e9 / (I["weight_bytes"] + kv)
-        for eng in ("llama.cpp", "kvprune-full", "kvprune-snapkv5"):
+        for eng in ENGINES:
             s = med((m, t, qz, P, eng))
             if not s:
                 continue
-            rp = "%.2fx" % (s["prefill"] / base["prefill"]) if base and eng != "llama.cpp" else ""
-            rd = "%.2fx" % (s["decode"] / base["decode"]) if base and eng != "llama.cpp" else ""
-            label = t.upper() if t != "f16" else "F16"
-            by = "" if t == "f16" else " (%s)" % qz
-            print("| %s | %s%s | %d | %s | %.1f | %s | %.2f | %s | %.1f | %.0f%% | %.0f | %d | %.1f |" % (
-                m, label, by, P, eng, s["prefill"], rp, s["decode"], rd, roof, 100 * s["decode"] / roof,
-                s["rss"], s["n"], s["load"]))
+            mine = eng != "llama.cpp" and base
+            rp = "%.2fx" % (s["pf_cpu"] / base["pf_cpu"]) if mine else ""
+            rd = "%.2fx" % (s["dc_cpu"] / base["dc_cpu"]) if mine else ""
+            label = "F16" if t == "f16" else "%s (%s)" % (t.upper(), qz)
+            print("| %s | %s | %d | %s | %.1f (%.1f) | %s | %.2f (%.2f) | %s | %.1f | %.0f%% | %.0f | %d | %.1f |" % (
+                m, label, P, eng, s["pf_cpu"], s["pf_wall"], rp, s["dc_cpu"], s["dc_wall"], rd, roof,
+                100 * s["dc_cpu"] / roof, s["rss"], s["n"], s["load"]))
     print()
-    print("read bandwidth: %.2f GB/s; weight bytes per token: %s" % (
-        bw, ", ".join("%s %s (%s) %.0f MiB" % (k[0], k[1], k[2], v["weight_bytes"] / 1048576)
-                      for k, v in sorted(info.items()))))
+    print("Ratios: kvprune / llama.cpp on CPU-time tokens/s (llama.cpp on its own quantized file). "
+          "Read bandwidth %.2f GB/s. Weight bytes per token: %s." % (
+              bw, "; ".join("%s %s (%s) %.0f MiB" % (k[0], k[1], k[2], v["weight_bytes"] / 1048576)
+                            for k, v in sorted(info.items()))))
 
 
 if __name__ == "__main__":
