@@ -301,10 +301,10 @@ static kvp_status parse(gguf_file *g, kvp_error *err) {
     }
     g->n_kv = (int64_t)n_kv;
     g->alignment = GGUF_DEFAULT_ALIGNMENT;
-    int64_t ai = gguf_find_key(g, "general.alignment");
+    int64_t ai = kvgguf_find_key(g, "general.alignment");
     if (ai >= 0) {
         uint32_t a;
-        if (!gguf_get_u32(g, "general.alignment", &a) || a == 0 || (a & (a - 1)))
+        if (!kvgguf_get_u32(g, "general.alignment", &a) || a == 0 || (a & (a - 1)))
             return kvp_fail(err, KVP_ERR_FORMAT,
                             "%s: general.alignment must be a power of two (u32)", g->path);
         g->alignment = a;
@@ -348,7 +348,7 @@ static kvp_status parse(gguf_file *g, kvp_error *err) {
     return KVP_OK;
 }
 
-kvp_status gguf_open(const char *path, bool use_mmap, gguf_file **out, kvp_error *err) {
+kvp_status kvgguf_open(const char *path, bool use_mmap, gguf_file **out, kvp_error *err) {
     *out = NULL;
     gguf_file *g = calloc(1, sizeof *g);
     if (!g || !(g->path = strdup(path))) {
@@ -358,19 +358,19 @@ kvp_status gguf_open(const char *path, bool use_mmap, gguf_file **out, kvp_error
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
         kvp_status s = kvp_fail(err, KVP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        gguf_close(g);
+        kvgguf_close(g);
         return s;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        gguf_close(g);
+        kvgguf_close(g);
         return kvp_fail(err, KVP_ERR_IO, "%s: not a regular file", path);
     }
     g->size = (size_t)st.st_size;
     if (g->size == 0) {
         close(fd);
-        gguf_close(g);
+        kvgguf_close(g);
         return kvp_fail(err, KVP_ERR_FORMAT, "%s: empty file (not a GGUF file)", path);
     }
     kvp_status s = KVP_OK;
@@ -402,14 +402,14 @@ kvp_status gguf_open(const char *path, bool use_mmap, gguf_file **out, kvp_error
     close(fd);
     if (s == KVP_OK) s = parse(g, err);
     if (s != KVP_OK) {
-        gguf_close(g);
+        kvgguf_close(g);
         return s;
     }
     *out = g;
     return KVP_OK;
 }
 
-void gguf_close(gguf_file *g) {
+void kvgguf_close(gguf_file *g) {
     if (!g) return;
     for (int64_t i = 0; i < g->n_kv; i++) {
         free(g->kvs[i].key);
@@ -430,26 +430,26 @@ void gguf_close(gguf_file *g) {
     free(g);
 }
 
-const char *gguf_path(const gguf_file *g) { return g->path; }
-uint32_t gguf_version(const gguf_file *g) { return g->version; }
-int64_t gguf_n_kv(const gguf_file *g) { return g->n_kv; }
+const char *kvgguf_path(const gguf_file *g) { return g->path; }
+uint32_t kvgguf_version(const gguf_file *g) { return g->version; }
+int64_t kvgguf_n_kv(const gguf_file *g) { return g->n_kv; }
 
-int64_t gguf_find_key(const gguf_file *g, const char *key) {
+int64_t kvgguf_find_key(const gguf_file *g, const char *key) {
     for (int64_t i = 0; i < g->n_kv; i++)
         if (!strcmp(g->kvs[i].key, key)) return i;
     return -1;
 }
 
-const char *gguf_key(const gguf_file *g, int64_t i) {
+const char *kvgguf_key(const gguf_file *g, int64_t i) {
     return i >= 0 && i < g->n_kv ? g->kvs[i].key : NULL;
 }
 
-gguf_type gguf_kv_type(const gguf_file *g, int64_t i) {
+gguf_type kvgguf_kv_type(const gguf_file *g, int64_t i) {
     return i >= 0 && i < g->n_kv ? g->kvs[i].type : GGUF_TYPE_COUNT;
 }
 
 static const gguf_kv *find(const gguf_file *g, const char *key) {
-    int64_t i = gguf_find_key(g, key);
+    int64_t i = kvgguf_find_key(g, key);
     return i < 0 ? NULL : &g->kvs[i];
 }
 
@@ -480,7 +480,7 @@ static bool kv_int(const gguf_kv *kv, bool *neg, uint64_t *mag) {
     return true;
 }
 
-bool gguf_get_u32(const gguf_file *g, const char *key, uint32_t *out) {
+bool kvgguf_get_u32(const gguf_file *g, const char *key, uint32_t *out) {
     const gguf_kv *kv = find(g, key);
     bool neg;
     uint64_t mag;
@@ -489,7 +489,7 @@ bool gguf_get_u32(const gguf_file *g, const char *key, uint32_t *out) {
     return true;
 }
 
-bool gguf_get_i64(const gguf_file *g, const char *key, int64_t *out) {
+bool kvgguf_get_i64(const gguf_file *g, const char *key, int64_t *out) {
     const gguf_kv *kv = find(g, key);
     bool neg;
     uint64_t mag;
@@ -504,7 +504,7 @@ bool gguf_get_i64(const gguf_file *g, const char *key, int64_t *out) {
     return true;
 }
 
-bool gguf_get_f32(const gguf_file *g, const char *key, float *out) {
+bool kvgguf_get_f32(const gguf_file *g, const char *key, float *out) {
     const gguf_kv *kv = find(g, key);
     if (!kv) return false;
     if (kv->type == GGUF_TYPE_FLOAT32) {
@@ -520,21 +520,21 @@ bool gguf_get_f32(const gguf_file *g, const char *key, float *out) {
     return false;
 }
 
-bool gguf_get_bool(const gguf_file *g, const char *key, bool *out) {
+bool kvgguf_get_bool(const gguf_file *g, const char *key, bool *out) {
     const gguf_kv *kv = find(g, key);
     if (!kv || kv->type != GGUF_TYPE_BOOL) return false;
     *out = kv->data[0] != 0;
     return true;
 }
 
-const char *gguf_get_str(const gguf_file *g, const char *key, size_t *len) {
+const char *kvgguf_get_str(const gguf_file *g, const char *key, size_t *len) {
     const gguf_kv *kv = find(g, key);
     if (!kv || kv->type != GGUF_TYPE_STRING) return NULL;
     if (len) *len = (size_t)kv->len;
     return (const char *)kv->data;
 }
 
-bool gguf_get_arr_info(const gguf_file *g, const char *key, gguf_type *elem_type, uint64_t *n) {
+bool kvgguf_get_arr_info(const gguf_file *g, const char *key, gguf_type *elem_type, uint64_t *n) {
     const gguf_kv *kv = find(g, key);
     if (!kv || kv->type != GGUF_TYPE_ARRAY) return false;
     if (elem_type) *elem_type = kv->elem_type;
@@ -542,13 +542,13 @@ bool gguf_get_arr_info(const gguf_file *g, const char *key, gguf_type *elem_type
     return true;
 }
 
-const void *gguf_get_arr_data(const gguf_file *g, const char *key) {
+const void *kvgguf_get_arr_data(const gguf_file *g, const char *key) {
     const gguf_kv *kv = find(g, key);
     if (!kv || kv->type != GGUF_TYPE_ARRAY || kv->elem_type == GGUF_TYPE_STRING) return NULL;
     return kv->data;
 }
 
-const char *gguf_get_arr_str(const gguf_file *g, const char *key, uint64_t j, size_t *len) {
+const char *kvgguf_get_arr_str(const gguf_file *g, const char *key, uint64_t j, size_t *len) {
     const gguf_kv *kv = find(g, key);
     if (!kv || kv->type != GGUF_TYPE_ARRAY || kv->elem_type != GGUF_TYPE_STRING || j >= kv->len)
         return NULL;
@@ -558,13 +558,13 @@ const char *gguf_get_arr_str(const gguf_file *g, const char *key, uint64_t j, si
     return (const char *)(g->base + kv->str_offs[j] + 8);
 }
 
-int64_t gguf_n_tensors(const gguf_file *g) { return g->n_tensors; }
+int64_t kvgguf_n_tensors(const gguf_file *g) { return g->n_tensors; }
 
-const gguf_tensor_info *gguf_tensor(const gguf_file *g, int64_t i) {
+const gguf_tensor_info *kvgguf_tensor(const gguf_file *g, int64_t i) {
     return i >= 0 && i < g->n_tensors ? &g->tensors[i].info : NULL;
 }
 
-const gguf_tensor_info *gguf_find_tensor(const gguf_file *g, const char *name) {
+const gguf_tensor_info *kvgguf_find_tensor(const gguf_file *g, const char *name) {
     int64_t lo = 0, hi = g->n_tensors;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
@@ -627,9 +627,9 @@ struct gguf_writer {
     size_t n_t, cap_t;
 };
 
-gguf_writer *gguf_writer_new(void) { return calloc(1, sizeof(gguf_writer)); }
+gguf_writer *kvgguf_writer_new(void) { return calloc(1, sizeof(gguf_writer)); }
 
-void gguf_writer_free(gguf_writer *w) {
+void kvgguf_writer_free(gguf_writer *w) {
     if (!w) return;
     for (size_t i = 0; i < w->n_kv; i++) {
         free(w->kvs[i].key);
@@ -671,21 +671,21 @@ static kvp_status w_scalar(gguf_writer *w, const char *key, gguf_type t, const v
     return KVP_OK;
 }
 
-kvp_status gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v) {
+kvp_status kvgguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v) {
     return w_scalar(w, key, GGUF_TYPE_UINT32, &v);
 }
-kvp_status gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v) {
+kvp_status kvgguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v) {
     return w_scalar(w, key, GGUF_TYPE_INT32, &v);
 }
-kvp_status gguf_writer_set_f32(gguf_writer *w, const char *key, float v) {
+kvp_status kvgguf_writer_set_f32(gguf_writer *w, const char *key, float v) {
     return w_scalar(w, key, GGUF_TYPE_FLOAT32, &v);
 }
-kvp_status gguf_writer_set_bool(gguf_writer *w, const char *key, bool v) {
+kvp_status kvgguf_writer_set_bool(gguf_writer *w, const char *key, bool v) {
     uint8_t b = v ? 1 : 0;
     return w_scalar(w, key, GGUF_TYPE_BOOL, &b);
 }
 
-kvp_status gguf_writer_set_str(gguf_writer *w, const char *key, const char *v) {
+kvp_status kvgguf_writer_set_str(gguf_writer *w, const char *key, const char *v) {
     if (!w || !key || !v) return KVP_ERR_INVALID_ARG;
     wkv *kv = w_slot(w, key);
     uint32_t tt = GGUF_TYPE_STRING;
@@ -693,7 +693,7 @@ kvp_status gguf_writer_set_str(gguf_writer *w, const char *key, const char *v) {
     return KVP_OK;
 }
 
-kvp_status gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type elem_type,
+kvp_status kvgguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type elem_type,
                                const void *data, uint64_t n) {
     size_t es = scalar_size(elem_type);
     if (!w || !key || es == 0 || (n && !data) || n > SIZE_MAX / es) return KVP_ERR_INVALID_ARG;
@@ -705,7 +705,7 @@ kvp_status gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type elem_t
     return KVP_OK;
 }
 
-kvp_status gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *strs,
+kvp_status kvgguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *strs,
                                    const size_t *lens, uint64_t n) {
     if (!w || !key || (n && !strs)) return KVP_ERR_INVALID_ARG;
     for (uint64_t j = 0; j < n; j++)
@@ -721,7 +721,7 @@ kvp_status gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *
     return KVP_OK;
 }
 
-kvp_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t n_dims,
+kvp_status kvgguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t n_dims,
                                   const uint64_t *ne, uint32_t type, const void *data,
                                   uint64_t n_bytes) {
     if (!w || !name || n_dims < 1 || n_dims > GGUF_MAX_DIMS || !ne) return KVP_ERR_INVALID_ARG;
@@ -760,7 +760,7 @@ static uint64_t align_up(uint64_t x) {
 
 static bool write_all(FILE *f, const void *d, size_t n) { return fwrite(d, 1, n, f) == n; }
 
-kvp_status gguf_writer_write(gguf_writer *w, const char *path, kvp_error *err) {
+kvp_status kvgguf_writer_write(gguf_writer *w, const char *path, kvp_error *err) {
     if (!w || !path) return kvp_fail(err, KVP_ERR_INVALID_ARG, "gguf writer: no writer or path");
     wbuf hdr = {0};
     uint32_t version = 3;

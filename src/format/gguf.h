@@ -1,5 +1,7 @@
 /*
- * GGUF v2/v3 reader and writer (internal). The reader validates the whole
+ * GGUF v2/v3 reader and writer (internal).
+ * Functions carry the kvgguf_ prefix so the library links next to ggml,
+ * whose public gguf_* names these would otherwise duplicate. The reader validates the whole
  * header up front (counts, string lengths, tensor offsets against the file
  * size), so every accessor below is safe on a file that opened.
  */
@@ -82,58 +84,58 @@ typedef struct gguf_tensor_info {
     const void *data;     /* points into the mapped/read file */
 } gguf_tensor_info;
 
-kvp_status gguf_open(const char *path, bool use_mmap, gguf_file **out, kvp_error *err);
-void gguf_close(gguf_file *g);
-const char *gguf_path(const gguf_file *g);
-uint32_t gguf_version(const gguf_file *g);
+kvp_status kvgguf_open(const char *path, bool use_mmap, gguf_file **out, kvp_error *err);
+void kvgguf_close(gguf_file *g);
+const char *kvgguf_path(const gguf_file *g);
+uint32_t kvgguf_version(const gguf_file *g);
 
 /* Key/value metadata. Index -1 means "not present". */
-int64_t gguf_n_kv(const gguf_file *g);
-int64_t gguf_find_key(const gguf_file *g, const char *key);
-const char *gguf_key(const gguf_file *g, int64_t i);
-gguf_type gguf_kv_type(const gguf_file *g, int64_t i);
+int64_t kvgguf_n_kv(const gguf_file *g);
+int64_t kvgguf_find_key(const gguf_file *g, const char *key);
+const char *kvgguf_key(const gguf_file *g, int64_t i);
+gguf_type kvgguf_kv_type(const gguf_file *g, int64_t i);
 
 /* Scalars: each returns false when the key is missing or has another type
  * (integers of any width convert when the value fits). */
-bool gguf_get_u32(const gguf_file *g, const char *key, uint32_t *out);
-bool gguf_get_i64(const gguf_file *g, const char *key, int64_t *out);
-bool gguf_get_f32(const gguf_file *g, const char *key, float *out);
-bool gguf_get_bool(const gguf_file *g, const char *key, bool *out);
+bool kvgguf_get_u32(const gguf_file *g, const char *key, uint32_t *out);
+bool kvgguf_get_i64(const gguf_file *g, const char *key, int64_t *out);
+bool kvgguf_get_f32(const gguf_file *g, const char *key, float *out);
+bool kvgguf_get_bool(const gguf_file *g, const char *key, bool *out);
 /* Strings are not NUL-terminated in the file: use *len. */
-const char *gguf_get_str(const gguf_file *g, const char *key, size_t *len);
+const char *kvgguf_get_str(const gguf_file *g, const char *key, size_t *len);
 
 /* Arrays. */
-bool gguf_get_arr_info(const gguf_file *g, const char *key, gguf_type *elem_type, uint64_t *n);
+bool kvgguf_get_arr_info(const gguf_file *g, const char *key, gguf_type *elem_type, uint64_t *n);
 /* Element data of a numeric array (little-endian, packed), aligned to the
  * element size so it can be indexed as int32_t*, float*, ... */
-const void *gguf_get_arr_data(const gguf_file *g, const char *key);
+const void *kvgguf_get_arr_data(const gguf_file *g, const char *key);
 /* Element j of a string array. */
-const char *gguf_get_arr_str(const gguf_file *g, const char *key, uint64_t j, size_t *len);
+const char *kvgguf_get_arr_str(const gguf_file *g, const char *key, uint64_t j, size_t *len);
 
 /* Tensors. */
-int64_t gguf_n_tensors(const gguf_file *g);
-const gguf_tensor_info *gguf_tensor(const gguf_file *g, int64_t i);
-const gguf_tensor_info *gguf_find_tensor(const gguf_file *g, const char *name);
+int64_t kvgguf_n_tensors(const gguf_file *g);
+const gguf_tensor_info *kvgguf_tensor(const gguf_file *g, int64_t i);
+const gguf_tensor_info *kvgguf_find_tensor(const gguf_file *g, const char *name);
 
 /* Writer: collect metadata and tensors, then write in one go (to a temporary
  * file renamed into place on success). Data pointers must stay valid until
- * gguf_writer_write returns. */
+ * kvgguf_writer_write returns. */
 typedef struct gguf_writer gguf_writer;
-gguf_writer *gguf_writer_new(void);
-void gguf_writer_free(gguf_writer *w);
-kvp_status gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v);
-kvp_status gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v);
-kvp_status gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
-kvp_status gguf_writer_set_bool(gguf_writer *w, const char *key, bool v);
-kvp_status gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
+gguf_writer *kvgguf_writer_new(void);
+void kvgguf_writer_free(gguf_writer *w);
+kvp_status kvgguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v);
+kvp_status kvgguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v);
+kvp_status kvgguf_writer_set_f32(gguf_writer *w, const char *key, float v);
+kvp_status kvgguf_writer_set_bool(gguf_writer *w, const char *key, bool v);
+kvp_status kvgguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
 /* Numeric arrays: elem_type is a scalar gguf_type, data packed LE. */
-kvp_status gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type elem_type,
+kvp_status kvgguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type elem_type,
                                const void *data, uint64_t n);
-kvp_status gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *strs,
+kvp_status kvgguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *strs,
                                    const size_t *lens, uint64_t n);
-kvp_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t n_dims,
+kvp_status kvgguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t n_dims,
                                   const uint64_t *ne, uint32_t type, const void *data,
                                   uint64_t n_bytes);
-kvp_status gguf_writer_write(gguf_writer *w, const char *path, kvp_error *err);
+kvp_status kvgguf_writer_write(gguf_writer *w, const char *path, kvp_error *err);
 
 #endif

@@ -85,7 +85,7 @@ static kvp_status put(conv *c, const char *name, const kvp_weight *w, uint32_t t
     }
     free(f);
     uint64_t ne[2] = {(uint64_t)cols, (uint64_t)rows};
-    kvp_status s = gguf_writer_add_tensor(c->w, name, vec ? 1 : 2, ne, type, dst,
+    kvp_status s = kvgguf_writer_add_tensor(c->w, name, vec ? 1 : 2, ne, type, dst,
                                           (uint64_t)rows * row_bytes);
     if (s) return kvp_fail(c->err, s, "%s: cannot add tensor '%s'", c->out, name);
     return KVP_OK;
@@ -186,7 +186,7 @@ kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path, kvp_ft
     kvp_model *m = NULL;
     kvp_status st = kvp_model_load(in_path, &mp, &m, err);
     if (st) return st;
-    conv c = {gguf_writer_new(), NULL, 0, 0, err, out_path};
+    conv c = {kvgguf_writer_new(), NULL, 0, 0, err, out_path};
     if (!c.w) {
         st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
         goto done;
@@ -195,38 +195,38 @@ kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path, kvp_ft
     const char *a = kvp_arch_name(m->arch);
     char k[128];
 #define KEY(suffix) (snprintf(k, sizeof k, "%s." suffix, a), k)
-    TRY(gguf_writer_set_str(c.w, "general.architecture", a));
-    TRY(gguf_writer_set_str(c.w, "general.name", I->name));
-    TRY(gguf_writer_set_u32(c.w, "general.file_type", pre.file_type));
+    TRY(kvgguf_writer_set_str(c.w, "general.architecture", a));
+    TRY(kvgguf_writer_set_str(c.w, "general.name", I->name));
+    TRY(kvgguf_writer_set_u32(c.w, "general.file_type", pre.file_type));
     if (kvq_type_traits_of(pre.base)->quantized)
-        TRY(gguf_writer_set_u32(c.w, "general.quantization_version", 2)); /* ggml's GGML_QNT_VERSION */
-    TRY(gguf_writer_set_u32(c.w, KEY("context_length"), (uint32_t)I->n_ctx_train));
-    TRY(gguf_writer_set_u32(c.w, KEY("embedding_length"), (uint32_t)I->n_embd));
-    TRY(gguf_writer_set_u32(c.w, KEY("block_count"), (uint32_t)I->n_layer));
-    TRY(gguf_writer_set_u32(c.w, KEY("feed_forward_length"), (uint32_t)I->n_ff));
-    TRY(gguf_writer_set_u32(c.w, KEY("attention.head_count"), (uint32_t)I->n_head));
-    TRY(gguf_writer_set_u32(c.w, KEY("attention.head_count_kv"), (uint32_t)I->n_head_kv));
-    TRY(gguf_writer_set_u32(c.w, KEY("attention.key_length"), (uint32_t)I->head_dim));
-    TRY(gguf_writer_set_u32(c.w, KEY("attention.value_length"), (uint32_t)I->head_dim));
-    TRY(gguf_writer_set_u32(c.w, KEY("rope.dimension_count"), (uint32_t)I->head_dim));
-    TRY(gguf_writer_set_f32(c.w, KEY("rope.freq_base"), I->rope_theta));
-    TRY(gguf_writer_set_f32(c.w, KEY("attention.layer_norm_rms_epsilon"), I->rms_norm_eps));
-    TRY(gguf_writer_set_u32(c.w, KEY("vocab_size"), (uint32_t)I->n_vocab));
+        TRY(kvgguf_writer_set_u32(c.w, "general.quantization_version", 2)); /* ggml's GGML_QNT_VERSION */
+    TRY(kvgguf_writer_set_u32(c.w, KEY("context_length"), (uint32_t)I->n_ctx_train));
+    TRY(kvgguf_writer_set_u32(c.w, KEY("embedding_length"), (uint32_t)I->n_embd));
+    TRY(kvgguf_writer_set_u32(c.w, KEY("block_count"), (uint32_t)I->n_layer));
+    TRY(kvgguf_writer_set_u32(c.w, KEY("feed_forward_length"), (uint32_t)I->n_ff));
+    TRY(kvgguf_writer_set_u32(c.w, KEY("attention.head_count"), (uint32_t)I->n_head));
+    TRY(kvgguf_writer_set_u32(c.w, KEY("attention.head_count_kv"), (uint32_t)I->n_head_kv));
+    TRY(kvgguf_writer_set_u32(c.w, KEY("attention.key_length"), (uint32_t)I->head_dim));
+    TRY(kvgguf_writer_set_u32(c.w, KEY("attention.value_length"), (uint32_t)I->head_dim));
+    TRY(kvgguf_writer_set_u32(c.w, KEY("rope.dimension_count"), (uint32_t)I->head_dim));
+    TRY(kvgguf_writer_set_f32(c.w, KEY("rope.freq_base"), I->rope_theta));
+    TRY(kvgguf_writer_set_f32(c.w, KEY("attention.layer_norm_rms_epsilon"), I->rms_norm_eps));
+    TRY(kvgguf_writer_set_u32(c.w, KEY("vocab_size"), (uint32_t)I->n_vocab));
     if (m->rope_kind == KVP_ROPE_LINEAR) {
-        TRY(gguf_writer_set_str(c.w, KEY("rope.scaling.type"), "linear"));
-        TRY(gguf_writer_set_f32(c.w, KEY("rope.scaling.factor"), (float)m->rope_factor));
+        TRY(kvgguf_writer_set_str(c.w, KEY("rope.scaling.type"), "linear"));
+        TRY(kvgguf_writer_set_f32(c.w, KEY("rope.scaling.factor"), (float)m->rope_factor));
     }
 #undef KEY
-    if (I->bos_id >= 0) TRY(gguf_writer_set_u32(c.w, "tokenizer.ggml.bos_token_id", (uint32_t)I->bos_id));
+    if (I->bos_id >= 0) TRY(kvgguf_writer_set_u32(c.w, "tokenizer.ggml.bos_token_id", (uint32_t)I->bos_id));
     if (I->n_eos > 0)
-        TRY(gguf_writer_set_u32(c.w, "tokenizer.ggml.eos_token_id", (uint32_t)I->eos_ids[0]));
+        TRY(kvgguf_writer_set_u32(c.w, "tokenizer.ggml.eos_token_id", (uint32_t)I->eos_ids[0]));
     if (m->tok && (st = kvp_tokenizer_to_gguf(m->tok, c.w, err))) {
         kvp_fail_prefix(err, st, "%s: writing tokenizer metadata", out_path);
         goto done;
     }
     /* llama.cpp requires the key; "none" is its name for a vocabulary-less
      * model (it then takes the size from {arch}.vocab_size). */
-    if (!m->tok) TRY(gguf_writer_set_str(c.w, "tokenizer.ggml.model", "none"));
+    if (!m->tok) TRY(kvgguf_writer_set_str(c.w, "tokenizer.ggml.model", "none"));
     bool permute = m->arch == KVP_ARCH_LLAMA;
     const mix x = {type, pre, m->tied,
                    I->n_layer == 80 && ((m->arch == KVP_ARCH_LLAMA && I->n_head != I->n_head_kv) ||
@@ -271,9 +271,9 @@ kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path, kvp_ft
     if (!m->tied && (st = put(&c, "output.weight", &m->output,
                               matrix_type(&x, ROLE_OUTPUT, 0, m->output.cols), false, 0)))
         goto done;
-    st = gguf_writer_write(c.w, out_path, err);
+    st = kvgguf_writer_write(c.w, out_path, err);
 done:
-    gguf_writer_free(c.w);
+    kvgguf_writer_free(c.w);
     for (size_t i = 0; i < c.n_bufs; i++) free(c.bufs[i]);
     free(c.bufs);
     kvp_model_free(m);
@@ -296,23 +296,23 @@ kvp_status kvp_convert_vocab_only(const char *in_path, const char *out_path, kvp
     } else {
         gguf_file *g = NULL;
         kvp_error e2;
-        if (gguf_open(in_path, true, &g, &e2) == KVP_OK) {
+        if (kvgguf_open(in_path, true, &g, &e2) == KVP_OK) {
             size_t l;
-            const char *a = gguf_get_str(g, "general.architecture", &l);
+            const char *a = kvgguf_get_str(g, "general.architecture", &l);
             if (a && l < sizeof arch) snprintf(arch, sizeof arch, "%.*s", (int)l, a);
-            gguf_close(g);
+            kvgguf_close(g);
         }
     }
-    gguf_writer *w = gguf_writer_new();
-    if (!w || gguf_writer_set_str(w, "general.architecture", arch) ||
-        gguf_writer_set_u32(w, "general.file_type", 0)) {
+    gguf_writer *w = kvgguf_writer_new();
+    if (!w || kvgguf_writer_set_str(w, "general.architecture", arch) ||
+        kvgguf_writer_set_u32(w, "general.file_type", 0)) {
         st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
     } else if ((st = kvp_tokenizer_to_gguf(tok, w, err))) {
         kvp_fail_prefix(err, st, "%s: writing tokenizer metadata", out_path);
     } else {
-        st = gguf_writer_write(w, out_path, err);
+        st = kvgguf_writer_write(w, out_path, err);
     }
-    gguf_writer_free(w);
+    kvgguf_writer_free(w);
     kvp_tokenizer_free(tok);
     return st;
 }

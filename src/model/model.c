@@ -48,11 +48,11 @@ static bool find_src(loader *L, const char *name, src_tensor *s) {
     memset(s, 0, sizeof *s);
     s->name = name;
     if (L->gguf) {
-        const gguf_tensor_info *t = gguf_find_tensor(L->m->gguf, name);
+        const gguf_tensor_info *t = kvgguf_find_tensor(L->m->gguf, name);
         if (!t) return false;
-        s->file = gguf_path(L->m->gguf);
+        s->file = kvgguf_path(L->m->gguf);
         s->type = t->type;
-        s->type_str = kvq_type_traits_of(t->type)->name; /* known: gguf_open checked */
+        s->type_str = kvq_type_traits_of(t->type)->name; /* known: kvgguf_open checked */
         s->n_dims = (int)t->n_dims;
         for (uint32_t d = 2; d < t->n_dims; d++)
             if (t->ne[d] != 1) s->n_dims = 3; /* rejected as mis-shaped below */
@@ -94,7 +94,7 @@ static kvp_status load_w(loader *L, kvp_weight *w, const char *name, int64_t row
     if (!find_src(L, name, &s)) {
         if (!required) return KVP_OK;
         return kvp_fail(L->err, KVP_ERR_FORMAT, "%s: missing tensor '%s'",
-                        L->gguf ? gguf_path(L->m->gguf) : L->m->path, name);
+                        L->gguf ? kvgguf_path(L->m->gguf) : L->m->path, name);
     }
     bool vec = rows == 0;
     bool shape_ok = vec ? (s.n_dims == 1 && s.cols == cols)
@@ -199,7 +199,7 @@ void kvp_model_free(kvp_model *m) {
     if (!m->tied) free_w(&m->output);
     free(m->inv_freq);
     free(m->rope_factors);
-    gguf_close(m->gguf);
+    kvgguf_close(m->gguf);
     st_model_close(m->st);
     free(m->path);
     free(m);
@@ -346,19 +346,19 @@ static kvp_status gguf_u32_req(const gguf_file *g, const char *arch, const char 
     char k[128];
     snprintf(k, sizeof k, "%s.%s", arch, key);
     uint32_t v;
-    if (!gguf_get_u32(g, k, &v) || v > (1u << 30))
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing or invalid metadata key '%s'", gguf_path(g),
+    if (!kvgguf_get_u32(g, k, &v) || v > (1u << 30))
+        return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing or invalid metadata key '%s'", kvgguf_path(g),
                         k);
     *out = (int)v;
     return KVP_OK;
 }
 
 static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *err) {
-    kvp_status s = gguf_open(m->path, p->use_mmap, &m->gguf, err);
+    kvp_status s = kvgguf_open(m->path, p->use_mmap, &m->gguf, err);
     if (s) return s;
     gguf_file *g = m->gguf;
     size_t alen;
-    const char *arch = gguf_get_str(g, "general.architecture", &alen);
+    const char *arch = kvgguf_get_str(g, "general.architecture", &alen);
     if (!arch)
         return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing metadata key 'general.architecture'",
                         m->path);
@@ -384,33 +384,33 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
     char k[128];
     uint32_t u;
     snprintf(k, sizeof k, "%s.attention.head_count_kv", a);
-    I->n_head_kv = gguf_get_u32(g, k, &u) ? (int)u : I->n_head;
+    I->n_head_kv = kvgguf_get_u32(g, k, &u) ? (int)u : I->n_head;
     snprintf(k, sizeof k, "%s.context_length", a);
-    I->n_ctx_train = gguf_get_u32(g, k, &u) ? (int)u : 2048;
+    I->n_ctx_train = kvgguf_get_u32(g, k, &u) ? (int)u : 2048;
     I->head_dim = I->n_head ? I->n_embd / I->n_head : 0;
     snprintf(k, sizeof k, "%s.attention.key_length", a);
-    if (gguf_get_u32(g, k, &u)) I->head_dim = (int)u;
+    if (kvgguf_get_u32(g, k, &u)) I->head_dim = (int)u;
     snprintf(k, sizeof k, "%s.attention.value_length", a);
-    if (gguf_get_u32(g, k, &u) && (int)u != I->head_dim)
+    if (kvgguf_get_u32(g, k, &u) && (int)u != I->head_dim)
         return kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: value_length %u differs from key_length %d",
                         m->path, u, I->head_dim);
     snprintf(k, sizeof k, "%s.rope.dimension_count", a);
-    if (gguf_get_u32(g, k, &u) && (int)u != I->head_dim)
+    if (kvgguf_get_u32(g, k, &u) && (int)u != I->head_dim)
         return kvp_fail(err, KVP_ERR_UNSUPPORTED,
                         "%s: partial rotary embeddings (%u of %d dims) are not supported", m->path, u,
                         I->head_dim);
     float f;
     snprintf(k, sizeof k, "%s.rope.freq_base", a);
-    I->rope_theta = gguf_get_f32(g, k, &f) ? f : 10000.0f;
+    I->rope_theta = kvgguf_get_f32(g, k, &f) ? f : 10000.0f;
     snprintf(k, sizeof k, "%s.attention.layer_norm_rms_epsilon", a);
-    if (!gguf_get_f32(g, k, &I->rms_norm_eps))
+    if (!kvgguf_get_f32(g, k, &I->rms_norm_eps))
         return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing metadata key '%s'", m->path, k);
     snprintf(k, sizeof k, "%s.rope.scaling.type", a);
     size_t tl;
-    const char *st = gguf_get_str(g, k, &tl);
+    const char *st = kvgguf_get_str(g, k, &tl);
     if (st && !(tl == 4 && !memcmp(st, "none", 4))) {
         snprintf(k, sizeof k, "%s.rope.scaling.factor", a);
-        if (tl == 6 && !memcmp(st, "linear", 6) && gguf_get_f32(g, k, &f) && f > 0) {
+        if (tl == 6 && !memcmp(st, "linear", 6) && kvgguf_get_f32(g, k, &f) && f > 0) {
             m->rope_kind = KVP_ROPE_LINEAR;
             m->rope_factor = f;
         } else {
@@ -420,13 +420,13 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
                             m->path, (int)tl, st);
         }
     }
-    const gguf_tensor_info *ti = gguf_find_tensor(g, "token_embd.weight");
+    const gguf_tensor_info *ti = kvgguf_find_tensor(g, "token_embd.weight");
     if (!ti || ti->n_dims != 2)
         return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing or mis-shaped tensor 'token_embd.weight'",
                         m->path);
     I->n_vocab = (int)(ti->ne[1] > (1u << 30) ? 0 : ti->ne[1]);
     if ((s = check_dims(m, m->path, err))) return s;
-    const gguf_tensor_info *rf = gguf_find_tensor(g, "rope_freqs.weight");
+    const gguf_tensor_info *rf = kvgguf_find_tensor(g, "rope_freqs.weight");
     if (rf) {
         if (rf->type != GGML_TYPE_F32 || rf->n_dims != 1 || (int)rf->ne[0] != I->head_dim / 2)
             return kvp_fail(err, KVP_ERR_FORMAT,
@@ -441,17 +441,17 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
                                 m->path);
     }
     int64_t i64;
-    I->bos_id = gguf_get_i64(g, "tokenizer.ggml.bos_token_id", &i64) && i64 >= 0 ? (int32_t)i64 : -1;
+    I->bos_id = kvgguf_get_i64(g, "tokenizer.ggml.bos_token_id", &i64) && i64 >= 0 ? (int32_t)i64 : -1;
     const char *eos_keys[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id",
                               "tokenizer.ggml.eom_token_id"};
     for (size_t i = 0; i < 3; i++) {
-        if (!gguf_get_i64(g, eos_keys[i], &i64) || i64 < 0 || i64 > INT32_MAX) continue;
+        if (!kvgguf_get_i64(g, eos_keys[i], &i64) || i64 < 0 || i64 > INT32_MAX) continue;
         bool dup = false;
         for (int j = 0; j < I->n_eos; j++) dup |= I->eos_ids[j] == i64;
         if (!dup && I->n_eos < 8) I->eos_ids[I->n_eos++] = (int32_t)i64;
     }
     size_t nl;
-    const char *name = gguf_get_str(g, "general.name", &nl);
+    const char *name = kvgguf_get_str(g, "general.name", &nl);
     if (name) {
         snprintf(I->name, sizeof I->name, "%.*s", (int)(nl < 127 ? nl : 127), name);
     } else {
@@ -460,10 +460,10 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
     }
     loader L = {m, err, true};
     if ((s = load_weights(&L))) return s;
-    for (int64_t i = 0; i < gguf_n_tensors(g); i++) I->weight_bytes += gguf_tensor(g, i)->n_bytes;
+    for (int64_t i = 0; i < kvgguf_n_tensors(g); i++) I->weight_bytes += kvgguf_tensor(g, i)->n_bytes;
     /* "none"/"no_vocab": llama.cpp's marker for a model without a vocabulary. */
     size_t tml;
-    const char *tm = gguf_get_str(g, "tokenizer.ggml.model", &tml);
+    const char *tm = kvgguf_get_str(g, "tokenizer.ggml.model", &tml);
     bool no_vocab = tm && ((tml == 4 && !memcmp(tm, "none", 4)) || (tml == 8 && !memcmp(tm, "no_vocab", 8)));
     if (p->load_tokenizer && !no_vocab && (s = kvp_tokenizer_from_gguf(g, &m->tok, err)))
         return kvp_fail_prefix(err, s, "%s: tokenizer", m->path);

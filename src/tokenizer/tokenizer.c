@@ -81,7 +81,7 @@ kvp_status kvp_tokenizer_from_hf_dir(const char *dir, kvp_tokenizer **out, kvp_e
 
 static char *gguf_strdup(const gguf_file *g, const char *key) {
     size_t n = 0;
-    const char *s = gguf_get_str(g, key, &n);
+    const char *s = kvgguf_get_str(g, key, &n);
     if (!s) return NULL;
     char *p = malloc(n + 1);
     if (!p) return NULL;
@@ -92,14 +92,14 @@ static char *gguf_strdup(const gguf_file *g, const char *key) {
 
 static int32_t gguf_id(const gguf_file *g, const char *key, int32_t n_vocab) {
     uint32_t v;
-    if (!gguf_get_u32(g, key, &v)) return -1;
+    if (!kvgguf_get_u32(g, key, &v)) return -1;
     return v < (uint32_t)n_vocab ? (int32_t)v : -1;
 }
 
 kvp_status kvp_tokenizer_from_gguf(const gguf_file *g, kvp_tokenizer **out, kvp_error *err) {
     if (!g || !out) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_tokenizer_from_gguf: NULL argument");
     *out = NULL;
-    const char *path = gguf_path(g);
+    const char *path = kvgguf_path(g);
     char *model = gguf_strdup(g, "tokenizer.ggml.model");
     if (!model) return KVP_OK; /* no tokenizer in this file */
     kvp_status st = KVP_OK;
@@ -118,36 +118,36 @@ kvp_status kvp_tokenizer_from_gguf(const gguf_file *g, kvp_tokenizer **out, kvp_
     }
     gguf_type et;
     uint64_t n;
-    if (!gguf_get_arr_info(g, "tokenizer.ggml.tokens", &et, &n) || et != GGUF_TYPE_STRING) {
+    if (!kvgguf_get_arr_info(g, "tokenizer.ggml.tokens", &et, &n) || et != GGUF_TYPE_STRING) {
         st = kvp_fail(err, KVP_ERR_FORMAT, "%s: tokenizer.ggml.tokens is missing or not a string array", path);
         goto done;
     }
     if ((st = tok_set_vocab_size(t, (int32_t)(n > (1u << 26) ? 0 : n), err)) != KVP_OK) goto done;
     const unsigned char *types = NULL; /* int32 LE, maybe unaligned */
     uint64_t nt = 0;
-    if (gguf_get_arr_info(g, "tokenizer.ggml.token_type", &et, &nt)) {
+    if (kvgguf_get_arr_info(g, "tokenizer.ggml.token_type", &et, &nt)) {
         if ((et != GGUF_TYPE_INT32 && et != GGUF_TYPE_UINT32) || nt != n) {
             st = kvp_fail(err, KVP_ERR_FORMAT, "%s: tokenizer.ggml.token_type must be an int32 array of %llu entries", path, (unsigned long long)n);
             goto done;
         }
-        types = gguf_get_arr_data(g, "tokenizer.ggml.token_type");
+        types = kvgguf_get_arr_data(g, "tokenizer.ggml.token_type");
     }
     uint64_t ns = 0;
-    if (gguf_get_arr_info(g, "tokenizer.ggml.scores", &et, &ns)) {
+    if (kvgguf_get_arr_info(g, "tokenizer.ggml.scores", &et, &ns)) {
         if (et != GGUF_TYPE_FLOAT32 || ns != n) {
             st = kvp_fail(err, KVP_ERR_FORMAT, "%s: tokenizer.ggml.scores must be a float32 array of %llu entries", path, (unsigned long long)n);
             goto done;
         }
         t->scores = malloc(n * sizeof(float));
         if (!t->scores) { st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory"); goto done; }
-        memcpy(t->scores, gguf_get_arr_data(g, "tokenizer.ggml.scores"), n * sizeof(float));
+        memcpy(t->scores, kvgguf_get_arr_data(g, "tokenizer.ggml.scores"), n * sizeof(float));
     } else if (spm) {
         st = kvp_fail(err, KVP_ERR_FORMAT, "%s: a \"llama\" (SentencePiece) tokenizer needs tokenizer.ggml.scores", path);
         goto done;
     }
     for (uint64_t i = 0; i < n; i++) {
         size_t l = 0;
-        const char *s = gguf_get_arr_str(g, "tokenizer.ggml.tokens", i, &l);
+        const char *s = kvgguf_get_arr_str(g, "tokenizer.ggml.tokens", i, &l);
         int32_t ty = TOK_TYPE_NORMAL;
         if (types) memcpy(&ty, types + 4 * i, 4);
         if (ty < TOK_TYPE_NORMAL || ty > TOK_TYPE_BYTE) ty = TOK_TYPE_NORMAL;
@@ -160,7 +160,7 @@ kvp_status kvp_tokenizer_from_gguf(const gguf_file *g, kvp_tokenizer **out, kvp_
     t->kind = spm ? TOK_KIND_SPM : TOK_KIND_BYTE_BPE;
     if (spm) {
         bool asp = true;
-        (void)gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &asp);
+        (void)kvgguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &asp);
         t->merge_mode = TOK_MERGE_SCORES;
         t->prepend_space = asp;
         t->replace_space = true;
@@ -185,14 +185,14 @@ kvp_status kvp_tokenizer_from_gguf(const gguf_file *g, kvp_tokenizer **out, kvp_
     if ((st = tok_finalize(t, err)) != KVP_OK) goto done;
     if (!spm) {
         uint64_t nm = 0;
-        if (!gguf_get_arr_info(g, "tokenizer.ggml.merges", &et, &nm) || et != GGUF_TYPE_STRING) {
+        if (!kvgguf_get_arr_info(g, "tokenizer.ggml.merges", &et, &nm) || et != GGUF_TYPE_STRING) {
             st = kvp_fail(err, KVP_ERR_FORMAT, "%s: a \"gpt2\" tokenizer needs the string array tokenizer.ggml.merges", path);
             goto done;
         }
         if ((st = tok_merges_reserve(t, (int32_t)nm, err)) != KVP_OK) goto done;
         for (uint64_t i = 0; i < nm; i++) {
             size_t l = 0;
-            const char *s = gguf_get_arr_str(g, "tokenizer.ggml.merges", i, &l);
+            const char *s = kvgguf_get_arr_str(g, "tokenizer.ggml.merges", i, &l);
             const char *sp = s ? memchr(s, ' ', l) : NULL;
             if (!sp || sp == s || (size_t)(sp - s) + 1 >= l) {
                 st = kvp_fail(err, KVP_ERR_FORMAT, "%s: tokenizer.ggml.merges[%llu] is not two tokens separated by a space", path, (unsigned long long)i);
@@ -206,14 +206,14 @@ kvp_status kvp_tokenizer_from_gguf(const gguf_file *g, kvp_tokenizer **out, kvp_
     t->eos = gguf_id(g, "tokenizer.ggml.eos_token_id", t->n_vocab);
     t->unk = gguf_id(g, "tokenizer.ggml.unknown_token_id", t->n_vocab);
     t->pad = gguf_id(g, "tokenizer.ggml.padding_token_id", t->n_vocab);
-    (void)gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &t->add_bos);
-    (void)gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &t->add_eos);
+    (void)kvgguf_get_bool(g, "tokenizer.ggml.add_bos_token", &t->add_bos);
+    (void)kvgguf_get_bool(g, "tokenizer.ggml.add_eos_token", &t->add_eos);
     t->chat_template = gguf_strdup(g, "tokenizer.chat_template");
     for (int bit = 1; bit <= 2; bit++) {
         const char *key = bit == 1 ? "kvprune.tokenizer.lstrip_ids" : "kvprune.tokenizer.rstrip_ids";
         uint64_t k = 0;
-        if (!gguf_get_arr_info(g, key, &et, &k) || k == 0) continue;
-        const unsigned char *v = gguf_get_arr_data(g, key);
+        if (!kvgguf_get_arr_info(g, key, &et, &k) || k == 0) continue;
+        const unsigned char *v = kvgguf_get_arr_data(g, key);
         if (et != GGUF_TYPE_INT32 || !v) {
             st = kvp_fail(err, KVP_ERR_FORMAT, "%s: %s must be an int32 array", path, key);
             goto done;
@@ -289,15 +289,15 @@ kvp_status kvp_tokenizer_to_gguf(const kvp_tokenizer *t, gguf_writer *w, kvp_err
     do {                                                                                           \
         if ((st = (call)) != KVP_OK) goto fail;                                                     \
     } while (0)
-    W(gguf_writer_set_str(w, "tokenizer.ggml.model", spm ? "llama" : "gpt2"));
-    if (!spm) W(gguf_writer_set_str(w, "tokenizer.ggml.pre", t->pre_name));
-    W(gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, lens, n));
-    W(gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n));
+    W(kvgguf_writer_set_str(w, "tokenizer.ggml.model", spm ? "llama" : "gpt2"));
+    if (!spm) W(kvgguf_writer_set_str(w, "tokenizer.ggml.pre", t->pre_name));
+    W(kvgguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, lens, n));
+    W(kvgguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n));
     if (spm) {
         scores = t->scores ? NULL : scores_from_merges(t);
         if (!t->scores && !scores) goto nomem;
-        W(gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, t->scores ? t->scores : scores, n));
-        W(gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", t->prepend_space));
+        W(kvgguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, t->scores ? t->scores : scores, n));
+        W(kvgguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", t->prepend_space));
     } else {
         mstr = calloc((size_t)t->n_merges + 1, sizeof *mstr);
         if (!mstr) goto nomem;
@@ -309,22 +309,22 @@ kvp_status kvp_tokenizer_to_gguf(const kvp_tokenizer *t, gguf_writer *w, kvp_err
             mstr[r][la] = ' ';
             memcpy(mstr[r] + la + 1, b, lb + 1);
         }
-        W(gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)mstr, NULL, (uint64_t)t->n_merges));
+        W(kvgguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)mstr, NULL, (uint64_t)t->n_merges));
     }
-    if (t->bos >= 0) W(gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos));
-    if (t->eos >= 0) W(gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos));
-    if (t->unk >= 0) W(gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk));
-    if (t->pad >= 0) W(gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)t->pad));
-    W(gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos));
-    W(gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", t->add_eos));
-    if (t->chat_template) W(gguf_writer_set_str(w, "tokenizer.chat_template", t->chat_template));
+    if (t->bos >= 0) W(kvgguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos));
+    if (t->eos >= 0) W(kvgguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos));
+    if (t->unk >= 0) W(kvgguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk));
+    if (t->pad >= 0) W(kvgguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)t->pad));
+    W(kvgguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos));
+    W(kvgguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", t->add_eos));
+    if (t->chat_template) W(kvgguf_writer_set_str(w, "tokenizer.chat_template", t->chat_template));
     if (t->strip) {
         /* llama.cpp has no key for lstrip/rstrip of added tokens: ours */
         for (int bit = 1; bit <= 2; bit++) {
             size_t k = 0;
             for (size_t i = 0; i < n; i++)
                 if (t->strip[i] & bit) types[k++] = (int32_t)i;
-            if (k) W(gguf_writer_set_arr(w, bit == 1 ? "kvprune.tokenizer.lstrip_ids" : "kvprune.tokenizer.rstrip_ids",
+            if (k) W(kvgguf_writer_set_arr(w, bit == 1 ? "kvprune.tokenizer.lstrip_ids" : "kvprune.tokenizer.rstrip_ids",
                                          GGUF_TYPE_INT32, types, k));
         }
     }
@@ -364,10 +364,10 @@ kvp_status kvp_tokenizer_load(const char *path, kvp_tokenizer **out, kvp_error *
     fclose(f);
     if (got == 4 && memcmp(magic, "GGUF", 4) == 0) {
         gguf_file *g = NULL;
-        kvp_status st = gguf_open(path, true, &g, err);
+        kvp_status st = kvgguf_open(path, true, &g, err);
         if (st != KVP_OK) return st;
         st = kvp_tokenizer_from_gguf(g, out, err);
-        gguf_close(g);
+        kvgguf_close(g);
         if (st == KVP_OK && !*out)
             return kvp_fail(err, KVP_ERR_FORMAT, "%s: GGUF file has no tokenizer metadata (tokenizer.ggml.model)", path);
         return st;

@@ -41,13 +41,13 @@ static void expect_fail(const char *label, const void *d, size_t n, const char *
     for (int mm = 0; mm < 2; mm++) {
         gguf_file *g = NULL;
         kvp_error err = {0};
-        kvp_status s = gguf_open(p, mm == 1, &g, &err);
+        kvp_status s = kvgguf_open(p, mm == 1, &g, &err);
         CHECK_MSG(s != KVP_OK && g == NULL, "%s: opened", label);
         CHECK_MSG(strstr(err.message, needle) != NULL, "%s: message '%s' lacks '%s'", label,
                   err.message, needle);
         CHECK_MSG(strstr(err.message, p) != NULL, "%s: message '%s' lacks the path", label,
                   err.message);
-        gguf_close(g);
+        kvgguf_close(g);
     }
 }
 
@@ -72,76 +72,76 @@ int main(void) {
     path_of(p, sizeof p, "ok.gguf");
 
     /* Round trip. */
-    gguf_writer *w = gguf_writer_new();
+    gguf_writer *w = kvgguf_writer_new();
     float t0[6] = {1, 2, 3, 4, 5, 6};
     uint16_t t1[64];
     for (int i = 0; i < 64; i++) t1[i] = (uint16_t)(0x3c00 + i);
     int32_t arr_i[3] = {-1, 7, 1 << 30};
     const char *strs[3] = {"a", "", "hello \xe2\x96\x81world"};
     uint64_t ne0[2] = {3, 2}, ne1[1] = {64};
-    CHECK(gguf_writer_set_str(w, "general.architecture", "llama") == KVP_OK);
-    CHECK(gguf_writer_set_u32(w, "llama.block_count", 12) == KVP_OK);
-    CHECK(gguf_writer_set_i32(w, "neg", -5) == KVP_OK);
-    CHECK(gguf_writer_set_f32(w, "eps", 1e-5f) == KVP_OK);
-    CHECK(gguf_writer_set_bool(w, "flag", true) == KVP_OK);
-    CHECK(gguf_writer_set_u32(w, "replaced", 1) == KVP_OK);
-    CHECK(gguf_writer_set_u32(w, "replaced", 2) == KVP_OK);
-    CHECK(gguf_writer_set_arr(w, "ints", GGUF_TYPE_INT32, arr_i, 3) == KVP_OK);
-    CHECK(gguf_writer_set_arr_str(w, "strs", strs, NULL, 3) == KVP_OK);
-    CHECK(gguf_writer_set_arr(w, "bad", GGUF_TYPE_STRING, arr_i, 3) == KVP_ERR_INVALID_ARG);
-    CHECK(gguf_writer_add_tensor(w, "t0", 2, ne0, GGML_TYPE_F32, t0, sizeof t0) == KVP_OK);
-    CHECK(gguf_writer_add_tensor(w, "t1", 1, ne1, GGML_TYPE_F16, t1, sizeof t1) == KVP_OK);
-    CHECK(gguf_writer_add_tensor(w, "t1", 1, ne1, GGML_TYPE_F16, t1, sizeof t1) == KVP_ERR_INVALID_ARG);
-    CHECK(gguf_writer_add_tensor(w, "t2", 1, ne1, GGML_TYPE_F16, t1, 10) == KVP_ERR_INVALID_ARG);
-    CHECK(gguf_writer_add_tensor(w, "t3", 1, ne1, 77, t1, sizeof t1) == KVP_ERR_INVALID_ARG);
+    CHECK(kvgguf_writer_set_str(w, "general.architecture", "llama") == KVP_OK);
+    CHECK(kvgguf_writer_set_u32(w, "llama.block_count", 12) == KVP_OK);
+    CHECK(kvgguf_writer_set_i32(w, "neg", -5) == KVP_OK);
+    CHECK(kvgguf_writer_set_f32(w, "eps", 1e-5f) == KVP_OK);
+    CHECK(kvgguf_writer_set_bool(w, "flag", true) == KVP_OK);
+    CHECK(kvgguf_writer_set_u32(w, "replaced", 1) == KVP_OK);
+    CHECK(kvgguf_writer_set_u32(w, "replaced", 2) == KVP_OK);
+    CHECK(kvgguf_writer_set_arr(w, "ints", GGUF_TYPE_INT32, arr_i, 3) == KVP_OK);
+    CHECK(kvgguf_writer_set_arr_str(w, "strs", strs, NULL, 3) == KVP_OK);
+    CHECK(kvgguf_writer_set_arr(w, "bad", GGUF_TYPE_STRING, arr_i, 3) == KVP_ERR_INVALID_ARG);
+    CHECK(kvgguf_writer_add_tensor(w, "t0", 2, ne0, GGML_TYPE_F32, t0, sizeof t0) == KVP_OK);
+    CHECK(kvgguf_writer_add_tensor(w, "t1", 1, ne1, GGML_TYPE_F16, t1, sizeof t1) == KVP_OK);
+    CHECK(kvgguf_writer_add_tensor(w, "t1", 1, ne1, GGML_TYPE_F16, t1, sizeof t1) == KVP_ERR_INVALID_ARG);
+    CHECK(kvgguf_writer_add_tensor(w, "t2", 1, ne1, GGML_TYPE_F16, t1, 10) == KVP_ERR_INVALID_ARG);
+    CHECK(kvgguf_writer_add_tensor(w, "t3", 1, ne1, 77, t1, sizeof t1) == KVP_ERR_INVALID_ARG);
     kvp_error err = {0};
-    CHECK(gguf_writer_write(w, p, &err) == KVP_OK);
-    gguf_writer_free(w);
+    CHECK(kvgguf_writer_write(w, p, &err) == KVP_OK);
+    kvgguf_writer_free(w);
 
     for (int mm = 0; mm < 2; mm++) {
         gguf_file *g = NULL;
-        CHECK(gguf_open(p, mm == 1, &g, &err) == KVP_OK);
+        CHECK(kvgguf_open(p, mm == 1, &g, &err) == KVP_OK);
         if (!g) break;
-        CHECK_EQ_INT(gguf_version(g), 3);
-        CHECK_EQ_INT(gguf_n_kv(g), 8);
+        CHECK_EQ_INT(kvgguf_version(g), 3);
+        CHECK_EQ_INT(kvgguf_n_kv(g), 8);
         size_t len;
-        const char *s = gguf_get_str(g, "general.architecture", &len);
+        const char *s = kvgguf_get_str(g, "general.architecture", &len);
         CHECK(s && len == 5 && !memcmp(s, "llama", 5));
         uint32_t u;
-        CHECK(gguf_get_u32(g, "llama.block_count", &u) && u == 12);
-        CHECK(gguf_get_u32(g, "replaced", &u) && u == 2);
-        CHECK(!gguf_get_u32(g, "neg", &u));
+        CHECK(kvgguf_get_u32(g, "llama.block_count", &u) && u == 12);
+        CHECK(kvgguf_get_u32(g, "replaced", &u) && u == 2);
+        CHECK(!kvgguf_get_u32(g, "neg", &u));
         int64_t i64;
-        CHECK(gguf_get_i64(g, "neg", &i64) && i64 == -5);
-        CHECK(!gguf_get_i64(g, "eps", &i64));
+        CHECK(kvgguf_get_i64(g, "neg", &i64) && i64 == -5);
+        CHECK(!kvgguf_get_i64(g, "eps", &i64));
         float f;
-        CHECK(gguf_get_f32(g, "eps", &f) && f == 1e-5f);
+        CHECK(kvgguf_get_f32(g, "eps", &f) && f == 1e-5f);
         bool b;
-        CHECK(gguf_get_bool(g, "flag", &b) && b);
-        CHECK(!gguf_get_bool(g, "missing", &b));
-        CHECK(gguf_find_key(g, "missing") == -1);
-        CHECK(gguf_kv_type(g, gguf_find_key(g, "strs")) == GGUF_TYPE_ARRAY);
+        CHECK(kvgguf_get_bool(g, "flag", &b) && b);
+        CHECK(!kvgguf_get_bool(g, "missing", &b));
+        CHECK(kvgguf_find_key(g, "missing") == -1);
+        CHECK(kvgguf_kv_type(g, kvgguf_find_key(g, "strs")) == GGUF_TYPE_ARRAY);
         gguf_type et;
         uint64_t n;
-        CHECK(gguf_get_arr_info(g, "ints", &et, &n) && et == GGUF_TYPE_INT32 && n == 3);
-        const int32_t *ai = gguf_get_arr_data(g, "ints");
+        CHECK(kvgguf_get_arr_info(g, "ints", &et, &n) && et == GGUF_TYPE_INT32 && n == 3);
+        const int32_t *ai = kvgguf_get_arr_data(g, "ints");
         CHECK(ai && ai[0] == -1 && ai[1] == 7 && ai[2] == 1 << 30);
-        CHECK(gguf_get_arr_info(g, "strs", &et, &n) && et == GGUF_TYPE_STRING && n == 3);
-        CHECK(gguf_get_arr_data(g, "strs") == NULL);
+        CHECK(kvgguf_get_arr_info(g, "strs", &et, &n) && et == GGUF_TYPE_STRING && n == 3);
+        CHECK(kvgguf_get_arr_data(g, "strs") == NULL);
         for (int j = 0; j < 3; j++) {
-            s = gguf_get_arr_str(g, "strs", (uint64_t)j, &len);
+            s = kvgguf_get_arr_str(g, "strs", (uint64_t)j, &len);
             CHECK(s && len == strlen(strs[j]) && !memcmp(s, strs[j], len));
         }
-        CHECK(gguf_get_arr_str(g, "strs", 3, &len) == NULL);
-        CHECK_EQ_INT(gguf_n_tensors(g), 2);
-        const gguf_tensor_info *ti = gguf_find_tensor(g, "t0");
+        CHECK(kvgguf_get_arr_str(g, "strs", 3, &len) == NULL);
+        CHECK_EQ_INT(kvgguf_n_tensors(g), 2);
+        const gguf_tensor_info *ti = kvgguf_find_tensor(g, "t0");
         CHECK(ti && ti->n_dims == 2 && ti->ne[0] == 3 && ti->ne[1] == 2 && ti->type == GGML_TYPE_F32 &&
               ti->n_bytes == sizeof t0 && !memcmp(ti->data, t0, sizeof t0));
-        CHECK(((uintptr_t)ti->data - (uintptr_t)gguf_tensor(g, 0)->data) % 32 == 0);
-        ti = gguf_find_tensor(g, "t1");
+        CHECK(((uintptr_t)ti->data - (uintptr_t)kvgguf_tensor(g, 0)->data) % 32 == 0);
+        ti = kvgguf_find_tensor(g, "t1");
         CHECK(ti && ti->type == GGML_TYPE_F16 && ti->offset % 32 == 0 && !memcmp(ti->data, t1, sizeof t1));
-        CHECK(gguf_find_tensor(g, "t9") == NULL);
-        gguf_close(g);
+        CHECK(kvgguf_find_tensor(g, "t9") == NULL);
+        kvgguf_close(g);
     }
 
     /* Corruptions of the valid file. */
@@ -166,8 +166,8 @@ int main(void) {
             path_of(bp, sizeof bp, "cut.gguf");
             write_bytes(bp, ok, cut);
             kvp_error e = {0};
-            CHECK_MSG(gguf_open(bp, true, &g, &e) != KVP_OK, "truncated to %zu bytes opened", cut);
-            gguf_close(g);
+            CHECK_MSG(kvgguf_open(bp, true, &g, &e) != KVP_OK, "truncated to %zu bytes opened", cut);
+            kvgguf_close(g);
         }
         free(c);
         expect_fail("empty", ok, 0, "empty");
@@ -250,7 +250,7 @@ int main(void) {
 
     gguf_file *g = NULL;
     path_of(p, sizeof p, "missing.gguf");
-    CHECK(gguf_open(p, true, &g, &err) == KVP_ERR_IO && strstr(err.message, p));
+    CHECK(kvgguf_open(p, true, &g, &err) == KVP_ERR_IO && strstr(err.message, p));
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

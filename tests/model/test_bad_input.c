@@ -249,23 +249,23 @@ int main(void) {
     float zeros[64 * 64] = {0};
     uint64_t ne[2] = {64, 64};
     for (int variant = 0; variant < 4; variant++) {
-        gguf_writer *w = gguf_writer_new();
-        gguf_writer_set_str(w, "general.architecture", variant == 0 ? "gpt2" : "llama");
+        gguf_writer *w = kvgguf_writer_new();
+        kvgguf_writer_set_str(w, "general.architecture", variant == 0 ? "gpt2" : "llama");
         const char *keys[] = {"llama.embedding_length", "llama.block_count",
                               "llama.feed_forward_length", "llama.attention.head_count"};
         for (int k = 0; k < 4; k++)
-            if (!(variant == 3 && k == 1)) gguf_writer_set_u32(w, keys[k], k == 1 ? 1 : k == 3 ? 4 : 64);
-        gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-        gguf_writer_add_tensor(w, "token_embd.weight", 2, ne, GGML_TYPE_F32, zeros, sizeof zeros);
-        gguf_writer_add_tensor(w, "output_norm.weight", 1, ne, GGML_TYPE_F32, zeros, 256);
+            if (!(variant == 3 && k == 1)) kvgguf_writer_set_u32(w, keys[k], k == 1 ? 1 : k == 3 ? 4 : 64);
+        kvgguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+        kvgguf_writer_add_tensor(w, "token_embd.weight", 2, ne, GGML_TYPE_F32, zeros, sizeof zeros);
+        kvgguf_writer_add_tensor(w, "output_norm.weight", 1, ne, GGML_TYPE_F32, zeros, 256);
         if (variant == 1) {
             /* MXFP4 (a type kvprune does not multiply): 64 elements = 2
              * blocks of 17 bytes. */
-            gguf_writer_add_tensor(w, "blk.0.attn_norm.weight", 1, ne, GGML_TYPE_MXFP4, zeros, 34);
+            kvgguf_writer_add_tensor(w, "blk.0.attn_norm.weight", 1, ne, GGML_TYPE_MXFP4, zeros, 34);
         }
         snprintf(p, sizeof p, "%s/v%d.gguf", tmp, variant);
-        CHECK(gguf_writer_write(w, p, &err) == KVP_OK);
-        gguf_writer_free(w);
+        CHECK(kvgguf_writer_write(w, p, &err) == KVP_OK);
+        kvgguf_writer_free(w);
     }
     snprintf(p, sizeof p, "%s/v0.gguf", tmp);
     expect_load_fail("unknown GGUF architecture", p, "unknown architecture 'gpt2'", "v0.gguf");

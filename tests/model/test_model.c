@@ -216,24 +216,24 @@ int main(void) {
         }
         /* The GGUF holds llama.cpp's names and types. */
         gguf_file *gf = NULL;
-        if (gguf_open(gg, true, &gf, &err) == KVP_OK) {
-            CHECK(gguf_find_tensor(gf, "token_embd.weight") != NULL);
-            CHECK(gguf_find_tensor(gf, "blk.1.ffn_down.weight") != NULL);
-            CHECK(gguf_find_tensor(gf, "output_norm.weight") != NULL);
+        if (kvgguf_open(gg, true, &gf, &err) == KVP_OK) {
+            CHECK(kvgguf_find_tensor(gf, "token_embd.weight") != NULL);
+            CHECK(kvgguf_find_tensor(gf, "blk.1.ffn_down.weight") != NULL);
+            CHECK(kvgguf_find_tensor(gf, "output_norm.weight") != NULL);
             char cfgp[600];
             snprintf(cfgp, sizeof cfgp, "%s/config.json", hf);
             json_t *cfg = json_load_file(cfgp, 0, NULL);
             bool tied = json_is_true(json_object_get(cfg, "tie_word_embeddings"));
             json_decref(cfg);
-            CHECK_MSG((gguf_find_tensor(gf, "output.weight") == NULL) == tied, "%s: output.weight", name);
-            CHECK((gguf_find_tensor(gf, "rope_freqs.weight") != NULL) == (strstr(name, "llama3") != NULL));
-            CHECK((gguf_find_tensor(gf, "blk.0.attn_q.bias") != NULL) ==
+            CHECK_MSG((kvgguf_find_tensor(gf, "output.weight") == NULL) == tied, "%s: output.weight", name);
+            CHECK((kvgguf_find_tensor(gf, "rope_freqs.weight") != NULL) == (strstr(name, "llama3") != NULL));
+            CHECK((kvgguf_find_tensor(gf, "blk.0.attn_q.bias") != NULL) ==
                   (strstr(name, "qwen2") != NULL || strstr(name, "attnbias") != NULL));
-            CHECK((gguf_find_tensor(gf, "blk.0.attn_k_norm.weight") != NULL) ==
+            CHECK((kvgguf_find_tensor(gf, "blk.0.attn_k_norm.weight") != NULL) ==
                   (strstr(name, "qwen3") != NULL));
             uint32_t u;
-            CHECK(gguf_get_u32(gf, "general.file_type", &u) && u == 0);
-            gguf_close(gf);
+            CHECK(kvgguf_get_u32(gf, "general.file_type", &u) && u == 0);
+            kvgguf_close(gf);
         }
         check_eval(hf, &g, &r1);
         /* Half-precision conversion: same model to within rounding. */
@@ -242,12 +242,12 @@ int main(void) {
             for (int t = 0; t < 2; t++) {
                 CHECK(kvp_convert_to_gguf(hf, gg, t == 0 ? KVP_FTYPE_F16 : KVP_FTYPE_BF16, &err) == KVP_OK);
                 gguf_file *hf16 = NULL;
-                if (gguf_open(gg, true, &hf16, &err) == KVP_OK) {
-                    const gguf_tensor_info *ti = gguf_find_tensor(hf16, "blk.0.attn_q.weight");
+                if (kvgguf_open(gg, true, &hf16, &err) == KVP_OK) {
+                    const gguf_tensor_info *ti = kvgguf_find_tensor(hf16, "blk.0.attn_q.weight");
                     CHECK(ti && ti->type == (t == 0 ? GGML_TYPE_F16 : GGML_TYPE_BF16));
-                    ti = gguf_find_tensor(hf16, "blk.0.attn_norm.weight");
+                    ti = kvgguf_find_tensor(hf16, "blk.0.attn_norm.weight");
                     CHECK(ti && ti->type == GGML_TYPE_F32);
-                    gguf_close(hf16);
+                    kvgguf_close(hf16);
                 }
                 run rh;
                 if (generate(gg, &g, 1, 0, &rh)) {

@@ -81,16 +81,16 @@ static void make_weights(void) {
 /* Writes the model with every matrix in `type`; twin: the dequantized
  * values of that type, stored as F32. */
 static bool write_model(const char *path, uint32_t type, bool twin) {
-    gguf_writer *w = gguf_writer_new();
-    gguf_writer_set_str(w, "general.architecture", "llama");
-    gguf_writer_set_u32(w, "llama.embedding_length", E);
-    gguf_writer_set_u32(w, "llama.block_count", NL);
-    gguf_writer_set_u32(w, "llama.feed_forward_length", FF);
-    gguf_writer_set_u32(w, "llama.attention.head_count", H);
-    gguf_writer_set_u32(w, "llama.attention.head_count_kv", HK);
-    gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    gguf_writer_set_f32(w, "llama.rope.freq_base", 10000.0f);
-    gguf_writer_set_str(w, "tokenizer.ggml.model", "none");
+    gguf_writer *w = kvgguf_writer_new();
+    kvgguf_writer_set_str(w, "general.architecture", "llama");
+    kvgguf_writer_set_u32(w, "llama.embedding_length", E);
+    kvgguf_writer_set_u32(w, "llama.block_count", NL);
+    kvgguf_writer_set_u32(w, "llama.feed_forward_length", FF);
+    kvgguf_writer_set_u32(w, "llama.attention.head_count", H);
+    kvgguf_writer_set_u32(w, "llama.attention.head_count_kv", HK);
+    kvgguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    kvgguf_writer_set_f32(w, "llama.rope.freq_base", 10000.0f);
+    kvgguf_writer_set_str(w, "tokenizer.ggml.model", "none");
     void *bufs[64];
     int nb = 0;
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
@@ -107,10 +107,10 @@ static bool write_model(const char *path, uint32_t type, bool twin) {
             float *f = malloc(sizeof(float) * m->rows * m->cols);
             kvq_dequantize_rows_f32(type, q, f, m->rows, m->cols);
             free(q);
-            gguf_writer_add_tensor(w, m->name, 2, ne, GGML_TYPE_F32, f, sizeof(float) * m->rows * m->cols);
+            kvgguf_writer_add_tensor(w, m->name, 2, ne, GGML_TYPE_F32, f, sizeof(float) * m->rows * m->cols);
             bufs[nb++] = f;
         } else {
-            gguf_writer_add_tensor(w, m->name, 2, ne, type, q, rb * m->rows);
+            kvgguf_writer_add_tensor(w, m->name, 2, ne, type, q, rb * m->rows);
             bufs[nb++] = q;
         }
     }
@@ -118,15 +118,15 @@ static bool write_model(const char *path, uint32_t type, bool twin) {
     char n[64];
     for (int l = 0; l < NL; l++) {
         snprintf(n, sizeof n, "blk.%d.attn_norm.weight", l);
-        gguf_writer_add_tensor(w, n, 1, ne1, GGML_TYPE_F32, norm_w, sizeof norm_w);
+        kvgguf_writer_add_tensor(w, n, 1, ne1, GGML_TYPE_F32, norm_w, sizeof norm_w);
         snprintf(n, sizeof n, "blk.%d.ffn_norm.weight", l);
-        gguf_writer_add_tensor(w, n, 1, ne1, GGML_TYPE_F32, norm_w, sizeof norm_w);
+        kvgguf_writer_add_tensor(w, n, 1, ne1, GGML_TYPE_F32, norm_w, sizeof norm_w);
     }
-    gguf_writer_add_tensor(w, "output_norm.weight", 1, ne1, GGML_TYPE_F32, norm_w, sizeof norm_w);
+    kvgguf_writer_add_tensor(w, "output_norm.weight", 1, ne1, GGML_TYPE_F32, norm_w, sizeof norm_w);
     kvp_error err = {0};
-    bool ok = gguf_writer_write(w, path, &err) == KVP_OK;
+    bool ok = kvgguf_writer_write(w, path, &err) == KVP_OK;
     if (!ok) fprintf(stderr, "%s: %s\n", path, err.message);
-    gguf_writer_free(w);
+    kvgguf_writer_free(w);
     for (int i = 0; i < nb; i++) free(bufs[i]);
     return ok;
 }
@@ -288,19 +288,19 @@ static void test_convert(const char *tmp) {
 static void test_unsupported(const char *tmp) {
     char p[512];
     snprintf(p, sizeof p, "%s/iq2.gguf", tmp);
-    gguf_writer *w = gguf_writer_new();
-    gguf_writer_set_str(w, "general.architecture", "llama");
-    gguf_writer_set_u32(w, "llama.embedding_length", E);
-    gguf_writer_set_u32(w, "llama.block_count", 1);
-    gguf_writer_set_u32(w, "llama.feed_forward_length", FF);
-    gguf_writer_set_u32(w, "llama.attention.head_count", H);
-    gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    gguf_writer *w = kvgguf_writer_new();
+    kvgguf_writer_set_str(w, "general.architecture", "llama");
+    kvgguf_writer_set_u32(w, "llama.embedding_length", E);
+    kvgguf_writer_set_u32(w, "llama.block_count", 1);
+    kvgguf_writer_set_u32(w, "llama.feed_forward_length", FF);
+    kvgguf_writer_set_u32(w, "llama.attention.head_count", H);
+    kvgguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     static uint8_t zeros[V * 66];
     uint64_t ne[2] = {E, V};
-    gguf_writer_add_tensor(w, "token_embd.weight", 2, ne, GGML_TYPE_IQ2_XXS, zeros, sizeof zeros);
+    kvgguf_writer_add_tensor(w, "token_embd.weight", 2, ne, GGML_TYPE_IQ2_XXS, zeros, sizeof zeros);
     kvp_error err = {0};
-    CHECK(gguf_writer_write(w, p, &err) == KVP_OK);
-    gguf_writer_free(w);
+    CHECK(kvgguf_writer_write(w, p, &err) == KVP_OK);
+    kvgguf_writer_free(w);
     kvp_model *m = NULL;
     kvp_model_params mp = kvp_model_default_params();
     CHECK(kvp_model_load(p, &mp, &m, &err) == KVP_ERR_UNSUPPORTED);

@@ -42,15 +42,15 @@ int main(int argc, char **argv) {
 
     /* the same through GGUF */
     const char *gpath = argv[5];
-    gguf_writer *w = gguf_writer_new();
+    gguf_writer *w = kvgguf_writer_new();
     CHECK(w != NULL);
     st = kvp_tokenizer_to_gguf(tok, w, &err);
     CHECK_MSG(st == KVP_OK, "%s", err.message);
     if (st == KVP_OK) {
-        st = gguf_writer_write(w, gpath, &err);
+        st = kvgguf_writer_write(w, gpath, &err);
         CHECK_MSG(st == KVP_OK, "%s", err.message);
     }
-    gguf_writer_free(w);
+    kvgguf_writer_free(w);
     kvp_tokenizer *tg = NULL;
     if (st == KVP_OK) {
         st = kvp_tokenizer_load(gpath, &tg, &err);

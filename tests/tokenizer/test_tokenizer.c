@@ -31,14 +31,14 @@ static kvp_tokenizer *gguf_roundtrip(const kvp_tokenizer *t, const char *name) {
     char path[640];
     snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, name);
     kvp_error err = {0};
-    gguf_writer *w = gguf_writer_new();
+    gguf_writer *w = kvgguf_writer_new();
     kvp_status st = kvp_tokenizer_to_gguf(t, w, &err);
     CHECK_MSG(st == KVP_OK, "%s", err.message);
     if (st == KVP_OK) {
-        st = gguf_writer_write(w, path, &err);
+        st = kvgguf_writer_write(w, path, &err);
         CHECK_MSG(st == KVP_OK, "%s", err.message);
     }
-    gguf_writer_free(w);
+    kvgguf_writer_free(w);
     return st == KVP_OK ? load(path) : NULL;
 }
 
@@ -353,12 +353,12 @@ static void test_bad_input(void) {
     for (size_t i = 0; i < sizeof g / sizeof *g; i++) {
         char path[640];
         snprintf(path, sizeof path, "%s/bad%zu.gguf", tmpdir, i);
-        gguf_writer *w = gguf_writer_new();
-        gguf_writer_set_str(w, "tokenizer.ggml.model", g[i].model);
-        if (g[i].pre) gguf_writer_set_str(w, "tokenizer.ggml.pre", g[i].pre);
-        if (g[i].tokens) gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 2);
-        CHECK(gguf_writer_write(w, path, &err) == KVP_OK);
-        gguf_writer_free(w);
+        gguf_writer *w = kvgguf_writer_new();
+        kvgguf_writer_set_str(w, "tokenizer.ggml.model", g[i].model);
+        if (g[i].pre) kvgguf_writer_set_str(w, "tokenizer.ggml.pre", g[i].pre);
+        if (g[i].tokens) kvgguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 2);
+        CHECK(kvgguf_writer_write(w, path, &err) == KVP_OK);
+        kvgguf_writer_free(w);
         kvp_status st = kvp_tokenizer_load(path, &t, &err);
         CHECK(st != KVP_OK && t == NULL);
         CHECK_MSG(strstr(err.message, g[i].needle) && strstr(err.message, path), "'%s' lacks '%s'",
@@ -368,10 +368,10 @@ static void test_bad_input(void) {
     {
         char path[640];
         snprintf(path, sizeof path, "%s/notok.gguf", tmpdir);
-        gguf_writer *w = gguf_writer_new();
-        gguf_writer_set_str(w, "general.name", "x");
-        CHECK(gguf_writer_write(w, path, &err) == KVP_OK);
-        gguf_writer_free(w);
+        gguf_writer *w = kvgguf_writer_new();
+        kvgguf_writer_set_str(w, "general.name", "x");
+        CHECK(kvgguf_writer_write(w, path, &err) == KVP_OK);
+        kvgguf_writer_free(w);
         CHECK(kvp_tokenizer_load(path, &t, &err) == KVP_ERR_FORMAT);
         CHECK(strstr(err.message, "no tokenizer metadata") != NULL);
     }
