@@ -16,6 +16,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_needle(int argc, char **argv);
+int cmd_longbench(int argc, char **argv);
 
 /* Prints "kvprune: error: <msg>" to stderr; returns 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -48,6 +49,20 @@ bool cli_read_file(const char *flag, const char *path, char **out,
  * returns 1; returns 0 when it is not a cache flag, -1 on a bad value
  * (already printed). */
 int cli_cache_flag(int argc, char **argv, int *i, kvp_cache_params *p);
+/* "a,b,c" -> items pointing into *copy (free *copy and *items); an empty
+ * list is an error naming the flag. */
+bool cli_split_list(const char *flag, const char *s, char **copy, const char ***items,
+                    size_t *n);
+
+/* Progress of a long run on stderr (cli/progress.c). */
+typedef struct cli_progress {
+    bool tty, quiet;
+    size_t last_line_done;
+    double last_line_s;
+} cli_progress;
+void cli_progress_report(cli_progress *c, const char *label, const char *what, size_t done,
+                         size_t total, double elapsed_s);
+
 /* The help text lines of the cache flags. */
 extern const char cli_cache_flags_help[];
 

@@ -272,70 +272,10 @@ static void pred_help(void) {
         "as in 'kvprune generate'.\n");
 }
 
-typedef struct progress_ctx {
-    bool tty, quiet;
-    size_t last_line_done;
-    double last_line_s;
-} progress_ctx;
-
-static void fmt_time(double s, char *buf, size_t n) {
-    long t = (long)(s + 0.5);
-    if (t >= 3600)
-        snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else
-        snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
-}
-
 static void on_progress(void *user, const kvp_needle_progress *p) {
-    progress_ctx *c = user;
-    if (c->quiet) return;
-    double eta = p->done ? p->elapsed_s / (double)p->done * (double)(p->total - p->done) : 0;
-    char el[32], et[32];
-    fmt_time(p->elapsed_s, el, sizeof el);
-    if (p->done)
-        fmt_time(eta, et, sizeof et);
-    else
-        snprintf(et, sizeof et, "-:--");
-    double frac = p->total ? (double)p->done / (double)p->total : 1;
-    if (c->tty) {
-        char bar[31];
-        int filled = (int)(frac * 30);
-        for (int i = 0; i < 30; i++) bar[i] = i < filled ? '#' : '.';
-        bar[30] = '\0';
-        fprintf(stderr, "\r[%s] %zu/%zu %3.0f%% | exp %zu/%zu %-28.28s | %s elapsed, ETA %s  ",
-                bar, p->done, p->total, frac * 100, p->exp_index + 1, p->n_exps, p->experiment, el,
-                et);
-        if (p->done == p->total) fputc('\n', stderr);
-    } else {
-        /* A plain line every ~5% or every 30 s, and at the end. */
-        size_t step = p->total / 20 ? p->total / 20 : 1;
-        if (p->done == p->total || p->done - c->last_line_done >= step ||
-            p->elapsed_s - c->last_line_s >= 30) {
-            fprintf(stderr, "needle pred: %zu/%zu (%.0f%%) %s, %s elapsed, ETA %s\n", p->done,
-                    p->total, frac * 100, p->experiment, el, et);
-            c->last_line_done = p->done;
-            c->last_line_s = p->elapsed_s;
-        }
-    }
-    fflush(stderr);
-}
-
-/* "a,b,c" -> strings pointing into a copy (free the copy and the array). */
-static bool split_list(const char *flag, const char *s, char **copy, const char ***items,
-                       size_t *n) {
-    *copy = strdup(s);
-    size_t cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
-    *items = malloc(cap * sizeof **items);
-    *n = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(*copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        (*items)[(*n)++] = t;
-    if (*n == 0) {
-        cli_error("%s: empty list", flag);
-        return false;
-    }
-    return true;
+    char what[256];
+    snprintf(what, sizeof what, "exp %zu/%zu %s", p->exp_index + 1, p->n_exps, p->experiment);
+    cli_progress_report(user, "needle pred", what, p->done, p->total, p->elapsed_s);
 }
 
 static int needle_pred(int argc, char **argv) {
@@ -420,7 +360,7 @@ static int needle_pred(int argc, char **argv) {
         rc = cli_usage_error("needle pred", "-m MODEL, --data FILE and --save-dir DIR are required");
         goto out;
     }
-    if (!split_list("--method", methods_arg, &methods_copy, &methods, &n_methods)) goto out;
+    if (!cli_split_list("--method", methods_arg, &methods_copy, &methods, &n_methods)) goto out;
     for (size_t m = 0; m < n_methods; m++)
         if (!kvp_needle_method_known(methods[m])) {
             char list[1024];
@@ -460,7 +400,7 @@ static int needle_pred(int argc, char **argv) {
         rc = cli_lib_error(&err);
         goto out;
     }
-    progress_ctx pc = {isatty(2) != 0, quiet, 0, 0};
+    cli_progress pc = {isatty(2) != 0, quiet, 0, 0};
     p.on_progress = on_progress;
     p.user = &pc;
     kvp_needle_pred_summary sum;

@@ -140,3 +140,24 @@ bool cli_read_file(const char *flag, const char *path, char **out, size_t *len) 
     }
     return true;
 }
+
+bool cli_split_list(const char *flag, const char *s, char **copy, const char ***items,
+                    size_t *n) {
+    *copy = strdup(s);
+    size_t cap = 1;
+    for (const char *p = s; *p; p++) cap += *p == ',';
+    *items = malloc(cap * sizeof **items);
+    *n = 0;
+    if (!*copy || !*items) {
+        cli_error("out of memory");
+        return false;
+    }
+    char *save = NULL;
+    for (char *t = strtok_r(*copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        (*items)[(*n)++] = t;
+    if (*n == 0) {
+        cli_error("%s: empty list", flag);
+        return false;
+    }
+    return true;
+}

@@ -15,6 +15,7 @@ static const struct {
     {"compare", cmd_compare, "run one prompt through several cache methods, side by side"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"needle", cmd_needle, "needle-in-a-haystack: gen | pred | eval"},
+    {"longbench", cmd_longbench, "LongBench: pred | eval | prompt"},
     {"convert", cmd_convert, "convert a Hugging Face folder or GGUF to GGUF"},
     {"info", cmd_info, "print a model's architecture and metadata"},
 };

@@ -17,13 +17,10 @@ static bool blank(const char *s, size_t n) {
     return true;
 }
 
-kvp_status kvp_jsonl_read(const char *path, kvp_jsonl *out, kvp_error *err) {
+kvp_status kvjl_parse(const char *path, const char *buf, size_t len, kvp_jsonl *out,
+                      kvp_error *err) {
     out->items = NULL;
     out->n = 0;
-    char *buf = NULL;
-    size_t len = 0;
-    kvp_status st = kvp_read_file(path, &buf, &len, err);
-    if (st != KVP_OK) return st;
     size_t cap = 0, line = 0;
     for (size_t pos = 0; pos < len;) {
         line++;
@@ -37,14 +34,12 @@ kvp_status kvp_jsonl_read(const char *path, kvp_jsonl *out, kvp_error *err) {
         json_t *v = json_loadb(s, n, JSON_ALLOW_NUL, &jerr);
         if (!v) {
             kvp_jsonl_free(out);
-            free(buf);
             return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: invalid JSON at column %d: %s", path,
                             line, jerr.column, jerr.text);
         }
         if (!json_is_object(v)) {
             json_decref(v);
             kvp_jsonl_free(out);
-            free(buf);
             return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: expected a JSON object", path, line);
         }
         if (out->n == cap) {
@@ -53,8 +48,7 @@ kvp_status kvp_jsonl_read(const char *path, kvp_jsonl *out, kvp_error *err) {
             if (!ni) {
                 json_decref(v);
                 kvp_jsonl_free(out);
-                free(buf);
-                return kvp_fail(err, KVP_ERR_NOMEM, "%s:%zu: out of memory", path, line);
+                    return kvp_fail(err, KVP_ERR_NOMEM, "%s:%zu: out of memory", path, line);
             }
             out->items = ni;
             cap = nc;
@@ -63,8 +57,19 @@ kvp_status kvp_jsonl_read(const char *path, kvp_jsonl *out, kvp_error *err) {
         out->items[out->n].line = line;
         out->n++;
     }
-    free(buf);
     return KVP_OK;
+}
+
+kvp_status kvp_jsonl_read(const char *path, kvp_jsonl *out, kvp_error *err) {
+    out->items = NULL;
+    out->n = 0;
+    char *buf = NULL;
+    size_t len = 0;
+    kvp_status st = kvp_read_file(path, &buf, &len, err);
+    if (st != KVP_OK) return st;
+    st = kvjl_parse(path, buf, len, out, err);
+    free(buf);
+    return st;
 }
 
 void kvp_jsonl_free(kvp_jsonl *j) {
@@ -167,6 +172,16 @@ kvp_status kvp_jsonl_writer_close(kvp_jsonl_writer *w, kvp_error *err) {
     }
     free(w->path);
     memset(w, 0, sizeof *w);
+    return st;
+}
+
+kvp_status kvjl_writer_finish(kvp_jsonl_writer *w, kvp_status st, kvp_error *err) {
+    kvp_error cerr;
+    kvp_status cst = kvp_jsonl_writer_close(w, &cerr);
+    if (st == KVP_OK && cst != KVP_OK) {
+        st = cst;
+        if (err) *err = cerr;
+    }
     return st;
 }
 

@@ -26,6 +26,9 @@ typedef struct kvp_jsonl {
  * accepted when it parses. */
 kvp_status kvp_jsonl_read(const char *path, kvp_jsonl *out, kvp_error *err);
 void kvp_jsonl_free(kvp_jsonl *j);
+/* The same over len bytes of buf; `path` names them in errors. */
+kvp_status kvjl_parse(const char *path, const char *buf, size_t len, kvp_jsonl *out,
+                      kvp_error *err);
 
 /* Drops a torn last line (bytes after the last '\n') by truncating the file
  * to its last complete line. *dropped receives the number of bytes removed.
@@ -49,6 +52,9 @@ kvp_status kvp_jsonl_writer_open(kvp_jsonl_writer *w, const char *path,
 kvp_status kvp_jsonl_writer_put(kvp_jsonl_writer *w, const json_t *value,
                                 kvp_error *err);
 kvp_status kvp_jsonl_writer_close(kvp_jsonl_writer *w, kvp_error *err);
+/* Closes w after a loop that ended with status st: returns st (its message
+ * kept in err) when it failed, else the close's own status. */
+kvp_status kvjl_writer_finish(kvp_jsonl_writer *w, kvp_status st, kvp_error *err);
 
 /* Field helpers for validating a line; errors read "<file>:<line>: ...". */
 kvp_status kvp_json_get_string(const json_t *obj, const char *key, bool required,

@@ -12,23 +12,7 @@
 #include "eval/metrics.h"
 #include "eval/plot_svg.h"
 #include "util/error.h"
-
-static char *path_join(const char *a, const char *b) {
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", a, b);
-    return p;
-}
-
-static bool is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-static bool is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
+#include "util/file.h"
 
 void kvp_needle_parse_exp_name(const char *name, char **method, double *ratio,
                                bool *no_decode_evict) {
@@ -112,8 +96,8 @@ static kvp_status list_subdirs(const char *dir, char ***out, size_t *n, kvp_erro
     kvp_status st = KVP_OK;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
-        char *p = path_join(dir, e->d_name);
-        bool sub = p && is_dir(p);
+        char *p = kvfile_join(dir, e->d_name);
+        bool sub = p && kvfile_is_dir(p);
         free(p);
         if (!sub) continue;
         if (*n == cap) {
@@ -179,15 +163,15 @@ kvp_status kvp_needle_score_task(const char *task_dir, const char *task_name,
         e->name = subs[i];
         subs[i] = NULL;
         kvp_needle_parse_exp_name(e->name, &e->method, &e->ratio, &e->no_decode_evict);
-        char *exp_dir = path_join(task_dir, e->name);
-        char *pred = exp_dir ? path_join(exp_dir, "pred.jsonl") : NULL;
+        char *exp_dir = kvfile_join(task_dir, e->name);
+        char *pred = exp_dir ? kvfile_join(exp_dir, "pred.jsonl") : NULL;
         free(exp_dir);
         if (!pred || !e->method) {
             free(pred);
             st = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", task_dir);
             break;
         }
-        if (is_file(pred))
+        if (kvfile_is_file(pred))
             st = kvp_needle_score_file(pred, &e->score, &e->n_samples, err);
         else
             e->score = -1;
@@ -202,7 +186,7 @@ kvp_status kvp_needle_scan(const char *save_dir, kvp_task_scores **tasks, size_t
                            kvp_error *err) {
     *tasks = NULL;
     *n = 0;
-    if (!is_dir(save_dir))
+    if (!kvfile_is_dir(save_dir))
         return kvp_fail(err, KVP_ERR_IO, "--save-dir: '%s' is not a folder", save_dir);
     char **subs;
     size_t ns;
@@ -215,7 +199,7 @@ kvp_status kvp_needle_scan(const char *save_dir, kvp_task_scores **tasks, size_t
     }
     size_t nt = 0;
     for (size_t i = 0; i < ns && st == KVP_OK; i++) {
-        char *dir = path_join(save_dir, subs[i]);
+        char *dir = kvfile_join(save_dir, subs[i]);
         char **inner = NULL;
         size_t ni = 0;
         if (!dir) {
@@ -264,7 +248,7 @@ kvp_status kvp_needle_write_result(const kvp_task_scores *t, kvp_error *err) {
         free(ks);
     }
     len += (size_t)snprintf(s + len, cap - len, "}");
-    char *path = path_join(t->dir, "result.json");
+    char *path = kvfile_join(t->dir, "result.json");
     if (!path) {
         free(s);
         return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->dir);

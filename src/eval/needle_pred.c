@@ -360,12 +360,7 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
             prog.elapsed_s = now_s() - t0;
             if (p->on_progress) p->on_progress(p->user, &prog);
         }
-        kvp_error cerr;
-        kvp_status cst = kvp_jsonl_writer_close(&w, &cerr);
-        if (st == KVP_OK && cst != KVP_OK) {
-            st = cst;
-            if (err) *err = cerr;
-        }
+        st = kvjl_writer_finish(&w, st, err);
         kvp_cache_free(cache);
         cache = NULL;
     }
