@@ -205,10 +205,11 @@ static int lb_pred(int argc, char **argv) {
     if (sum.torn_lines)
         fprintf(stderr, "kvprune longbench pred: warning: dropped %zu torn last line(s) left by "
                         "a killed run\n", sum.torn_lines);
-    printf("longbench pred: %zu files (%zu samples per experiment, max_length %d, shard %d/%d): "
-           "%zu generated (%zu prompts cut in the middle), %zu already done, %zu merged from "
-           "shard parts\n", sum.n_files, sum.n_samples, sum.max_length, p.shard_index,
-           p.shard_count, sum.generated, sum.truncated, sum.skipped, sum.merged);
+    printf("longbench pred: %zu datasets (%zu samples) x %zu experiment/method pairs = %zu "
+           "files, max_length %d, shard %d/%d: %zu generated (%zu prompts cut in the middle), "
+           "%zu already done, %zu merged from shard parts\n", sum.n_datasets, sum.n_samples,
+           sum.n_exps, sum.n_files, sum.max_length, p.shard_index, p.shard_count, sum.generated,
+           sum.truncated, sum.skipped, sum.merged);
     rc = 0;
 out:
     kvp_model_free(model);

@@ -585,6 +585,10 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
                           d->name, list);
             break;
         }
+        for (size_t k = 0; k < i && st == KVP_OK; k++)
+            if (!strcmp(data[k].name, d->name))
+                st = kvp_fail(err, KVP_ERR_INVALID_ARG, "--task: '%s' is listed twice", d->name);
+        if (st != KVP_OK) break;
         json_t *t = json_object_get(cfg.prompt, d->name);
         if (!t) {
             st = kvp_fail(err, KVP_ERR_FORMAT, "%s/dataset2prompt.json: no key '%s'", cfg.dir,
@@ -713,6 +717,8 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
             }
         }
     sum->n_files = nf;
+    sum->n_datasets = nd;
+    sum->n_exps = nex;
 
     /* What runs: rows to generate (merged rows are not counted). */
     kvlb_progress prog = {0};

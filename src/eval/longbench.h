@@ -98,6 +98,7 @@ typedef struct kvlb_pred_params {
 void kvlb_pred_default_params(kvlb_pred_params *p);
 
 typedef struct kvlb_pred_summary {
+    size_t n_datasets, n_exps;
     size_t n_files;       /* (experiment, dataset) files of this run          */
     size_t n_samples;     /* samples over all datasets                        */
     size_t generated, skipped, merged;

@@ -133,7 +133,7 @@ def main():
         # Resume: a file cut to its first row plus a torn line is completed
         # to the same bytes; an untouched run generates nothing.
         before = tree(save)
-        victim = os.path.join(save, "pred", "kvp-mini-full", "gov_report-full.jsonl")
+        victim = os.path.join(save, "pred", "kvp-mini-full", TASKS.split(",")[-1] + "-full.jsonl")
         with open(victim, "rb") as f:
             first = f.readline()
         with open(victim, "wb") as f:
