@@ -46,6 +46,7 @@ static void pred_help(void) {
         "  --chat-template NAME   llama2, llama3, llama3.1, chatml, mistral, kvp-mini\n"
         "                         (default: the model's own)\n"
         "  --system S             system message for the chat template\n"
+        "  --no-chat              no chat template for any dataset (base models)\n"
         "  --postprocess P        auto (default: from --model-name: llama-3 -> llama3,\n"
         "                         xgen, internlm), none, llama3, xgen, internlm\n"
         "  --shard I/N            this job's block of samples of every file (0-based);\n"
@@ -137,6 +138,8 @@ static int lb_pred(int argc, char **argv) {
             if (!cli_take_value(argc, argv, &i, &p.prompt.chat_template)) goto out;
         } else if (!strcmp(a, "--system")) {
             if (!cli_take_value(argc, argv, &i, &p.prompt.system)) goto out;
+        } else if (!strcmp(a, "--no-chat")) {
+            p.prompt.no_chat = true;
         } else if (!strcmp(a, "--postprocess")) {
             if (!cli_take_value(argc, argv, &i, &post_arg)) goto out;
         } else if (!strcmp(a, "--shard")) {

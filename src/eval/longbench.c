@@ -443,12 +443,11 @@ static const json_t *part_row(const lb_file *f, size_t i) {
     return NULL;
 }
 
-static kvp_status sample_ids(const kvlb_pred_params *p, const kvp_prompt_style *ps0,
+static kvp_status sample_ids(const kvp_prompt_style *ps0,
                              const lb_data *d, size_t i, int max_length, int32_t **ids,
                              size_t *n, bool *truncated, kvp_error *err) {
     char *prompt = NULL, *cut = NULL;
     size_t n_tok = 0;
-    (void)p;
     kvp_status st = kvlb_format_prompt(d->tmpl, d->j.items[i].value, &prompt, err);
     if (st == KVP_OK) st = kvlb_truncate_middle(ps0->tok, prompt, max_length, &cut, &n_tok, err);
     if (st == KVP_OK) {
@@ -481,7 +480,7 @@ static kvp_status generate_one(kvp_model *model, kvp_cache *cache, const kvlb_pr
                                kvp_error *err) {
     int32_t *ids = NULL;
     size_t n = 0;
-    kvp_status st = sample_ids(p, ps, d, i, max_length, &ids, &n, truncated, err);
+    kvp_status st = sample_ids(ps, d, i, max_length, &ids, &n, truncated, err);
     if (st != KVP_OK) return st;
     kvp_gen_params gp = kvp_gen_default_params();
     gp.max_new_tokens = d->max_gen;
@@ -555,6 +554,17 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
         return st;
     }
     sum->max_length = max_length;
+    if (!ps.no_chat) { /* a model without a usable chat template fails here, not mid-run */
+        kvp_chat_message msg = {"user", "x"};
+        char *rendered = NULL;
+        st = kvp_chat_apply(ps.tok, ps.chat_template, &msg, 1, true, &rendered, err);
+        kvp_free(rendered);
+        if (st != KVP_OK) {
+            kvp_fail_prefix(err, st, "the chat template (use --chat-template NAME or --no-chat)");
+            kvlb_config_free(&cfg);
+            return st;
+        }
+    }
 
     const char *const *names = p->datasets ? p->datasets : p->e ? kvlb_datasets_e : kvlb_datasets;
     size_t nd = p->datasets ? p->n_datasets : 0;
