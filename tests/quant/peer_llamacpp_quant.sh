@@ -9,6 +9,7 @@
 #     on the same F16 GGUF;
 #   - llama.cpp's presets with types convert does not write (Q2_K, Q3_K_M,
 #     Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS) are run as llama.cpp wrote them;
+#   - llama.cpp loads and runs the files convert writes;
 #   - kvprune's greedy ids on each quantized file equal llama.cpp's, and
 #     every step's logits are within TOL of llama.cpp's, relative to the
 #     step's largest |logit| (tests/quant/llama_quant_peer.c).
@@ -107,6 +108,7 @@ for fx in "${FIXTURES[@]}"; do
       echo "$name $t: kvprune convert differs from llama_model_quantize:"; diff "$L.dump" "$K.dump" | head -20; fail=1
     fi
     compare_run "$L" "$name $t (llama.cpp's file)"
+    compare_run "$K" "$name $t (kvprune's file)"
   done
   for o in $THEIRS; do
     IFS=: read -r t ft <<< "$o"
