@@ -80,7 +80,7 @@ THEIRS="Q2_K:10 Q3_K_M:12 Q4_1:3 Q5_0:8 Q5_1:9 IQ4_NL:25 IQ4_XS:30"
 # Runs both engines on $1; $2 labels the result.
 compare_run() {
   local model=$1 label=$2 out ids
-  out=$("$KVP" generate -m "$model" --prompt-ids "$PROMPT" -n $STEPS --ignore-eos --threads 1 \
+  out=$("$KVP" generate -m "$model" --prompt-ids "$PROMPT" -n $STEPS --ignore-eos --threads 1 --kv-type f32 \
         --json --dump-logits "$model.f32") || { echo "$label: kvprune generate failed"; fail=1; return; }
   ids=$(echo "$out" | sed 's/.*"ids":\[\([0-9,]*\)\].*/\1/')
   echo "== $label: kvprune ids: $ids"
