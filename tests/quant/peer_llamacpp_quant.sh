@@ -103,7 +103,7 @@ for fx in "${FIXTURES[@]}"; do
     "$PEER" dump "$K" | sort > "$K.dump"
     if diff -q "$L.dump" "$K.dump" >/dev/null; then
       echo "== $name $t: kvprune convert = llama_model_quantize (types, bytes, file type):" \
-           $(awk 'NR > 1 {print $2}' "$K.dump" | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}')
+           $(grep -v '^general.file_type' "$K.dump" | awk '{print $2}' | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}')
     else
       echo "$name $t: kvprune convert differs from llama_model_quantize:"; diff "$L.dump" "$K.dump" | head -20; fail=1
     fi
@@ -114,7 +114,7 @@ for fx in "${FIXTURES[@]}"; do
     IFS=: read -r t ft <<< "$o"
     L="$D/$name-$t-llama.gguf"
     "$PEER" quantize "$D/$name-f16.gguf" "$L" $ft 0 || { echo "$name $t: llama.cpp quantize failed"; fail=1; continue; }
-    echo "== $name $t: llama.cpp wrote" $("$PEER" dump "$L" | awk 'NR > 1 {print $2}' | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}')
+    echo "== $name $t: llama.cpp wrote" $("$PEER" dump "$L" | grep -v '^general.file_type' | awk '{print $2}' | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}')
     compare_run "$L" "$name $t (llama.cpp's file)"
   done
 done
