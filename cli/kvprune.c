@@ -65,7 +65,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("kvprune %s\n", KVP_VERSION);
+        printf("kvprune %s\n", kvp_version());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

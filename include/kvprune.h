@@ -16,8 +16,8 @@
  *    owned by the caller and released with kvp_free().
  *  - Parameter structs come from *_default_params(); set only what you need.
  *  - No global mutable state. A kvp_model is read-only after loading and may
- *    be shared by any number of threads; a kvp_cache, kvp_tokenizer stream or
- *    kvp_detok is used by one thread at a time.
+ *    be shared by any number of threads; a kvp_cache or a kvp_detok is used
+ *    by one thread at a time.
  */
 #ifndef KVPRUNE_H
 #define KVPRUNE_H
@@ -30,7 +30,21 @@
 extern "C" {
 #endif
 
-#define KVP_VERSION "0.1.0"
+#include "kvprune_version.h"
+
+/* Marks the functions of the API: the shared library exports these and
+ * nothing else. */
+#if defined(_WIN32)
+#  define KVP_API
+#elif defined(__GNUC__) || defined(__clang__)
+#  define KVP_API __attribute__((visibility("default")))
+#else
+#  define KVP_API
+#endif
+
+/* The version of the library linked, e.g. "0.1.0" (KVP_VERSION is the
+ * version of these headers). */
+KVP_API const char *kvp_version(void);
 
 /* ------------------------------------------------------------------------ */
 /* Status and errors                                                        */
@@ -55,10 +69,10 @@ typedef struct kvp_error {
 } kvp_error;
 
 /* A static English name of a status code ("ok", "io error", ...). */
-const char *kvp_status_str(kvp_status s);
+KVP_API const char *kvp_status_str(kvp_status s);
 
 /* Releases memory returned by this library through an output pointer. */
-void kvp_free(void *p);
+KVP_API void kvp_free(void *p);
 
 /* The instruction set the compute kernels run on. One build runs on any
  * x86-64: the kernels are chosen once, at run time, from what the CPU and
@@ -73,7 +87,7 @@ typedef struct kvp_system_info {
     bool avx512_bf16;       /* the CPU has AVX512-BF16                       */
 } kvp_system_info;
 
-void kvp_get_system_info(kvp_system_info *info);
+KVP_API void kvp_get_system_info(kvp_system_info *info);
 
 /* ------------------------------------------------------------------------ */
 /* Models                                                                   */
@@ -87,14 +101,14 @@ typedef struct kvp_model_params {
     bool load_tokenizer;/* load tokenizer data when the file/folder has it    */
 } kvp_model_params;
 
-kvp_model_params kvp_model_default_params(void);
+KVP_API kvp_model_params kvp_model_default_params(void);
 
 /* Loads a GGUF file or a Hugging Face folder (config.json + *.safetensors
  * [+ tokenizer.json]). A model without tokenizer data loads; only text input
  * needs a tokenizer. */
-kvp_status kvp_model_load(const char *path, const kvp_model_params *params,
+KVP_API kvp_status kvp_model_load(const char *path, const kvp_model_params *params,
                           kvp_model **out, kvp_error *err);
-void kvp_model_free(kvp_model *model);
+KVP_API void kvp_model_free(kvp_model *model);
 
 typedef struct kvp_model_info {
     char arch[32];          /* "llama", "qwen2", "qwen3"                     */
@@ -119,7 +133,7 @@ typedef struct kvp_model_info {
 } kvp_model_info;
 
 /* model NULL: info is zeroed. */
-void kvp_model_get_info(const kvp_model *model, kvp_model_info *info);
+KVP_API void kvp_model_get_info(const kvp_model *model, kvp_model_info *info);
 
 typedef enum kvp_ftype {
     KVP_FTYPE_F32 = 0,   /* every matrix in the type (vectors stay F32) */
@@ -144,7 +158,7 @@ typedef enum kvp_ftype {
  * type as llama.cpp's llama_tensor_get_type does for the preset, including
  * its fallbacks for rows that are not a multiple of 256 (Q4_K -> Q5_0,
  * Q5_K -> Q5_1, Q6_K -> Q8_0), and write llama.cpp's general.file_type. */
-kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path,
+KVP_API kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path,
                                kvp_ftype type, kvp_error *err);
 
 /* ------------------------------------------------------------------------ */
@@ -154,48 +168,48 @@ kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path,
 typedef struct kvp_tokenizer kvp_tokenizer;
 
 /* The model's tokenizer, or NULL when it has none. Owned by the model. */
-const kvp_tokenizer *kvp_model_tokenizer(const kvp_model *model);
+KVP_API const kvp_tokenizer *kvp_model_tokenizer(const kvp_model *model);
 
 /* Loads a tokenizer alone: a tokenizer.json file, a folder holding one, or a
  * GGUF file's tokenizer metadata. */
-kvp_status kvp_tokenizer_load(const char *path, kvp_tokenizer **out,
+KVP_API kvp_status kvp_tokenizer_load(const char *path, kvp_tokenizer **out,
                               kvp_error *err);
-void kvp_tokenizer_free(kvp_tokenizer *tok);
+KVP_API void kvp_tokenizer_free(kvp_tokenizer *tok);
 
 typedef struct kvp_tokenize_params {
     bool add_special;   /* add BOS/EOS as the tokenizer's own rule says      */
     bool parse_special; /* recognise special-token strings in the text       */
 } kvp_tokenize_params;
 
-kvp_tokenize_params kvp_tokenize_default_params(void); /* true, true */
+KVP_API kvp_tokenize_params kvp_tokenize_default_params(void); /* true, true */
 
-kvp_status kvp_tokenize(const kvp_tokenizer *tok, const char *text,
+KVP_API kvp_status kvp_tokenize(const kvp_tokenizer *tok, const char *text,
                         size_t text_len, const kvp_tokenize_params *params,
                         int32_t **ids, size_t *n_ids, kvp_error *err);
 
 /* Decodes ids to UTF-8 text (NUL-terminated, length in *text_len). */
-kvp_status kvp_detokenize(const kvp_tokenizer *tok, const int32_t *ids,
+KVP_API kvp_status kvp_detokenize(const kvp_tokenizer *tok, const int32_t *ids,
                           size_t n_ids, bool skip_special, char **text,
                           size_t *text_len, kvp_error *err);
 
-int kvp_tokenizer_n_vocab(const kvp_tokenizer *tok);
-int32_t kvp_tokenizer_bos(const kvp_tokenizer *tok); /* -1 if none */
-int32_t kvp_tokenizer_eos(const kvp_tokenizer *tok); /* -1 if none */
+KVP_API int kvp_tokenizer_n_vocab(const kvp_tokenizer *tok);
+KVP_API int32_t kvp_tokenizer_bos(const kvp_tokenizer *tok); /* -1 if none */
+KVP_API int32_t kvp_tokenizer_eos(const kvp_tokenizer *tok); /* -1 if none */
 /* The stored string of a token (NULL if out of range). */
-const char *kvp_token_text(const kvp_tokenizer *tok, int32_t id);
+KVP_API const char *kvp_token_text(const kvp_tokenizer *tok, int32_t id);
 
 /* Streaming decode: feed ids one at a time, get text that never splits a
  * UTF-8 character (bytes of an incomplete character are held back). */
 typedef struct kvp_detok kvp_detok;
-kvp_status kvp_detok_new(const kvp_tokenizer *tok, bool skip_special,
+KVP_API kvp_status kvp_detok_new(const kvp_tokenizer *tok, bool skip_special,
                          kvp_detok **out, kvp_error *err);
-/* Appends the text completed by `id` to *piece (NUL-terminated, owned by the
- * stream, valid until the next call). */
-kvp_status kvp_detok_push(kvp_detok *d, int32_t id, const char **piece,
+/* Sets *piece to the text completed by `id` alone (possibly ""; NUL-
+ * terminated, owned by the stream, replaced by the next call). */
+KVP_API kvp_status kvp_detok_push(kvp_detok *d, int32_t id, const char **piece,
                           kvp_error *err);
 /* Returns what is still held back (invalid bytes become U+FFFD). */
-const char *kvp_detok_flush(kvp_detok *d);
-void kvp_detok_free(kvp_detok *d);
+KVP_API const char *kvp_detok_flush(kvp_detok *d);
+KVP_API void kvp_detok_free(kvp_detok *d);
 
 /* Chat templates: NULL or "auto" picks the template recognised from the
  * model's own template string; names: "llama2", "llama3", "llama3.1",
@@ -207,7 +221,7 @@ typedef struct kvp_chat_message {
 
 /* Renders messages to the exact string the model's template renders (with
  * the generation prompt when add_generation_prompt). */
-kvp_status kvp_chat_apply(const kvp_tokenizer *tok, const char *template_name,
+KVP_API kvp_status kvp_chat_apply(const kvp_tokenizer *tok, const char *template_name,
                           const kvp_chat_message *msgs, size_t n_msgs,
                           bool add_generation_prompt, char **out,
                           kvp_error *err);
@@ -215,12 +229,12 @@ kvp_status kvp_chat_apply(const kvp_tokenizer *tok, const char *template_name,
  * model expects: special-token text is parsed, and BOS is added by the
  * tokenizer's rule unless the rendered text already starts with it (llama3,
  * llama3.1 and mistral templates write it themselves). */
-kvp_status kvp_chat_tokenize(const kvp_tokenizer *tok, const char *template_name,
+KVP_API kvp_status kvp_chat_tokenize(const kvp_tokenizer *tok, const char *template_name,
                              const kvp_chat_message *msgs, size_t n_msgs,
                              bool add_generation_prompt, int32_t **ids,
                              size_t *n_ids, kvp_error *err);
 /* The name of the template recognised for this tokenizer, or NULL. */
-const char *kvp_chat_template_name(const kvp_tokenizer *tok);
+KVP_API const char *kvp_chat_template_name(const kvp_tokenizer *tok);
 
 /* ------------------------------------------------------------------------ */
 /* The pruning KV cache                                                     */
@@ -238,7 +252,7 @@ const char *kvp_chat_template_name(const kvp_tokenizer *tok);
  *    +tova, +maxpool, +avgpool or _fullhist. obc* names are aliases of kvc*.
  *  - Eviction keeps the last num_recent tokens and the num_heavy best
  *    scored older ones. Ties: higher (pooled) score first, then the lower
- *    cache index (the older token) -- deterministic, unlike the seed.
+ *    cache index (the older token), so selections are deterministic.
  *  - Budgets: absolute (num_recent + num_heavy), ratios of the prompt length
  *    (int(n * ratio) each), or num_recent + cache_ratio (heavy =
  *    int(n * cache_ratio) - num_recent). Missing, mixed, negative (other
@@ -248,17 +262,16 @@ const char *kvp_chat_template_name(const kvp_tokenizer *tok);
  *    never resolves below its recent part (cache_ratio: int(n*cache_ratio)
  *    < num_recent keeps num_recent tokens, heavy 0) nor to 0 tokens (ratios
  *    of a tiny prompt: 1 token is kept), each with a warning
- *    (kvp_cache_warning). Prompts that need eviction resolve exactly as in
- *    the seed. TOVA-style methods (tova, *+tova) keep no recent window:
+ *    (kvp_cache_warning). TOVA-style methods (tova, *+tova) keep no recent window:
  *    num_recent (recent_ratio) is moved into num_heavy (heavy_ratio) with a
  *    warning.
  *  - Prefill scoring window: the last num_recent prompt queries (all when
  *    num_recent is 0), all queries for *_fullhist, the last one for TOVA.
- *    Deliberate deviation: with ratio budgets the seed narrows even the
- *    _fullhist variants to num_recent queries; here full history stays full.
+ *    With ratio budgets too, the _fullhist variants score with every
+ *    query.
  *  - Chunked prefill (kvp_gen_params.prefill_chunk): budgets come from the
  *    whole prompt; before each chunk after the first the cache is evicted
- *    so that it plus the chunk fits the budget (the spec's num_coming rule),
+ *    so that it plus the chunk fits the budget,
  *    each chunk is scored like a prefill of its own (its last `window`
  *    queries), and after the last chunk the cache is evicted to budget.
  *    Peak KV memory is budget + chunk; a chunk >= the prompt is exactly the
@@ -272,7 +285,7 @@ const char *kvp_chat_template_name(const kvp_tokenizer *tok);
 typedef struct kvp_cache kvp_cache;
 
 typedef enum kvp_gqa_mode {
-    KVP_GQA_PER_QUERY_HEAD = 0, /* the seed's: one stream per query head     */
+    KVP_GQA_PER_QUERY_HEAD = 0, /* one stream per query head                */
     KVP_GQA_PER_KV_HEAD = 1     /* one stream per KV head, group scores summed */
 } kvp_gqa_mode;
 
@@ -287,9 +300,9 @@ typedef enum kvp_kv_type {
 } kvp_kv_type;
 
 /* "f32", "f16", "bf16" (NULL for an unknown value). */
-const char *kvp_kv_type_name(kvp_kv_type t);
+KVP_API const char *kvp_kv_type_name(kvp_kv_type t);
 /* Parses "f32", "f16" or "bf16"; false otherwise. */
-bool kvp_kv_type_parse(const char *name, kvp_kv_type *out);
+KVP_API bool kvp_kv_type_parse(const char *name, kvp_kv_type *out);
 
 typedef struct kvp_cache_params {
     const char *method;   /* "full", "h2o", "snapkv", "kvcVK+maxpool", ...   */
@@ -305,7 +318,7 @@ typedef struct kvp_cache_params {
     bool streaming;       /* always keep 4 sink tokens                       */
     /* Default per-kv-head: group-size times less KV memory for the same
      * budget, and better agreement with the full cache at equal memory
-     * (BENCHMARKS.md); per-query-head reproduces the seed. */
+     * (BENCHMARKS.md); per-query-head keeps one stream per query head. */
     kvp_gqa_mode gqa_mode;
     /* Tokens one stream may hold. 0 (default): unlimited, so a full cache
      * holds prompt + new tokens (kvp_generate refuses at once, with the
@@ -318,26 +331,26 @@ typedef struct kvp_cache_params {
     kvp_kv_type kv_type;
 } kvp_cache_params;
 
-kvp_cache_params kvp_cache_default_params(void);
+KVP_API kvp_cache_params kvp_cache_default_params(void);
 
 /* The valid method names, NULL-terminated (static storage). */
-const char *const *kvp_cache_method_names(void);
+KVP_API const char *const *kvp_cache_method_names(void);
 
 /* Creates an empty cache shaped for the model (layers, heads, head size).
  * Fails on an unknown method (the message lists the valid names) or on
  * missing/invalid budgets. The params' strings are copied. A cache serves
  * one sequence at a time and one thread at a time (it parallelises its own
  * attention with the thread count the generation passes). */
-kvp_status kvp_cache_new(const kvp_model *model, const kvp_cache_params *params,
+KVP_API kvp_status kvp_cache_new(const kvp_model *model, const kvp_cache_params *params,
                          kvp_cache **out, kvp_error *err);
 /* Clears cached tokens, scores and ratio-derived budgets (between samples). */
-void kvp_cache_reset(kvp_cache *cache);
-void kvp_cache_free(kvp_cache *cache);
+KVP_API void kvp_cache_reset(kvp_cache *cache);
+KVP_API void kvp_cache_free(kvp_cache *cache);
 
 /* Warnings raised since the last reset (TOVA moving recent into heavy, a
  * budget raised on a short prompt, positions past the trained context);
  * NULL if none. Owned by the cache. */
-const char *kvp_cache_warning(const kvp_cache *cache);
+KVP_API const char *kvp_cache_warning(const kvp_cache *cache);
 
 typedef struct kvp_cache_stats {
     int n_layer;
@@ -354,11 +367,11 @@ typedef struct kvp_cache_stats {
                                stores group-size copies of each KV head)     */
 } kvp_cache_stats;
 
-void kvp_cache_get_stats(const kvp_cache *cache, kvp_cache_stats *stats);
+KVP_API void kvp_cache_get_stats(const kvp_cache *cache, kvp_cache_stats *stats);
 
 /* Absolute positions of the tokens kept by (layer, stream), oldest first.
  * *pos points into the cache and is valid until the cache changes. */
-kvp_status kvp_cache_kept_positions(const kvp_cache *cache, int layer,
+KVP_API kvp_status kvp_cache_kept_positions(const kvp_cache *cache, int layer,
                                     int stream, const int32_t **pos,
                                     size_t *n, kvp_error *err);
 
@@ -389,7 +402,7 @@ typedef struct kvp_score_input {
     int window;
 } kvp_score_input;
 
-kvp_status kvp_score_tokens(const char *method, const kvp_score_input *in,
+KVP_API kvp_status kvp_score_tokens(const char *method, const kvp_score_input *in,
                             int n_recent, int n_heavy, int num_sink,
                             float *scores, int32_t *kept, int *n_kept,
                             kvp_error *err);
@@ -402,7 +415,7 @@ kvp_status kvp_score_tokens(const char *method, const kvp_score_input *in,
  * call after a reset is the prefill and sets ratio budgets from n). When
  * logits is not NULL it receives n_vocab floats: the logits after the last
  * token. */
-kvp_status kvp_eval(kvp_model *model, kvp_cache *cache, const int32_t *ids,
+KVP_API kvp_status kvp_eval(const kvp_model *model, kvp_cache *cache, const int32_t *ids,
                     size_t n, float *logits, kvp_error *err);
 
 /* Called once per generated token with the logits it was chosen from;
@@ -423,7 +436,7 @@ typedef struct kvp_gen_params {
     void *user;
 } kvp_gen_params;
 
-kvp_gen_params kvp_gen_default_params(void);
+KVP_API kvp_gen_params kvp_gen_default_params(void);
 
 typedef struct kvp_gen_result {
     int32_t *ids;          /* generated ids (EOS included when it stopped)   */
@@ -437,11 +450,11 @@ typedef struct kvp_gen_result {
 } kvp_gen_result;
 
 /* Resets the cache, runs the prompt, then generates. */
-kvp_status kvp_generate(kvp_model *model, kvp_cache *cache,
+KVP_API kvp_status kvp_generate(const kvp_model *model, kvp_cache *cache,
                         const int32_t *prompt, size_t n_prompt,
                         const kvp_gen_params *params, kvp_gen_result *out,
                         kvp_error *err);
-void kvp_gen_result_free(kvp_gen_result *res);
+KVP_API void kvp_gen_result_free(kvp_gen_result *res);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,7 @@
 # Installs the Debian packages the build and the tests need (idempotent).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libpcre2-dev libjansson-dev libutf8proc-dev libomp-dev
-      python3 python3-numpy python3-fuzzywuzzy python3-levenshtein python3-jieba librsvg2-bin)
+      python3 python3-numpy python3-pip python3-setuptools python3-fuzzywuzzy python3-levenshtein python3-jieba librsvg2-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,8 @@ export OMP_WAIT_POLICY=passive
 cmake -S . -B build-ci -DKVP_WERROR=ON -DCMAKE_BUILD_TYPE=Release
 cmake --build build-ci -j"$jobs"
 ctest --test-dir build-ci --output-on-failure -j"$jobs"
+# The installed package: headers, libraries, kvprune.pc, find_package(kvprune).
+bash scripts/check_install.sh build-ci
 # The engine's kernel and model tests again on the narrower instruction sets
 # (the default run uses the best this CPU has; a forced level the CPU lacks
 # falls back to the best available).

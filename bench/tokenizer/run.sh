@@ -8,7 +8,7 @@ build=${1:-build}
 mb=${2:-4}
 work=$build/bench-tokenizer
 mkdir -p "$work"
-cc -O2 -Iinclude bench/tokenizer/bench_tok.c "$build/libkvprune.a" \
+cc -O2 -Iinclude -I"$build/include" bench/tokenizer/bench_tok.c "$build/libkvprune.a" \
    $(pkg-config --libs libpcre2-8 jansson libutf8proc) -fopenmp -lm -o "$work/bench_tok"
 node bench/tokenizer/make_text.mjs "$work" "$mb"
 for v in llama3 qwen2_5 llama2; do

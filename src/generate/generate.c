@@ -26,7 +26,7 @@ kvp_gen_params kvp_gen_default_params(void) {
     return p;
 }
 
-kvp_status kvp_eval(kvp_model *model, kvp_cache *cache, const int32_t *ids, size_t n, float *logits,
+kvp_status kvp_eval(const kvp_model *model, kvp_cache *cache, const int32_t *ids, size_t n, float *logits,
                     kvp_error *err) {
     kvp_error_clear(err);
     if (!model || !cache || !ids || n == 0)
@@ -43,7 +43,7 @@ static bool is_eos(const kvp_model *m, int32_t id) {
     return false;
 }
 
-kvp_status kvp_generate(kvp_model *model, kvp_cache *cache, const int32_t *prompt, size_t n_prompt,
+kvp_status kvp_generate(const kvp_model *model, kvp_cache *cache, const int32_t *prompt, size_t n_prompt,
                         const kvp_gen_params *params, kvp_gen_result *out, kvp_error *err) {
     kvp_error_clear(err);
     if (out) memset(out, 0, sizeof *out);
