@@ -101,3 +101,15 @@ int cli_cache_flag(int argc, char **argv, int *i, kvp_cache_params *p) {
     }
     return 0;
 }
+
+void cli_warn_unused_budget(const kvp_cache_params *p, const char *const *methods, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(methods[i], "full") != 0) return;
+    const kvp_cache_params d = kvp_cache_default_params();
+    if (p->num_recent != d.num_recent || p->num_heavy != d.num_heavy ||
+        p->recent_ratio != d.recent_ratio || p->heavy_ratio != d.heavy_ratio ||
+        p->cache_ratio != d.cache_ratio || p->streaming != d.streaming ||
+        p->decode_evict != d.decode_evict)
+        cli_warn("the full cache keeps every token: budget flags (--num-recent, --num-heavy, "
+                 "--*-ratio, --streaming, --no-decode-evict) are ignored");
+}

@@ -18,12 +18,18 @@ int cmd_info(int argc, char **argv);
 int cmd_needle(int argc, char **argv);
 int cmd_longbench(int argc, char **argv);
 
-/* Prints "kvprune: error: <msg>" to stderr; returns 1. */
+/* Names the command being run ("generate", "needle pred") for the prefix
+ * of every message below. */
+void cli_set_command(const char *name);
+/* Prints "kvprune <command>: <msg>" to stderr; returns 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "kvprune <command>: warning: <msg>" to stderr. */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "kvprune <cmd>: <msg>" and a hint to use --help; returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Prints a library error; returns 1. */
+/* Prints a library error; returns 2 (usage) for KVP_ERR_INVALID_ARG, else
+ * 1. */
 int cli_lib_error(const kvp_error *err);
 
 /* Flag value helpers: each names the flag in its error and returns false on
@@ -63,6 +69,9 @@ typedef struct cli_progress {
 void cli_progress_report(cli_progress *c, const char *label, const char *what, size_t done,
                          size_t total, double elapsed_s);
 
+/* Warns (once) that budget flags are ignored when every method given is
+ * "full". */
+void cli_warn_unused_budget(const kvp_cache_params *p, const char *const *methods, size_t n);
 /* The help text lines of the cache flags. */
 extern const char cli_cache_flags_help[];
 

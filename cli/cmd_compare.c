@@ -68,6 +68,17 @@ static void print_clipped(const char *s, int width) {
     if (strlen(s) > (size_t)width) fputs("...", stdout);
 }
 
+/* A library error of one method's run. The cache's own messages already
+ * start with "method <name>: "; others get that prefix here. */
+static int method_error(const char *method, const kvp_error *err) {
+    size_t n = strlen(method);
+    if (strncmp(err->message, "method ", 7) == 0 && strncmp(err->message + 7, method, n) == 0)
+        cli_error("%s", err->message);
+    else
+        cli_error("method %s: %s", method, err->message);
+    return err->status == KVP_ERR_INVALID_ARG ? 2 : 1;
+}
+
 static char *ids_text(const int32_t *ids, size_t n) {
     char *s = malloc(n * 12 + 1), *p = s;
     if (!s) return NULL;
@@ -169,20 +180,31 @@ int cmd_compare(int argc, char **argv) {
     run_result *runs = calloc((size_t)n_methods, sizeof *runs);
     kvp_model_params mp = kvp_model_default_params();
     mp.n_threads = (int)n_threads;
-    if (!runs) goto done;
+    if (!runs) {
+        cli_error("out of memory");
+        goto done;
+    }
+    cli_warn_unused_budget(&cp, methods, (size_t)n_methods);
     if (kvp_model_load(model_path, &mp, &model, &err) != KVP_OK) {
-        cli_lib_error(&err);
+        rc = cli_lib_error(&err);
         goto done;
     }
     const kvp_tokenizer *tok = kvp_model_tokenizer(model);
     if (ids_arg) {
-        if (!cli_parse_int_list("--prompt-ids", ids_arg, &ids, &n_ids)) goto done;
+        if (!cli_parse_int_list("--prompt-ids", ids_arg, &ids, &n_ids)) {
+            rc = 2;
+            goto done;
+        }
     } else {
         if (prompt_file) {
             if (!cli_read_file("--prompt-file", prompt_file, &text, &text_len)) goto done;
         } else {
             text = strdup(prompt);
             text_len = strlen(prompt);
+            if (!text) {
+                cli_error("out of memory");
+                goto done;
+            }
         }
         if (!tok) {
             cli_error("%s has no tokenizer; use --prompt-ids", model_path);
@@ -190,7 +212,7 @@ int cmd_compare(int argc, char **argv) {
         }
         kvp_tokenize_params tp = kvp_tokenize_default_params();
         if (kvp_tokenize(tok, text, text_len, &tp, &ids, &n_ids, &err) != KVP_OK) {
-            cli_lib_error(&err);
+            rc = cli_lib_error(&err);
             goto done;
         }
     }
@@ -199,7 +221,7 @@ int cmd_compare(int argc, char **argv) {
         p.method = methods[m];
         kvp_cache *cache = NULL;
         if (kvp_cache_new(model, &p, &cache, &err) != KVP_OK) {
-            cli_error("method %s: %s", methods[m], err.message);
+            rc = method_error(methods[m], &err);
             goto done;
         }
         snap_ctx sc = {cache, {0}, dump != NULL, 0, 0.0};
@@ -224,7 +246,7 @@ int cmd_compare(int argc, char **argv) {
         snprintf(r->warning, sizeof r->warning, "%s", w ? w : "");
         kvp_cache_free(cache);
         if (st != KVP_OK) {
-            if (st != KVP_ERR_IO) cli_error("method %s: %s", methods[m], err.message);
+            if (st != KVP_ERR_IO) rc = method_error(methods[m], &err);
             goto done;
         }
         size_t tl = 0;
@@ -314,7 +336,8 @@ done:
     free(runs);
     free(mcopy);
     free(text);
-    free(ids);
+    if (ids_arg) free(ids); /* cli_parse_int_list's */
+    else kvp_free(ids);     /* kvp_tokenize's */
     kvp_model_free(model);
     return rc;
 }

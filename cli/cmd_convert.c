@@ -54,6 +54,6 @@ int cmd_convert(int argc, char **argv) {
     kvp_status s = vocab_only ? kvp_convert_vocab_only(in, out, &err)
                               : kvp_convert_to_gguf(in, out, ft, &err);
     if (s) return cli_lib_error(&err);
-    fprintf(stderr, "kvprune: wrote %s\n", out);
+    fprintf(stderr, "kvprune convert: wrote %s\n", out);
     return 0;
 }

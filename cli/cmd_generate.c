@@ -81,7 +81,7 @@ int cmd_generate(int argc, char **argv) {
     const char *chat_template = NULL, *system_msg = NULL;
     int32_t *prompt_ids = NULL;
     size_t n_prompt = 0;
-    bool json = false, no_chat = false;
+    bool json = false, no_chat = false, prompt_from_ids = false;
     kvp_gen_params gp = kvp_gen_default_params();
     kvp_cache_params cp = kvp_cache_default_params();
     long threads = 0;
@@ -109,6 +109,7 @@ int cmd_generate(int argc, char **argv) {
             if (!cli_take_value(argc, argv, &i, &v)) goto usage;
             free(prompt_ids);
             prompt_ids = NULL;
+            prompt_from_ids = true;
             if (!cli_parse_int_list(a, v, &prompt_ids, &n_prompt)) goto usage;
         } else if (!strcmp(a, "--prompt")) {
             if (!cli_take_value(argc, argv, &i, &prompt_text)) goto usage;
@@ -206,6 +207,8 @@ int cmd_generate(int argc, char **argv) {
             goto out;
         }
     }
+    const char *method_name = cp.method ? cp.method : "full";
+    cli_warn_unused_budget(&cp, &method_name, 1);
     if (kvp_cache_new(model, &cp, &cache, &err)) {
         rc = cli_lib_error(&err);
         goto out;
@@ -235,7 +238,7 @@ int cmd_generate(int argc, char **argv) {
     }
     /* Ratio budgets (and their warnings) are settled by the prefill. */
     const char *warn = kvp_cache_warning(cache);
-    if (warn) fprintf(stderr, "kvprune: warning: %s\n", warn);
+    if (warn) cli_warn("%s", warn);
     if (kept_path) {
         if (dc.kept_failed) {
             rc = cli_error("--dump-kept: out of memory while copying the kept positions");
@@ -287,7 +290,8 @@ out:
     kvp_gen_result_free(&res);
     kvp_cache_free(cache);
     kvp_model_free(model);
-    free(prompt_ids);
+    if (prompt_from_ids) free(prompt_ids); /* cli_parse_int_list's */
+    else kvp_free(prompt_ids);             /* the tokenizer's */
     free(file_text);
     return rc;
 }

@@ -190,6 +190,10 @@ static int needle_gen(int argc, char **argv) {
     /* One line per sample, then one atomic write. */
     size_t cap = 1 << 16, len = 0;
     buf = malloc(cap);
+    if (!buf) {
+        rc = cli_error("out of memory");
+        goto out;
+    }
     size_t i;
     json_t *o;
     json_array_foreach(lines, i, o) {
@@ -200,8 +204,14 @@ static int needle_gen(int argc, char **argv) {
             goto out;
         }
         while (len + l + 2 > cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(s);
+                rc = cli_error("out of memory");
+                goto out;
+            }
+            buf = nb;
             cap *= 2;
-            buf = realloc(buf, cap);
         }
         memcpy(buf + len, s, l);
         len += l;
@@ -212,6 +222,10 @@ static int needle_gen(int argc, char **argv) {
     const char *slash = strrchr(out_path, '/');
     if (slash && slash != out_path) {
         char *dir = strndup(out_path, (size_t)(slash - out_path));
+        if (!dir) {
+            rc = cli_error("out of memory");
+            goto out;
+        }
         kvp_status ms = kvp_mkdirs(dir, &err);
         free(dir);
         if (ms != KVP_OK) {
@@ -225,8 +239,8 @@ static int needle_gen(int argc, char **argv) {
     printf("lengths: every sample within %.2f%% below its target (%zu tokenizer calls)\n",
            stats.worst_rel_gap * 100, stats.n_measure_calls);
     if (stats.worst_rel_gap > 0.01)
-        fprintf(stderr, "kvprune: warning: some prompts are more than 1%% below their target "
-                        "length (the haystack is too coarse?)\n");
+        cli_warn("some prompts are more than 1%% below their target length (the haystack is "
+                 "too coarse?)");
     rc = 0;
 out:
     free(buf);
@@ -381,6 +395,9 @@ static int needle_pred(int argc, char **argv) {
     }
     bool pruned = false;
     for (size_t m = 0; m < n_methods; m++) pruned |= strcmp(methods[m], "full") != 0;
+    if (!pruned && (ratios || p.num_recent != 16 || p.no_decode_evict))
+        cli_warn("the full cache keeps every token: --cache-ratio, --num-recent and "
+                 "--no-decode-evict are ignored");
     if (pruned && !ratios) {
         rc = cli_usage_error("needle pred", "--cache-ratio LIST is needed for pruning methods");
         goto out;
@@ -439,9 +456,14 @@ static void eval_help(void) {
         "  --no-plots             write result.json and print the table only\n");
 }
 
+/* "a/b"; NULL when out of memory (after saying so). */
 static char *path2(const char *a, const char *b) {
     size_t n = strlen(a) + strlen(b) + 2;
     char *p = malloc(n);
+    if (!p) {
+        cli_error("out of memory");
+        return NULL;
+    }
     snprintf(p, n, "%s/%s", a, b);
     return p;
 }
@@ -504,10 +526,18 @@ static int needle_eval(int argc, char **argv) {
         if (table) printf("%s\n", table);
         free(table);
         char *rp = path2(ts->dir, "result.json");
+        if (!rp) {
+            rc = 1;
+            break;
+        }
         printf("result: %s\n", rp);
         free(rp);
         if (!plots) continue;
         char *pp = path2(ts->dir, "accuracy_vs_cache_ratio.svg");
+        if (!pp) {
+            rc = 1;
+            break;
+        }
         if (kvp_needle_plot_ratio(ts, pp, &err)) {
             rc = cli_lib_error(&err);
             free(pp);
@@ -519,11 +549,17 @@ static int needle_eval(int argc, char **argv) {
             for (size_t e = 0; e < ts->n; e++) {
                 if (strcmp(ts->exps[e].name, heatmap) || ts->exps[e].score < 0) continue;
                 char *ed = path2(ts->dir, heatmap);
-                char *pred = path2(ed, "pred.jsonl");
+                char *pred = ed ? path2(ed, "pred.jsonl") : NULL;
                 size_t hn = strlen(heatmap) + 16;
                 char *hname = malloc(hn);
-                snprintf(hname, hn, "heatmap_%s.svg", heatmap);
-                char *hp = path2(ts->dir, hname);
+                if (hname) snprintf(hname, hn, "heatmap_%s.svg", heatmap);
+                char *hp = hname ? path2(ts->dir, hname) : NULL;
+                if (!ed || !pred || !hname || !hp) {
+                    if (ed && pred && !hname) cli_error("out of memory");
+                    free(ed), free(pred), free(hname), free(hp);
+                    rc = 1;
+                    break;
+                }
                 char title[512];
                 snprintf(title, sizeof title, "Needle accuracy by depth and length: %s, %s",
                          ts->name, heatmap);
@@ -551,8 +587,17 @@ int cmd_needle(int argc, char **argv) {
                "'kvprune needle <sub> --help' lists the options.\n");
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "gen")) return needle_gen(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "pred")) return needle_pred(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "eval")) return needle_eval(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "gen")) {
+        cli_set_command("needle gen");
+        return needle_gen(argc - 1, argv + 1);
+    }
+    if (!strcmp(argv[1], "pred")) {
+        cli_set_command("needle pred");
+        return needle_pred(argc - 1, argv + 1);
+    }
+    if (!strcmp(argv[1], "eval")) {
+        cli_set_command("needle eval");
+        return needle_eval(argc - 1, argv + 1);
+    }
     return cli_usage_error("needle", "unknown subcommand '%s' (gen, pred or eval)", argv[1]);
 }

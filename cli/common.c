@@ -8,14 +8,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The command being run ("generate", "needle pred"): every message starts
+ * with "kvprune <command>: ". */
+static const char *current_command;
+
+void cli_set_command(const char *name) { current_command = name; }
+
+static void prefix(void) {
+    if (current_command) fprintf(stderr, "kvprune %s: ", current_command);
+    else fputs("kvprune: ", stderr);
+}
+
 int cli_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("kvprune: error: ", stderr);
+    prefix();
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
     return 1;
+}
+
+void cli_warn(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    prefix();
+    fputs("warning: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
@@ -29,7 +50,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
 }
 
 int cli_lib_error(const kvp_error *err) {
-    return cli_error("%s", err && err->message[0] ? err->message : "unknown failure");
+    cli_error("%s", err && err->message[0] ? err->message : "unknown failure");
+    /* A bad parameter, flag value or name is the user's to fix: a usage
+     * error, whichever layer noticed it. */
+    return err && err->status == KVP_ERR_INVALID_ARG ? 2 : 1;
 }
 
 bool cli_take_value(int argc, char **argv, int *i, const char **out) {

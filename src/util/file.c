@@ -13,6 +13,11 @@
 kvp_status kvp_read_file(const char *path, char **out, size_t *len, kvp_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return kvp_fail(err, KVP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(f);
+        return kvp_fail(err, KVP_ERR_IO, "%s: is a directory, not a file", path);
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     for (;;) {

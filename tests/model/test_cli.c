@@ -245,7 +245,7 @@ int main(int argc, char **argv) {
     /* Exit codes and messages. */
     struct { const char *args; int rc; const char *msg; } bad[] = {
         {"generate -m tests/data/model/no-such-model --prompt-ids 1 -n 2", 1, "no-such-model"},
-        {"generate -m " FIX " --prompt-ids 1,99999 -n 2", 1, "99999"},
+        {"generate -m " FIX " --prompt-ids 1,99999 -n 2", 2, "99999"},
         {"generate -m " FIX " --prompt hello -n 2", 1, "no tokenizer"},
         {"generate -m " FIX " -n 2", 2, "exactly one"},
         {"generate --prompt-ids 1", 2, "-m"},
@@ -257,6 +257,21 @@ int main(int argc, char **argv) {
         {"convert -m " FIX " -o /nonexistent-dir/x.gguf", 1, "x.gguf"},
         {"convert -m " FIX " -o x.gguf --type q4", 2, "--type"},
         {"info -m tests/data/model/README-not-here", 1, "README-not-here"},
+        /* every usage error exits 2, whichever layer notices it, and every
+         * message starts with "kvprune <command>: " */
+        {"generate -m " FIX " --prompt-ids 1,2 --method h2o --num-recent 2 --cache-ratio 0", 2,
+         "kvprune generate: method h2o: cache_ratio must be > 0"},
+        {"generate -m " FIX " --prompt-ids 1,2 --method h2o --recent-ratio -0.5 --heavy-ratio 0.1",
+         2, "--recent-ratio"},
+        {"generate -m " TOK " --prompt hi --chat-template foo -n 1", 2,
+         "kvprune generate: chat template 'foo' is unknown"},
+        {"generate -m " FIX " --prompt-ids 1 --method nope", 2, "kvprune generate: --method"},
+        {"generate -m " TOK " --prompt-file tests/data/model -n 1", 1,
+         "kvprune generate: --prompt-file: tests/data/model: is a directory"},
+        {"compare -m " FIX " --prompt-ids 1,2 --methods full,h2o --num-recent 2", 2,
+         "kvprune compare: method h2o needs a budget"},
+        {"needle pred -m " FIX " --data /nonexistent.jsonl --save-dir x", 1,
+         "kvprune needle pred: --data"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = run(bad[i].args, NULL);
@@ -265,6 +280,47 @@ int main(int argc, char **argv) {
         CHECK_MSG(strstr(e, bad[i].msg) != NULL, "'%s': stderr '%s' lacks '%s'", bad[i].args, e,
                   bad[i].msg);
         free(e);
+    }
+    /* "method h2o: method h2o: ..." said the method twice */
+    {
+        CHECK(run("compare -m " FIX " --prompt-ids 1,2 --methods full,h2o --num-recent 2", NULL) == 2);
+        char *e = stderr_text();
+        CHECK_MSG(e && strstr(e, "method h2o") && !strstr(strstr(e, "method h2o") + 1, "method h2o"),
+                  "'%s'", e ? e : "");
+        free(e);
+    }
+    /* budget flags with the full cache: a warning, and the full cache's run */
+    {
+        char *o1 = NULL, *o2 = NULL;
+        CHECK(run("generate -m " FIX " --prompt-ids 1,2,3 -n 3 --ignore-eos --num-recent 2 "
+                  "--num-heavy 1", &o1) == 0);
+        char *e = stderr_text();
+        CHECK_MSG(e && strstr(e, "kvprune generate: warning: the full cache keeps every token"),
+                  "'%s'", e ? e : "");
+        free(e);
+        CHECK(run("generate -m " FIX " --prompt-ids 1,2,3 -n 3 --ignore-eos", &o2) == 0);
+        CHECK(o1 && o2 && !strcmp(o1, o2));
+        free(o1);
+        free(o2);
+    }
+    /* h2o at 5% + 5% of a short prompt keeps 1 token and says so */
+    {
+        char *o = NULL;
+        CHECK(run("generate -m " FIX " --prompt-ids 1,2,3,4,5,6,7,8,9,10 -n 2 --ignore-eos --json "
+                  "--method h2o --recent-ratio 0.05 --heavy-ratio 0.05 --no-decode-evict", &o) == 0);
+        char *e = stderr_text();
+        CHECK_MSG(e && strstr(e, "warning:") && strstr(e, "keeps 1"), "'%s'", e ? e : "");
+        free(e);
+        json_t *jo = o ? json_loads(o, 0, NULL) : NULL;
+        json_t *stats = json_object_get(jo, "stats");
+        /* 10 prompt tokens + 1 decode step seen; 1 kept after the prefill
+         * plus 1 decode token (no decode eviction): 2 of 11 per stream */
+        json_int_t kv = json_integer_value(json_object_get(stats, "kv_bytes"));
+        json_int_t full = json_integer_value(json_object_get(stats, "kv_bytes_full"));
+        CHECK_MSG(jo && kv > 0 && kv * 11 == full * 2, "kv_bytes %lld of %lld", (long long)kv,
+                  (long long)full);
+        json_decref(jo);
+        free(o);
     }
     json_decref(g);
     snprintf(args, sizeof args, "rm -rf '%s'", tmp);
