@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -446,7 +447,8 @@ static void eval_help(void) {
     printf(
         "usage: kvprune needle eval --save-dir DIR [--heatmap FOLDER] [--no-plots]\n\n"
         "Scores every DIR/<task>/<experiment>/pred.jsonl with string_match_all\n"
-        "(an experiment folder without pred.jsonl scores -1), writes\n"
+        "(an experiment folder without pred.jsonl scores -1; a torn last line is\n"
+        "ignored; incomplete experiments are marked), writes\n"
         "DIR/<task>/result.json, prints a table (methods x cache ratios) and writes\n"
         "DIR/<task>/accuracy_vs_cache_ratio.svg.\n\n"
         "  --save-dir DIR         the folder 'kvprune needle pred' wrote\n"
@@ -466,6 +468,24 @@ static char *path2(const char *a, const char *b) {
     }
     snprintf(p, n, "%s/%s", a, b);
     return p;
+}
+
+/* A task whose results could not be written keeps none of an earlier
+ * run's: a stale result.json would pass for this run's. */
+static void remove_stale(const char *task_dir, const char *heatmap) {
+    const char *names[] = {"result.json", "accuracy_vs_cache_ratio.svg"};
+    for (size_t i = 0; i < 2; i++) {
+        char *p = path2(task_dir, names[i]);
+        if (p) unlink(p);
+        free(p);
+    }
+    if (heatmap) {
+        char name[600];
+        snprintf(name, sizeof name, "heatmap_%s.svg", heatmap);
+        char *p = path2(task_dir, name);
+        if (p) unlink(p);
+        free(p);
+    }
 }
 
 static int needle_eval(int argc, char **argv) {
@@ -493,8 +513,20 @@ static int needle_eval(int argc, char **argv) {
     size_t nt = 0;
     kvp_error err = {0};
     /* Everything is scored before anything is written. */
-    if (kvp_needle_scan(save_dir, &tasks, &nt, &err)) return cli_lib_error(&err);
+    if (kvp_needle_scan(save_dir, &tasks, &nt, &err)) {
+        int rc = cli_lib_error(&err);
+        DIR *d = opendir(save_dir);
+        for (struct dirent *e; d && (e = readdir(d));) {
+            if (e->d_name[0] == '.' || (only_task && strcmp(e->d_name, only_task))) continue;
+            char *td = path2(save_dir, e->d_name);
+            if (td) remove_stale(td, heatmap);
+            free(td);
+        }
+        if (d) closedir(d);
+        return rc;
+    }
     int rc = 0;
+    bool bad_experiment = false; /* scored -1 for a malformed file: exit 1 */
     size_t used = 0;
     for (size_t t = 0; t < nt; t++) used += !only_task || !strcmp(tasks[t].name, only_task);
     if (used == 0) {
@@ -518,8 +550,20 @@ static int needle_eval(int argc, char **argv) {
     for (size_t t = 0; t < nt && rc == 0; t++) {
         const kvp_task_scores *ts = &tasks[t];
         if (only_task && strcmp(ts->name, only_task)) continue;
+        for (size_t e = 0; e < ts->n; e++) {
+            const kvp_exp_score *x = &ts->exps[e];
+            if (x->torn_line)
+                cli_warn("%s/%s/pred.jsonl:%zu: a torn last line (a killed run?) is ignored; "
+                         "'needle pred' drops it when it resumes",
+                         ts->dir, x->name, x->torn_line);
+            if (x->error) {
+                cli_error("%s: %s (scored -1)", x->name, x->error);
+                bad_experiment = true;
+            }
+        }
         if (kvp_needle_write_result(ts, &err)) {
             rc = cli_lib_error(&err);
+            remove_stale(ts->dir, heatmap);
             break;
         }
         char *table = kvp_needle_table(ts);
@@ -541,6 +585,7 @@ static int needle_eval(int argc, char **argv) {
         if (kvp_needle_plot_ratio(ts, pp, &err)) {
             rc = cli_lib_error(&err);
             free(pp);
+            remove_stale(ts->dir, heatmap);
             break;
         }
         printf("plot: %s\n", pp);
@@ -563,9 +608,10 @@ static int needle_eval(int argc, char **argv) {
                 char title[512];
                 snprintf(title, sizeof title, "Needle accuracy by depth and length: %s, %s",
                          ts->name, heatmap);
-                if (kvp_needle_plot_heatmap(pred, title, hp, &err))
+                if (kvp_needle_plot_heatmap(pred, title, hp, &err)) {
                     rc = cli_lib_error(&err);
-                else
+                    unlink(hp);
+                } else
                     printf("heatmap: %s\n", hp);
                 free(ed), free(pred), free(hname), free(hp);
             }
@@ -573,6 +619,7 @@ static int needle_eval(int argc, char **argv) {
     }
 out:
     kvp_task_scores_free(tasks, nt);
+    if (rc == 0 && bad_experiment) rc = 1;
     return rc;
 }
 

@@ -17,10 +17,13 @@ static bool blank(const char *s, size_t n) {
     return true;
 }
 
-kvp_status kvjl_parse(const char *path, const char *buf, size_t len, kvp_jsonl *out,
-                      kvp_error *err) {
+/* kvjl_parse; with torn_line not NULL, a last line without a newline that
+ * is not a whole object is skipped and its number stored there. */
+static kvp_status parse(const char *path, const char *buf, size_t len, kvp_jsonl *out,
+                        size_t *torn_line, kvp_error *err) {
     out->items = NULL;
     out->n = 0;
+    if (torn_line) *torn_line = 0;
     size_t cap = 0, line = 0;
     for (size_t pos = 0; pos < len;) {
         line++;
@@ -32,6 +35,16 @@ kvp_status kvjl_parse(const char *path, const char *buf, size_t len, kvp_jsonl *
         if (blank(s, n)) continue;
         json_error_t jerr;
         json_t *v = json_loadb(s, n, JSON_ALLOW_NUL, &jerr);
+        if (!v && json_error_code(&jerr) == json_error_out_of_memory) {
+            kvp_jsonl_free(out);
+            return kvp_fail(err, KVP_ERR_NOMEM, "%s:%zu: out of memory", path, line);
+        }
+        if ((!v || !json_is_object(v)) && !nl && torn_line) {
+            /* no newline and no whole object: what a killed writer leaves */
+            json_decref(v);
+            *torn_line = line;
+            break;
+        }
         if (!v) {
             kvp_jsonl_free(out);
             return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: invalid JSON at column %d: %s", path,
@@ -60,14 +73,25 @@ kvp_status kvjl_parse(const char *path, const char *buf, size_t len, kvp_jsonl *
     return KVP_OK;
 }
 
+kvp_status kvjl_parse(const char *path, const char *buf, size_t len, kvp_jsonl *out,
+                      kvp_error *err) {
+    return parse(path, buf, len, out, NULL, err);
+}
+
 kvp_status kvp_jsonl_read(const char *path, kvp_jsonl *out, kvp_error *err) {
+    return kvev_jsonl_read_partial(path, out, NULL, err);
+}
+
+kvp_status kvev_jsonl_read_partial(const char *path, kvp_jsonl *out, size_t *torn_line,
+                                   kvp_error *err) {
     out->items = NULL;
     out->n = 0;
+    if (torn_line) *torn_line = 0;
     char *buf = NULL;
     size_t len = 0;
     kvp_status st = kvp_read_file(path, &buf, &len, err);
     if (st != KVP_OK) return st;
-    st = kvjl_parse(path, buf, len, out, err);
+    st = parse(path, buf, len, out, torn_line, err);
     free(buf);
     return st;
 }

@@ -30,6 +30,12 @@ void kvp_jsonl_free(kvp_jsonl *j);
 kvp_status kvjl_parse(const char *path, const char *buf, size_t len, kvp_jsonl *out,
                       kvp_error *err);
 
+/* kvp_jsonl_read, except that a last line without a newline that is not a
+ * whole JSON object (a line torn by a killed writer) is skipped: *torn_line
+ * receives its number (0: none). Other bad lines are errors as above. */
+kvp_status kvev_jsonl_read_partial(const char *path, kvp_jsonl *out, size_t *torn_line,
+                                   kvp_error *err);
+
 /* Drops a torn last line (bytes after the last '\n') by truncating the file
  * to its last complete line. *dropped receives the number of bytes removed.
  * A missing file is not an error (*dropped = 0). */

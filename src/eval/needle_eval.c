@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +44,20 @@ void kvp_needle_parse_exp_name(const char *name, char **method, double *ratio,
 
 kvp_status kvp_needle_score_file(const char *pred_path, double *score, size_t *n,
                                  kvp_error *err) {
+    size_t torn = 0;
+    kvp_status st = kvev_needle_score_partial(pred_path, score, n, &torn, err);
+    if (st != KVP_OK) return st;
+    if (torn) return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: torn last line", pred_path, torn);
+    if (*n == 0) return kvp_fail(err, KVP_ERR_FORMAT, "%s: no predictions", pred_path);
+    return KVP_OK;
+}
+
+kvp_status kvev_needle_score_partial(const char *pred_path, double *score, size_t *n,
+                                     size_t *torn_line, kvp_error *err) {
+    *score = -1;
+    *n = 0;
     kvp_jsonl j;
-    kvp_status st = kvp_jsonl_read(pred_path, &j, err);
+    kvp_status st = kvev_jsonl_read_partial(pred_path, &j, torn_line, err);
     if (st != KVP_OK) return st;
     kvp_match_acc acc = {0, 0};
     for (size_t i = 0; i < j.n; i++) {
@@ -75,10 +88,24 @@ kvp_status kvp_needle_score_file(const char *pred_path, double *score, size_t *n
     }
     kvp_jsonl_free(&j);
     if (st != KVP_OK) return st;
-    if (acc.n == 0) return kvp_fail(err, KVP_ERR_FORMAT, "%s: no predictions", pred_path);
-    *score = kvp_match_acc_score(&acc);
+    if (acc.n > 0) *score = kvp_match_acc_score(&acc);
     *n = acc.n;
     return KVP_OK;
+}
+
+bool kvev_exp_complete(const kvp_exp_score *e) {
+    return !e->error && e->n_samples > 0 && e->n_samples >= e->n_expected && !e->torn_line;
+}
+
+/* The sample count pred recorded for an experiment (its run.json), or 0. */
+static size_t recorded_samples(const char *exp_dir) {
+    char *path = kvfile_join(exp_dir, "run.json");
+    json_t *o = path ? json_load_file(path, 0, NULL) : NULL;
+    free(path);
+    json_t *v = json_object_get(o, "samples");
+    size_t n = json_is_integer(v) && json_integer_value(v) > 0 ? (size_t)json_integer_value(v) : 0;
+    json_decref(o);
+    return n;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -131,6 +158,7 @@ static void task_free_one(kvp_task_scores *t) {
     for (size_t i = 0; i < t->n; i++) {
         free(t->exps[i].name);
         free(t->exps[i].method);
+        free(t->exps[i].error);
     }
     free(t->exps);
     free(t->name);
@@ -165,21 +193,43 @@ kvp_status kvp_needle_score_task(const char *task_dir, const char *task_name,
         kvp_needle_parse_exp_name(e->name, &e->method, &e->ratio, &e->no_decode_evict);
         char *exp_dir = kvfile_join(task_dir, e->name);
         char *pred = exp_dir ? kvfile_join(exp_dir, "pred.jsonl") : NULL;
-        free(exp_dir);
         if (!pred || !e->method) {
+            free(exp_dir);
             free(pred);
             st = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", task_dir);
             break;
         }
-        if (kvfile_is_file(pred))
-            st = kvp_needle_score_file(pred, &e->score, &e->n_samples, err);
-        else
-            e->score = -1;
+        e->n_expected = recorded_samples(exp_dir);
+        free(exp_dir);
+        e->score = -1;
+        if (kvfile_is_file(pred)) {
+            kvp_error ferr = {0};
+            kvp_status fs = kvev_needle_score_partial(pred, &e->score, &e->n_samples,
+                                                      &e->torn_line, &ferr);
+            if (fs == KVP_ERR_NOMEM) {
+                st = err ? (*err = ferr, fs) : fs;
+            } else if (fs != KVP_OK) {
+                /* one bad file is that experiment's problem, not the sweep's */
+                e->score = -1;
+                e->n_samples = 0;
+                e->error = strdup(ferr.message);
+                if (!e->error) st = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", task_dir);
+            }
+        }
         free(pred);
     }
     kvp_strv_free(subs, ns);
-    if (st != KVP_OK) task_free_one(out);
-    return st;
+    if (st != KVP_OK) {
+        task_free_one(out);
+        return st;
+    }
+    /* Folders pred did not describe (older runs): the task's largest count. */
+    size_t most = 0;
+    for (size_t i = 0; i < out->n; i++)
+        if (out->exps[i].n_samples > most) most = out->exps[i].n_samples;
+    for (size_t i = 0; i < out->n; i++)
+        if (out->exps[i].n_expected == 0) out->exps[i].n_expected = most;
+    return KVP_OK;
 }
 
 kvp_status kvp_needle_scan(const char *save_dir, kvp_task_scores **tasks, size_t *n,
@@ -224,38 +274,90 @@ kvp_status kvp_needle_scan(const char *save_dir, kvp_task_scores **tasks, size_t
     return KVP_OK;
 }
 
-kvp_status kvp_needle_write_result(const kvp_task_scores *t, kvp_error *err) {
-    size_t cap = 64 + t->n * 96, len = 0;
-    for (size_t i = 0; i < t->n; i++) cap += strlen(t->exps[i].name) * 6;
-    char *s = malloc(cap);
-    if (!s) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->dir);
-    len += (size_t)snprintf(s + len, cap - len, t->n ? "{\n" : "{");
-    for (size_t i = 0; i < t->n; i++) {
-        json_t *k = json_string(t->exps[i].name);
-        char *ks = k ? json_dumps(k, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
-        json_decref(k);
-        if (!ks) {
-            free(s);
-            return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->dir);
+/* A growing string (result.json, the table). */
+typedef struct sbuf {
+    char *s;
+    size_t len, cap;
+    bool failed;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_put(sbuf *b, const char *fmt, ...) {
+    if (b->failed) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = true;
+            return;
         }
+        if (b->s && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t nc = (b->cap ? b->cap * 2 : 256) + (size_t)n;
+        char *ns = realloc(b->s, nc);
+        if (!ns) {
+            b->failed = true;
+            return;
+        }
+        b->s = ns;
+        b->cap = nc;
+    }
+}
+
+/* A JSON string literal as Python's json.dumps writes it (ASCII only). */
+static bool sb_json_str(sbuf *b, const char *text) {
+    json_t *k = json_string(text);
+    char *ks = k ? json_dumps(k, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
+    json_decref(k);
+    if (!ks) return false;
+    sb_put(b, "%s", ks);
+    free(ks);
+    return true;
+}
+
+kvp_status kvp_needle_write_result(const kvp_task_scores *t, kvp_error *err) {
+    sbuf b = {0};
+    sb_put(&b, "{\n");
+    bool ok = true;
+    for (size_t i = 0; i < t->n && ok; i++) {
         char num[40];
         if (t->exps[i].score == -1)
             snprintf(num, sizeof num, "-1");
         else
             kvp_py_float_repr(t->exps[i].score, num, sizeof num);
-        len += (size_t)snprintf(s + len, cap - len, "    %s: %s%s\n", ks, num,
-                                i + 1 < t->n ? "," : "");
-        free(ks);
+        sb_put(&b, "    ");
+        ok = sb_json_str(&b, t->exps[i].name);
+        sb_put(&b, ": %s,\n", num);
     }
-    len += (size_t)snprintf(s + len, cap - len, "}");
+    sb_put(&b, "    \"_samples\": {%s", t->n ? "\n" : "}\n");
+    for (size_t i = 0; i < t->n && ok; i++) {
+        const kvp_exp_score *e = &t->exps[i];
+        sb_put(&b, "        ");
+        ok = sb_json_str(&b, e->name);
+        sb_put(&b, ": {\n            \"scored\": %zu,\n            \"expected\": %zu,\n"
+                   "            \"complete\": %s",
+               e->n_samples, e->n_expected, kvev_exp_complete(e) ? "true" : "false");
+        if (e->error) {
+            sb_put(&b, ",\n            \"error\": ");
+            ok = ok && sb_json_str(&b, e->error);
+        }
+        sb_put(&b, "\n        }%s\n", i + 1 < t->n ? "," : "");
+    }
+    if (t->n) sb_put(&b, "    }\n");
+    sb_put(&b, "}");
     char *path = kvfile_join(t->dir, "result.json");
-    if (!path) {
-        free(s);
+    if (!ok || b.failed || !path) {
+        free(b.s);
+        free(path);
         return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->dir);
     }
-    kvp_status st = kvp_write_file_atomic(path, s, len, err);
+    kvp_status st = kvp_write_file_atomic(path, b.s, b.len, err);
     free(path);
-    free(s);
+    free(b.s);
     return st;
 }
 
@@ -335,16 +437,22 @@ static void grid_free(grid *g) {
     free(g->cols);
 }
 
-/* The score shown for (row, ratio), or NAN when there is none. */
-static double grid_value(const kvp_task_scores *t, const char *row, double ratio) {
+/* The experiment shown at (row, ratio), or NULL when there is none. */
+static const kvp_exp_score *grid_exp(const kvp_task_scores *t, const char *row, double ratio) {
     for (size_t i = 0; i < t->n; i++) {
         const kvp_exp_score *e = &t->exps[i];
         char *l = row_label(e);
         bool same = l && !strcmp(l, row);
         free(l);
-        if (same && (isnan(e->ratio) || e->ratio == ratio)) return e->score;
+        if (same && (isnan(e->ratio) || e->ratio == ratio)) return e;
     }
-    return NAN;
+    return NULL;
+}
+
+/* The score shown for (row, ratio), or NAN when there is none. */
+static double grid_value(const kvp_task_scores *t, const char *row, double ratio) {
+    const kvp_exp_score *e = grid_exp(t, row, ratio);
+    return e ? e->score : NAN;
 }
 
 char *kvp_needle_table(const kvp_task_scores *t) {
@@ -358,6 +466,8 @@ char *kvp_needle_table(const kvp_task_scores *t) {
         if (strlen(g.rows[r]) > w0) w0 = strlen(g.rows[r]);
     size_t ncols = g.nc ? g.nc : 1;
     size_t cap = (w0 + 16 * ncols + 8) * (g.nr + 4) + strlen(t->name) + 64, len = 0;
+    for (size_t i = 0; i < t->n; i++)
+        cap += strlen(t->exps[i].name) + (t->exps[i].error ? strlen(t->exps[i].error) : 0) + 96;
     char *s = malloc(cap);
     if (!s) {
         grid_free(&g);
@@ -376,15 +486,38 @@ char *kvp_needle_table(const kvp_task_scores *t) {
     for (size_t r = 0; r < g.nr; r++) {
         PUT("%-*s", (int)w0, g.rows[r]);
         for (size_t c = 0; c < ncols; c++) {
-            double v = grid_value(t, g.rows[r], g.nc ? g.cols[c] : NAN);
+            const kvp_exp_score *e = grid_exp(t, g.rows[r], g.nc ? g.cols[c] : NAN);
+            double v = e ? e->score : NAN;
+            char cell[40];
             if (isnan(v))
                 PUT("  %10s", "-");
+            else if (e->error)
+                PUT("  %10s", "error");
             else if (v == -1)
                 PUT("  %10s", "missing");
-            else
-                PUT("  %10.2f", v);
+            else {
+                snprintf(cell, sizeof cell, "%.2f%s", v, kvev_exp_complete(e) ? "" : "*");
+                PUT("  %10s", cell);
+            }
         }
         PUT("\n");
+    }
+    /* How many samples each score covers; the incomplete ones by name. */
+    size_t most = 0;
+    bool all_complete = true;
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->exps[i].n_expected > most) most = t->exps[i].n_expected;
+        all_complete = all_complete && kvev_exp_complete(&t->exps[i]);
+    }
+    if (all_complete && t->n) PUT("every score covers its %zu samples\n", most);
+    for (size_t i = 0; i < t->n && !all_complete; i++) {
+        const kvp_exp_score *e = &t->exps[i];
+        if (kvev_exp_complete(e)) continue;
+        if (e->error)
+            PUT("error: %s: %s\n", e->name, e->error);
+        else
+            PUT("* %s: %zu of %zu samples%s\n", e->name, e->n_samples, e->n_expected,
+                e->torn_line ? " (a torn last line ignored)" : "");
     }
 #undef PUT
     grid_free(&g);

@@ -13,8 +13,14 @@ typedef struct kvp_exp_score {
     char *method;         /* "h2o"; the whole name when it does not parse      */
     double ratio;         /* NAN when the name has no "-cr<ratio>" part        */
     bool no_decode_evict; /* the name ends with "-no_decode_evict"             */
-    double score;         /* string_match_all; -1 when pred.jsonl is missing   */
-    size_t n_samples;
+    double score;         /* string_match_all; -1 when there is nothing to score
+                             (no pred.jsonl, an empty one, or an error)        */
+    size_t n_samples;     /* lines scored                                      */
+    size_t n_expected;    /* lines the experiment should have: run.json's
+                             "samples" (written by pred), else the most any
+                             experiment of the task has                        */
+    size_t torn_line;     /* a torn last line that was ignored (0: none)       */
+    char *error;          /* why pred.jsonl could not be scored, or NULL       */
 } kvp_exp_score;
 
 typedef struct kvp_task_scores {
@@ -32,7 +38,17 @@ void kvp_needle_parse_exp_name(const char *name, char **method, double *ratio,
 kvp_status kvp_needle_score_file(const char *pred_path, double *score, size_t *n,
                                  kvp_error *err);
 
-/* Scores every experiment folder of one task folder (writes nothing). */
+/* The same, scoring what the file has: an empty file scores -1 with n = 0,
+ * and a torn last line is skipped (*torn_line: its number, 0: none). */
+kvp_status kvev_needle_score_partial(const char *pred_path, double *score, size_t *n,
+                                     size_t *torn_line, kvp_error *err);
+
+/* True when the experiment has every sample it should have. */
+bool kvev_exp_complete(const kvp_exp_score *e);
+
+/* Scores every experiment folder of one task folder (writes nothing). An
+ * experiment whose pred.jsonl is malformed gets score -1 and `error`; only
+ * I/O and memory failures fail the task. */
 kvp_status kvp_needle_score_task(const char *task_dir, const char *task_name,
                                  kvp_task_scores *out, kvp_error *err);
 
@@ -43,12 +59,15 @@ kvp_status kvp_needle_scan(const char *save_dir, kvp_task_scores **tasks, size_t
 void kvp_task_scores_free(kvp_task_scores *t, size_t n);
 
 /* Writes <task dir>/result.json: {"<folder>": score, ...} in folder order,
- * formatted like Python's json.dump(scores, f, indent=4). */
+ * then "_samples": {"<folder>": {"scored": n, "expected": m, "complete":
+ * bool[, "error": msg]}}, formatted like Python's json.dump(.., indent=4). */
 kvp_status kvp_needle_write_result(const kvp_task_scores *t, kvp_error *err);
 
 /* The results as a fixed-width table: one row per method (with
  * " no_decode_evict" when set), one column per cache ratio; methods without a
- * ratio (full) show their score in every column. malloc'ed. */
+ * ratio (full) show their score in every column. A score over fewer samples
+ * than expected is marked '*' and listed under the table with its count.
+ * malloc'ed. */
 char *kvp_needle_table(const kvp_task_scores *t);
 
 /* Accuracy vs cache ratio, one line per method; methods without a ratio are

@@ -170,6 +170,25 @@ static kvp_status load_done(experiment *e, const sample *s, size_t n, size_t *to
     return KVP_OK;
 }
 
+static kvp_status write_run_json(const experiment *e, const char *task, size_t n,
+                                 kvp_error *err) {
+    kvp_status st = kvp_mkdirs(e->dir, err);
+    if (st != KVP_OK) return st;
+    char *path = join3(e->dir, "run.json", NULL);
+    json_t *o = json_object();
+    if (!path || !o || json_object_set_new(o, "task", json_string(task)) ||
+        json_object_set_new(o, "experiment", json_string(e->name)) ||
+        json_object_set_new(o, "samples", json_integer((json_int_t)n))) {
+        free(path);
+        json_decref(o);
+        return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+    }
+    st = kvp_json_write_file_atomic(path, o, err);
+    free(path);
+    json_decref(o);
+    return st;
+}
+
 static char *task_name_of(const char *data_path) {
     const char *b = strrchr(data_path, '/');
     b = b ? b + 1 : data_path;
@@ -246,6 +265,13 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
         st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
         goto out;
     }
+    /* The task becomes a folder under save_dir: a plain name only, so that
+     * nothing is written outside it. */
+    if (!*task || !strcmp(task, ".") || !strcmp(task, "..") || strchr(task, '/')) {
+        st = kvp_fail(err, KVP_ERR_INVALID_ARG,
+                      "--task: '%s' is not a plain folder name (no '/', not '.' or '..')", task);
+        goto out;
+    }
     snprintf(sum->task, sizeof sum->task, "%s", task);
     sum->n_samples = n;
     if (n == 0) {
@@ -312,6 +338,12 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
         if (st != KVP_OK) goto out;
         total += e->n_pending;
         sum->skipped += n - e->n_pending;
+    }
+    /* Each experiment records how many samples it is to have, so that eval
+     * can tell a finished experiment from a partial one. */
+    for (size_t q = 0; q < nex; q++) {
+        st = write_run_json(&ex[q], task, n, err);
+        if (st != KVP_OK) goto out;
     }
 
     kvp_needle_progress prog = {0};

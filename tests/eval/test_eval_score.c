@@ -77,14 +77,22 @@ static void test_scan_vs_oracle(void) {
         json_t *exp = json_load_file(path, 0, &jerr);
         CHECK_MSG(exp != NULL, "%s", path);
         if (!exp) continue;
-        CHECK_EQ_INT(json_object_size(exp), tasks[t].n);
+        CHECK_EQ_INT(json_object_size(exp), tasks[t].n + 1);
+        json_t *cover = json_object_get(exp, "_samples");
+        CHECK_EQ_INT(json_object_size(cover), tasks[t].n);
         for (size_t i = 0; i < tasks[t].n; i++) {
-            json_t *v = json_object_get(exp, tasks[t].exps[i].name);
-            CHECK_MSG(v && json_is_number(v), "%s missing", tasks[t].exps[i].name);
+            const kvp_exp_score *e = &tasks[t].exps[i];
+            json_t *v = json_object_get(exp, e->name);
+            CHECK_MSG(v && json_is_number(v), "%s missing", e->name);
             if (v)
-                CHECK_MSG(json_number_value(v) == tasks[t].exps[i].score, "%s/%s: %.17g vs %.17g",
-                          tasks[t].name, tasks[t].exps[i].name, tasks[t].exps[i].score,
-                          json_number_value(v));
+                CHECK_MSG(json_number_value(v) == e->score, "%s/%s: %.17g vs %.17g",
+                          tasks[t].name, e->name, e->score, json_number_value(v));
+            /* how many samples each score covers, and whether that is all */
+            json_t *c = json_object_get(cover, e->name);
+            CHECK_EQ_INT(json_integer_value(json_object_get(c, "scored")), e->n_samples);
+            CHECK_EQ_INT(json_integer_value(json_object_get(c, "expected")), e->n_expected);
+            CHECK_MSG(json_is_true(json_object_get(c, "complete")) == kvev_exp_complete(e),
+                      "%s: complete", e->name);
         }
         json_decref(exp);
         /* result.json byte for byte like json.dump(indent=4). */
@@ -120,9 +128,22 @@ static void test_scan_vs_oracle(void) {
         if (!strcmp(e->name, "kvcVK+maxpool-cr0.1")) CHECK_STR(e->method, "kvcVK+maxpool");
         if (!strcmp(e->name, "full")) CHECK(isnan(e->ratio) && !strcmp(e->method, "full"));
     }
+    /* What interrupted runs leave is scored on what it has (the oracle's
+     * numbers above), with the count and the torn line said. */
+    for (size_t i = 0; i < ns->n; i++) {
+        const kvp_exp_score *e = &ns->exps[i];
+        CHECK(e->error == NULL);
+        if (!strcmp(e->name, "kvcV-cr0.1"))
+            CHECK(e->torn_line == 3 && e->n_samples == 2 && e->n_expected == 4);
+        if (!strcmp(e->name, "kvcK-cr0.1")) CHECK(e->score == -1 && e->n_samples == 0);
+        if (!strcmp(e->name, "h2o-cr0.05")) CHECK(e->score == 50 && !kvev_exp_complete(e));
+        if (!strcmp(e->name, "h2o-cr0.02")) CHECK(kvev_exp_complete(e));
+    }
     char *table = kvp_needle_table(ns);
     CHECK(table && strstr(table, "cr=0.05") && strstr(table, "missing") &&
           strstr(table, "snapkv no_decode_evict"));
+    CHECK(table && strstr(table, "50.00*") && strstr(table, "* h2o-cr0.05: 2 of 4 samples") &&
+          strstr(table, "* kvcV-cr0.1: 2 of 4 samples (a torn last line ignored)"));
     if (table) printf("%s", table);
     free(table);
     char svg[600];
@@ -173,7 +194,8 @@ static void test_bad_input(void) {
     CHECK_MSG(strstr(err.message, ":1: expected a JSON object") != NULL, "%s", err.message);
     unlink(p);
 
-    /* A malformed file makes the whole scan fail and nothing is written. */
+    /* A malformed file fails its own experiment (score -1, the error kept),
+     * not the sweep. */
     snprintf(task, sizeof task, "%s/t", tmp);
     snprintf(exp, sizeof exp, "%s/t/h2o-cr0.1", tmp);
     mkdir(task, 0777);
@@ -182,9 +204,21 @@ static void test_bad_input(void) {
     write_text(p, "{\"response\": 1, \"outputs\": [\"a\"]}\n");
     kvp_task_scores *ts;
     size_t nt;
-    CHECK(kvp_needle_scan(tmp, &ts, &nt, &err) == KVP_ERR_FORMAT);
-    CHECK_MSG(strstr(err.message, "pred.jsonl:1: field 'response' must be a string") != NULL, "%s",
-              err.message);
+    CHECK(kvp_needle_scan(tmp, &ts, &nt, &err) == KVP_OK);
+    CHECK(nt == 1 && ts[0].n == 1 && ts[0].exps[0].score == -1 && ts[0].exps[0].error &&
+          strstr(ts[0].exps[0].error, "pred.jsonl:1: field 'response' must be a string"));
+    if (nt == 1) {
+        char *table = kvp_needle_table(&ts[0]);
+        CHECK(table && strstr(table, "error") && strstr(table, "must be a string"));
+        free(table);
+    }
+    kvp_task_scores_free(ts, nt);
+    /* a torn line that is not the last one is corruption, not a kill */
+    write_text(p, "{\"response\": \"a\", \"outputs\": [\"a\"]}\n{\"resp\n"
+                  "{\"response\": \"a\", \"outputs\": [\"a\"]}\n");
+    CHECK(kvp_needle_scan(tmp, &ts, &nt, &err) == KVP_OK);
+    CHECK(nt == 1 && ts[0].exps[0].error && strstr(ts[0].exps[0].error, "pred.jsonl:2:"));
+    kvp_task_scores_free(ts, nt);
     unlink(p);
     rmdir(exp);
     rmdir(task);

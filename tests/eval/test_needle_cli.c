@@ -317,6 +317,101 @@ static void test_eval(void) {
     CHECK_EQ_INT(run("needle bogus"), 2);
 }
 
+/* Sweeps cut short: every experiment is scored on what it has, with its
+ * count; a torn last line is ignored with a warning; nothing stale is left
+ * when eval fails; task names stay inside --save-dir. */
+static void test_eval_interrupted(void) {
+    char cmd[4096], p[800];
+    snprintf(cmd, sizeof cmd, "rm -rf %s/cut && cp -r %s/one %s/cut", tmp, tmp, tmp);
+    CHECK(system(cmd) == 0);
+    /* pred recorded how many samples each experiment is to have */
+    snprintf(p, sizeof p, "%s/cut/niah/h2o-cr0.2/run.json", tmp);
+    json_t *rj = json_load_file(p, 0, NULL);
+    CHECK(rj && json_integer_value(json_object_get(rj, "samples")) == 2);
+    json_decref(rj);
+    /* an empty pred.jsonl (killed before its first sample) */
+    snprintf(p, sizeof p, "%s/cut/niah/h2o-cr0.2/pred.jsonl", tmp);
+    FILE *f = fopen(p, "wb");
+    if (f) fclose(f);
+    /* 1 of 2 samples, and 1 of 2 plus a torn line */
+    snprintf(cmd, sizeof cmd,
+             "head -n 1 %s/one/niah/tova-cr0.2/pred.jsonl > %s/cut/niah/tova-cr0.2/pred.jsonl && "
+             "head -n 1 %s/one/niah/tova-cr0.5/pred.jsonl > %s/cut/niah/tova-cr0.5/pred.jsonl && "
+             "printf '{\"index\": 1, \"resp' >> %s/cut/niah/tova-cr0.5/pred.jsonl",
+             tmp, tmp, tmp, tmp, tmp);
+    CHECK(system(cmd) == 0);
+    CHECK_EQ_INT(run("needle eval --save-dir %s/cut", tmp), 0);
+    CHECK(err_has("tova-cr0.5/pred.jsonl:2: a torn last line"));
+    snprintf(p, sizeof p, "%s/out.txt", tmp);
+    char *o = slurp(p, NULL);
+    CHECK_MSG(o && strstr(o, "* tova-cr0.2: 1 of 2 samples") &&
+                  strstr(o, "* tova-cr0.5: 1 of 2 samples (a torn last line ignored)") &&
+                  strstr(o, "* h2o-cr0.2: 0 of 2 samples") && strstr(o, "missing"),
+              "%s", o ? o : "");
+    free(o);
+    snprintf(p, sizeof p, "%s/cut/niah/result.json", tmp);
+    json_t *r = json_load_file(p, 0, NULL);
+    json_t *cov = json_object_get(r, "_samples");
+    CHECK(r && json_integer_value(json_object_get(r, "h2o-cr0.2")) == -1);
+    CHECK(json_integer_value(json_object_get(json_object_get(cov, "tova-cr0.5"), "scored")) == 1);
+    CHECK(json_is_false(json_object_get(json_object_get(cov, "tova-cr0.5"), "complete")));
+    CHECK(json_is_true(json_object_get(json_object_get(cov, "full"), "complete")));
+    json_decref(r);
+    /* pred resumes: drops the torn line, fills in what is missing */
+    snprintf(p, sizeof p, "%s/a/small.jsonl", tmp);
+    CHECK_EQ_INT(run("needle pred -m %s --data %s --save-dir %s/cut --method full,h2o,tova "
+                     "--cache-ratio 0.2,0.5 --quiet -n 8 --task niah", model, p, tmp), 0);
+    const char *exps[] = {"h2o-cr0.2", "tova-cr0.2", "tova-cr0.5"};
+    for (int i = 0; i < 3; i++) {
+        char a[800], b[800];
+        snprintf(a, sizeof a, "%s/cut/niah/%s/pred.jsonl", tmp, exps[i]);
+        snprintf(b, sizeof b, "%s/one/niah/%s/pred.jsonl", tmp, exps[i]);
+        CHECK_MSG(same_file(a, b), "%s after resume", exps[i]);
+    }
+    CHECK_EQ_INT(run("needle eval --save-dir %s/cut", tmp), 0);
+    o = slurp(p, NULL);
+    free(o);
+    snprintf(p, sizeof p, "%s/out.txt", tmp);
+    o = slurp(p, NULL);
+    CHECK(o && strstr(o, "every score covers its 2 samples") && !strstr(o, "*"));
+    free(o);
+    /* a malformed line: that experiment scores -1 with the error, the rest
+     * are written, and the exit code says something was wrong */
+    snprintf(p, sizeof p, "%s/cut/niah/full/pred.jsonl", tmp);
+    f = fopen(p, "wb");
+    if (f) {
+        fputs("{\"index\": 0, \"response\": 5, \"outputs\": [\"1\"]}\n", f);
+        fclose(f);
+    }
+    CHECK_EQ_INT(run("needle eval --save-dir %s/cut", tmp), 1);
+    CHECK(err_has("kvprune needle eval: full: "));
+    snprintf(p, sizeof p, "%s/cut/niah/result.json", tmp);
+    r = json_load_file(p, 0, NULL);
+    CHECK(r && json_integer_value(json_object_get(r, "full")) == -1 &&
+          json_number_value(json_object_get(r, "h2o-cr0.5")) >= 0);
+    CHECK(json_string_value(json_object_get(
+              json_object_get(json_object_get(r, "_samples"), "full"), "error")) != NULL);
+    json_decref(r);
+    /* eval that cannot write all of a task's outputs keeps none of them
+     * (here the plot's name is taken by a folder): no result.json that
+     * looks current survives a failed run */
+    CHECK(exists(p));
+    snprintf(cmd, sizeof cmd, "rm %s/cut/niah/accuracy_vs_cache_ratio.svg && "
+             "mkdir %s/cut/niah/accuracy_vs_cache_ratio.svg", tmp, tmp);
+    CHECK(system(cmd) == 0);
+    CHECK_EQ_INT(run("needle eval --save-dir %s/cut", tmp), 1);
+    CHECK(!exists(p));
+    /* task names are plain names: nothing is written outside --save-dir */
+    snprintf(p, sizeof p, "%s/a/small.jsonl", tmp);
+    CHECK_EQ_INT(run("needle pred -m %s --data %s --save-dir %s/inside/x --task ../../escaped "
+                     "--quiet -n 2", model, p, tmp), 2);
+    CHECK(err_has("kvprune needle pred: --task: '../../escaped' is not a plain folder name"));
+    snprintf(p, sizeof p, "%s/escaped", tmp);
+    CHECK(!exists(p));
+    CHECK_EQ_INT(run("needle pred -m %s --data %s/a/small.jsonl --save-dir %s/inside --task .. "
+                     "--quiet -n 2", model, tmp, tmp), 2);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_needle_cli PATH-TO-KVPRUNE\n");
@@ -332,6 +427,7 @@ int main(int argc, char **argv) {
     test_shards();
     test_bad_input();
     test_eval();
+    test_eval_interrupted();
     int rc = kvp_test_done("test_needle_cli");
     if (rc == 0) {
         char cmd[700];

@@ -52,6 +52,16 @@ def hand_made():
         ("nothing", ["1", "2", "3"]),
     ])
     write(t, "kvcVK+maxpool-cr0.1", [("İstanbul ΆΈ Ѐ Ӂ", ["i̇stanbul άέ ѐ ӂ"]), ("no", ["yes"])])
+    # What interrupted runs leave: an empty file, 2 of 4 samples, and 2
+    # lines plus a torn third (run.json says how many there should be).
+    write(t, "kvcK-cr0.1", [])
+    write(t, "h2o-cr0.05", [("1234567", ["1234567"]), ("no", ["7654321"])])
+    write(t, "kvcV-cr0.1", [("1234567", ["1234567"]), ("7654321", ["7654321"])])
+    with open(os.path.join(SWEEP, t, "kvcV-cr0.1", "pred.jsonl"), "a") as f:
+        f.write('{"index": 2, "response": "12')
+    for e in ("kvcK-cr0.1", "h2o-cr0.05", "kvcV-cr0.1"):
+        with open(os.path.join(SWEEP, t, e, "run.json"), "w") as f:
+            json.dump({"task": t, "experiment": e, "samples": 4}, f, indent=4)
     # An experiment that has not run yet: scores -1.
     os.makedirs(os.path.join(SWEEP, t, "tova-cr0.1"), exist_ok=True)
     with open(os.path.join(SWEEP, t, "tova-cr0.1", ".keep"), "w") as f:
