@@ -142,7 +142,7 @@ static char *config_with(const char *key, json_t *val) {
 int main(void) {
     snprintf(tmp, sizeof tmp, "%s/kvp_test_bad_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : P_tmpdir);
     if (!mkdtemp(tmp)) return 1;
-    char d[512], p[700];
+    char d[512], p[700], cmd0[1400];
 
     /* Safetensors. */
     make_folder("ok", NULL, NULL, 0, d, sizeof d);
@@ -277,6 +277,58 @@ int main(void) {
     expect_load_fail("missing hyperparameter", p, "'llama.block_count'", "v3.gguf");
     snprintf(p, sizeof p, "%s/nonexistent.gguf", tmp);
     expect_load_fail("no such file", p, "no such file", "nonexistent.gguf");
+
+    /* Weights that load but hold NaN/Inf (or garbage bytes): generation is
+     * an error naming the model, not token 0. */
+    const uint32_t fill[2] = {0x7fc00000u, 0x7f800000u}; /* NaN, +Inf */
+    for (int v = 0; v < 2; v++) {
+        make_folder(v ? "inf" : "nan", NULL, NULL, 0, d, sizeof d);
+        snprintf(p, sizeof p, "%s/model.safetensors", d);
+        size_t sn = 0;
+        uint8_t *st = slurp(p, &sn);
+        uint64_t hl = 0;
+        if (st && sn > 8) memcpy(&hl, st, 8);
+        /* every float of the data region (F32 fixture) */
+        for (size_t o = 8 + hl; st && o + 4 <= sn; o += 4) memcpy(st + o, &fill[v], 4);
+        if (st) spit(p, st, sn);
+        free(st);
+        kvp_model *m = NULL;
+        kvp_cache *c = NULL;
+        CHECK(kvp_model_load(d, NULL, &m, &err) == KVP_OK);
+        CHECK(m && kvp_cache_new(m, NULL, &c, &err) == KVP_OK);
+        int32_t ids[3] = {1, 2, 3};
+        kvp_gen_result res;
+        if (m && c) {
+            CHECK(kvp_generate(m, c, ids, 3, NULL, &res, &err) == KVP_ERR_FORMAT);
+            CHECK_MSG(strstr(err.message, d) && strstr(err.message, "not finite"), "%s",
+                      err.message);
+            float *logits = malloc(sizeof(float) * 4096);
+            kvp_cache_reset(c);
+            CHECK(kvp_eval(m, c, ids, 3, logits, &err) == KVP_ERR_FORMAT);
+            free(logits);
+        }
+        kvp_cache_free(c);
+        kvp_model_free(m);
+    }
+
+    /* A bad tokenizer.json is a format error even without an error struct
+     * to carry the message. */
+    snprintf(d, sizeof d, "%s/badtok", tmp);
+    snprintf(cmd0, sizeof cmd0, "cp -r tests/data/model/llama-tok-bf16 '%s' && echo '{\"model\": 3' > '%s/tokenizer.json'",
+             d, d);
+    CHECK(system(cmd0) == 0);
+    {
+        kvp_model *m = NULL;
+        CHECK(kvp_model_load(d, NULL, &m, NULL) == KVP_ERR_FORMAT);
+        CHECK(m == NULL);
+        CHECK(kvp_model_load(d, NULL, &m, &err) == KVP_ERR_FORMAT);
+        CHECK(strstr(err.message, "tokenizer") != NULL);
+    }
+    /* NULL handles are no crash */
+    kvp_model_info info;
+    memset(&info, 0xab, sizeof info);
+    kvp_model_get_info(NULL, &info);
+    CHECK(info.n_layer == 0 && info.n_vocab == 0 && info.name[0] == '\0');
 
     /* A failed conversion leaves no file behind. */
     snprintf(p, sizeof p, "%s/out.gguf", tmp);

@@ -303,6 +303,30 @@ int main(int argc, char **argv) {
         free(o1);
         free(o2);
     }
+    /* the full cache holds prompt + new tokens by default, past the trained
+     * context (256) with one warning; --cache-max-tokens limits it, and
+     * its message names the flag */
+    {
+        char big[2400];
+        size_t o = (size_t)snprintf(big, sizeof big, "generate -m " FIX " -n 12 --ignore-eos --json --prompt-ids ");
+        for (int i = 0; i < 250; i++) o += (size_t)snprintf(big + o, sizeof big - o, "%s%d", i ? "," : "", 3 + i % 200);
+        char *out = NULL;
+        CHECK(run(big, &out) == 0);
+        char *e = stderr_text();
+        CHECK_MSG(e && strstr(e, "warning: positions reach 257, past the model's trained context of 256"),
+                  "'%s'", e ? e : "");
+        CHECK(e && strstr(strstr(e, "positions reach") + 1, "positions reach") == NULL);
+        free(e);
+        json_t *jo = out ? json_loads(out, 0, NULL) : NULL;
+        CHECK(jo && json_array_size(json_object_get(jo, "ids")) == 12);
+        json_decref(jo);
+        free(out);
+        snprintf(big + o, sizeof big - o, " --cache-max-tokens 200");
+        CHECK(run(big, NULL) == 1);
+        e = stderr_text();
+        CHECK_MSG(e && strstr(e, "--cache-max-tokens"), "'%s'", e ? e : "");
+        free(e);
+    }
     /* h2o at 5% + 5% of a short prompt keeps 1 token and says so */
     {
         char *o = NULL;
