@@ -3,6 +3,10 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libpcre2-dev libjansson-dev libutf8proc-dev libomp-dev
       python3 python3-numpy python3-pip python3-setuptools python3-fuzzywuzzy python3-levenshtein python3-jieba librsvg2-bin)
+# valgrind: scripts/valgrind.sh; --fuzz: also what scripts/fuzz.sh needs
+# (clang's libFuzzer and OpenMP).
+pkgs+=(valgrind)
+if [ "${1:-}" = "--fuzz" ]; then pkgs+=(clang-14 libfuzzer-14-dev libomp-14-dev); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,80 @@
+/* The NIAH jsonl readers: the input is a data file for `needle pred` (run
+ * on the tiny test model, one new token per sample) and a pred.jsonl for
+ * `needle eval` (scoring with a torn last line, the heatmap, the scan of a
+ * sweep folder), and a file for the torn-line repair. */
+#include "eval/jsonl.h"
+#include "eval/needle_eval.h"
+#include "eval/needle_pred.h"
+#include "fuzz_common.h"
+#include "kvprune.h"
+
+#ifndef KVP_SOURCE_DIR
+#error "KVP_SOURCE_DIR must name the source tree (set by fuzz/CMakeLists.txt)"
+#endif
+
+static kvp_model *model;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    char p[1024];
+    snprintf(p, sizeof p, "%s/tests/data/eval/tiny-model", KVP_SOURCE_DIR);
+    kvp_model_params mp = kvp_model_default_params();
+    mp.n_threads = 1;
+    kvp_error err;
+    if (kvp_model_load(p, &mp, &model, &err) != KVP_OK) abort();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    kvp_error err;
+    const char *data_path = fz_path(0, "data.jsonl");
+    fz_write(data_path, data, size);
+    kvp_jsonl j;
+    if (kvp_jsonl_read(data_path, &j, &err) == KVP_OK) kvp_jsonl_free(&j);
+    size_t dropped;
+    (void)kvp_jsonl_repair(data_path, &dropped, &err);
+    fz_write(data_path, data, size);
+
+    /* needle pred over it (full and one pruned method) */
+    char save[600], cmd[700];
+    snprintf(save, sizeof save, "%s/sweep", fz_dir());
+    kvp_needle_pred_params p;
+    kvp_needle_pred_default_params(&p);
+    const char *methods[2] = {"full", "h2o"};
+    const double ratios[1] = {0.5};
+    p.data_path = data_path;
+    p.save_dir = save;
+    p.task = "t";
+    p.methods = methods;
+    p.n_methods = 2;
+    p.ratios = ratios;
+    p.n_ratios = 1;
+    p.gen.max_new_tokens = 1;
+    kvp_needle_pred_summary sum;
+    (void)kvp_needle_pred(model, &p, &sum, &err);
+
+    /* the same bytes as a pred.jsonl of the sweep, then eval */
+    snprintf(cmd, sizeof cmd, "%s/t/x-cr0.1", save);
+    (void)kvp_mkdirs(cmd, &err);
+    snprintf(cmd, sizeof cmd, "%s/t/x-cr0.1/pred.jsonl", save);
+    fz_write(cmd, data, size);
+    double score;
+    size_t n, torn;
+    (void)kvev_needle_score_partial(cmd, &score, &n, &torn, &err);
+    (void)kvp_needle_plot_heatmap(cmd, "t", fz_path(1, "heat.svg"), &err);
+    kvp_task_scores *tasks = NULL;
+    size_t nt = 0;
+    if (kvp_needle_scan(save, &tasks, &nt, &err) == KVP_OK) {
+        for (size_t t = 0; t < nt; t++) {
+            char *table = kvp_needle_table(&tasks[t]);
+            free(table);
+            (void)kvp_needle_write_result(&tasks[t], &err);
+            (void)kvp_needle_plot_ratio(&tasks[t], fz_path(2, "ratio.svg"), &err);
+        }
+        kvp_task_scores_free(tasks, nt);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", save);
+    if (system(cmd) != 0) abort();
+    return 0;
+}
