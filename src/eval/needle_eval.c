@@ -97,15 +97,21 @@ bool kvev_exp_complete(const kvp_exp_score *e) {
     return !e->error && e->n_samples > 0 && e->n_samples >= e->n_expected && !e->torn_line;
 }
 
-/* The sample count pred recorded for an experiment (its run.json), or 0. */
-static size_t recorded_samples(const char *exp_dir) {
+/* The sample count pred recorded for an experiment (its run.json), 0 when
+ * there is none; out of memory is an error, not "none". */
+static kvp_status recorded_samples(const char *exp_dir, size_t *n, kvp_error *err) {
+    *n = 0;
     char *path = kvfile_join(exp_dir, "run.json");
-    json_t *o = path ? json_load_file(path, 0, NULL) : NULL;
+    if (!path) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", exp_dir);
+    json_error_t je;
+    json_t *o = json_load_file(path, 0, &je);
     free(path);
+    if (!o && json_error_code(&je) == json_error_out_of_memory)
+        return kvp_fail(err, KVP_ERR_NOMEM, "%s/run.json: out of memory", exp_dir);
     json_t *v = json_object_get(o, "samples");
-    size_t n = json_is_integer(v) && json_integer_value(v) > 0 ? (size_t)json_integer_value(v) : 0;
+    if (json_is_integer(v) && json_integer_value(v) > 0) *n = (size_t)json_integer_value(v);
     json_decref(o);
-    return n;
+    return KVP_OK;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -124,7 +130,11 @@ static kvp_status list_subdirs(const char *dir, char ***out, size_t *n, kvp_erro
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         char *p = kvfile_join(dir, e->d_name);
-        bool sub = p && kvfile_is_dir(p);
+        if (!p) {
+            st = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", dir);
+            break;
+        }
+        bool sub = kvfile_is_dir(p);
         free(p);
         if (!sub) continue;
         if (*n == cap) {
@@ -199,8 +209,12 @@ kvp_status kvp_needle_score_task(const char *task_dir, const char *task_name,
             st = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", task_dir);
             break;
         }
-        e->n_expected = recorded_samples(exp_dir);
+        st = recorded_samples(exp_dir, &e->n_expected, err);
         free(exp_dir);
+        if (st != KVP_OK) {
+            free(pred);
+            break;
+        }
         e->score = -1;
         if (kvfile_is_file(pred)) {
             kvp_error ferr = {0};

@@ -1,0 +1,257 @@
+/* Every allocation of model loading (Hugging Face folder and GGUF),
+ * tokenizer loading, cache creation, generation, conversion and needle
+ * scoring is made to fail in turn (alloc_fault.h): each run must end in a
+ * clean error (a status and a message) or, where the library can do
+ * without that allocation, in the same result as a run without faults; no
+ * crash, no leak (ASan's leak check at exit), and no partial output file
+ * (an output either does not exist or equals the good run's). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alloc_fault.h"
+#include "eval/needle_eval.h"
+#include "kvprune.h"
+#include "test_util.h"
+
+#define MODEL_DIR "tests/data/model/llama-tok-bf16"
+/* Fault points per scenario: the first ones all, then spread evenly. */
+#define DENSE 100
+#define SPREAD 200
+
+static char tmp[512];
+
+static char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)sz + 1);
+    *n = b ? fread(b, 1, (size_t)sz, f) : 0;
+    fclose(f);
+    return b;
+}
+
+static bool same_as(const char *path, const char *good, size_t good_n) {
+    size_t n = 0;
+    char *b = slurp(path, &n);
+    bool same = b && n == good_n && memcmp(b, good, n) == 0;
+    free(b);
+    return same;
+}
+
+typedef struct scenario {
+    const char *name;
+    /* runs once; returns its status; on success fills a result to compare */
+    kvp_status (*run)(kvp_error *err, char **result, size_t *result_n);
+    const char *output; /* a file the scenario writes (result = its bytes), or NULL */
+} scenario;
+
+static kvp_model *shared_model;
+
+static kvp_status sc_load_hf(kvp_error *err, char **res, size_t *rn) {
+    kvp_model_params mp = kvp_model_default_params();
+    mp.n_threads = 1;
+    kvp_model *m = NULL;
+    kvp_status st = kvp_model_load(MODEL_DIR, &mp, &m, err);
+    if (st == KVP_OK) {
+        kvp_model_info info;
+        kvp_model_get_info(m, &info);
+        *res = malloc(sizeof info);
+        if (*res) memcpy(*res, &info, sizeof info);
+        *rn = sizeof info;
+    }
+    kvp_model_free(m);
+    return st;
+}
+
+static char gguf_path[600];
+static kvp_status sc_load_gguf(kvp_error *err, char **res, size_t *rn) {
+    kvp_model_params mp = kvp_model_default_params();
+    mp.n_threads = 1;
+    mp.use_mmap = false; /* the reading path allocates; mmap is covered by the HF case */
+    kvp_model *m = NULL;
+    kvp_status st = kvp_model_load(gguf_path, &mp, &m, err);
+    if (st == KVP_OK) {
+        *res = malloc(8);
+        *rn = 8;
+        if (*res) memcpy(*res, "loaded!", 8);
+    }
+    kvp_model_free(m);
+    return st;
+}
+
+static kvp_status sc_tokenizer(kvp_error *err, char **res, size_t *rn) {
+    kvp_tokenizer *tok = NULL;
+    kvp_status st = kvp_tokenizer_load("tests/data/tokenizer/tiny_spm", &tok, err);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    kvp_tokenize_params tp = kvp_tokenize_default_params();
+    if (st == KVP_OK)
+        st = kvp_tokenize(tok, "Hello world, <s> again \xc3\xa9!", 24, &tp, &ids, &n, err);
+    char *text = NULL;
+    size_t tl = 0;
+    if (st == KVP_OK) st = kvp_detokenize(tok, ids, n, false, &text, &tl, err);
+    if (st == KVP_OK) {
+        *res = text;
+        *rn = tl;
+        text = NULL;
+    }
+    kvp_free(text);
+    kvp_free(ids);
+    kvp_tokenizer_free(tok);
+    return st;
+}
+
+/* cache creation and a short generation, with chunked prefill and decode
+ * eviction, then a second generation on the same cache */
+static kvp_status sc_generate(kvp_error *err, char **res, size_t *rn) {
+    kvp_cache_params cp = kvp_cache_default_params();
+    cp.method = "kvcVK+maxpool";
+    cp.num_recent = 4;
+    cp.num_heavy = 6;
+    kvp_cache *c = NULL;
+    kvp_status st = kvp_cache_new(shared_model, &cp, &c, err);
+    int32_t prompt[24];
+    for (int i = 0; i < 24; i++) prompt[i] = 3 + (i * 7) % 60;
+    kvp_gen_params gp = kvp_gen_default_params();
+    gp.max_new_tokens = 5;
+    gp.ignore_eos = true;
+    gp.prefill_chunk = 10;
+    gp.n_threads = 1;
+    kvp_gen_result r1 = {0}, r2 = {0};
+    if (st == KVP_OK) st = kvp_generate(shared_model, c, prompt, 24, &gp, &r1, err);
+    gp.prefill_chunk = 0;
+    if (st == KVP_OK) st = kvp_generate(shared_model, c, prompt, 20, &gp, &r2, err);
+    if (st == KVP_OK) {
+        *rn = (r1.n_ids + r2.n_ids) * sizeof(int32_t);
+        *res = malloc(*rn);
+        if (*res) {
+            memcpy(*res, r1.ids, r1.n_ids * sizeof(int32_t));
+            memcpy(*res + r1.n_ids * sizeof(int32_t), r2.ids, r2.n_ids * sizeof(int32_t));
+        }
+    } else if (c) {
+        /* a failed generation leaves the cache usable after its reset */
+        kvp_error e2;
+        alloc_fault_arm(0);
+        kvp_gen_result r3 = {0};
+        CHECK_MSG(kvp_generate(shared_model, c, prompt, 24, &gp, &r3, &e2) == KVP_OK, "%s",
+                  e2.message);
+        kvp_gen_result_free(&r3);
+    }
+    kvp_gen_result_free(&r1);
+    kvp_gen_result_free(&r2);
+    kvp_cache_free(c);
+    return st;
+}
+
+static char convert_out[600];
+static kvp_status sc_convert(kvp_error *err, char **res, size_t *rn) {
+    unlink(convert_out);
+    kvp_status st = kvp_convert_to_gguf(MODEL_DIR, convert_out, KVP_FTYPE_F16, err);
+    if (st == KVP_OK) {
+        *res = slurp(convert_out, rn);
+    } else {
+        struct stat sb;
+        CHECK_MSG(stat(convert_out, &sb) != 0, "a failed conversion left %s", convert_out);
+    }
+    return st;
+}
+
+static char eval_dir[600], eval_result[700];
+static kvp_status sc_needle_eval(kvp_error *err, char **res, size_t *rn) {
+    const char *result = eval_result;
+    unlink(result);
+    kvp_task_scores *tasks = NULL;
+    size_t nt = 0;
+    kvp_status st = kvp_needle_scan(eval_dir, &tasks, &nt, err);
+    for (size_t t = 0; t < nt && st == KVP_OK; t++) {
+        if (strcmp(tasks[t].name, "niah_single")) continue;
+        st = kvp_needle_write_result(&tasks[t], err);
+        char *table = kvp_needle_table(&tasks[t]);
+        free(table);
+        char svg[700];
+        snprintf(svg, sizeof svg, "%s/plot.svg", tasks[t].dir);
+        if (st == KVP_OK) st = kvp_needle_plot_ratio(&tasks[t], svg, err);
+    }
+    kvp_task_scores_free(tasks, nt);
+    if (st == KVP_OK) *res = slurp(result, rn);
+    return st;
+}
+
+static void walk(const scenario *s) {
+    kvp_error err;
+    char *good = NULL;
+    size_t good_n = 0;
+    alloc_fault_arm(0);
+    kvp_status st = s->run(&err, &good, &good_n);
+    long total = alloc_fault_count();
+    CHECK_MSG(st == KVP_OK && good, "%s without faults: %s", s->name, err.message);
+    if (st != KVP_OK) return;
+    long points = 0, errors = 0, tolerated = 0;
+    for (long i = 0;; i++) {
+        long k = i < DENSE ? i + 1 : DENSE + 1 + (i - DENSE) * (total - DENSE) / SPREAD;
+        if (k > total || i >= DENSE + SPREAD) break;
+        char *res = NULL;
+        size_t rn = 0;
+        memset(&err, 0, sizeof err);
+        alloc_fault_arm(k);
+        st = s->run(&err, &res, &rn);
+        alloc_fault_arm(0);
+        points++;
+        if (s->output) {
+            struct stat sb;
+            CHECK_MSG(stat(s->output, &sb) != 0 || same_as(s->output, good, good_n),
+                      "%s: allocation %ld: %s is partial", s->name, k, s->output);
+        }
+        if (st != KVP_OK) {
+            errors++;
+            CHECK_MSG(err.status == st && err.message[0] && st != KVP_ERR_INTERNAL,
+                      "%s: allocation %ld: status %d, message '%s'", s->name, k, (int)st,
+                      err.message);
+        } else {
+            tolerated++;
+            CHECK_MSG(res && rn == good_n && memcmp(res, good, rn) == 0,
+                      "%s: allocation %ld failed, the call succeeded, but its result differs",
+                      s->name, k);
+        }
+        free(res);
+    }
+    printf("%-14s %6ld allocations, %4ld fault points: %4ld clean errors, %4ld done without it\n",
+           s->name, total, points, errors, tolerated);
+    free(good);
+}
+
+int main(void) {
+    const char *base = getenv("TMPDIR");
+    snprintf(tmp, sizeof tmp, "%s/kvp_faults_XXXXXX", base && *base ? base : P_tmpdir);
+    if (!mkdtemp(tmp)) return 2;
+    kvp_error err;
+    snprintf(gguf_path, sizeof gguf_path, "%s/m.gguf", tmp);
+    snprintf(convert_out, sizeof convert_out, "%s/out.gguf", tmp);
+    snprintf(eval_dir, sizeof eval_dir, "%s/sweep", tmp);
+    snprintf(eval_result, sizeof eval_result, "%s/niah_single/result.json", eval_dir);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "cp -r tests/data/eval/sweep '%s'", eval_dir);
+    CHECK(system(cmd) == 0);
+    alloc_fault_arm(0);
+    CHECK(kvp_convert_to_gguf(MODEL_DIR, gguf_path, KVP_FTYPE_BF16, &err) == KVP_OK);
+    kvp_model_params mp = kvp_model_default_params();
+    mp.n_threads = 1;
+    CHECK(kvp_model_load(MODEL_DIR, &mp, &shared_model, &err) == KVP_OK);
+
+    const scenario all[] = {
+        {"model load hf", sc_load_hf, NULL},  {"model load gguf", sc_load_gguf, NULL},
+        {"tokenizer", sc_tokenizer, NULL},    {"generate", sc_generate, NULL},
+        {"convert", sc_convert, convert_out}, {"needle eval", sc_needle_eval, eval_result},
+    };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) walk(&all[i]);
+
+    kvp_model_free(shared_model);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    CHECK(system(cmd) == 0);
+    return kvp_test_done("test_alloc_faults");
+}
