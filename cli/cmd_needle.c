@@ -1,6 +1,7 @@
 /* kvprune needle gen | pred | eval: needle-in-a-haystack data, predictions
  * over a sweep of cache methods and ratios, and scoring with plots. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,6 +294,16 @@ static void on_progress(void *user, const kvp_needle_progress *p) {
     cli_progress_report(user, "needle pred", what, p->done, p->total, p->elapsed_s);
 }
 
+/* Ctrl-C: the first one asks the run to stop after the current token (the
+ * finished samples are on disk), a second one ends the process at once. */
+static volatile int pred_stop;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    pred_stop = 1;
+    signal(SIGINT, SIG_DFL);
+}
+
 static int needle_pred(int argc, char **argv) {
     kvp_needle_pred_params p;
     kvp_needle_pred_default_params(&p);
@@ -421,11 +432,22 @@ static int needle_pred(int argc, char **argv) {
     cli_progress pc = {isatty(2) != 0, quiet, 0, 0};
     p.on_progress = on_progress;
     p.user = &pc;
+    p.stop = &pred_stop;
     kvp_needle_pred_summary sum;
+    void (*old_int)(int) = signal(SIGINT, on_sigint);
     kvp_status st = kvp_needle_pred(model, &p, &sum, &err);
+    signal(SIGINT, old_int);
     if (st != KVP_OK) {
         if (pc.tty && !quiet) fputc('\n', stderr);
         rc = cli_lib_error(&err);
+        goto out;
+    }
+    if (sum.interrupted) {
+        if (pc.tty && !quiet) fputc('\n', stderr);
+        cli_error("interrupted: %zu samples written now, %zu earlier, all kept; run the same "
+                  "command again to resume where it stopped",
+                  sum.generated, sum.skipped);
+        rc = 130;
         goto out;
     }
     printf("needle pred: task %s, %zu samples x %zu experiments (shard %d/%d): %zu generated, "

@@ -198,13 +198,36 @@ static char *task_name_of(const char *data_path) {
     return strndup(b, n);
 }
 
+/* Generation stops at the next token once the stop flag is set. */
+static bool stop_check(void *user, int32_t id, const float *logits, int n_vocab) {
+    (void)id;
+    (void)logits;
+    (void)n_vocab;
+    const volatile int *stop = user;
+    return !*stop;
+}
+
+static bool stopped(const kvp_needle_pred_params *p) { return p->stop && *p->stop; }
+
+/* Runs one sample and appends its line; *interrupted (nothing written) when
+ * the stop flag ended the generation. */
 static kvp_status run_one(kvp_model *model, kvp_cache *cache, const kvp_needle_pred_params *p,
                           const kvp_tokenizer *tok, const sample *s, kvp_jsonl_writer *w,
-                          kvp_error *err) {
+                          bool *interrupted, kvp_error *err) {
     kvp_gen_result res;
     memset(&res, 0, sizeof res);
-    kvp_status st = kvp_generate(model, cache, s->ids, s->n_ids, &p->gen, &res, err);
+    kvp_gen_params gen = p->gen;
+    if (p->stop) {
+        gen.on_token = stop_check;
+        gen.user = (void *)p->stop;
+    }
+    kvp_status st = kvp_generate(model, cache, s->ids, s->n_ids, &gen, &res, err);
     if (st != KVP_OK) return st;
+    if (stopped(p)) {
+        kvp_gen_result_free(&res);
+        *interrupted = true;
+        return KVP_OK;
+    }
     char *text = NULL;
     size_t tl = 0;
     st = kvp_detokenize(tok, res.ids, res.n_ids, true, &text, &tl, err);
@@ -351,7 +374,7 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
     prog.total = total;
     prog.skipped = sum->skipped;
     double t0 = now_s();
-    for (size_t q = 0; q < nex && st == KVP_OK; q++) {
+    for (size_t q = 0; q < nex && st == KVP_OK && !sum->interrupted; q++) {
         experiment *e = &ex[q];
         prog.experiment = e->name;
         prog.exp_index = q;
@@ -378,14 +401,19 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
         kvp_jsonl_writer w;
         st = kvp_jsonl_writer_open(&w, e->pred_path, p->sync_every > 0 ? p->sync_every : 16, err);
         if (st != KVP_OK) break;
-        for (size_t i = 0; i < n && st == KVP_OK; i++) {
+        for (size_t i = 0; i < n && st == KVP_OK && !sum->interrupted; i++) {
             if (e->done[i]) continue;
+            if (stopped(p)) {
+                sum->interrupted = true;
+                break;
+            }
             double ts = now_s();
-            st = run_one(model, cache, p, tok, &s[i], &w, err);
+            st = run_one(model, cache, p, tok, &s[i], &w, &sum->interrupted, err);
             if (st != KVP_OK) {
                 kvp_fail_prefix(err, st, "experiment %s, sample index %lld", e->name, s[i].index);
                 break;
             }
+            if (sum->interrupted) break;
             sum->generated++;
             prog.done++;
             prog.last_ms = (now_s() - ts) * 1000.0;

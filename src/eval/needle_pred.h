@@ -64,6 +64,10 @@ typedef struct kvp_needle_pred_params {
     int sync_every;               /* fsync every N lines (default 16)          */
     void (*on_progress)(void *user, const kvp_needle_progress *p);
     void *user;
+    /* When not NULL and set (e.g. by a SIGINT handler), the run stops at the
+     * next token: the sample in progress is not written, the finished ones
+     * are kept, and kvp_needle_pred returns KVP_OK with `interrupted`. */
+    const volatile int *stop;
 } kvp_needle_pred_params;
 
 void kvp_needle_pred_default_params(kvp_needle_pred_params *p);
@@ -74,6 +78,7 @@ typedef struct kvp_needle_pred_summary {
     size_t generated;         /* lines written now                            */
     size_t skipped;           /* lines found from an earlier run              */
     size_t torn_bytes;        /* bytes of torn last lines removed             */
+    bool interrupted;         /* stopped by params->stop before the end       */
     char task[256];
 } kvp_needle_pred_summary;
 

@@ -20,6 +20,7 @@
 
 #include "kernels/quant.h"
 #include "util/error.h"
+#include "util/file.h"
 
 #define GGUF_MAGIC "GGUF"
 #define GGUF_DEFAULT_ALIGNMENT 32
@@ -784,31 +785,14 @@ kvp_status kvgguf_writer_write(gguf_writer *w, const char *path, kvp_error *err)
         free(hdr.p);
         return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory building the GGUF header", path);
     }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) {
-        free(hdr.p);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        kvp_status s = kvp_fail(err, KVP_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-        free(tmp);
+    /* written in full or not at all (util/file.h) */
+    kvf_atomic out;
+    kvp_status s = kvf_atomic_open(&out, path, err);
+    if (s != KVP_OK) {
         free(hdr.p);
         return s;
     }
-    /* mkstemp creates 0600; a model file should be readable like any other. */
-    (void)fchmod(fd, 0644);
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        free(hdr.p);
-        return kvp_fail(err, KVP_ERR_IO, "%s: cannot open for writing", path);
-    }
+    FILE *f = out.f;
     ok = write_all(f, hdr.p, hdr.n);
     free(hdr.p);
     for (size_t i = 0; ok && i < w->n_t; i++) {
@@ -817,21 +801,10 @@ kvp_status kvgguf_writer_write(gguf_writer *w, const char *path, kvp_error *err)
         if (ok)
             ok = write_all(f, zeros, (size_t)(align_up(t->n_bytes) - t->n_bytes));
     }
-    if (fflush(f) != 0) ok = false;
-    if (fclose(f) != 0) ok = false;
     if (!ok) {
-        int e = errno;
-        unlink(tmp);
-        free(tmp);
-        return kvp_fail(err, KVP_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        kvp_status s = kvp_fail(err, KVP_ERR_IO, "%s: cannot rename the temporary file: %s", path,
-                                strerror(errno));
-        unlink(tmp);
-        free(tmp);
+        s = kvp_fail(err, KVP_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        kvf_atomic_abort(&out);
         return s;
     }
-    free(tmp);
-    return KVP_OK;
+    return kvf_atomic_commit(&out, err);
 }

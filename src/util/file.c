@@ -1,6 +1,9 @@
+/* O_TMPFILE */
+#define _GNU_SOURCE
 #include "util/file.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,26 +50,51 @@ kvp_status kvp_read_file(const char *path, char **out, size_t *len, kvp_error *e
     return KVP_OK;
 }
 
-kvp_status kvp_write_file_atomic(const char *path, const char *data, size_t len, kvp_error *err) {
+/* The folder part of path ("." when there is none), malloc'ed. */
+static char *dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    if (slash == path) return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+kvp_status kvf_atomic_open(kvf_atomic *a, const char *path, kvp_error *err) {
+    memset(a, 0, sizeof *a);
+    a->fd = -1;
     size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    if (!tmp) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
+    a->path = strdup(path);
+    a->tmp = malloc(n);
+    char *dir = dir_of(path);
+    if (!a->path || !a->tmp || !dir) {
+        free(dir);
+        kvf_atomic_abort(a);
+        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+    }
+    /* Unnamed until committed: a process killed while writing leaves
+     * nothing behind. Where the file system has no O_TMPFILE, a named
+     * temporary file instead. */
+    a->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+    free(dir);
+    if (a->fd >= 0) {
+        a->unnamed = true;
+        snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    } else {
+        snprintf(a->tmp, n, "%s.tmp.XXXXXX", path);
+        a->fd = mkstemp(a->tmp);
+        if (a->fd < 0) {
+            kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+            kvf_atomic_abort(a);
+            return st;
+        }
+        (void)fchmod(a->fd, 0644); /* mkstemp's 0600 is too strict for outputs */
+    }
+    a->f = fdopen(a->fd, "wb");
+    if (!a->f) {
+        kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot open for writing: %s", path,
+                                 strerror(errno));
+        kvf_atomic_abort(a);
         return st;
     }
-    bool ok = fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return st;
-    }
-    free(tmp);
     return KVP_OK;
 }
 
@@ -85,4 +113,56 @@ bool kvfile_is_dir(const char *path) {
 bool kvfile_is_file(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+kvp_status kvf_atomic_commit(kvf_atomic *a, kvp_error *err) {
+    bool ok = fflush(a->f) == 0 && fsync(a->fd) == 0;
+    int e = errno;
+    if (ok && a->unnamed) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", a->fd);
+        unlink(a->tmp); /* left by a process of the same id, killed */
+        ok = linkat(AT_FDCWD, proc, AT_FDCWD, a->tmp, AT_SYMLINK_FOLLOW) == 0;
+        e = errno;
+        a->unnamed = !ok; /* once linked, a failure must unlink the name */
+    }
+    ok = (fclose(a->f) == 0) && ok;
+    a->f = NULL;
+    a->fd = -1;
+    if (ok && rename(a->tmp, a->path) != 0) {
+        ok = false;
+        e = errno;
+    }
+    if (!ok) {
+        kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot write: %s", a->path, strerror(e));
+        kvf_atomic_abort(a);
+        return st;
+    }
+    free(a->path);
+    free(a->tmp);
+    memset(a, 0, sizeof *a);
+    a->fd = -1;
+    return KVP_OK;
+}
+
+void kvf_atomic_abort(kvf_atomic *a) {
+    if (a->f) fclose(a->f);
+    else if (a->fd >= 0) close(a->fd);
+    if (a->tmp && !a->unnamed && (a->f || a->fd >= 0 || a->path)) unlink(a->tmp);
+    free(a->path);
+    free(a->tmp);
+    memset(a, 0, sizeof *a);
+    a->fd = -1;
+}
+
+kvp_status kvp_write_file_atomic(const char *path, const char *data, size_t len, kvp_error *err) {
+    kvf_atomic a;
+    kvp_status st = kvf_atomic_open(&a, path, err);
+    if (st != KVP_OK) return st;
+    if (len && fwrite(data, 1, len, a.f) != len) {
+        st = kvp_fail(err, KVP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        kvf_atomic_abort(&a);
+        return st;
+    }
+    return kvf_atomic_commit(&a, err);
 }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "kvprune.h"
 
@@ -20,5 +21,22 @@ char *kvfile_join(const char *a, const char *b);
 /* Whether path names an existing directory / regular file. */
 bool kvfile_is_dir(const char *path);
 bool kvfile_is_file(const char *path);
+
+/* An output written in full or not at all: kvf_atomic_open gives a FILE
+ * for a file that has no name yet (O_TMPFILE; a named temporary file where
+ * the file system lacks it), kvf_atomic_commit flushes, syncs and puts it
+ * at its path (replacing what was there), kvf_atomic_abort discards it. A
+ * process killed before the commit leaves the old file as it was and no
+ * temporary one. */
+typedef struct kvf_atomic {
+    FILE *f;
+    int fd;
+    char *path, *tmp;
+    bool unnamed;
+} kvf_atomic;
+
+kvp_status kvf_atomic_open(kvf_atomic *a, const char *path, kvp_error *err);
+kvp_status kvf_atomic_commit(kvf_atomic *a, kvp_error *err);
+void kvf_atomic_abort(kvf_atomic *a);
 
 #endif
