@@ -25,3 +25,9 @@ cmake -S . -B build-asan -DKVP_WERROR=ON -DKVP_SANITIZE=ON -DCMAKE_BUILD_TYPE=De
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+# Reliability (docs/reliability.md): valgrind memcheck over the CLI's
+# paths, then every fuzz target for a bounded time (the seed corpora and
+# fuzz/regressions/ are already replayed by ctest above).
+bash scripts/valgrind.sh build-valgrind
+bash scripts/fuzz.sh "${KVP_FUZZ_SECONDS:-30}"
