@@ -96,7 +96,14 @@ def main():
             json.dump(cfg, f)
         g = os.path.join(tmp, "m.gguf")
         subprocess.run([cli, "convert", "-m", m, "-o", g], check=True, capture_output=True)
-        seed("gguf", "model", open(g, "rb").read())
+        model = open(g, "rb").read()
+        seed("gguf", "model", model)
+        # hostile sizes: a billion layers, a 2^28-wide embedding (u32 values)
+        for key, val in ((b"llama.block_count", 10**9), (b"llama.embedding_length", 1 << 28)):
+            j = model.find(key) + len(key)
+            assert struct.unpack("<I", model[j:j + 4])[0] == 4  # GGUF_TYPE_UINT32
+            seed("gguf", "hostile_" + key.decode().split(".")[-1],
+                 model[:j + 4] + struct.pack("<I", val) + model[j + 8:])
         subprocess.run([cli, "convert", "-m", m, "-o", g, "--type", "f16"], check=True,
                        capture_output=True)
         seed("gguf", "model_f16", open(g, "rb").read())
