@@ -33,6 +33,7 @@ typedef struct run_result {
     kvp_gen_result res;
     double decode_attn_ms; /* attention + cache time of the decode steps */
     char *text;
+    bool text_ours;  /* ids_text's (free), else kvp_detokenize's (kvp_free) */
     char warning[256];
     size_t same_prefix;
 } run_result;
@@ -254,7 +255,10 @@ int cmd_compare(int argc, char **argv) {
             if (kvp_detokenize(tok, r->res.ids, r->res.n_ids, true, &r->text, &tl, &err) != KVP_OK)
                 r->text = NULL;
         }
-        if (!r->text) r->text = ids_text(r->res.ids, r->res.n_ids);
+        if (!r->text) {
+            r->text = ids_text(r->res.ids, r->res.n_ids);
+            r->text_ours = true;
+        }
         size_t same = 0;
         while (same < r->res.n_ids && same < runs[0].res.n_ids &&
                r->res.ids[same] == runs[0].res.ids[same])
@@ -331,7 +335,8 @@ done:
     if (runs)
         for (int m = 0; m < n_methods; m++) {
             kvp_gen_result_free(&runs[m].res);
-            kvp_free(runs[m].text);
+            if (runs[m].text_ours) free(runs[m].text);
+            else kvp_free(runs[m].text);
         }
     free(runs);
     free(mcopy);
