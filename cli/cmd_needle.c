@@ -165,13 +165,22 @@ static int needle_gen(int argc, char **argv) {
     }
     if (!lens32) {
         lens32 = malloc(sizeof *lens32);
+        if (!lens32) {
+            rc = cli_error("out of memory");
+            goto out;
+        }
         lens32[0] = 1024;
         n_lens = 1;
     }
     lens = malloc(n_lens * sizeof *lens);
+    if (!lens) {
+        rc = cli_error("out of memory");
+        goto out;
+    }
     for (size_t i = 0; i < n_lens; i++) {
         if (lens32[i] < 16) {
-            rc = cli_error("--lengths: %d is too small", lens32[i]);
+            rc = cli_usage_error("needle gen", "--lengths: %d is too small (at least 16 tokens)",
+                                 lens32[i]);
             goto out;
         }
         lens[i] = lens32[i];
@@ -179,6 +188,10 @@ static int needle_gen(int argc, char **argv) {
     if (!depths) {
         n_depths = (size_t)num_depths;
         depths = malloc(n_depths * sizeof *depths);
+        if (!depths) {
+            rc = cli_error("out of memory");
+            goto out;
+        }
         kvp_niah_depth_grid((int)num_depths, depths);
     }
     kvp_prompt_style ps = {tok, chat_template, system_msg, no_chat};

@@ -272,6 +272,7 @@ int main(int argc, char **argv) {
          "kvprune compare: method h2o needs a budget"},
         {"needle pred -m " FIX " --data /nonexistent.jsonl --save-dir x", 1,
          "kvprune needle pred: --data"},
+        {"needle gen -m " TOK " -o x.jsonl --lengths 8", 2, "kvprune needle gen: --lengths: 8 is too small"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = run(bad[i].args, NULL);
