@@ -51,6 +51,7 @@ typedef struct scenario {
 } scenario;
 
 static kvp_model *shared_model;
+static int mid_block_failures; /* generations whose failure left a block half done */
 
 static kvp_status sc_load_hf(kvp_error *err, char **res, size_t *rn) {
     kvp_model_params mp = kvp_model_default_params();
@@ -134,9 +135,20 @@ static kvp_status sc_generate(kvp_error *err, char **res, size_t *rn) {
             memcpy(*res + r1.n_ids * sizeof(int32_t), r2.ids, r2.n_ids * sizeof(int32_t));
         }
     } else if (c) {
-        /* a failed generation leaves the cache usable after its reset */
         kvp_error e2;
         alloc_fault_arm(0);
+        /* a block that failed midway leaves the cache refusing more blocks
+         * (and position queries) until it is reset */
+        const int32_t *pos;
+        size_t np;
+        if (kvp_cache_kept_positions(c, 0, 0, &pos, &np, &e2) != KVP_OK) {
+            mid_block_failures++;
+            float *logits = malloc(sizeof(float) * 4096);
+            CHECK(kvp_eval(shared_model, c, prompt, 1, logits, &e2) != KVP_OK &&
+                  strstr(e2.message, "kvp_cache_reset"));
+            free(logits);
+        }
+        /* a failed generation leaves the cache usable after its reset */
         kvp_gen_result r3 = {0};
         CHECK_MSG(kvp_generate(shared_model, c, prompt, 24, &gp, &r3, &e2) == KVP_OK, "%s",
                   e2.message);
@@ -250,6 +262,9 @@ int main(void) {
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) walk(&all[i]);
 
+    printf("generate: %d failures left a block half done; each cache refused kvp_eval until "
+           "reset\n", mid_block_failures);
+    CHECK(mid_block_failures > 0);
     kvp_model_free(shared_model);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     CHECK(system(cmd) == 0);
