@@ -73,7 +73,9 @@ kvp_status kvf_atomic_open(kvf_atomic *a, const char *path, kvp_error *err) {
     /* Unnamed until committed: a process killed while writing leaves
      * nothing behind. Where the file system has no O_TMPFILE, a named
      * temporary file instead. */
-    a->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+    /* (linking it needs /proc/self/fd) */
+    a->fd = access("/proc/self/fd", X_OK) == 0 ? open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666)
+                                               : -1;
     free(dir);
     if (a->fd >= 0) {
         a->unnamed = true;
