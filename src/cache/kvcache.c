@@ -433,7 +433,7 @@ double kvc_attn_ms(const kvp_cache *c) { return c->attn_ms; }
 
 kvp_status kvc_check_fits(const kvp_cache *c, int64_t n_tokens, kvp_error *err) {
     double bytes = (double)n_tokens * (double)c->n_layer * c->n_streams * 2.0 *
-                   (double)c->head_dim * sizeof(float);
+                   (double)c->row_bytes;
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     if (pages <= 0 || page <= 0) return KVP_OK; /* unknown: let allocation decide */
     double mem = (double)pages * (double)page;
