@@ -10,22 +10,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     kvp_error err;
     for (int mm = 0; mm < 2; mm++) {
         gguf_file *g = NULL;
-        if (gguf_open(path, mm == 1, &g, &err) != KVP_OK) continue;
-        for (int64_t i = 0; i < gguf_n_kv(g); i++) {
-            const char *key = gguf_key(g, i);
+        if (kvgguf_open(path, mm == 1, &g, &err) != KVP_OK) continue;
+        for (int64_t i = 0; i < kvgguf_n_kv(g); i++) {
+            const char *key = kvgguf_key(g, i);
             size_t len;
             gguf_type et;
             uint64_t n;
-            (void)gguf_get_str(g, key, &len);
-            if (gguf_get_arr_info(g, key, &et, &n)) {
-                (void)gguf_get_arr_data(g, key);
-                if (n) (void)gguf_get_arr_str(g, key, n - 1, &len);
+            (void)kvgguf_get_str(g, key, &len);
+            if (kvgguf_get_arr_info(g, key, &et, &n)) {
+                (void)kvgguf_get_arr_data(g, key);
+                if (n) (void)kvgguf_get_arr_str(g, key, n - 1, &len);
             }
         }
-        for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
-            const gguf_tensor_info *t = gguf_tensor(g, i);
+        for (int64_t i = 0; i < kvgguf_n_tensors(g); i++) {
+            const gguf_tensor_info *t = kvgguf_tensor(g, i);
             if (!t) continue;
-            (void)gguf_find_tensor(g, t->name);
+            (void)kvgguf_find_tensor(g, t->name);
             /* the data a tensor claims must lie inside the file */
             if (t->n_bytes) {
                 volatile uint8_t first = ((const uint8_t *)t->data)[0];
@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 (void)last;
             }
         }
-        gguf_close(g);
+        kvgguf_close(g);
     }
     kvp_model_params mp = kvp_model_default_params();
     mp.n_threads = 1;
