@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 secs=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(gguf safetensors config tokenizer_json tokenize chat niah_jsonl cli_flags)
+[ ${#targets[@]} -gt 0 ] || targets=(gguf safetensors config tokenizer_json tokenize chat niah_jsonl longbench_jsonl
+                                      cli_flags)
 bash scripts/install-deps.sh --fuzz
 
 b=build-fuzz

@@ -135,6 +135,12 @@ def main():
                                            "others": {"depth": 0}, "length": 9}) + "\n" +
          '{"index": 1, "resp')
 
+    # LongBench data rows (byte 0: even trec, odd hotpotqa)
+    for b0, name, k in ((0, "trec", 2), (1, "hotpotqa", 1)):
+        with open(os.path.join("tests/data/longbench/data", name + ".jsonl"), "rb") as f:
+            rows = f.read().split(b"\n")[:k]
+        seed("longbench_jsonl", name, bytes([b0]) + b"".join(r + b"\n" for r in rows))
+
     seed("cli_flags", "budget", "--method\0h2o\0--num-recent\0008\0--num-heavy\00016")
     seed("cli_flags", "ratios", "--method\0kvcVK+maxpool\0--recent-ratio\0000.05\0--heavy-ratio\0000.1")
     seed("cli_flags", "cache_ratio", "--method\0snapkv\0--num-recent\00016\0--cache-ratio\0000.1\0--gqa-mode\0per-query-head\0--streaming")
