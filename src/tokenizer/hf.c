@@ -371,6 +371,15 @@ kvp_status tok_load_hf_json(const char *json_path, const char *config_path, kvp_
         st = kvp_fail(err, KVP_ERR_FORMAT, "%s: token id %lld is too large", json_path, (long long)max_id);
         goto done;
     }
+    /* Ids are dense in real vocabularies; a few tokens claiming huge ids
+     * would make a small file allocate tables for millions of tokens. */
+    size_t n_defined = json_object_size(vocab) + (added ? json_array_size(added) : 0);
+    if ((uint64_t)max_id + 1 > 2 * (uint64_t)n_defined + 1024) {
+        st = kvp_fail(err, KVP_ERR_FORMAT,
+                      "%s: token ids reach %lld for only %zu tokens (ids must be dense)", json_path,
+                      (long long)max_id, n_defined);
+        goto done;
+    }
     if ((st = tok_set_vocab_size(t, (int32_t)(max_id + 1), err)) != KVP_OK) goto done;
     json_object_foreach(vocab, key, v) {
         size_t kl = strlen(key);

@@ -324,6 +324,19 @@ int main(void) {
         CHECK(kvp_model_load(d, NULL, &m, &err) == KVP_ERR_FORMAT);
         CHECK(strstr(err.message, "tokenizer") != NULL);
     }
+    /* a tiny tokenizer.json whose ids reach millions: refused before any
+     * table of that size is allocated (found by fuzzing) */
+    snprintf(d, sizeof d, "%s/sparse", tmp);
+    mkdir(d, 0755);
+    snprintf(p, sizeof p, "%s/tokenizer.json", d);
+    const char *sparse = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 7801747}, "
+                         "\"merges\": []}}";
+    spit(p, sparse, strlen(sparse));
+    {
+        kvp_tokenizer *tk = NULL;
+        CHECK(kvp_tokenizer_load(d, &tk, &err) == KVP_ERR_FORMAT && tk == NULL);
+        CHECK_MSG(strstr(err.message, "ids must be dense") != NULL, "%s", err.message);
+    }
     /* NULL handles are no crash */
     kvp_model_info info;
     memset(&info, 0xab, sizeof info);
