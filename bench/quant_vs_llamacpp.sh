@@ -14,8 +14,8 @@
 # environment (defaults): MODELS="qwen05 llama1b" TYPES="f16 q8_0 q4_k_m"
 #   PROMPTS="512 4096" NEW=64 REPS=3 THREADS=2 QWEN_VOCAB=151936
 #   LLAMA_VOCAB=128256 OURS_QUANT=1 (also time our own quantized files)
-# Prints a markdown table (also WORK/results.md) and keeps raw rows in
-# WORK/raw.tsv.
+# Prints the dot kernels against ggml's (WORK/kernels.md) and the engines'
+# table (WORK/results.md); raw rows in WORK/raw.tsv.
 set -euo pipefail
 BUILD=$(cd "$1" && pwd)
 KVP=$BUILD/kvprune
@@ -55,6 +55,10 @@ fi
 cc -O2 -I"$INC" "$HERE/llama_bench.c" -o "$WORK/llama_bench" -L"$BINS" -l:libllama.v0.4.0.so \
    -l:libggml.v0.4.0.so -lggml-base -Wl,-rpath,"$BINS"
 LB="$WORK/llama_bench"
+# The dot kernels alone against ggml's (one thread, weights in cache).
+cc -O2 -I"$INC" -I"$HERE/../src" -I"$HERE/../include" "$HERE/qdot_vs_ggml.c" -o "$WORK/qdot_vs_ggml" \
+   "$BUILD/libkvprune.a" -fopenmp -lm -ldl $(pkg-config --libs libpcre2-8 jansson libutf8proc)
+"$WORK/qdot_vs_ggml" "$BINS" | tee "$WORK/kernels.md"
 
 # Models: a random-weight HF folder -> our F16 GGUF -> quantized files.
 shape_args() {
@@ -91,7 +95,8 @@ done
 
 # Machine: CPU, read bandwidth (for the decode roofline), load.
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
-bw=$("$QDOT" 896 4864 1 "$TH" 5 1 | sed -n 's/^streaming read: \([0-9.]*\) GB\/s.*/\1/p')
+# Bandwidth per CPU second (the tokens/s below are per CPU second too).
+bw=$("$QDOT" 896 4864 1 "$TH" 5 1 | sed -n 's/^streaming read per CPU second: \([0-9.]*\) GB\/s.*/\1/p')
 echo "cpu: $cpu; kvprune kernels: $("$KVP" info -m "${files[0]##* }" | sed -n 's/^kernels: *//p')"
 echo "read bandwidth ($TH threads): $bw GB/s; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
