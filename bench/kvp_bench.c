@@ -1,10 +1,11 @@
 /* kvprune's side of bench/quant_vs_llamacpp.sh, symmetric to llama_bench.c:
  *
- *   kvp_bench MODEL PROMPT_TOKENS NEW_TOKENS THREADS [snapkv5]
+ *   kvp_bench MODEL PROMPT_TOKENS NEW_TOKENS THREADS [snapkv5] [f32|f16|bf16]
  *
  * prompt ids 10..PROMPT_TOKENS+9, NEW_TOKENS greedy tokens (the first from
  * the prefill's logits, then NEW_TOKENS - 1 decode steps), the full cache
- * or snapkv keeping 5% of the prompt (1/8 of it recent). Prints one JSON
+ * or snapkv keeping 5% of the prompt (1/8 of it recent), K/V stored as the
+ * cache's default (f16) or the type given. Prints one JSON
  * line: wall and process-CPU milliseconds of prefill and decode,
  * decode_tokens, peak_rss_kb. CPU time is the robust figure on a shared
  * machine for one thread (it leaves out the time spent waiting for a core). */
@@ -36,11 +37,20 @@ static bool on_token(void *user, int32_t id, const float *logits, int n_vocab) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: kvp_bench MODEL P N THREADS [snapkv5]\n");
+        fprintf(stderr, "usage: kvp_bench MODEL P N THREADS [snapkv5] [f32|f16|bf16]\n");
         return 2;
     }
     const int P = atoi(argv[2]), N = atoi(argv[3]), threads = atoi(argv[4]);
-    const bool snap = argc > 5 && !strcmp(argv[5], "snapkv5");
+    bool snap = false;
+    kvp_cache_params cp = kvp_cache_default_params();
+    for (int i = 5; i < argc; i++) {
+        if (!strcmp(argv[i], "snapkv5")) {
+            snap = true;
+        } else if (!kvp_kv_type_parse(argv[i], &cp.kv_type)) {
+            fprintf(stderr, "kvp_bench: unknown argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
     kvp_error err = {0};
     kvp_model_params mp = kvp_model_default_params();
     mp.n_threads = threads;
@@ -50,7 +60,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "kvp_bench: %s\n", err.message);
         return 1;
     }
-    kvp_cache_params cp = kvp_cache_default_params();
     if (snap) {
         const int budget = P * 5 / 100, recent = budget / 8;
         cp.method = "snapkv";

@@ -14,6 +14,7 @@
 # environment (defaults): MODELS="qwen05 llama1b" TYPES="f16 q8_0 q4_k_m"
 #   PROMPTS="512 4096" NEW=64 REPS=3 THREADS=2 QWEN_VOCAB=151936
 #   LLAMA_VOCAB=128256 OURS_QUANT=1 (also time our own quantized files)
+#   F32KV=0 (1: also our full cache with float32 K/V instead of the default f16)
 # Prints the dot kernels against ggml's (WORK/kernels.md) and the engines'
 # table (WORK/results.md); raw rows in WORK/raw.tsv.
 set -euo pipefail
@@ -31,6 +32,7 @@ NEW=${NEW:-64}
 REPS=${REPS:-3}
 TH=${THREADS:-2}
 OURS_QUANT=${OURS_QUANT:-1}
+F32KV=${F32KV:-0}
 # OMP_WAIT_POLICY / GOMP_SPINCOUNT are left to kvprune's own choice (see
 # README: spin briefly on an idle machine); llama.cpp spins in its own pool.
 
@@ -111,12 +113,14 @@ for rep in $(seq 1 "$REPS"); do
     for P in $PROMPTS; do
       # Alternate which engine goes first.
       order="llama ours snap"; [ $((rep % 2)) = 0 ] && order="ours snap llama"
+      [ "$F32KV" = 1 ] && order="$order f32kv"
       for e in $order; do
         load=$(cut -d' ' -f1 /proc/loadavg)
         case $e in
           llama) [ "$qz" = kvprune ] && continue; r=$(theirs "$file" "$P" "$NEW" "$TH"); name=llama.cpp ;;
           ours) r=$(ours "$file" "$P" "$NEW" "$TH"); name=kvprune-full ;;
           snap) r=$(ours "$file" "$P" "$NEW" "$TH" snapkv5); name=kvprune-snapkv5 ;;
+          f32kv) r=$(ours "$file" "$P" "$NEW" "$TH" f32); name=kvprune-full-f32kv ;;
         esac
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$m" "$t" "$qz" "$P" "$name" "$r" "$load" | tee -a "$raw" >&2
       done

@@ -15,13 +15,15 @@ import subprocess
 import sys
 
 ORDER = {"f16": 0, "q8_0": 1, "q4_k_m": 2}
-ENGINES = ("llama.cpp", "kvprune-full", "kvprune-snapkv5")
+ENGINES = ("llama.cpp", "kvprune-full", "kvprune-snapkv5", "kvprune-full-f32kv")
 
 
 def main():
     raw, work, bw, kvp = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-    lines = [l.rstrip("\n").split("\t") for l in open(raw)]
-    head, rows = lines[0], lines[1:]
+    head, rows = None, []
+    for path in raw.split(","):  # several raw files: one table
+        lines = [l.rstrip("\n").split("\t") for l in open(path) if "\t" in l]
+        head, rows = lines[0], rows + lines[1:]
     groups = collections.defaultdict(list)
     for r in rows:
         d = dict(zip(head, r))
