@@ -49,14 +49,16 @@ def main():
     def model_info(m, t, qz):
         k = (m, t, qz)
         if k not in info:
-            path = "%s/%s-f16.gguf" % (work, m) if t == "f16" else "%s/%s-%s-%s.gguf" % (work, m, t, qz)
+            path = ("%s/%s-f16.gguf" % (work, m) if t == "f16" else
+                    "%s/%s-%s-%s.gguf" % (work, m, t, qz.replace(".", "")))
             info[k] = json.loads(subprocess.check_output([kvp, "info", "-m", path, "--json"]))
         return info[k]
 
     print("| model | weights (quantized by) | prompt | engine | prefill tok/s cpu (wall) | ratio | "
           "decode tok/s cpu (wall) | ratio | roofline tok/s | cpu/roofline | peak RSS MiB | runs | load |")
     print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    keys = sorted({k[:4] for k in groups}, key=lambda k: (k[0], ORDER.get(k[1], 9), k[2], k[3]))
+    keys = sorted({k[:4] for k in groups},
+                  key=lambda k: (k[0], ORDER.get(k[1], 9), k[3], k[2] != "llama.cpp"))
     for m, t, qz, P in keys:
         base = med((m, t, "llama.cpp", P, "llama.cpp"))
         I = model_info(m, t, qz)
