@@ -37,7 +37,12 @@ static void usage(FILE *to) {
  * 10000, about 0.1 ms) and then sleep; otherwise sleep at once. The
  * runtime reads its settings before main(), so the first run sets them and
  * re-executes itself; OMP_WAIT_POLICY or GOMP_SPINCOUNT set by the user
- * are respected. */
+ * are respected. Setting them in-process earlier does not work with glibc:
+ * a function in the executable's .preinit_array runs before libgomp's
+ * constructor, but libc's own initializer runs between the two and resets
+ * environ to the original environment (measured: LD_DEBUG=libs shows
+ * preinit, libc, libgomp in that order, and OMP_DISPLAY_ENV=verbose still
+ * reports GOMP_SPINCOUNT = '300000'). */
 static void choose_openmp_wait(char **argv) {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
     double load = 1e9;
