@@ -233,6 +233,25 @@ KVP_API kvp_status kvp_chat_tokenize(const kvp_tokenizer *tok, const char *templ
                              const kvp_chat_message *msgs, size_t n_msgs,
                              bool add_generation_prompt, int32_t **ids,
                              size_t *n_ids, kvp_error *err);
+/* A conversation rendered one turn at a time (chat sessions over one
+ * cache): the text (tokens) that follows the assistant reply
+ * msgs[n_old-1], given that msgs[0..n_old-1) were rendered with the
+ * generation prompt and the reply's tokens came after them. That is the
+ * template's end of the reply (its end-of-turn marker, which a reply that
+ * stopped at EOS already generated) and msgs[n_old..n_msgs) with the
+ * generation prompt. The pieces concatenate to kvp_chat_apply of the whole
+ * conversation (whitespace the template puts before a reply's content, which
+ * the model generates itself, aside). n_old 0: kvp_chat_apply /
+ * kvp_chat_tokenize. Tokens are parsed with special tokens and no BOS but
+ * the template's own. KVP_ERR_UNSUPPORTED when a later message changes how
+ * earlier ones render (e.g. Qwen3 dropping past reasoning). */
+KVP_API kvp_status kvp_chat_apply_next(const kvp_tokenizer *tok, const char *template_name,
+                               const kvp_chat_message *msgs, size_t n_old, size_t n_msgs,
+                               bool add_generation_prompt, char **out, kvp_error *err);
+KVP_API kvp_status kvp_chat_tokenize_next(const kvp_tokenizer *tok, const char *template_name,
+                                  const kvp_chat_message *msgs, size_t n_old, size_t n_msgs,
+                                  bool add_generation_prompt, int32_t **ids, size_t *n_ids,
+                                  kvp_error *err);
 /* The name of the template recognised for this tokenizer, or NULL. */
 KVP_API const char *kvp_chat_template_name(const kvp_tokenizer *tok);
 
@@ -276,6 +295,10 @@ KVP_API const char *kvp_chat_template_name(const kvp_tokenizer *tok);
  *    queries), and after the last chunk the cache is evicted to budget.
  *    Peak KV memory is budget + chunk; a chunk >= the prompt is exactly the
  *    unchunked prefill.
+ *  - Conversations (kvp_gen_params.keep_cache): each new prompt is read
+ *    like the chunks after the first of a chunked prefill, with the budgets
+ *    the first prompt after the last reset fixed (a ratio budget is a
+ *    fraction of that first prompt, not of the conversation).
  *  - Decode: each step scores with its one query and, when decode_evict,
  *    evicts one token; otherwise the cache grows by one token per step.
  *  - Results do not depend on the number of threads.
@@ -369,6 +392,10 @@ typedef struct kvp_cache_stats {
 
 KVP_API void kvp_cache_get_stats(const kvp_cache *cache, kvp_cache_stats *stats);
 
+/* Bytes of K/V one token takes in every stream of every layer: a budget of
+ * B tokens holds B times this (what --max-kv-mib divides by). */
+KVP_API size_t kvp_cache_token_bytes(const kvp_cache *cache);
+
 /* Absolute positions of the tokens kept by (layer, stream), oldest first.
  * *pos points into the cache and is valid until the cache changes. */
 KVP_API kvp_status kvp_cache_kept_positions(const kvp_cache *cache, int layer,
@@ -432,6 +459,13 @@ typedef struct kvp_gen_params {
     bool ignore_eos;      /* keep generating past EOS                        */
     int prefill_chunk;    /* 0: whole prompt in one pass                     */
     int n_threads;        /* 0: the model's setting                          */
+    /* Append the prompt to what the cache holds (a conversation's next
+     * turn) instead of starting afresh. The prompt is read like the chunks
+     * of a first prompt (evicted before each chunk arrives, scored over its
+     * last `window` queries, evicted to budget after it) with the budgets
+     * the first prompt after the last reset fixed; positions continue. An
+     * empty cache makes it an ordinary first prompt. */
+    bool keep_cache;
     kvp_token_cb on_token;
     void *user;
 } kvp_gen_params;
@@ -449,7 +483,9 @@ typedef struct kvp_gen_result {
     kvp_cache_stats cache; /* after the last forward pass                    */
 } kvp_gen_result;
 
-/* Resets the cache, runs the prompt, then generates. */
+/* Resets the cache (unless params->keep_cache), runs the prompt, then
+ * generates. The last generated id has not gone through the cache: a
+ * conversation feeds it at the start of its next turn. */
 KVP_API kvp_status kvp_generate(const kvp_model *model, kvp_cache *cache,
                         const int32_t *prompt, size_t n_prompt,
                         const kvp_gen_params *params, kvp_gen_result *out,

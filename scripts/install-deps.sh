@@ -7,6 +7,8 @@ pkgs=(build-essential cmake pkg-config libpcre2-dev libjansson-dev libutf8proc-d
 # (clang's libFuzzer and OpenMP).
 pkgs+=(valgrind)
 if [ "${1:-}" = "--fuzz" ]; then pkgs+=(clang-14 libfuzzer-14-dev libomp-14-dev); fi
+# kvprune serve (HTTP) and its terminal test
+pkgs+=(libmicrohttpd-dev tmux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -78,6 +78,7 @@ struct kvp_cache {
     bool budget_set;
     char warning[512];
     int64_t n_seen;
+    int64_t prompt_end;   /* position where the prompt being read ends     */
     int64_t held, held_peak; /* tokens held, summed over all streams       */
     double attn_ms;
     /* the current block */
@@ -359,6 +360,7 @@ void kvp_cache_reset(kvp_cache *c) {
         stream_free(&c->streams[i]);
     c->budget_set = false;
     c->n_seen = 0;
+    c->prompt_end = 0;
     c->held = c->held_peak = 0;
     c->attn_ms = 0.0;
     c->in_block = false;
@@ -402,6 +404,11 @@ void kvp_cache_get_stats(const kvp_cache *c, kvp_cache_stats *st) {
     st->kv_bytes_peak = (size_t)c->held_peak * tok_bytes;
     st->kv_bytes_full =
         (size_t)c->n_seen * (size_t)c->n_layer * c->n_streams * tok_bytes;
+}
+
+size_t kvp_cache_token_bytes(const kvp_cache *c) {
+    if (!c) return 0;
+    return sizeof(float) * 2 * (size_t)c->head_dim * (size_t)c->n_layer * (size_t)c->n_streams;
 }
 
 kvp_status kvp_cache_kept_positions(const kvp_cache *c, int layer, int stream,
@@ -467,6 +474,10 @@ kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
     bool first = c->n_seen == 0;
     bool prefill = n_prompt_total > 0 || first;
     int n_prompt = n_prompt_total > 0 ? n_prompt_total : n_new;
+    /* A prompt block after the previous prompt has been read starts a new
+     * prompt (a conversation's next turn): its chunks are read like the
+     * chunks of the first prompt, with the budgets that one set. */
+    if (prefill && c->n_seen >= c->prompt_end) c->prompt_end = c->n_seen + n_prompt;
     if (first) {
         kvp_status st = kvc_budget_resolve(&c->method, &c->params, n_prompt,
                                            &c->budget, c->warning,
@@ -517,7 +528,7 @@ kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
     if (prefill) {
         int w = c->budget.window;
         c->blk_row_begin = (w > 0 && w < n_new) ? n_new - w : 0;
-        c->blk_post_evict = c->n_seen + n_new >= n_prompt;
+        c->blk_post_evict = c->n_seen + n_new >= c->prompt_end;
     } else {
         /* decode: every new query scores (TOVA: the last one) */
         c->blk_row_begin = c->method.window == KVC_WINDOW_ONE ? n_new - 1 : 0;

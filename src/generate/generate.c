@@ -67,18 +67,21 @@ kvp_status kvp_generate(const kvp_model *model, kvp_cache *cache, const int32_t 
     kvp_sampler smp;
     bool smp_ok = kvp_sampler_init(&smp, V, p.temperature, p.top_k, p.top_p, p.seed);
     kvp_status s = KVP_OK;
+    double attn0 = 0.0;
     if (!logits || !out->ids || !smp_ok) {
         s = kvp_fail(err, KVP_ERR_NOMEM, "kvp_generate: out of memory");
         goto done;
     }
     out->n_prompt = n_prompt;
-    kvp_cache_reset(cache);
+    if (!p.keep_cache) kvp_cache_reset(cache);
+    attn0 = kvc_attn_ms(cache);
     /* The most tokens a stream holds at once: everything for the full
      * cache, at least the first prefill block for a pruned one. */
     size_t first_block = p.prefill_chunk > 0 && (size_t)p.prefill_chunk < n_prompt
                              ? (size_t)p.prefill_chunk
                              : n_prompt;
-    int64_t peak = kvc_is_full(cache) ? (int64_t)n_prompt + p.max_new_tokens : (int64_t)first_block;
+    int64_t peak = kvc_is_full(cache) ? (int64_t)kvc_next_pos(cache) + (int64_t)n_prompt + p.max_new_tokens
+                                      : (int64_t)first_block;
     if ((s = kvc_check_fits(cache, peak, err))) goto done;
     double t0 = now_ms();
     size_t chunk = p.prefill_chunk > 0 ? (size_t)p.prefill_chunk : n_prompt;
@@ -106,7 +109,7 @@ kvp_status kvp_generate(const kvp_model *model, kvp_cache *cache, const int32_t 
     out->decode_ms = now_ms() - t1;
 done:
     if (out->ids || s == KVP_OK) {
-        out->attn_ms = kvc_attn_ms(cache);
+        out->attn_ms = kvc_attn_ms(cache) - attn0;
         kvp_cache_get_stats(cache, &out->cache);
     }
     kvp_sampler_free(&smp);

@@ -302,3 +302,75 @@ kvp_status kvp_chat_tokenize(const kvp_tokenizer *tok, const char *template_name
     free(rendered);
     return s;
 }
+
+/* A conversation kept in a cache is rendered one turn at a time. The text
+ * that follows a generated reply msgs[n_old-1] is what the whole
+ * conversation's rendering B has after that reply's content: the template's
+ * end of the assistant turn, then msgs[n_old..n_msgs) (and the generation
+ * prompt). It is only defined when rendering never rewrites earlier text:
+ * P = msgs[0..n_old-1) with the generation prompt must start A = msgs[0..n_old),
+ * A must start B, and the reply's (trimmed) content must follow P in A. */
+kvp_status kvp_chat_apply_next(const kvp_tokenizer *tok, const char *template_name,
+                               const kvp_chat_message *msgs, size_t n_old, size_t n_msgs,
+                               bool add_generation_prompt, char **out, kvp_error *err) {
+    if (!tok || !out || !msgs)
+        return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_chat_apply_next: NULL argument");
+    *out = NULL;
+    if (n_old == 0) return kvp_chat_apply(tok, template_name, msgs, n_msgs, add_generation_prompt, out, err);
+    if (n_old > n_msgs || !msgs[n_old - 1].role || strcmp(msgs[n_old - 1].role, "assistant") ||
+        !msgs[n_old - 1].content)
+        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+                        "kvp_chat_apply_next: message %zu (the last one already rendered) must be "
+                        "an assistant reply, and %zu <= %zu messages",
+                        n_old - 1, n_old, n_msgs);
+    char *p = NULL, *a = NULL, *b = NULL;
+    kvp_status s;
+    if ((s = kvp_chat_apply(tok, template_name, msgs, n_old - 1, true, &p, err)) ||
+        (s = kvp_chat_apply(tok, template_name, msgs, n_old, false, &a, err)) ||
+        (s = kvp_chat_apply(tok, template_name, msgs, n_msgs, add_generation_prompt, &b, err)))
+        goto done;
+    size_t lp = strlen(p), la = strlen(a);
+    size_t off, clen;
+    js_trim(msgs[n_old - 1].content, &off, &clen);
+    const char *content = msgs[n_old - 1].content + off;
+    const char *at = NULL;
+    if (strncmp(a, p, lp) == 0 && strncmp(b, a, la) == 0)
+        for (const char *q = a + lp; q + clen <= a + la && !at; q++)
+            if (memcmp(q, content, clen) == 0) at = q;
+    if (!at) {
+        const char *name = template_name && strcmp(template_name, "auto") ? template_name : tok->chat_name;
+        s = kvp_fail(err, KVP_ERR_UNSUPPORTED,
+                     "chat template '%s' does not render this conversation one turn at a time "
+                     "(a later message changes how message %zu is rendered)",
+                     name ? name : "?", n_old - 1);
+        goto done;
+    }
+    size_t from = (size_t)(at - a) + clen, lb = strlen(b);
+    memmove(b, b + from, lb - from + 1);
+    *out = b;
+    b = NULL;
+done:
+    free(p);
+    free(a);
+    free(b);
+    return s;
+}
+
+kvp_status kvp_chat_tokenize_next(const kvp_tokenizer *tok, const char *template_name,
+                                  const kvp_chat_message *msgs, size_t n_old, size_t n_msgs,
+                                  bool add_generation_prompt, int32_t **ids, size_t *n_ids,
+                                  kvp_error *err) {
+    if (n_old == 0)
+        return kvp_chat_tokenize(tok, template_name, msgs, n_msgs, add_generation_prompt, ids, n_ids, err);
+    if (!tok) return kvp_fail(err, KVP_ERR_INVALID_ARG, "the model has no tokenizer, so a text prompt cannot be tokenized");
+    if (!ids || !n_ids) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_chat_tokenize_next: NULL output");
+    char *text = NULL;
+    kvp_status s = kvp_chat_apply_next(tok, template_name, msgs, n_old, n_msgs, add_generation_prompt, &text, err);
+    if (s) return s;
+    kvp_tokenize_params tp = kvp_tokenize_default_params();
+    tp.add_special = false; /* mid-sequence: a BOS only where the template writes one */
+    tp.parse_special = true;
+    s = tok_encode(tok, text, strlen(text), &tp, true, ids, n_ids, err);
+    free(text);
+    return s;
+}

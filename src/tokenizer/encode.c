@@ -329,7 +329,7 @@ static bool nfc_stable(const char *s, size_t n) {
 }
 
 static kvp_status encode_segment(const kvp_tokenizer *t, workspace *w, const char *seg, size_t n,
-                                 ids_vec *out, kvp_error *err) {
+                                 bool no_prefix, ids_vec *out, kvp_error *err) {
     if (n == 0) return KVP_OK;
     utf8proc_uint8_t *nfc = NULL;
     if (t->nfc && !nfc_stable(seg, n)) {
@@ -344,7 +344,7 @@ static kvp_status encode_segment(const kvp_tokenizer *t, workspace *w, const cha
     if (t->kind == TOK_KIND_SPM) {
         w->norm.n = 0;
         bool ok = true;
-        if (t->prepend_space) ok = tok_buf_put(&w->norm, "\xE2\x96\x81", 3);
+        if (t->prepend_space && !no_prefix) ok = tok_buf_put(&w->norm, "\xE2\x96\x81", 3);
         for (size_t i = 0; i < n && ok; i++) {
             if (seg[i] == ' ' && t->replace_space) ok = tok_buf_put(&w->norm, "\xE2\x96\x81", 3);
             else ok = tok_buf_putc(&w->norm, seg[i]);
@@ -353,7 +353,7 @@ static kvp_status encode_segment(const kvp_tokenizer *t, workspace *w, const cha
     } else {
         const char *s = seg;
         size_t len = n;
-        if (t->byte_prefix_space && seg[0] != ' ') {
+        if (t->byte_prefix_space && !no_prefix && seg[0] != ' ') {
             w->norm.n = 0;
             if (!tok_buf_putc(&w->norm, ' ') || !tok_buf_put(&w->norm, seg, n)) {
                 st = KVP_ERR_NOMEM;
@@ -436,6 +436,12 @@ static int32_t match_added(const kvp_tokenizer *t, const char *s, size_t n, bool
 kvp_status kvp_tokenize(const kvp_tokenizer *tok, const char *text, size_t text_len,
                         const kvp_tokenize_params *params, int32_t **ids, size_t *n_ids,
                         kvp_error *err) {
+    return tok_encode(tok, text, text_len, params, false, ids, n_ids, err);
+}
+
+kvp_status tok_encode(const kvp_tokenizer *tok, const char *text, size_t text_len,
+                      const kvp_tokenize_params *params, bool continuation, int32_t **ids,
+                      size_t *n_ids, kvp_error *err) {
     if (!tok || (!text && text_len) || !ids || !n_ids)
         return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_tokenize: NULL argument");
     kvp_tokenize_params p = params ? *params : kvp_tokenize_default_params();
@@ -476,7 +482,7 @@ kvp_status kvp_tokenize(const kvp_tokenizer *tok, const char *text, size_t text_
                 if (k > 3 || k > seg_end - seg) break;
                 seg_end -= k;
             }
-        st = encode_segment(tok, &w, clean + seg, seg_end - seg, &out, err);
+        st = encode_segment(tok, &w, clean + seg, seg_end - seg, continuation && seg == 0, &out, err);
         if (st != KVP_OK) goto done;
         if (!ids_push(&out, at)) goto nomem;
         i += mlen;
@@ -484,7 +490,7 @@ kvp_status kvp_tokenize(const kvp_tokenizer *tok, const char *text, size_t text_
             for (int k; i < n && (k = tok_js_space(clean + i, n - i)) > 0;) i += (size_t)k;
         seg = i;
     }
-    st = encode_segment(tok, &w, clean + seg, n - seg, &out, err);
+    st = encode_segment(tok, &w, clean + seg, n - seg, continuation && seg == 0, &out, err);
     if (st != KVP_OK) goto done;
     if (p.add_special && tok->add_eos && tok->eos >= 0 && !ids_push(&out, tok->eos)) goto nomem;
     if (!out.p && !(out.p = malloc(sizeof(int32_t)))) goto nomem;

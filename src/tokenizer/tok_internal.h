@@ -188,4 +188,11 @@ extern const char TOK_RE_LLAMA3[];
 extern const char TOK_RE_QWEN2[];
 extern const char TOK_RE_GPT2[];
 
+/* kvp_tokenize; with `continuation` the text continues a sequence
+ * mid-segment, so its first segment gets no dummy prefix ("▁", ByteLevel's
+ * prefix space): the tokens a conversation's next turn adds. */
+kvp_status tok_encode(const kvp_tokenizer *tok, const char *text, size_t text_len,
+                      const kvp_tokenize_params *params, bool continuation, int32_t **ids,
+                      size_t *n_ids, kvp_error *err);
+
 #endif
