@@ -18,6 +18,7 @@ int cmd_info(int argc, char **argv);
 int cmd_needle(int argc, char **argv);
 int cmd_longbench(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Names the command being run ("generate", "needle pred") for the prefix
  * of every message below. */

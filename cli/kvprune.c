@@ -13,6 +13,7 @@ static const struct {
 } commands[] = {
     {"generate", cmd_generate, "generate text or ids from a prompt with a pruning cache"},
     {"chat", cmd_chat, "a multi-turn conversation over one pruning cache, streamed"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server (chat, completions, sessions)"},
     {"compare", cmd_compare, "run one prompt through several cache methods, side by side"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"needle", cmd_needle, "needle-in-a-haystack: gen | pred | eval"},
