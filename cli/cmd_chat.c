@@ -21,10 +21,12 @@ static void help(void) {
            "                        the capacity of the full cache\n"
            "  -n, --max-new-tokens N  most tokens per reply (default 256)\n"
            "  --temperature T       0 (default): greedy; --top-k K, --top-p P, --seed S\n"
-           "  --prefill-chunk N     read each turn in chunks of N tokens (default 256)\n"
+           "  --prefill-chunk N     read each turn in chunks of N tokens (default 256; with\n"
+           "                        --max-kv-mib, a quarter of the cap's tokens at most)\n"
            "  --chat-template NAME  llama2, llama3, llama3.1, chatml, mistral, kvp-mini (default: auto)\n"
            "  -t, --threads N       threads (default: all cores)\n"
            "  --json                print one JSON object per turn (reply, ids, stats)\n"
+           "  --ignore-eos          keep generating past EOS (until -n or Ctrl-C)\n"
            "  --load FILE           start from a saved conversation (/save)\n\n"
            "Each line is one turn; in a terminal the reply streams as it is generated and\n"
            "Ctrl-C stops it (not the session). Commands:\n"
@@ -119,7 +121,7 @@ int cmd_chat(int argc, char **argv) {
     gp.prefill_chunk = 256;
     double max_mib = -1;
     long threads = 0;
-    bool json = false;
+    bool json = false, chunk_set = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         long lv;
@@ -143,6 +145,7 @@ int cmd_chat(int argc, char **argv) {
         } else if (!strcmp(a, "--prefill-chunk")) {
             if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 30, &lv)) return 2;
             gp.prefill_chunk = (int)lv;
+            chunk_set = true;
         } else if (!strcmp(a, "--temperature")) {
             if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_double(a, v, 0, 100, &dv)) return 2;
             gp.temperature = (float)dv;
@@ -159,6 +162,8 @@ int cmd_chat(int argc, char **argv) {
             if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 1024, &threads)) return 2;
         } else if (!strcmp(a, "--json")) {
             json = true;
+        } else if (!strcmp(a, "--ignore-eos")) {
+            gp.ignore_eos = true;
         } else {
             int r = cli_cache_flag(argc, argv, &i, &cp);
             if (r < 0) return 2;
@@ -183,6 +188,18 @@ int cmd_chat(int argc, char **argv) {
         goto out;
     }
     if (max_mib > 0) {
+        if (!chunk_set) {
+            /* a quarter of the cap for the turn being read, at most 256 */
+            kvp_cache_params probe_p = kvp_cache_default_params();
+            probe_p.gqa_mode = cp.gqa_mode;
+            kvp_cache *probe = NULL;
+            if (kvp_cache_new(model, &probe_p, &probe, &err) == KVP_OK) {
+                double cap_tokens = max_mib * 1048576.0 / (double)kvp_cache_token_bytes(probe);
+                int q = (int)(cap_tokens / 4);
+                gp.prefill_chunk = q < 1 ? 1 : q < 256 ? q : 256;
+            }
+            kvp_cache_free(probe);
+        }
         int block = gp.prefill_chunk > 0 ? gp.prefill_chunk : 4096;
         if (!cp.decode_evict && gp.max_new_tokens + 1 > block) block = gp.max_new_tokens + 1;
         if (gp.prefill_chunk == 0)
