@@ -18,6 +18,7 @@ typedef struct series {
     double kv[MAX_TURNS];       /* MiB held after the turn                   */
     double full[MAX_TURNS];     /* MiB the full cache would hold             */
     double tps[MAX_TURNS];      /* median decode tokens/s                    */
+    double peak[MAX_TURNS];     /* MiB high-water mark so far                */
     double x[MAX_TURNS];
 } series;
 
@@ -47,6 +48,7 @@ static int load(series *s, char *files) {
             runs[nr][t] = json_number_value(json_object_get(st, "tokens_per_s"));
             s->kv[t] = json_number_value(json_object_get(st, "kv_bytes")) / 1048576.0;
             s->full[t] = json_number_value(json_object_get(st, "kv_bytes_full")) / 1048576.0;
+            s->peak[t] = json_number_value(json_object_get(st, "kv_bytes_peak")) / 1048576.0;
             s->x[t] = t + 1;
             t++;
             json_decref(o);
@@ -79,9 +81,17 @@ int main(int argc, char **argv) {
         sp[i] = (kvp_plot_series){s[i].label, s[i].x, s[i].tps, (size_t)s[i].n, false};
     }
     kv[ns] = (kvp_plot_series){"full cache would hold", s[0].x, s[0].full, (size_t)s[0].n, true};
+    double kv_max = 0, tps_max = 0;
+    for (int i = 0; i < ns; i++)
+        for (int t = 0; t < s[i].n; t++) {
+            if (s[i].full[t] > kv_max) kv_max = s[i].full[t];
+            if (s[i].kv[t] > kv_max) kv_max = s[i].kv[t];
+            if (s[i].tps[t] > tps_max) tps_max = s[i].tps[t];
+        }
     char path[1024];
     kvp_error err;
-    kvp_line_plot p = {"KV cache memory over a conversation", "turn", "KV MiB held", 0, 0, 0, 0, NULL, 0};
+    kvp_line_plot p = {"KV cache memory over a conversation", "turn", "KV MiB held after the turn", 1, s[0].n, 0,
+                       kv_max * 1.1, NULL, 0};
     snprintf(path, sizeof path, "%s_kv.svg", argv[1]);
     if (kvp_svg_line_plot(path, &p, kv, (size_t)ns + 1, &err)) {
         fprintf(stderr, "chat_plot: %s\n", err.message);
@@ -89,14 +99,15 @@ int main(int argc, char **argv) {
     }
     printf("plot: %s\n", path);
     p.title = "Decode speed over a conversation (median of runs)";
-    p.ylabel = "tokens/s";
+    p.ylabel = "decode tokens/s";
+    p.ymax = tps_max * 1.1;
     snprintf(path, sizeof path, "%s_speed.svg", argv[1]);
     if (kvp_svg_line_plot(path, &p, sp, (size_t)ns, &err)) {
         fprintf(stderr, "chat_plot: %s\n", err.message);
         return 1;
     }
     printf("plot: %s\n\n| turn | full cache would hold (MiB) |", path);
-    for (int i = 0; i < ns; i++) printf(" %s MiB | %s tokens/s |", s[i].label, s[i].label);
+    for (int i = 0; i < ns; i++) printf(" %s: MiB held (peak) | tokens/s |", s[i].label);
     printf("\n|---|---|");
     for (int i = 0; i < ns; i++) printf("---|---|");
     printf("\n");
@@ -105,7 +116,9 @@ int main(int argc, char **argv) {
         int t = marks[m] - 1;
         if (t >= s[0].n) break;
         printf("| %d | %.2f |", t + 1, s[0].full[t]);
-        for (int i = 0; i < ns; i++) printf(" %.3f | %.0f |", t < s[i].n ? s[i].kv[t] : 0, t < s[i].n ? s[i].tps[t] : 0);
+        for (int i = 0; i < ns; i++)
+            printf(" %.3f (%.3f) | %.0f |", t < s[i].n ? s[i].kv[t] : 0, t < s[i].n ? s[i].peak[t] : 0,
+                   t < s[i].n ? s[i].tps[t] : 0);
         printf("\n");
     }
     free(s);
