@@ -200,12 +200,11 @@ int cmd_chat(int argc, char **argv) {
             }
             kvp_cache_free(probe);
         }
-        int block = gp.prefill_chunk > 0 ? gp.prefill_chunk : 4096;
-        if (!cp.decode_evict && gp.max_new_tokens + 1 > block) block = gp.max_new_tokens + 1;
+        int block = cp.decode_evict ? 1 : gp.max_new_tokens + 1;
         if (gp.prefill_chunk == 0)
-            fprintf(stderr, "kvprune chat: warning: without --prefill-chunk a turn may exceed "
-                            "--max-kv-mib; 4096 tokens are reserved for it\n");
-        if (conv_budget_from_mib(model, &cp, max_mib, block, &err)) {
+            fprintf(stderr, "kvprune chat: warning: without --prefill-chunk a turn longer than --max-kv-mib "
+                            "holds fails\n");
+        if (conv_budget_from_mib(model, &cp, max_mib, block, gp.prefill_chunk, &err)) {
             rc = cli_error("%s", err.message);
             goto out;
         }
@@ -215,7 +214,10 @@ int cmd_chat(int argc, char **argv) {
         goto out;
     }
     conv_ok = true;
-    (void)load_path;
+    if (load_path && conv_load(&c, load_path, &err)) {
+        rc = cli_error("--load: %s", err.message);
+        goto out;
+    }
     bool tty = isatty(STDIN_FILENO);
     if (kvp_detok_new(c.tok, true, &detok, &err)) {
         rc = cli_lib_error(&err);
@@ -264,6 +266,19 @@ int cmd_chat(int argc, char **argv) {
                 fprintf(tty ? stdout : stderr, "(conversation reset)\n");
             } else if (!strcmp(line, "/stats")) {
                 print_stats(&c, tty ? stdout : stderr);
+            } else if (!strcmp(line, "/save") || !strcmp(line, "/load")) {
+                if (!arg || !*arg) {
+                    fprintf(stderr, "kvprune chat: %s needs a file name\n", line);
+                    if (!tty) goto out;
+                } else if (line[1] == 's' ? conv_save(&c, arg, &err) : conv_load(&c, arg, &err)) {
+                    fprintf(stderr, "kvprune chat: %s\n", err.message);
+                    if (!tty) goto out;
+                } else {
+                    kvp_cache_stats st;
+                    kvp_cache_get_stats(c.cache, &st);
+                    fprintf(tty ? stdout : stderr, "(%s %s: %lld tokens seen, %.3f MiB of K/V)\n",
+                            line[1] == 's' ? "saved" : "loaded", arg, (long long)st.n_seen, mib(st.kv_bytes));
+                }
             } else if (!strcmp(line, "/help")) {
                 fprintf(tty ? stdout : stderr, "/reset, /stats, /save FILE, /load FILE, /quit\n");
             } else {

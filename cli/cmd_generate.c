@@ -16,6 +16,10 @@ static void help(void) {
            "  -n, --n-predict N     tokens to generate (default 64; also --max-new-tokens)\n"
            "  --json                print one JSON object (prompt_ids, ids, text, stats)\n"
            "  --dump-logits FILE    float32 LE logits, one row of n_vocab per generated token\n"
+           "  --save-cache FILE     write the cache after the run (with -n 0: after the prompt)\n"
+           "  --load-cache FILE     continue a saved cache: the prompt (--prompt-ids, or text\n"
+           "                        with --no-chat, no BOS) is appended; the file's cache\n"
+           "                        settings replace the cache flags\n"
            "  --dump-kept FILE      JSON of the positions each cache stream keeps after the\n"
            "                        prefill and at the end\n"
            "  --ignore-eos          keep generating past EOS\n"
@@ -76,7 +80,9 @@ static void json_ids(FILE *o, const int32_t *ids, size_t n) {
 
 int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt_text = NULL, *prompt_file = NULL, *dump_path = NULL;
-    const char *kept_path = NULL;
+    const char *kept_path = NULL, *save_path = NULL, *load_path = NULL;
+    int32_t *hist = NULL;
+    size_t n_hist = 0;
     cli_kept_snapshot kept = {0};
     const char *chat_template = NULL, *system_msg = NULL;
     int32_t *prompt_ids = NULL;
@@ -122,6 +128,10 @@ int cmd_generate(int argc, char **argv) {
             json = true;
         } else if (!strcmp(a, "--dump-logits")) {
             if (!cli_take_value(argc, argv, &i, &dump_path)) goto usage;
+        } else if (!strcmp(a, "--save-cache")) {
+            if (!cli_take_value(argc, argv, &i, &save_path)) goto usage;
+        } else if (!strcmp(a, "--load-cache")) {
+            if (!cli_take_value(argc, argv, &i, &load_path)) goto usage;
         } else if (!strcmp(a, "--dump-kept")) {
             if (!cli_take_value(argc, argv, &i, &kept_path)) goto usage;
         } else if (!strcmp(a, "--ignore-eos")) {
@@ -192,8 +202,14 @@ int cmd_generate(int argc, char **argv) {
             goto out;
         }
         kvp_status s;
+        if (load_path && !no_chat) {
+            rc = cli_usage_error("generate", "--load-cache continues a sequence: give --prompt-ids or --no-chat text "
+                                             "(or use 'kvprune chat --load FILE')");
+            goto out;
+        }
         if (no_chat) {
             kvp_tokenize_params tp = kvp_tokenize_default_params();
+            tp.add_special = !load_path; /* a continuation gets no BOS */
             s = kvp_tokenize(tok, prompt_text, strlen(prompt_text), &tp, &prompt_ids, &n_prompt, &err);
         } else {
             kvp_chat_message msgs[2];
@@ -208,8 +224,30 @@ int cmd_generate(int argc, char **argv) {
         }
     }
     const char *method_name = cp.method ? cp.method : "full";
-    cli_warn_unused_budget(&cp, &method_name, 1);
-    if (kvp_cache_new(model, &cp, &cache, &err)) {
+    if (!load_path) cli_warn_unused_budget(&cp, &method_name, 1);
+    if (load_path) {
+        /* the file's cache settings replace the cache flags; its history is
+         * the last generated token, which the saving run had not fed */
+        if (kvp_cache_load(model, load_path, &cache, &hist, &n_hist, NULL, &err)) {
+            rc = cli_lib_error(&err);
+            goto out;
+        }
+        if (n_hist > 0) {
+            int32_t *joined = malloc((n_prompt + n_hist) * sizeof *joined);
+            if (!joined) {
+                rc = cli_error("out of memory");
+                goto out;
+            }
+            memcpy(joined, hist, n_hist * sizeof *joined);
+            memcpy(joined + n_hist, prompt_ids, n_prompt * sizeof *joined);
+            if (prompt_from_ids) free(prompt_ids);
+            else kvp_free(prompt_ids);
+            prompt_ids = joined;
+            prompt_from_ids = true; /* now ours: free() */
+            n_prompt += n_hist;
+        }
+        gp.keep_cache = true;
+    } else if (kvp_cache_new(model, &cp, &cache, &err)) {
         rc = cli_lib_error(&err);
         goto out;
     }
@@ -227,6 +265,13 @@ int cmd_generate(int argc, char **argv) {
     if (kvp_generate(model, cache, prompt_ids, n_prompt, &gp, &res, &err)) {
         rc = cli_lib_error(&err);
         goto out;
+    }
+    if (save_path) {
+        int32_t last = res.n_ids > 0 && !res.stopped_at_eos ? res.ids[res.n_ids - 1] : -1;
+        if (kvp_cache_save(model, cache, save_path, &last, last >= 0 ? 1 : 0, NULL, &err)) {
+            rc = cli_lib_error(&err);
+            goto out;
+        }
     }
     if (dump) {
         bool bad = dc.failed || fclose(dump) != 0;
@@ -292,6 +337,7 @@ out:
     kvp_model_free(model);
     if (prompt_from_ids) free(prompt_ids); /* cli_parse_int_list's */
     else kvp_free(prompt_ids);             /* the tokenizer's */
+    kvp_free(hist);
     free(file_text);
     return rc;
 }

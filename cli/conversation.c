@@ -1,6 +1,7 @@
 /* A conversation kept in one cache (see conversation.h). */
 #include "conversation.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,7 +197,7 @@ kvp_status conv_turn(conv *c, const kvp_chat_message *msgs, size_t n_new, const 
 }
 
 kvp_status conv_budget_from_mib(const kvp_model *model, kvp_cache_params *cp, double mib, int block,
-                                kvp_error *err) {
+                                int first_chunk, kvp_error *err) {
     char msg[256];
     if (cp->recent_ratio >= 0 || cp->heavy_ratio >= 0 || cp->cache_ratio >= 0) {
         set_error(err, KVP_ERR_INVALID_ARG, "--max-kv-mib sets the budgets: drop the ratio flags");
@@ -221,13 +222,19 @@ kvp_status conv_budget_from_mib(const kvp_model *model, kvp_cache_params *cp, do
         cp->max_tokens = tokens;
         return KVP_OK;
     }
+    if (first_chunk > tokens) {
+        snprintf(msg, sizeof msg, "--max-kv-mib %g holds %d tokens (%zu bytes each): a prefill chunk of %d does "
+                 "not fit", mib, tokens, tb, first_chunk);
+        set_error(err, KVP_ERR_INVALID_ARG, msg);
+        return KVP_ERR_INVALID_ARG;
+    }
     bool sink = !strcmp(cp->method, "sink");
     int budget = tokens - block;
     int fixed = sink ? (cp->num_heavy >= 0 ? cp->num_heavy : 4) : (cp->num_recent >= 0 ? cp->num_recent : 16);
     if (budget <= fixed) {
         snprintf(msg, sizeof msg,
-                 "--max-kv-mib %g holds %d tokens (%zu bytes each): not enough for %d %s tokens and a "
-                 "block of %d arriving",
+                 "--max-kv-mib %g holds %d tokens (%zu bytes each): not enough for %d %s tokens and %d "
+                 "more during decoding",
                  mib, tokens, tb, fixed, sink ? "sink" : "recent", block);
         set_error(err, KVP_ERR_INVALID_ARG, msg);
         return KVP_ERR_INVALID_ARG;
@@ -240,5 +247,69 @@ kvp_status conv_budget_from_mib(const kvp_model *model, kvp_cache_params *cp, do
         cp->num_heavy = budget - fixed;
     }
     cp->max_tokens = tokens;
+    return KVP_OK;
+}
+
+/* The conversation's state rides in the cache file's application data. */
+kvp_status conv_save(const conv *c, const char *path, kvp_error *err) {
+    json_t *o = json_pack("{s:s, s:b, s:I, s:o, s:o, s:o, s:o}", "kind", "kvprune-chat", "started", c->started,
+                          "turns", (json_int_t)c->n_turns, "template",
+                          c->template_name ? json_string(c->template_name) : json_null(), "system",
+                          c->system ? json_string(c->system) : json_null(), "last_user",
+                          c->last_user ? json_string(c->last_user) : json_null(), "last_reply",
+                          c->last_reply ? json_string(c->last_reply) : json_null());
+    char *app = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!app) {
+        set_error(err, KVP_ERR_NOMEM, "out of memory");
+        return KVP_ERR_NOMEM;
+    }
+    int32_t pending = c->pending;
+    kvp_status s = kvp_cache_save(c->model, c->cache, path, &pending, pending >= 0 ? 1 : 0, app, err);
+    free(app);
+    return s;
+}
+
+static char *json_dup(json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? dup_str(json_string_value(v)) : NULL;
+}
+
+kvp_status conv_load(conv *c, const char *path, kvp_error *err) {
+    kvp_cache *cache = NULL;
+    int32_t *hist = NULL;
+    size_t n_hist = 0;
+    char *app = NULL;
+    kvp_status s = kvp_cache_load(c->model, path, &cache, &hist, &n_hist, &app, err);
+    if (s) return s;
+    /* a cache saved by another program (e.g. generate --save-cache after a
+     * document) continues as a conversation whose last reply was empty */
+    json_t *o = app && *app ? json_loads(app, 0, NULL) : NULL;
+    kvp_cache_stats st;
+    kvp_cache_get_stats(cache, &st);
+    conv_reset(c);
+    kvp_cache_free(c->cache);
+    c->cache = cache;
+    c->started = st.n_seen > 0;
+    c->pending = n_hist > 0 ? hist[n_hist - 1] : -1;
+    if (o && json_is_object(o)) {
+        json_t *t = json_object_get(o, "turns");
+        c->n_turns = json_is_integer(t) ? (int64_t)json_integer_value(t) : 0;
+        c->last_user = json_dup(o, "last_user");
+        c->last_reply = json_dup(o, "last_reply");
+        char *sys = json_dup(o, "system");
+        if (sys) {
+            free(c->system);
+            c->system = sys;
+        }
+        char *tm = json_dup(o, "template");
+        if (tm) {
+            free(c->template_name);
+            c->template_name = tm;
+        }
+    }
+    json_decref(o);
+    kvp_free(hist);
+    kvp_free(app);
     return KVP_OK;
 }

@@ -48,14 +48,26 @@ kvp_status conv_turn(conv *c, const kvp_chat_message *msgs, size_t n_new, const 
 /* Replaces the reply kept for the template (a reply cut at a stop string). */
 bool conv_set_reply(conv *c, const char *text, size_t len);
 
-/* --max-kv-mib: turns a KV memory cap into token budgets. A pruned
- * method keeps num_recent (cp's, else 16; sink: num_heavy, else 4, sinks)
- * and the rest of cap / kvp_cache_token_bytes tokens minus `block` (the
- * most tokens that arrive before an eviction: the prefill chunk, or the
- * reply's length without decode eviction); the full cache gets the cap as
- * its capacity (a turn that would exceed it fails). Ratio budgets and
- * --max-kv-mib exclude each other. */
+/* /save and /load: a cache file (kvp_cache_save) whose history is the
+ * reply's pending token and whose application data is the conversation's
+ * messages and template as JSON. A file saved by another program (e.g.
+ * `generate --save-cache` after a document) continues as a conversation
+ * whose last reply was empty. On a failed load the conversation is
+ * unchanged. */
+kvp_status conv_save(const conv *c, const char *path, kvp_error *err);
+kvp_status conv_load(conv *c, const char *path, kvp_error *err);
+
+/* --max-kv-mib: turns a KV memory cap into token budgets. A new turn's
+ * chunks are evicted for before they arrive, so a pruned cache holds at
+ * most its budget while reading and budget + `block` while decoding (1
+ * with decode eviction, the reply's length without); the first chunk of
+ * the first prompt lands in an empty cache and must fit. So the budget is
+ * cap / kvp_cache_token_bytes - block tokens: num_recent of them (cp's,
+ * else 16; sink: num_heavy, else 4, sinks) and the rest by score. The
+ * cache's capacity is set to the cap, so it can never hold more. The full
+ * cache gets the cap as its capacity (a turn that would exceed it fails).
+ * Ratio budgets and --max-kv-mib exclude each other. */
 kvp_status conv_budget_from_mib(const kvp_model *model, kvp_cache_params *cp, double mib, int block,
-                                kvp_error *err);
+                                int first_chunk, kvp_error *err);
 
 #endif

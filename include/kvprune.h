@@ -392,6 +392,23 @@ typedef struct kvp_cache_stats {
 
 KVP_API void kvp_cache_get_stats(const kvp_cache *cache, kvp_cache_stats *stats);
 
+/* Cache files: "read a long document once, ask many questions". Saves
+ * everything the cache needs to continue exactly where it was (method and
+ * budgets, K/V element type, positions, K/V rows, scores, counters) with
+ * a header (magic, format version, the model's identity checksum) and a
+ * checksum of the whole, written to a temporary name and renamed. The
+ * caller may add a token history (e.g. a reply's last token, not yet fed)
+ * and application data (a string). Loading builds a new cache; a file of
+ * another model (KVP_ERR_INVALID_ARG), a corrupt, truncated or foreign
+ * file (KVP_ERR_FORMAT) or a newer format (KVP_ERR_UNSUPPORTED) is an
+ * error naming the file. history/app_data may be NULL (not wanted);
+ * returned ones are freed with kvp_free. */
+kvp_status kvp_cache_save(const kvp_model *model, const kvp_cache *cache, const char *path,
+                          const int32_t *history, size_t n_history, const char *app_data,
+                          kvp_error *err);
+kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **out,
+                          int32_t **history, size_t *n_history, char **app_data, kvp_error *err);
+
 /* Bytes of K/V one token takes in every stream of every layer: a budget of
  * B tokens holds B times this (what --max-kv-mib divides by). */
 KVP_API size_t kvp_cache_token_bytes(const kvp_cache *cache);

@@ -557,3 +557,31 @@ void kvp_model_get_info(const kvp_model *model, kvp_model_info *info) {
 }
 
 const kvp_tokenizer *kvp_model_tokenizer(const kvp_model *model) { return model ? model->tok : NULL; }
+
+static uint64_t fnv_mix(uint64_t h, const void *d, size_t n) {
+    const unsigned char *p = d;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static uint64_t fnv_weight(uint64_t h, const kvp_weight *w) {
+    if (!w->data || w->type != GGML_TYPE_F32) return fnv_mix(h, "-", 1);
+    return fnv_mix(h, w->data, sizeof(float) * (size_t)(w->rows * w->cols));
+}
+
+uint64_t model_identity(const kvp_model *m) {
+    const kvp_model_info *I = &m->info;
+    int32_t shape[] = {(int32_t)m->arch, I->n_vocab, I->n_embd, I->n_layer, I->n_head, I->n_head_kv,
+                       I->head_dim, I->n_ff, (int32_t)m->rope_kind};
+    uint64_t h = fnv_mix(1469598103934665603ULL, shape, sizeof shape);
+    for (int i = 0; i < I->head_dim / 2; i++) h = fnv_mix(h, &m->inv_freq[i], sizeof(double));
+    h = fnv_weight(h, &m->output_norm);
+    for (int l = 0; l < I->n_layer; l++) {
+        h = fnv_weight(h, &m->layers[l].attn_norm);
+        h = fnv_weight(h, &m->layers[l].ffn_norm);
+    }
+    return h;
+}

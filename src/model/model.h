@@ -60,6 +60,12 @@ struct kvp_model {
 
 const char *kvp_arch_name(kvp_arch a);
 
+/* A 64-bit identity of the model for cache files: its shape, RoPE and the
+ * values of every normalisation weight (float32 copies, a few KB, distinct
+ * for any two trained models), so a cache is never loaded into a model
+ * whose keys and values would differ. */
+uint64_t model_identity(const kvp_model *m);
+
 /* Runs n tokens through the model appended to the cache (kvc_begin ..
  * kvc_end). n_prompt_total: see kvc_begin. logits (may be NULL): the last
  * token's n_vocab logits. */

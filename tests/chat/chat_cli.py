@@ -80,7 +80,8 @@ tok_bytes = got[0]["stats"]["kv_bytes"] // max(1, got[0]["stats"]["kept_tokens"]
 for t in got:
     s = t["stats"]
     check(s["kept_tokens"] <= 32 * streams, "turn %d keeps %d tokens" % (t["turn"], s["kept_tokens"]))
-    check(s["kv_bytes_peak"] <= (32 + 16) * streams * tok_bytes, "turn %d peak %d" % (t["turn"], s["kv_bytes_peak"]))
+    # chunks are evicted for before they arrive: budget + the decode step's token
+    check(s["kv_bytes_peak"] <= (32 + 1) * streams * tok_bytes, "turn %d peak %d" % (t["turn"], s["kv_bytes_peak"]))
 check(got[-1]["stats"]["tokens_seen"] > 32 * 4, "the conversation outgrew the budget")
 
 # 3. --max-kv-mib caps the memory however long the conversation
@@ -99,7 +100,50 @@ got, err = chat([turns[0], turns[1], "/stats", "/reset", turns[0]], ["-n", str(N
 check(len(got) == 3 and got[2]["ids"] == got[0]["ids"], "/reset")
 check("KV " in err and "of" in err, "/stats prints KV memory: " + err)
 
-# 5. usage errors
+# 5. /save after two turns, --load in a new process, the third turn: the
+# same ids as the uninterrupted conversation (and generate's cache files)
+import os
+import tempfile
+tmp = tempfile.mkdtemp()
+f = os.path.join(tmp, "conv.kvc")
+flags = ["--method", "kvcVK", "--num-recent", "8", "--num-heavy", "24", "-n", "16", "--prefill-chunk", "16"]
+whole, _ = chat(turns, flags)
+first, err = chat(turns[:2] + ["/save " + f], flags)
+check("saved " in err, "/save: " + err)
+rest, _ = chat(turns[2:], flags[:0] + ["-n", "16", "--prefill-chunk", "16", "--load", f])
+check(len(whole) == 3 and len(rest) == 1 and rest[0]["ids"] == whole[2]["ids"],
+      "turn 3 after /save + --load: %s vs %s" % (rest and rest[0]["ids"], whole and whole[2]["ids"]))
+check(rest and rest[0]["stats"]["tokens_seen"] == whole[2]["stats"]["tokens_seen"], "tokens seen after --load")
+# /load in a running session replaces its conversation
+again, _ = chat(["Something else entirely.", "/load " + f, turns[2]], flags)
+check(len(again) == 2 and again[1]["ids"] == whole[2]["ids"], "/load mid-session")
+# a corrupt file is a clear error, the session ends with 1 (piped)
+with open(f, "r+b") as fh:
+    fh.seek(200)
+    b = fh.read(1)
+    fh.seek(200)
+    fh.write(bytes([b[0] ^ 1]))
+rc, out, err = run(["chat", "-m", model, "--load", f], "hi\n")
+check(rc == 1 and "corrupt" in err, "corrupt --load: %d %s" % (rc, err))
+rc, out, err = run(["chat", "-m", model], "/load " + f + "\n")
+check(rc == 1 and "corrupt" in err, "corrupt /load: %d %s" % (rc, err))
+# generate: the prompt read once and saved, then a question in a new process
+doc = tokenize("<|user|>\nThe secret number of the lantern is 4817. Remember it.<|end|>\n<|assistant|>\nOK")
+q = tokenize("<|end|>\n<|user|>\nWhat is the secret number?<|end|>\n<|assistant|>\n", special=False)
+g = os.path.join(tmp, "doc.kvc")
+gflags = ["--method", "snapkv", "--num-recent", "4", "--num-heavy", "12", "--prefill-chunk", "16"]
+rc, out, err = run(["generate", "-m", model, "--prompt-ids", ",".join(map(str, doc)), "-n", "0",
+                    "--save-cache", g] + gflags)
+check(rc == 0, "generate --save-cache: " + err)
+cont = generate(q, ["--load-cache", g, "--prefill-chunk", "16"], 16)
+ref, _ = chat(["/load " + g, "What is the secret number?"], ["-n", "16", "--prefill-chunk", "16"])
+check(ref and cont["ids"] == ref[0]["ids"], "generate --load-cache vs chat /load: %s vs %s" %
+      (cont["ids"], ref and ref[0]["ids"]))
+for name in os.listdir(tmp):
+    os.remove(os.path.join(tmp, name))
+os.rmdir(tmp)
+
+# 6. usage errors
 check(run(["chat", "-m", model, "--bogus"])[0] == 2, "unknown flag: exit 2")
 check(run(["chat"])[0] == 2, "no model: exit 2")
 check(run(["chat", "-m", model, "--max-kv-mib", "1", "--cache-ratio", "0.1", "--num-recent", "4"], "hi\n")[0] == 1,
