@@ -222,14 +222,16 @@ static kvsrv_job *pick(kvsrv_server *s, kvsrv_session **sess_out, int *fail_stat
             j = next;
             continue;
         }
-        /* memory: evict idle sessions (least recently used first) to fit */
+        /* memory: evict idle sessions (least recently used first) to fit;
+         * the job's own session counts with the job */
+        size_t need = j->reserve + (ss ? ss->kv_bytes : 0);
         if (s->cap) {
-            while (s->running_bytes + idle_session_bytes(s, ss) + j->reserve > s->cap) {
+            while (s->running_bytes + idle_session_bytes(s, ss) + need > s->cap) {
                 kvsrv_session *v = lru_idle(s, ss);
                 if (!v) break;
                 drop_session(s, v);
             }
-            if (s->running_bytes + idle_session_bytes(s, ss) + j->reserve > s->cap) return NULL;
+            if (s->running_bytes + idle_session_bytes(s, ss) + need > s->cap) return NULL;
         }
         if (j->session_id && !ss) {
             if (s->n_sessions >= s->cfg.max_sessions) {
@@ -282,8 +284,9 @@ static void *worker(void *arg) {
             pthread_mutex_lock(&s->mu);
             continue;
         }
+        size_t reserved = j->reserve + (ss ? ss->kv_bytes : 0);
         s->n_running++;
-        s->running_bytes += j->reserve;
+        s->running_bytes += reserved;
         pthread_mutex_unlock(&s->mu);
 
         pthread_mutex_lock(&j->mu);
@@ -318,7 +321,6 @@ static void *worker(void *arg) {
             held = st.kv_bytes;
         }
         if (c == &fresh) conv_free(&fresh);
-        size_t reserved = j->reserve;
         kvsrv_job_unref(j);
 
         pthread_mutex_lock(&s->mu);

@@ -48,7 +48,7 @@ static kvp_status read_prompt(kvp_cache *c, const int32_t *p, size_t n) {
 
 static int32_t *answer(kvp_cache *c, const int32_t *q, size_t n, size_t *n_out) {
     kvp_gen_params gp = kvp_gen_default_params();
-    gp.max_new_tokens = 24;
+    gp.max_new_tokens = 12;
     gp.ignore_eos = true;
     gp.keep_cache = true;
     gp.prefill_chunk = 64;
