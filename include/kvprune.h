@@ -403,10 +403,10 @@ KVP_API void kvp_cache_get_stats(const kvp_cache *cache, kvp_cache_stats *stats)
  * file (KVP_ERR_FORMAT) or a newer format (KVP_ERR_UNSUPPORTED) is an
  * error naming the file. history/app_data may be NULL (not wanted);
  * returned ones are freed with kvp_free. */
-kvp_status kvp_cache_save(const kvp_model *model, const kvp_cache *cache, const char *path,
+KVP_API kvp_status kvp_cache_save(const kvp_model *model, const kvp_cache *cache, const char *path,
                           const int32_t *history, size_t n_history, const char *app_data,
                           kvp_error *err);
-kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **out,
+KVP_API kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **out,
                           int32_t **history, size_t *n_history, char **app_data, kvp_error *err);
 
 /* Bytes of K/V one token takes in every stream of every layer: a budget of
