@@ -1,5 +1,7 @@
-/* Matrix-product throughput of the engine's kernel (prefill and decode
- * shapes). Usage: bench_matmul [K N T threads reps]; prints GFLOP/s. */
+/* Matrix-product throughput of the engine's kernels (prefill and decode
+ * shapes): the project's own tile and, when built in, the oneDNN path in f32
+ * and bf16 compute, for F32, F16 and BF16 weights.
+ * Usage: bench_matmul [K N T threads reps]; prints the best time and GFLOP/s. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -7,6 +9,7 @@
 #include "format/gguf.h"
 #include "kernels/fp16.h"
 #include "kernels/matmul.h"
+#include "kernels/matmul_dnnl.h"
 
 static double now(void) {
     struct timespec ts;
@@ -19,29 +22,39 @@ int main(int argc, char **argv) {
     int T = argc > 3 ? atoi(argv[3]) : 128, nt = argc > 4 ? atoi(argv[4]) : 1;
     int reps = argc > 5 ? atoi(argv[5]) : 3;
     float *x = malloc(sizeof(float) * T * K), *w = malloc(sizeof(float) * (size_t)N * K);
-    uint16_t *wh = malloc(2 * (size_t)N * K);
+    uint16_t *wf = malloc(2 * (size_t)N * K), *wb = malloc(2 * (size_t)N * K);
     float *y = malloc(sizeof(float) * T * N);
     for (size_t i = 0; i < (size_t)T * K; i++) x[i] = (float)(i % 7) * 0.1f;
     for (size_t i = 0; i < (size_t)N * K; i++) {
         w[i] = (float)(i % 13) * 0.01f;
-        wh[i] = kvp_f32_to_bf16(w[i]);
+        wf[i] = kvp_f32_to_f16(w[i]);
+        wb[i] = kvp_f32_to_bf16(w[i]);
     }
     printf("bench_matmul K=%d N=%d T=%d threads=%d reps=%d\n", K, N, T, nt, reps);
-    const char *names[2] = {"F32", "BF16"};
-    for (int ti = 0; ti < 2; ti++) {
-        double best = 1e30;
-        for (int r = 0; r < reps; r++) {
-            double t0 = now();
-            kvp_matmul(y, x, T, ti ? (const void *)wh : w, ti ? GGML_TYPE_BF16 : GGML_TYPE_F32, N, K,
-                       false, nt);
-            double dt = now() - t0;
-            if (dt < best) best = dt;
+    const char *tnames[3] = {"F32", "F16", "BF16"};
+    const uint32_t types[3] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16};
+    const void *wp[3] = {w, wf, wb};
+    const char *enames[3] = {"tile", "onednn-f32", "onednn-bf16"};
+    kvdn_ctx *ctx[3] = {NULL, kvdn_new(KVDN_COMPUTE_F32), kvdn_new(KVDN_COMPUTE_BF16)};
+    for (int ti = 0; ti < 3; ti++)
+        for (int ei = 0; ei < 3; ei++) {
+            if (ei && !ctx[ei]) continue;
+            double best = 1e30;
+            for (int r = 0; r < reps + 1; r++) { /* the first run creates primitives */
+                double t0 = now();
+                if (ei == 0 || kvdn_matmul(ctx[ei], y, x, T, wp[ti], types[ti], N, K, false, nt) == 0)
+                    kvp_matmul(y, x, T, wp[ti], types[ti], N, K, false, nt);
+                double dt = now() - t0;
+                if (r && dt < best) best = dt;
+            }
+            printf("%-5s %-12s best %8.2f ms  %7.1f GFLOP/s  %s\n", tnames[ti], enames[ei], best * 1e3,
+                   2.0 * T * N * K / best / 1e9, ei ? kvdn_impl_name(ctx[ei]) : "");
         }
-        printf("%-5s best %.2f ms  %.2f GFLOP/s\n", names[ti], best * 1e3, 2.0 * T * N * K / best / 1e9);
-    }
+    for (int ei = 0; ei < 3; ei++) kvdn_free(ctx[ei]);
     free(x);
     free(w);
-    free(wh);
+    free(wf);
+    free(wb);
     free(y);
     return 0;
 }

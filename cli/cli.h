@@ -77,4 +77,11 @@ void cli_warn_unused_budget(const kvp_cache_params *p, const char *const *method
 /* The help text lines of the cache flags. */
 extern const char cli_cache_flags_help[];
 
+/* Model flags (--compute, --repack; cli/model_flags.c), same contract as
+ * cli_cache_flag. */
+int cli_model_flag(int argc, char **argv, int *i, kvp_model_params *p);
+extern const char cli_model_flags_help[];
+/* Prints what loading cost beyond the file (repacked weights), if any. */
+void cli_model_note(const kvp_model *m);
+
 #endif

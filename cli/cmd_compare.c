@@ -96,6 +96,7 @@ int cmd_compare(int argc, char **argv) {
     long n_new = 64, n_threads = 0, chunk = 0;
     bool ignore_eos = false;
     kvp_cache_params cp = kvp_cache_default_params();
+    kvp_model_params mp = kvp_model_default_params();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         /* Here --method takes a list like --methods (checked below), so it
@@ -106,11 +107,13 @@ int cmd_compare(int argc, char **argv) {
             continue;
         }
         int r = cli_cache_flag(argc, argv, &i, &cp);
+        if (r == 0) r = cli_model_flag(argc, argv, &i, &mp);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(usage, stdout);
             fputs(cli_cache_flags_help, stdout);
+            fputs(cli_model_flags_help, stdout);
             return 0;
         } else if (strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0) {
             if (!cli_take_value(argc, argv, &i, &model_path)) return 2;
@@ -179,7 +182,6 @@ int cmd_compare(int argc, char **argv) {
     char *text = NULL;
     size_t text_len = 0;
     run_result *runs = calloc((size_t)n_methods, sizeof *runs);
-    kvp_model_params mp = kvp_model_default_params();
     mp.n_threads = (int)n_threads;
     if (!runs) {
         cli_error("out of memory");
@@ -190,6 +192,7 @@ int cmd_compare(int argc, char **argv) {
         rc = cli_lib_error(&err);
         goto done;
     }
+    cli_model_note(model);
     const kvp_tokenizer *tok = kvp_model_tokenizer(model);
     if (ids_arg) {
         if (!cli_parse_int_list("--prompt-ids", ids_arg, &ids, &n_ids)) {

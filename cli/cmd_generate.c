@@ -31,8 +31,8 @@ static void help(void) {
            "  --prefill-chunk N     prefill in chunks of N tokens (0: one pass)\n"
            "  --no-chat             tokenize the prompt text as is\n"
            "  --chat-template NAME  llama2, llama3, llama3.1, chatml, mistral, kvp-mini (default: auto)\n"
-           "  --system S            system message for the chat template\n\n%s",
-           cli_cache_flags_help);
+           "  --system S            system message for the chat template\n\n%s%s",
+           cli_cache_flags_help, cli_model_flags_help);
 }
 
 typedef struct dump_ctx {
@@ -90,6 +90,7 @@ int cmd_generate(int argc, char **argv) {
     bool json = false, no_chat = false, prompt_from_ids = false;
     kvp_gen_params gp = kvp_gen_default_params();
     kvp_cache_params cp = kvp_cache_default_params();
+    kvp_model_params mp = kvp_model_default_params();
     long threads = 0;
     int rc = 1;
     char *file_text = NULL;
@@ -167,6 +168,7 @@ int cmd_generate(int argc, char **argv) {
             if (!cli_take_value(argc, argv, &i, &system_msg)) goto usage;
         } else {
             int r = cli_cache_flag(argc, argv, &i, &cp);
+            if (r == 0) r = cli_model_flag(argc, argv, &i, &mp);
             if (r < 0) goto usage;
             if (r == 0) {
                 rc = cli_usage_error("generate", "unknown flag '%s'", a);
@@ -189,12 +191,12 @@ int cmd_generate(int argc, char **argv) {
         prompt_text = file_text;
     }
 
-    kvp_model_params mp = kvp_model_default_params();
     mp.n_threads = (int)threads;
     if (kvp_model_load(model_path, &mp, &model, &err)) {
         rc = cli_lib_error(&err);
         goto out;
     }
+    cli_model_note(model);
     const kvp_tokenizer *tok = kvp_model_tokenizer(model);
     if (prompt_text) {
         if (!tok) {

@@ -70,6 +70,7 @@ int cmd_info(int argc, char **argv) {
         else
             printf("tokenizer:      none (use --prompt-ids)\n");
         printf("kernels:        %s (best on this CPU: %s)\n", si.cpu_path, si.cpu_best);
+        printf("products:       %s, compute %s\n", I.onednn ? "oneDNN" : "own kernels", I.compute);
     }
     kvp_model_free(m);
     return 0;

@@ -296,6 +296,8 @@ static void pred_help(void) {
         "  --shard I/N            run experiments k with k %% N == I (0-based), so N\n"
         "                         machines can share one save dir\n"
         "  --threads N            threads (default: all cores)\n"
+        "  --compute TYPE         auto, f32 or bf16 (see 'kvprune generate --help')\n"
+        "  --repack               converted copies of the weights (see generate)\n"
         "  --quiet                no progress output\n"
         "\nother cache options (--gqa-mode, --streaming, --cache-max-tokens, --kv-type)\n"
         "as in 'kvprune generate'.\n");
@@ -320,6 +322,7 @@ static void on_sigint(int sig) {
 static int needle_pred(int argc, char **argv) {
     kvp_needle_pred_params p;
     kvp_needle_pred_default_params(&p);
+    kvp_model_params mp = kvp_model_default_params();
     const char *model_path = NULL, *methods_arg = "full", *ratios_arg = NULL;
     long threads = 0, lv;
     bool quiet = false;
@@ -388,6 +391,7 @@ static int needle_pred(int argc, char **argv) {
             goto out;
         } else {
             int r = cli_cache_flag(argc, argv, &i, &p.base);
+            if (r == 0) r = cli_model_flag(argc, argv, &i, &mp);
             if (r < 0) goto out;
             if (r == 0) {
                 rc = cli_usage_error("needle pred", "unknown flag '%s'", a);
@@ -436,12 +440,12 @@ static int needle_pred(int argc, char **argv) {
     p.n_methods = n_methods;
     p.ratios = ratios;
     p.n_ratios = n_ratios;
-    kvp_model_params mp = kvp_model_default_params();
     mp.n_threads = (int)threads;
     if (kvp_model_load(model_path, &mp, &model, &err)) {
         rc = cli_lib_error(&err);
         goto out;
     }
+    cli_model_note(model);
     cli_progress pc = {isatty(2) != 0, quiet, 0, 0};
     p.on_progress = on_progress;
     p.user = &pc;

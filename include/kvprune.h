@@ -95,10 +95,24 @@ KVP_API void kvp_get_system_info(kvp_system_info *info);
 
 typedef struct kvp_model kvp_model;
 
+/* The arithmetic of the weight products of 4 or more tokens (prefill,
+ * chunked prefill, decode blocks) in builds with oneDNN. Single-token decode
+ * products always run in float32. */
+typedef enum kvp_compute {
+    KVP_COMPUTE_AUTO = 0, /* bf16 for BF16 (and quantized) weights, else f32 */
+    KVP_COMPUTE_F32 = 1,  /* float32 products                                */
+    KVP_COMPUTE_BF16 = 2  /* activations and weights rounded to bfloat16,
+                             sums in float32 (llama.cpp's class for BF16)    */
+} kvp_compute;
+
 typedef struct kvp_model_params {
     int n_threads;      /* 0: all online cores. Results do not depend on it.  */
     bool use_mmap;      /* map GGUF/safetensors data instead of reading it    */
     bool load_tokenizer;/* load tokenizer data when the file/folder has it    */
+    kvp_compute compute;/* default AUTO; BF16 needs a build with oneDNN       */
+    bool repack;        /* keep a copy of every matrix whose stored type is
+                           not its compute type, converted once at load
+                           (faster prefill, more memory: repack_bytes)       */
 } kvp_model_params;
 
 KVP_API kvp_model_params kvp_model_default_params(void);
@@ -130,6 +144,9 @@ typedef struct kvp_model_info {
     uint64_t weight_bytes;  /* bytes of tensor data as stored                */
     char weight_types[160]; /* stored types of the loaded tensors with their
                                counts, e.g. "F32 x49, Q4_K x97, Q6_K x16" */
+    uint64_t repack_bytes;  /* bytes of repacked copies (kvp_model_params)   */
+    char compute[16];       /* "f32", "bf16" or "auto" (per weight type)     */
+    bool onednn;            /* products of many tokens run through oneDNN    */
 } kvp_model_info;
 
 /* model NULL: info is zeroed. */

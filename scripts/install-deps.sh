@@ -2,7 +2,7 @@
 # Installs the Debian packages the build and the tests need (idempotent).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libpcre2-dev libjansson-dev libutf8proc-dev libomp-dev
-      python3 python3-numpy python3-pip python3-setuptools python3-fuzzywuzzy python3-levenshtein python3-jieba librsvg2-bin)
+      libdnnl-dev python3 python3-numpy python3-pip python3-setuptools python3-fuzzywuzzy python3-levenshtein python3-jieba librsvg2-bin)
 # valgrind: scripts/valgrind.sh; --fuzz: also what scripts/fuzz.sh needs
 # (clang's libFuzzer and OpenMP).
 pkgs+=(valgrind)

@@ -17,6 +17,7 @@ SAMPLES=${KVP_SAMPLES:-2}
 METHODS=${KVP_METHODS:-full,sink,h2o,tova,snapkv,kvcV,kvcK,kvcVK}
 RATIOS=${KVP_RATIOS:-0.02,0.05,0.1}
 HAYSTACK=${KVP_HAYSTACK:-noise}
+COMPUTE=${KVP_COMPUTE:-auto}   # arithmetic of the prefill products: auto | f32 | bf16
 JOBS=$(nproc)
 
 start=$(date +%s)
@@ -36,7 +37,7 @@ build/kvprune needle gen -m "$MODEL" -o "$OUT/data/niah_single.jsonl" \
 
 build/kvprune needle pred -m "$MODEL" --data "$OUT/data/niah_single.jsonl" \
   --save-dir "$OUT/pred" --method "$METHODS" --cache-ratio "$RATIOS" --num-recent 16 \
-  --no-decode-evict
+  --no-decode-evict --compute "$COMPUTE"
 
 HEATMAP=${KVP_HEATMAP:-kvcVK-cr0.05-no_decode_evict}
 if [ -d "$OUT/pred/niah_single/$HEATMAP" ]; then

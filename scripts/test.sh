@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test twice: a -Werror release build and an ASan+UBSan build.
+# Runs every test three times: a -Werror release build, an ASan+UBSan build
+# (both with oneDNN products) and a release build with the project's own
+# kernels only (KVP_ONEDNN=OFF, the fallback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -25,6 +27,10 @@ cmake -S . -B build-asan -DKVP_WERROR=ON -DKVP_SANITIZE=ON -DCMAKE_BUILD_TYPE=De
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+cmake -S . -B build-noonednn -DKVP_WERROR=ON -DKVP_ONEDNN=OFF -DCMAKE_BUILD_TYPE=Release
+cmake --build build-noonednn -j"$jobs"
+ctest --test-dir build-noonednn --output-on-failure -j"$jobs"
 
 # Reliability (docs/reliability.md): valgrind memcheck over the CLI's
 # paths, then every fuzz target for a bounded time (the seed corpora and

@@ -237,7 +237,7 @@ kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path, kvp_ft
                   matrix_type(&x, ROLE_TOKEN_EMBD, 0, m->tok_embd.cols), false, 0)))
         goto done;
     if (m->rope_factors) {
-        kvp_weight rf = {GGML_TYPE_F32, 1, I->head_dim / 2, m->rope_factors, NULL};
+        kvp_weight rf = {.type = GGML_TYPE_F32, .rows = 1, .cols = I->head_dim / 2, .data = m->rope_factors};
         if ((st = put(&c, "rope_freqs.weight", &rf, vt, true, 0))) goto done;
     }
     for (int l = 0; l < I->n_layer && !st; l++) {

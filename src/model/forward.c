@@ -14,6 +14,16 @@
  * prompts (it is per token, so blocking does not change results). */
 #define MLP_BLOCK 256
 
+/* y (=|+=) x W^T: products of many tokens through oneDNN when the model
+ * has it, the rest (and every product without it) on kvp_matmul. */
+static bool product(const kvp_model *m, float *y, const float *x, int T, const kvp_weight *w, int N,
+                    int K, bool accumulate, int nt) {
+    int r = w->packed ? kvdn_matmul(m->dnnl, y, x, T, w->packed, w->packed_type, N, K, accumulate, nt)
+                      : kvdn_matmul(m->dnnl, y, x, T, w->data, w->type, N, K, accumulate, nt);
+    if (r) return r > 0;
+    return kvp_matmul(y, x, T, w->data, w->type, N, K, accumulate, nt);
+}
+
 static void add_bias(float *y, const kvp_weight *b, int T, int n) {
     if (!b->data) return;
     const float *bv = b->data;
@@ -61,9 +71,9 @@ kvp_status kvp_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int
     for (int l = 0; l < I->n_layer && ok; l++) {
         const kvp_layer *y = &m->layers[l];
         kvp_rmsnorm(xn, x, y->attn_norm.data, T, E, I->rms_norm_eps);
-        ok = kvp_matmul(q, xn, T, y->wq.data, y->wq.type, qd, E, false, nt) &&
-             kvp_matmul(k, xn, T, y->wk.data, y->wk.type, kd, E, false, nt) &&
-             kvp_matmul(v, xn, T, y->wv.data, y->wv.type, kd, E, false, nt);
+        ok = product(m, q, xn, T, &y->wq, qd, E, false, nt) &&
+             product(m, k, xn, T, &y->wk, kd, E, false, nt) &&
+             product(m, v, xn, T, &y->wv, kd, E, false, nt);
         if (!ok) break;
         add_bias(q, &y->bq, T, qd);
         add_bias(k, &y->bk, T, kd);
@@ -73,18 +83,17 @@ kvp_status kvp_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int
         kvp_rope_apply(q, T, H, hd, cs, half);
         kvp_rope_apply(k, T, Hk, hd, cs, half);
         if ((s = kvc_attend(c, l, q, k, v, att, nt, err))) goto done;
-        ok = kvp_matmul(x, att, T, y->wo.data, y->wo.type, E, qd, true, nt);
+        ok = product(m, x, att, T, &y->wo, E, qd, true, nt);
         add_bias(x, &y->bo, T, E);
         kvp_rmsnorm(xn, x, y->ffn_norm.data, T, E, I->rms_norm_eps);
         for (int t0 = 0; t0 < T && ok; t0 += TB) {
             int tb = T - t0 < TB ? T - t0 : TB;
             const float *xb = xn + (size_t)t0 * E;
-            ok = kvp_matmul(gate, xb, tb, y->w_gate.data, y->w_gate.type, F, E, false, nt) &&
-                 kvp_matmul(up, xb, tb, y->w_up.data, y->w_up.type, F, E, false, nt);
+            ok = product(m, gate, xb, tb, &y->w_gate, F, E, false, nt) &&
+                 product(m, up, xb, tb, &y->w_up, F, E, false, nt);
             if (!ok) break;
             kvp_swiglu(gate, up, (int64_t)tb * F);
-            ok = kvp_matmul(x + (size_t)t0 * E, gate, tb, y->w_down.data, y->w_down.type, E, F, true,
-                            nt);
+            ok = product(m, x + (size_t)t0 * E, gate, tb, &y->w_down, E, F, true, nt);
         }
     }
     if (!ok) {

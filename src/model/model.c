@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kernels/fp16.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "tokenizer/tokenizer.h"
@@ -23,7 +24,7 @@ const char *kvp_arch_name(kvp_arch a) {
 }
 
 kvp_model_params kvp_model_default_params(void) {
-    kvp_model_params p = {0, true, true};
+    kvp_model_params p = {0, true, true, KVP_COMPUTE_AUTO, false};
     return p;
 }
 
@@ -179,10 +180,13 @@ static kvp_status load_w(loader *L, kvp_weight *w, const char *name, int64_t row
 static void free_w(kvp_weight *w) {
     free(w->owned);
     w->owned = NULL;
+    free(w->packed);
+    w->packed = NULL;
 }
 
 void kvp_model_free(kvp_model *m) {
     if (!m) return;
+    kvdn_free(m->dnnl);
     kvp_tokenizer_free(m->tok);
     if (m->layers)
         for (int l = 0; l < m->info.n_layer; l++) {
@@ -320,6 +324,51 @@ static void count_params(kvp_model *m) {
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) n += weight_elems(ws[i]);
     }
     m->info.n_params = n;
+}
+
+/* Adds a copy of a matrix in the type its products of many tokens compute
+ * in (single-token products keep reading the stored weights). */
+static kvp_status repack_weight(kvp_model *m, kvp_weight *w, kvp_error *err) {
+    if (!w->data || w->rows <= 1) return KVP_OK;
+    const bool bf16 = kvdn_compute_for(m->dnnl, w->type) == KVDN_COMPUTE_BF16;
+    const uint32_t to = bf16 ? GGML_TYPE_BF16 : GGML_TYPE_F32;
+    if (w->type == to) return KVP_OK;
+    const int64_t n = w->rows * w->cols;
+    void *copy = malloc((size_t)n * (bf16 ? 2 : 4));
+    if (!copy) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory repacking a %lld x %lld matrix",
+                               m->path, (long long)w->rows, (long long)w->cols);
+    /* ggml's dequantization: every loaded type, F32/F16/BF16 included. */
+    if (bf16)
+        kvq_dequantize_rows_bf16(w->type, w->data, copy, w->rows, w->cols);
+    else
+        kvq_dequantize_rows_f32(w->type, w->data, copy, w->rows, w->cols);
+    w->packed = copy;
+    w->packed_type = to;
+    m->info.repack_bytes += (uint64_t)n * (bf16 ? 2 : 4);
+    return KVP_OK;
+}
+
+/* The products' engine: oneDNN when built in, the compute type, and the
+ * repacked copies the caller asked for. */
+static kvp_status setup_products(kvp_model *m, const kvp_model_params *p, kvp_error *err) {
+    if (p->compute < KVP_COMPUTE_AUTO || p->compute > KVP_COMPUTE_BF16)
+        return kvp_fail(err, KVP_ERR_INVALID_ARG, "compute type %d is not auto, f32 or bf16",
+                        (int)p->compute);
+    static const char *names[] = {"auto", "f32", "bf16"};
+    snprintf(m->info.compute, sizeof m->info.compute, "%s", names[p->compute]);
+    if (kvdn_available()) m->dnnl = kvdn_new((int)p->compute);
+    m->info.onednn = m->dnnl != NULL;
+    if (!m->dnnl && p->compute == KVP_COMPUTE_BF16)
+        return kvp_fail(err, KVP_ERR_UNSUPPORTED,
+                        "compute type bf16 needs oneDNN (a build with KVP_ONEDNN=ON)");
+    if (!p->repack || !m->dnnl) return KVP_OK;
+    kvp_status s = KVP_OK;
+    for (int l = 0; l < m->info.n_layer && !s; l++) {
+        kvp_layer *y = &m->layers[l];
+        kvp_weight *ws[] = {&y->wq, &y->wk, &y->wv, &y->wo, &y->w_gate, &y->w_up, &y->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0] && !s; i++) s = repack_weight(m, ws[i], err);
+    }
+    return s;
 }
 
 static kvp_status check_dims(const kvp_model *m, const char *file, kvp_error *err) {
@@ -545,6 +594,10 @@ kvp_status kvp_model_load(const char *path, const kvp_model_params *params, kvp_
                          used ? ", " : "", kvq_type_traits_of(t)->name, m->type_counts[t]);
         if (k < 0 || (size_t)k >= sizeof m->info.weight_types - used) break;
         used += (size_t)k;
+    }
+    if ((s = setup_products(m, &p, err))) {
+        kvp_model_free(m);
+        return s;
     }
     *out = m;
     return KVP_OK;

@@ -15,6 +15,7 @@
 #include "format/gguf.h"
 #include "format/hfconfig.h"
 #include "format/safetensors.h"
+#include "kernels/matmul_dnnl.h"
 #include "kvprune.h"
 
 typedef enum kvp_arch { KVP_ARCH_LLAMA, KVP_ARCH_QWEN2, KVP_ARCH_QWEN3 } kvp_arch;
@@ -26,6 +27,9 @@ typedef struct kvp_weight {
     int64_t rows, cols;
     const void *data;  /* NULL: absent (optional weights) */
     void *owned;       /* non-NULL when data is our own copy */
+    void *packed;      /* repack: a copy in the compute type of products of
+                          many tokens (packed_type), or NULL               */
+    uint32_t packed_type;
 } kvp_weight;
 
 typedef struct kvp_layer {
@@ -56,6 +60,7 @@ struct kvp_model {
     kvp_tokenizer *tok;
     int n_threads;
     int type_counts[GGML_TYPE_COUNT]; /* loaded tensors per stored type */
+    kvdn_ctx *dnnl;        /* oneDNN products, or NULL (own kernels)     */
 };
 
 const char *kvp_arch_name(kvp_arch a);

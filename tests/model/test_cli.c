@@ -242,6 +242,38 @@ int main(int argc, char **argv) {
     json_decref(j);
     free(out);
 
+    /* Compute types: --repack converts at load what the products otherwise
+     * convert a panel at a time, so the ids are the same; a build without
+     * oneDNN refuses bf16 and names the build option. */
+    {
+        char *info = NULL;
+        CHECK(run("info -m " FIX, &info) == 0);
+        bool dnnl = info && strstr(info, "products:       oneDNN") != NULL;
+        free(info);
+        const char *ids = "generate -m " FIX " --prompt-ids 1,2,3,4,5,6,7,8,9,10,11,12 -n 6 --ignore-eos "
+                          "--json --compute bf16";
+        if (dnnl) {
+            char a2[512], *o1 = NULL, *o2 = NULL;
+            CHECK(run(ids, &o1) == 0);
+            snprintf(a2, sizeof a2, "%s --repack", ids);
+            CHECK(run(a2, &o2) == 0);
+            char *e = stderr_text();
+            CHECK_MSG(strstr(e, "repacked weights take") != NULL, "--repack: stderr '%s'", e);
+            free(e);
+            json_t *j1 = o1 ? json_loads(o1, 0, NULL) : NULL, *j2 = o2 ? json_loads(o2, 0, NULL) : NULL;
+            CHECK(j1 && j2 && json_equal(json_object_get(j1, "ids"), json_object_get(j2, "ids")));
+            json_decref(j1);
+            json_decref(j2);
+            free(o1);
+            free(o2);
+        } else {
+            CHECK(run(ids, NULL) == 1);
+            char *e = stderr_text();
+            CHECK_MSG(strstr(e, "KVP_ONEDNN") != NULL, "bf16 without oneDNN: stderr '%s'", e);
+            free(e);
+        }
+    }
+
     /* Exit codes and messages. */
     struct { const char *args; int rc; const char *msg; } bad[] = {
         {"generate -m tests/data/model/no-such-model --prompt-ids 1 -n 2", 1, "no-such-model"},
@@ -256,6 +288,7 @@ int main(int argc, char **argv) {
         {"compare -m " FIX " --prompt-ids 1 --kv-type q8_0", 2, "--kv-type"},
         {"convert -m " FIX " -o /nonexistent-dir/x.gguf", 1, "x.gguf"},
         {"convert -m " FIX " -o x.gguf --type q4", 2, "--type"},
+        {"generate -m " FIX " --prompt-ids 1 --compute f16", 2, "--compute"},
         {"info -m tests/data/model/README-not-here", 1, "README-not-here"},
         /* every usage error exits 2, whichever layer notices it, and every
          * message starts with "kvprune <command>: " */

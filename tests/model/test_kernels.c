@@ -10,6 +10,7 @@
 #include "generate/sampler.h"
 #include "kernels/fp16.h"
 #include "kernels/matmul.h"
+#include "kernels/matmul_dnnl.h"
 #include "kernels/ops.h"
 #include "test_util.h"
 
@@ -93,6 +94,76 @@ int main(void) {
         free(y1);
         free(y2);
         free(y3);
+    }
+
+    /* oneDNN products (builds with it): against a double reference of the
+     * operands as the compute type sees them (bf16: both rounded to
+     * bfloat16), the same bits for 1..4 threads, accumulate adding onto y.
+     * Sizes cross the weight panels and the 512-token blocks. */
+    int dsizes[][3] = {{4, 1, 1}, {5, 33, 70}, {17, 301, 517}, {600, 70, 33}, {64, 1030, 130},
+                       {9, 40, 4096}};
+    for (int ct = KVDN_COMPUTE_F32; ct <= KVDN_COMPUTE_BF16 && kvdn_available(); ct++) {
+        kvdn_ctx *dc = kvdn_new(ct);
+        CHECK(dc != NULL);
+        if (!dc) break;
+        CHECK(kvdn_matmul(dc, NULL, NULL, kvdn_min_rows() - 1, NULL, GGML_TYPE_F32, 1, 1, false, 1) == 0);
+        for (size_t si = 0; si < sizeof dsizes / sizeof dsizes[0]; si++) {
+            int T = dsizes[si][0], N = dsizes[si][1], K = dsizes[si][2];
+            float *x = malloc(sizeof(float) * T * K), *w = malloc(sizeof(float) * N * K);
+            uint16_t *wh = malloc(2 * (size_t)N * K);
+            float *y[4], *wref = malloc(sizeof(float) * N * K), *xref = malloc(sizeof(float) * T * K);
+            for (int i = 0; i < 4; i++) y[i] = malloc(sizeof(float) * T * N);
+            for (int i = 0; i < T * K; i++) x[i] = frand();
+            for (int i = 0; i < N * K; i++) w[i] = frand();
+            for (int i = 0; i < T * K; i++)
+                xref[i] = ct == KVDN_COMPUTE_BF16 ? kvp_bf16_to_f32(kvp_f32_to_bf16(x[i])) : x[i];
+            for (int ti = 0; ti < 3; ti++) {
+                const void *wp = w;
+                if (types[ti] != GGML_TYPE_F32) {
+                    for (int i = 0; i < N * K; i++)
+                        wh[i] = types[ti] == GGML_TYPE_F16 ? kvp_f32_to_f16(w[i]) : kvp_f32_to_bf16(w[i]);
+                    wp = wh;
+                }
+                kvp_to_f32(wref, wp, types[ti], (int64_t)N * K);
+                if (ct == KVDN_COMPUTE_BF16)
+                    for (int i = 0; i < N * K; i++) wref[i] = kvp_bf16_to_f32(kvp_f32_to_bf16(wref[i]));
+                for (int nt = 1; nt <= 4; nt++)
+                    CHECK(kvdn_matmul(dc, y[nt - 1], x, T, wp, types[ti], N, K, false, nt) == 1);
+                for (int nt = 2; nt <= 4; nt++)
+                    CHECK_MSG(memcmp(y[0], y[nt - 1], sizeof(float) * T * N) == 0,
+                              "oneDNN T=%d N=%d K=%d type %u compute %d: 1 and %d threads differ", T, N,
+                              K, types[ti], ct, nt);
+                double worst = 0, scale = 0;
+                for (int t = 0; t < T; t++)
+                    for (int n = 0; n < N; n++) {
+                        double sum = 0, mag = 0;
+                        for (int k = 0; k < K; k++) {
+                            sum += (double)xref[t * K + k] * wref[n * K + k];
+                            mag += fabs((double)xref[t * K + k] * wref[n * K + k]);
+                        }
+                        double d = fabs(sum - y[0][t * N + n]);
+                        if (d > worst) worst = d;
+                        if (mag > scale) scale = mag;
+                    }
+                /* float32 sums: error within a few ulps of the largest
+                 * partial magnitude per term. */
+                CHECK_MSG(worst <= 1e-6 * scale + 1e-7 * K, "oneDNN T=%d N=%d K=%d type %u compute %d: %g",
+                          T, N, K, types[ti], ct, worst);
+                if (si == 2 && ti == 2)
+                    printf("oneDNN compute %s T=%d N=%d K=%d BF16 weights: max|diff| %.3g (%s)\n",
+                           ct == KVDN_COMPUTE_BF16 ? "bf16" : "f32", T, N, K, worst, kvdn_impl_name(dc));
+                memcpy(y[1], y[0], sizeof(float) * T * N);
+                CHECK(kvdn_matmul(dc, y[1], x, T, wp, types[ti], N, K, true, 3) == 1);
+                for (int i = 0; i < T * N; i++) CHECK(y[1][i] == y[0][i] + y[0][i]);
+            }
+            for (int i = 0; i < 4; i++) free(y[i]);
+            free(x);
+            free(w);
+            free(wh);
+            free(wref);
+            free(xref);
+        }
+        kvdn_free(dc);
     }
 
     /* RMSNorm and RoPE on small known cases. */

@@ -73,6 +73,7 @@ static bool collect(void *user, int32_t id, const float *logits, int n_vocab) {
 static bool generate(const char *path, const golden *g, int threads, int chunk, run *r) {
     kvp_model_params mp = kvp_model_default_params();
     mp.n_threads = threads;
+    mp.compute = KVP_COMPUTE_F32; /* the goldens are float32 arithmetic */
     kvp_model *m = NULL;
     kvp_error err = {0};
     if (kvp_model_load(path, &mp, &m, &err)) {
@@ -129,6 +130,7 @@ static void check_eval(const char *path, const golden *g, const run *ref) {
     kvp_error err = {0};
     kvp_model_params mp = kvp_model_default_params();
     mp.n_threads = 1;
+    mp.compute = KVP_COMPUTE_F32;
     if (kvp_model_load(path, &mp, &m, &err)) return;
     kvp_cache *c = NULL;
     kvp_cache_params cp = kvp_cache_default_params();

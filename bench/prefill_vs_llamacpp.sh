@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Prefill side by side: kvprune and llama.cpp (node-llama-cpp 3.21.1's
+# libllama, CPU) on the same GGUF files of random-weight models with real
+# layer shapes. Per (shape, type, prompt length) the two engines alternate
+# REPS times; prints the median prefill time (= time to first token without
+# loading) of each, tokens/s, the ratio and kvprune's GFLOP/s.
+#
+# usage: bench/prefill_vs_llamacpp.sh KVPRUNE WORK_DIR [options as variables]
+#   SHAPES=qwen0.5b,llama1b  TYPES=f16,bf16  LENGTHS=512,4096  REPS=3  THREADS=2
+#   LAYERS=  (layers per model; default the real count: 24 / 16)
+#   COMPUTE= (kvprune --compute; default: the engine's auto)
+# WORK_DIR receives node-llama-cpp, the harness and the models (never commit
+# them). Exit 77 when npm cannot reach the registry.
+set -uo pipefail
+KVP=$(realpath "${1:?kvprune binary}")
+WORK=${2:?work dir}
+SHAPES=${SHAPES:-qwen0.5b,llama1b}
+TYPES=${TYPES:-f16,bf16}
+LENGTHS=${LENGTHS:-512,4096}
+REPS=${REPS:-3}
+THREADS=${THREADS:-2}
+HERE=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+
+PKG=node-llama-cpp@3.21.1
+BINS="$WORK/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"
+if [ ! -f "$BINS/libllama.v0.4.0.so" ] || [ ! -f "$WORK/node_modules/node-llama-cpp/llama/gitRelease.bundle" ]; then
+  echo "installing $PKG into $WORK"
+  [ -f "$WORK/package.json" ] || echo '{"private":true}' > "$WORK/package.json"
+  if ! (cd "$WORK" && timeout 600 npm install --no-audit --no-fund --ignore-scripts --omit=optional \
+        "$PKG" "@node-llama-cpp/linux-x64@3.21.1" >"$WORK/npm.log" 2>&1); then
+    grep -qiE "ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|network" "$WORK/npm.log" && {
+      echo "SKIP: npm registry unreachable"; exit 77; }
+    echo "npm install failed:"; tail -20 "$WORK/npm.log"; exit 1
+  fi
+fi
+INC="$WORK/include"
+if [ ! -f "$INC/llama.h" ]; then
+  rm -rf "$WORK/bundle.git" && mkdir -p "$INC"
+  git clone -q --bare "$WORK/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$WORK/bundle.git" || exit 1
+  for f in include/llama.h ggml/include/ggml.h ggml/include/ggml-backend.h ggml/include/ggml-alloc.h \
+           ggml/include/ggml-cpu.h ggml/include/ggml-opt.h ggml/include/gguf.h; do
+    git --git-dir="$WORK/bundle.git" show "HEAD:$f" > "$INC/$(basename $f)" || exit 1
+  done
+fi
+cc -O2 -I"$INC" "$HERE/llama_prefill.c" -o "$WORK/llama_prefill" -L"$BINS" -l:libllama.v0.4.0.so \
+   -l:libggml.v0.4.0.so -lggml-base -Wl,-rpath,"$BINS" || exit 1
+
+# shape: hidden heads kv_heads ffn vocab layers
+shape_args() {
+  case $1 in
+    qwen0.5b) echo "896 14 2 4864 151936 24" ;;
+    llama1b)  echo "2048 32 8 8192 128256 16" ;;
+    *) echo "unknown shape $1" >&2; return 1 ;;
+  esac
+}
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+echo "prefill_vs_llamacpp: threads $THREADS, reps $REPS, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "%-9s %-5s %6s | %10s %10s | %9s %9s | %6s | %8s\n" shape type tokens "kvp ms" "llama ms" \
+  "kvp tok/s" "llama t/s" ratio "kvp GF/s"
+for shape in ${SHAPES//,/ }; do
+  read -r E H HK F V L < <(shape_args "$shape") || exit 1
+  L=${LAYERS:-$L}
+  hf="$WORK/$shape-L$L-hf"
+  [ -f "$hf/config.json" ] || /usr/bin/python3 "$HERE/../tools/fixtures/make_bench_model.py" "$hf" \
+    --layers "$L" --hidden "$E" --heads "$H" --kv-heads "$HK" --ffn "$F" --vocab "$V" --dtype BF16 >/dev/null || exit 1
+  for type in ${TYPES//,/ }; do
+    gg="$WORK/$shape-L$L-$type.gguf"
+    [ -f "$gg" ] || "$KVP" convert -m "$hf" -o "$gg" --type "$type" >/dev/null || exit 1
+    for n in ${LENGTHS//,/ }; do
+      ids=$(seq -s, 10 $((n + 9)))
+      ours=(); theirs=()
+      for ((r = 0; r < REPS; r++)); do
+        out=$("$KVP" generate -m "$gg" --prompt-ids "$ids" -n 1 --ignore-eos --json --threads "$THREADS" \
+              ${COMPUTE:+--compute "$COMPUTE"}) || exit 1
+        ours+=("$(echo "$out" | sed 's/.*"prefill_ms":\([0-9.]*\).*/\1/')")
+        theirs+=("$("$WORK/llama_prefill" "$BINS" "$gg" "$n" "$THREADS" 1 | awk '{ print $2 }')")
+      done
+      mo=$(printf '%s\n' "${ours[@]}" | median)
+      ml=$(printf '%s\n' "${theirs[@]}" | median)
+      hd=$((E / H))
+      # multiply-adds x 2: layer matrices, causal attention (QK^T and PV), the last token's LM head
+      gf=$(awk -v n="$n" -v E="$E" -v H="$H" -v HK="$HK" -v F="$F" -v V="$V" -v L="$L" -v hd="$hd" -v ms="$mo" \
+        'BEGIN { w = E * H * hd + 2 * E * HK * hd + H * hd * E + 3 * E * F;
+                 att = 2 * H * hd * n * (n + 1) / 2;
+                 fl = 2 * (L * (n * w + att) + E * V); printf "%.1f", fl / (ms / 1000) / 1e9 }')
+      printf "%-9s %-5s %6d | %10.1f %10.1f | %9.1f %9.1f | %5.2fx | %8s   (kvp: %s; llama: %s)\n" \
+        "$shape" "$type" "$n" "$mo" "$ml" "$(awk -v n="$n" -v m="$mo" 'BEGIN{print n*1000/m}')" \
+        "$(awk -v n="$n" -v m="$ml" 'BEGIN{print n*1000/m}')" "$(awk -v a="$ml" -v b="$mo" 'BEGIN{print a/b}')" \
+        "$gf" "${ours[*]}" "${theirs[*]}"
+    done
+  done
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
