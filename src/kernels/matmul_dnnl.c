@@ -6,6 +6,7 @@
 #include "format/gguf.h"
 #include "kernels/fp16.h"
 #include "kernels/matmul.h"
+#include "kernels/quant.h"
 
 #if defined(KVP_HAVE_DNNL)
 #include <omp.h>
@@ -199,6 +200,15 @@ static const void *weight_panel(const void *w, uint32_t wtype, bool bf16, int n0
     const size_t off = (size_t)n0 * K;
     if (wtype == GGML_TYPE_F32 && !bf16) return (const float *)w + off;
     if (wtype == GGML_TYPE_BF16 && bf16) return (const uint16_t *)w + off;
+    if (wtype != GGML_TYPE_F32 && wtype != GGML_TYPE_F16 && wtype != GGML_TYPE_BF16) {
+        /* Block-quantized rows: ggml's dequantization, rows back to back. */
+        const void *src = (const char *)w + (size_t)n0 * kvq_row_bytes(wtype, K);
+        if (bf16)
+            kvq_dequantize_rows_bf16(wtype, src, buf, nr, K);
+        else
+            kvq_dequantize_rows_f32(wtype, src, buf, nr, K);
+        return buf;
+    }
     const size_t esz = wtype == GGML_TYPE_F32 ? 4 : 2;
     for (int r = 0; r < nr; r++) {
         const char *src = (const char *)w + (off + (size_t)r * K) * esz;
@@ -240,7 +250,7 @@ static bool run_prim(prim_entry *e, dnnl_engine_t eng, dnnl_stream_t st, int M, 
 
 int kvdn_matmul(kvdn_ctx *c, float *y, const float *x, int T, const void *w, uint32_t wtype, int N,
                 int K, bool accumulate, int n_threads) {
-    if (!c || T < MIN_ROWS || !kvp_matmul_type_ok(wtype)) return 0;
+    if (!c || T < MIN_ROWS || !kvq_type_supported(wtype) || !kvq_row_bytes(wtype, K)) return 0;
     const bool bf16 = kvdn_compute_for(c, wtype) == KVDN_COMPUTE_BF16;
     const int NP = panel_rows(K), n_panels = (N + NP - 1) / NP, n_mb = (T + MB - 1) / MB;
     const int n_tasks = n_panels * n_mb;

@@ -10,8 +10,9 @@
  *
  * Weights are read in their stored type: F32 (f32 compute) and BF16 (bf16
  * compute) rows are passed to oneDNN where they lie (the mapped file); other
- * combinations are converted one panel at a time into a per-thread buffer
- * that stays in cache. Primitives are created on first use of a shape and
+ * combinations, block-quantized types included (kernels/quant.h), are
+ * converted one panel at a time into a per-thread buffer that stays in
+ * cache. Primitives are created on first use of a shape and
  * kept in a small cache owned by the context (thread-safe). */
 #ifndef KVP_KERNELS_MATMUL_DNNL_H
 #define KVP_KERNELS_MATMUL_DNNL_H
@@ -40,7 +41,8 @@ int kvdn_compute_for(const kvdn_ctx *ctx, uint32_t wtype);
  * project's own kernels are faster). */
 int kvdn_min_rows(void);
 
-/* y[t][n] (=|+=) sum_k x[t][k] * W[n][k], as kvp_matmul. Returns 1 when
+/* y[t][n] (=|+=) sum_k x[t][k] * W[n][k], as kvp_matmul, for W of any type
+ * kvq_type_supported accepts (K a multiple of its block). Returns 1 when
  * the product was done, 0 when this context does not handle it (too few
  * rows or a weight type it does not know: use kvp_matmul), -1 when memory
  * or a primitive could not be created. */

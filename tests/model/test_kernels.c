@@ -11,6 +11,7 @@
 #include "kernels/fp16.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_dnnl.h"
+#include "kernels/quant.h"
 #include "kernels/ops.h"
 #include "test_util.h"
 
@@ -163,6 +164,50 @@ int main(void) {
             free(wref);
             free(xref);
         }
+        /* Block-quantized weights (ggml's reference quantizers): against
+         * their dequantization (tested against ggml in tests/quant). */
+        const uint32_t qtypes[2] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_K};
+        const int qsizes[][3] = {{9, 70, 512}, {40, 300, 256}};
+        for (int qi = 0; qi < 2; qi++)
+            for (int si = 0; si < 2; si++) {
+                int T = qsizes[si][0], N = qsizes[si][1], K = qsizes[si][2];
+                size_t rb = kvq_row_bytes(qtypes[qi], K);
+                float *x = malloc(sizeof(float) * T * K), *w = malloc(sizeof(float) * N * K);
+                float *wref = malloc(sizeof(float) * N * K), *y1 = malloc(sizeof(float) * T * N);
+                float *y2 = malloc(sizeof(float) * T * N);
+                uint8_t *wq = malloc(rb * N);
+                for (int i = 0; i < T * K; i++) x[i] = frand();
+                for (int i = 0; i < N * K; i++) w[i] = frand();
+                for (int n = 0; n < N; n++)
+                    CHECK(kvq_quantize_row_ref(qtypes[qi], w + (size_t)n * K, wq + rb * n, K));
+                kvq_dequantize_rows_f32(qtypes[qi], wq, wref, N, K);
+                if (ct == KVDN_COMPUTE_BF16)
+                    for (int i = 0; i < N * K; i++) wref[i] = kvp_bf16_to_f32(kvp_f32_to_bf16(wref[i]));
+                CHECK(kvdn_matmul(dc, y1, x, T, wq, qtypes[qi], N, K, false, 1) == 1);
+                CHECK(kvdn_matmul(dc, y2, x, T, wq, qtypes[qi], N, K, false, 3) == 1);
+                CHECK(memcmp(y1, y2, sizeof(float) * T * N) == 0);
+                double worst = 0, scale = 0;
+                for (int t = 0; t < T; t++)
+                    for (int n = 0; n < N; n++) {
+                        double sum = 0, mag = 0;
+                        for (int k = 0; k < K; k++) {
+                            double xv = ct == KVDN_COMPUTE_BF16 ? kvp_bf16_to_f32(kvp_f32_to_bf16(x[t * K + k]))
+                                                                : x[t * K + k];
+                            sum += xv * wref[n * K + k];
+                            mag += fabs(xv * wref[n * K + k]);
+                        }
+                        if (fabs(sum - y1[t * N + n]) > worst) worst = fabs(sum - y1[t * N + n]);
+                        if (mag > scale) scale = mag;
+                    }
+                CHECK_MSG(worst <= 1e-6 * scale + 1e-7 * K, "oneDNN type %u compute %d T=%d N=%d K=%d: %g",
+                          qtypes[qi], ct, T, N, K, worst);
+                free(x);
+                free(w);
+                free(wref);
+                free(y1);
+                free(y2);
+                free(wq);
+            }
         kvdn_free(dc);
     }
 
