@@ -16,7 +16,7 @@ V=$("$KVP" info -m "$MODEL" --json | sed 's/.*"n_vocab":\([0-9]*\).*/\1/')
 if [ -n "${PROMPT_FILE:-}" ]; then
   src=(--prompt-file "$PROMPT_FILE")
 else
-  src=(--prompt-ids "$(seq 0 $((NP - 1)) | awk -v v="$V" '{ printf "%s%d", NR > 1 ? "," : "", 10 + $1 % (v - 10) }')")
+  src=(--prompt-ids "$(seq 0 $((NP - 1)) | awk -v v="$V" '{ printf "%s%d", (NR > 1 ? "," : ""), 10 + $1 % (v - 10) }')")
 fi
 for c in f32 bf16; do
   "$KVP" generate -m "$MODEL" "${src[@]}" -n "$NG" --ignore-eos --json --threads "$TH" --compute "$c" \
