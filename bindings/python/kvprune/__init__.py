@@ -75,11 +75,17 @@ def _stats_dict(s):
 class Model:
     """A model loaded from a GGUF file or a Hugging Face folder."""
 
-    def __init__(self, path, n_threads=0, use_mmap=True, load_tokenizer=True):
+    def __init__(self, path, n_threads=0, use_mmap=True, load_tokenizer=True, compute="auto",
+                 repack=False):
         params = _lib.kvp_model_default_params()
         params.n_threads = int(n_threads)
         params.use_mmap = bool(use_mmap)
         params.load_tokenizer = bool(load_tokenizer)
+        computes = {"auto": 0, "f32": 1, "bf16": 2}
+        if compute not in computes:
+            raise ValueError(f"compute {compute!r} is not auto, f32 or bf16")
+        params.compute = computes[compute]
+        params.repack = bool(repack)
         self._h = ctypes.c_void_p()
         err = Error()
         _check(_lib.kvp_model_load(str(path).encode(), ctypes.byref(params),
@@ -106,7 +112,7 @@ class Model:
         mi = ModelInfo()
         _lib.kvp_model_get_info(self._h, ctypes.byref(mi))
         d = {f: getattr(mi, f) for f, _ in ModelInfo._fields_}
-        for k in ("arch", "name", "weight_types"):
+        for k in ("arch", "name", "weight_types", "compute"):
             d[k] = d[k].decode()
         d["eos_ids"] = list(mi.eos_ids)[: mi.n_eos]
         return d

@@ -25,7 +25,8 @@ class Error(ctypes.Structure):
 
 class ModelParams(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int), ("use_mmap", ctypes.c_bool),
-                ("load_tokenizer", ctypes.c_bool)]
+                ("load_tokenizer", ctypes.c_bool), ("compute", ctypes.c_int),
+                ("repack", ctypes.c_bool)]
 
 
 class ModelInfo(ctypes.Structure):
@@ -37,7 +38,9 @@ class ModelInfo(ctypes.Structure):
                 ("rope_theta", ctypes.c_float), ("rms_norm_eps", ctypes.c_float),
                 ("bos_id", ctypes.c_int32), ("eos_ids", ctypes.c_int32 * 8),
                 ("n_eos", ctypes.c_int), ("n_params", ctypes.c_uint64),
-                ("weight_bytes", ctypes.c_uint64), ("weight_types", ctypes.c_char * 160)]
+                ("weight_bytes", ctypes.c_uint64), ("weight_types", ctypes.c_char * 160),
+                ("repack_bytes", ctypes.c_uint64), ("compute", ctypes.c_char * 16),
+                ("onednn", ctypes.c_bool)]
 
 
 class TokenizeParams(ctypes.Structure):
