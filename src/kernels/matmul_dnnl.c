@@ -41,11 +41,14 @@ struct kvdn_ctx {
     pthread_mutex_t lock;
     dnnl_engine_t eng;
     int compute;
+    bool bf16_ok; /* oneDNN has bf16 matmul kernels on this CPU */
     prim_entry slot[CACHE_SLOTS];
     int n_slots;
     uint64_t tick;
     char impl[64];
 };
+
+static bool create_prim(kvdn_ctx *c, prim_entry *e);
 
 bool kvdn_available(void) { return true; }
 
@@ -60,6 +63,17 @@ kvdn_ctx *kvdn_new(int compute) {
     }
     pthread_mutex_init(&c->lock, NULL);
     c->compute = compute;
+    /* bf16 products need AVX-512 (oneDNN has no bf16 matmul below it):
+     * probe once; without them auto falls back to f32 and an explicit bf16
+     * request fails. */
+    prim_entry probe = {.N = 16, .K = 32, .ldc = 16, .bf16 = true};
+    c->bf16_ok = create_prim(c, &probe);
+    if (probe.prim) dnnl_primitive_destroy(probe.prim);
+    c->impl[0] = '\0';
+    if (compute == KVDN_COMPUTE_BF16 && !c->bf16_ok) {
+        kvdn_free(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -75,6 +89,7 @@ const char *kvdn_impl_name(const kvdn_ctx *c) { return c ? c->impl : ""; }
 
 int kvdn_compute_for(const kvdn_ctx *c, uint32_t wtype) {
     if (c->compute != KVDN_COMPUTE_AUTO) return c->compute;
+    if (!c->bf16_ok) return KVDN_COMPUTE_F32;
     /* BF16 (and block-quantized) weights multiply in bf16 as llama.cpp
      * does for BF16 (activations rounded to bf16, f32 sums); F32 and F16
      * weights keep f32's precision. */

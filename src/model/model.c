@@ -360,7 +360,8 @@ static kvp_status setup_products(kvp_model *m, const kvp_model_params *p, kvp_er
     m->info.onednn = m->dnnl != NULL;
     if (!m->dnnl && p->compute == KVP_COMPUTE_BF16)
         return kvp_fail(err, KVP_ERR_UNSUPPORTED,
-                        "compute type bf16 needs oneDNN (a build with KVP_ONEDNN=ON)");
+                        "compute type bf16 needs oneDNN (a build with KVP_ONEDNN=ON) and a CPU "
+                        "with AVX-512 (oneDNN's bf16 kernels)");
     if (!p->repack || !m->dnnl) return KVP_OK;
     kvp_status s = KVP_OK;
     for (int l = 0; l < m->info.n_layer && !s; l++) {
