@@ -29,8 +29,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < (size_t)T * K; i++) x[i] = (float)(i % 7) * 0.1f;
     for (size_t i = 0; i < (size_t)N * K; i++) {
         w[i] = (float)(i % 13) * 0.01f;
-        wf[i] = kvp_f32_to_f16(w[i]);
-        wb[i] = kvp_f32_to_bf16(w[i]);
+        wf[i] = kvk_f32_to_f16(w[i]);
+        wb[i] = kvk_f32_to_bf16(w[i]);
     }
     printf("bench_matmul K=%d N=%d T=%d threads=%d reps=%d\n", K, N, T, nt, reps);
     const char *tnames[3] = {"F32", "F16", "BF16"};
@@ -45,7 +45,7 @@ int main(int argc, char **argv) {
             for (int r = 0; r < reps + 1; r++) { /* the first run creates primitives */
                 double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
                 if (ei == 0 || kvdn_matmul(ctx[ei], y, x, T, wp[ti], types[ti], N, K, false, nt) == 0)
-                    kvp_matmul(y, x, T, wp[ti], types[ti], N, K, false, nt);
+                    kvk_matmul(y, x, T, wp[ti], types[ti], N, K, false, nt);
                 double dt = now(CLOCK_MONOTONIC) - t0, dc = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
                 if (r && dt < best) best = dt;
                 if (r && dc < best_cpu) best_cpu = dc;

@@ -72,15 +72,15 @@ int main(int argc, char **argv) {
     }
     int ns = (argc - 2) / 2;
     series *s = calloc((size_t)ns, sizeof *s);
-    kvp_plot_series kv[8], sp[8];
+    kvev_plot_series kv[8], sp[8];
     if (!s || ns > 7) return 1;
     for (int i = 0; i < ns; i++) {
         s[i].label = argv[2 + 2 * i];
         if (load(&s[i], argv[3 + 2 * i]) <= 0 || s[i].n == 0) return 1;
-        kv[i] = (kvp_plot_series){s[i].label, s[i].x, s[i].kv, (size_t)s[i].n, false};
-        sp[i] = (kvp_plot_series){s[i].label, s[i].x, s[i].tps, (size_t)s[i].n, false};
+        kv[i] = (kvev_plot_series){s[i].label, s[i].x, s[i].kv, (size_t)s[i].n, false};
+        sp[i] = (kvev_plot_series){s[i].label, s[i].x, s[i].tps, (size_t)s[i].n, false};
     }
-    kv[ns] = (kvp_plot_series){"full cache would hold", s[0].x, s[0].full, (size_t)s[0].n, true};
+    kv[ns] = (kvev_plot_series){"full cache would hold", s[0].x, s[0].full, (size_t)s[0].n, true};
     double kv_max = 0, tps_max = 0;
     for (int i = 0; i < ns; i++)
         for (int t = 0; t < s[i].n; t++) {
@@ -90,10 +90,10 @@ int main(int argc, char **argv) {
         }
     char path[1024];
     kvp_error err;
-    kvp_line_plot p = {"KV cache memory over a conversation", "turn", "KV MiB held after the turn", 1, s[0].n, 0,
+    kvev_line_plot p = {"KV cache memory over a conversation", "turn", "KV MiB held after the turn", 1, s[0].n, 0,
                        kv_max * 1.1, NULL, 0};
     snprintf(path, sizeof path, "%s_kv.svg", argv[1]);
-    if (kvp_svg_line_plot(path, &p, kv, (size_t)ns + 1, &err)) {
+    if (kvev_svg_line_plot(path, &p, kv, (size_t)ns + 1, &err)) {
         fprintf(stderr, "chat_plot: %s\n", err.message);
         return 1;
     }
@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
     p.ylabel = "decode tokens/s";
     p.ymax = tps_max * 1.1;
     snprintf(path, sizeof path, "%s_speed.svg", argv[1]);
-    if (kvp_svg_line_plot(path, &p, sp, (size_t)ns, &err)) {
+    if (kvev_svg_line_plot(path, &p, sp, (size_t)ns, &err)) {
         fprintf(stderr, "chat_plot: %s\n", err.message);
         return 1;
     }

@@ -372,7 +372,7 @@ static int lb_prompt(int argc, char **argv) {
     kvp_error err = {0};
     kvlb_config cfg;
     kvp_tokenizer *tok = NULL;
-    kvp_jsonl j = {0};
+    kvev_jsonl j = {0};
     char *path = NULL, *prompt = NULL, *cut = NULL;
     int rc = 1, ml = (int)max_length, max_gen = 0;
     if (kvlb_config_load(config_dir, &cfg, &err)) return cli_lib_error(&err);
@@ -393,7 +393,7 @@ static int lb_prompt(int argc, char **argv) {
     size_t pl = strlen(data_dir) + strlen(task) + 16;
     path = malloc(pl);
     snprintf(path, pl, "%s/%s%s.jsonl", data_dir, task, e ? "_e" : "");
-    if (kvp_jsonl_read(path, &j, &err) || kvp_tokenizer_load(model ? model : tok_path, &tok, &err)) {
+    if (kvev_jsonl_read(path, &j, &err) || kvp_tokenizer_load(model ? model : tok_path, &tok, &err)) {
         rc = cli_lib_error(&err);
         goto out;
     }
@@ -416,7 +416,7 @@ out:
     free(prompt);
     free(cut);
     free(path);
-    kvp_jsonl_free(&j);
+    kvev_jsonl_free(&j);
     kvp_tokenizer_free(tok);
     kvlb_config_free(&cfg);
     return rc;

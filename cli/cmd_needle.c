@@ -58,7 +58,7 @@ static bool parse_seed(const char *v, uint64_t *out) {
 /* Writes text to path through a temporary file (never a half file). */
 static bool write_atomic(const char *path, const char *text, size_t len) {
     kvp_error err;
-    if (kvp_write_file_atomic(path, text, len, &err) != KVP_OK) {
+    if (kvu_write_file_atomic(path, text, len, &err) != KVP_OK) {
         cli_lib_error(&err);
         return false;
     }
@@ -68,7 +68,7 @@ static bool write_atomic(const char *path, const char *text, size_t len) {
 static int needle_gen(int argc, char **argv) {
     const char *model = NULL, *tok_path = NULL, *out_path = NULL, *hay_arg = "noise";
     const char *tmpl_path = NULL, *chat_template = NULL, *system_msg = NULL;
-    kvp_niah_variant variant = KVP_NIAH_SINGLE;
+    kvev_niah_variant variant = KVP_NIAH_SINGLE;
     long num_needles = 3, samples = 4, num_depths = 5, max_new = 64;
     uint64_t seed = 42;
     int32_t *lens32 = NULL;
@@ -77,8 +77,8 @@ static int needle_gen(int argc, char **argv) {
     bool no_chat = false;
     int rc = 2;
     kvp_tokenizer *tok = NULL;
-    kvp_haystack hay = {0};
-    kvp_niah_phrasing ph = {0};
+    kvev_haystack hay = {0};
+    kvev_niah_phrasing ph = {0};
     json_t *lines = NULL;
     int *lens = NULL;
     char *buf = NULL;
@@ -99,7 +99,7 @@ static int needle_gen(int argc, char **argv) {
             if (!cli_take_value(argc, argv, &i, &hay_arg)) goto out;
         } else if (!strcmp(a, "--variant")) {
             if (!cli_take_value(argc, argv, &i, &v)) goto out;
-            if (!kvp_niah_variant_parse(v, &variant)) {
+            if (!kvev_niah_variant_parse(v, &variant)) {
                 cli_error("--variant: '%s' is not single, multikey, multivalue or multiquery", v);
                 goto out;
             }
@@ -153,13 +153,13 @@ static int needle_gen(int argc, char **argv) {
         rc = cli_lib_error(&err);
         goto out;
     }
-    if (!strcmp(hay_arg, "noise") ? kvp_haystack_noise(&hay, &err)
-                                  : kvp_haystack_load(hay_arg, &hay, &err)) {
+    if (!strcmp(hay_arg, "noise") ? kvev_haystack_noise(&hay, &err)
+                                  : kvev_haystack_load(hay_arg, &hay, &err)) {
         rc = cli_lib_error(&err);
         goto out;
     }
-    if (tmpl_path ? kvp_niah_phrasing_load(tmpl_path, &ph, &err)
-                  : kvp_niah_phrasing_default(&ph, &err)) {
+    if (tmpl_path ? kvev_niah_phrasing_load(tmpl_path, &ph, &err)
+                  : kvev_niah_phrasing_default(&ph, &err)) {
         rc = cli_lib_error(&err);
         goto out;
     }
@@ -192,13 +192,13 @@ static int needle_gen(int argc, char **argv) {
             rc = cli_error("out of memory");
             goto out;
         }
-        kvp_niah_depth_grid((int)num_depths, depths);
+        kvev_niah_depth_grid((int)num_depths, depths);
     }
-    kvp_prompt_style ps = {tok, chat_template, system_msg, no_chat};
-    kvp_niah_params p = {variant, (int)num_needles, lens, n_lens, depths, n_depths, (int)samples,
+    kvev_prompt_style ps = {tok, chat_template, system_msg, no_chat};
+    kvev_niah_params p = {variant, (int)num_needles, lens, n_lens, depths, n_depths, (int)samples,
                          seed, (int)max_new, !no_chat};
-    kvp_niah_stats stats;
-    if (kvp_niah_generate(&p, &ph, &hay, kvp_prompt_measure, &ps, &lines, &stats, &err)) {
+    kvev_niah_stats stats;
+    if (kvev_niah_generate(&p, &ph, &hay, kvev_prompt_measure, &ps, &lines, &stats, &err)) {
         rc = cli_lib_error(&err);
         goto out;
     }
@@ -241,7 +241,7 @@ static int needle_gen(int argc, char **argv) {
             rc = cli_error("out of memory");
             goto out;
         }
-        kvp_status ms = kvp_mkdirs(dir, &err);
+        kvp_status ms = kvev_mkdirs(dir, &err);
         free(dir);
         if (ms != KVP_OK) {
             rc = cli_lib_error(&err);
@@ -250,7 +250,7 @@ static int needle_gen(int argc, char **argv) {
     }
     if (!write_atomic(out_path, buf, len)) goto out;
     printf("wrote %zu samples (%s, haystack %s) to %s\n", stats.n_samples,
-           kvp_niah_variant_name(variant), hay.name, out_path);
+           kvev_niah_variant_name(variant), hay.name, out_path);
     printf("lengths: every sample within %.2f%% below its target (%zu tokenizer calls)\n",
            stats.worst_rel_gap * 100, stats.n_measure_calls);
     if (stats.worst_rel_gap > 0.01)
@@ -263,8 +263,8 @@ out:
     free(lens);
     free(lens32);
     free(depths);
-    kvp_niah_phrasing_free(&ph);
-    kvp_haystack_free(&hay);
+    kvev_niah_phrasing_free(&ph);
+    kvev_haystack_free(&hay);
     kvp_tokenizer_free(tok);
     return rc;
 }
@@ -303,7 +303,7 @@ static void pred_help(void) {
         "as in 'kvprune generate'.\n");
 }
 
-static void on_progress(void *user, const kvp_needle_progress *p) {
+static void on_progress(void *user, const kvev_needle_progress *p) {
     char what[256];
     snprintf(what, sizeof what, "exp %zu/%zu %s", p->exp_index + 1, p->n_exps, p->experiment);
     cli_progress_report(user, "needle pred", what, p->done, p->total, p->elapsed_s);
@@ -320,8 +320,8 @@ static void on_sigint(int sig) {
 }
 
 static int needle_pred(int argc, char **argv) {
-    kvp_needle_pred_params p;
-    kvp_needle_pred_default_params(&p);
+    kvev_needle_pred_params p;
+    kvev_needle_pred_default_params(&p);
     kvp_model_params mp = kvp_model_default_params();
     const char *model_path = NULL, *methods_arg = "full", *ratios_arg = NULL;
     long threads = 0, lv;
@@ -405,7 +405,7 @@ static int needle_pred(int argc, char **argv) {
     }
     if (!cli_split_list("--method", methods_arg, &methods_copy, &methods, &n_methods)) goto out;
     for (size_t m = 0; m < n_methods; m++)
-        if (!kvp_needle_method_known(methods[m])) {
+        if (!kvev_needle_method_known(methods[m])) {
             char list[1024];
             size_t off = 0;
             for (const char *const *nm = kvp_cache_method_names(); *nm && off < sizeof list; nm++)
@@ -450,9 +450,9 @@ static int needle_pred(int argc, char **argv) {
     p.on_progress = on_progress;
     p.user = &pc;
     p.stop = &pred_stop;
-    kvp_needle_pred_summary sum;
+    kvev_needle_pred_summary sum;
     void (*old_int)(int) = signal(SIGINT, on_sigint);
-    kvp_status st = kvp_needle_pred(model, &p, &sum, &err);
+    kvp_status st = kvev_needle_pred(model, &p, &sum, &err);
     signal(SIGINT, old_int);
     if (st != KVP_OK) {
         if (pc.tty && !quiet) fputc('\n', stderr);
@@ -548,11 +548,11 @@ static int needle_eval(int argc, char **argv) {
         }
     }
     if (!save_dir) return cli_usage_error("needle eval", "--save-dir DIR is required");
-    kvp_task_scores *tasks = NULL;
+    kvev_task_scores *tasks = NULL;
     size_t nt = 0;
     kvp_error err = {0};
     /* Everything is scored before anything is written. */
-    if (kvp_needle_scan(save_dir, &tasks, &nt, &err)) {
+    if (kvev_needle_scan(save_dir, &tasks, &nt, &err)) {
         int rc = cli_lib_error(&err);
         DIR *d = opendir(save_dir);
         for (struct dirent *e; d && (e = readdir(d));) {
@@ -587,10 +587,10 @@ static int needle_eval(int argc, char **argv) {
         }
     }
     for (size_t t = 0; t < nt && rc == 0; t++) {
-        const kvp_task_scores *ts = &tasks[t];
+        const kvev_task_scores *ts = &tasks[t];
         if (only_task && strcmp(ts->name, only_task)) continue;
         for (size_t e = 0; e < ts->n; e++) {
-            const kvp_exp_score *x = &ts->exps[e];
+            const kvev_exp_score *x = &ts->exps[e];
             if (x->torn_line)
                 cli_warn("%s/%s/pred.jsonl:%zu: a torn last line (a killed run?) is ignored; "
                          "'needle pred' drops it when it resumes",
@@ -600,12 +600,12 @@ static int needle_eval(int argc, char **argv) {
                 bad_experiment = true;
             }
         }
-        if (kvp_needle_write_result(ts, &err)) {
+        if (kvev_needle_write_result(ts, &err)) {
             rc = cli_lib_error(&err);
             remove_stale(ts->dir, heatmap);
             break;
         }
-        char *table = kvp_needle_table(ts);
+        char *table = kvev_needle_table(ts);
         if (table) printf("%s\n", table);
         free(table);
         char *rp = path2(ts->dir, "result.json");
@@ -621,7 +621,7 @@ static int needle_eval(int argc, char **argv) {
             rc = 1;
             break;
         }
-        if (kvp_needle_plot_ratio(ts, pp, &err)) {
+        if (kvev_needle_plot_ratio(ts, pp, &err)) {
             rc = cli_lib_error(&err);
             free(pp);
             remove_stale(ts->dir, heatmap);
@@ -647,7 +647,7 @@ static int needle_eval(int argc, char **argv) {
                 char title[512];
                 snprintf(title, sizeof title, "Needle accuracy by depth and length: %s, %s",
                          ts->name, heatmap);
-                if (kvp_needle_plot_heatmap(pred, title, hp, &err)) {
+                if (kvev_needle_plot_heatmap(pred, title, hp, &err)) {
                     rc = cli_lib_error(&err);
                     unlink(hp);
                 } else
@@ -657,7 +657,7 @@ static int needle_eval(int argc, char **argv) {
         }
     }
 out:
-    kvp_task_scores_free(tasks, nt);
+    kvev_task_scores_free(tasks, nt);
     if (rc == 0 && bad_experiment) rc = 1;
     return rc;
 }

@@ -158,7 +158,7 @@ bool cli_parse_double_list(const char *flag, const char *s, double min, double m
 
 bool cli_read_file(const char *flag, const char *path, char **out, size_t *len) {
     kvp_error err;
-    if (kvp_read_file(path, out, len, &err) != KVP_OK) {
+    if (kvu_read_file(path, out, len, &err) != KVP_OK) {
         cli_error("%s: %s", flag, err.message);
         return false;
     }

@@ -21,8 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     fz_write(fz_path(0, "config.json"), data, size);
     kvp_error err;
-    hf_config c;
-    if (hf_config_load(dir, &c, &err) != KVP_OK) return 0;
+    kvhf_config c;
+    if (kvhf_config_load(dir, &c, &err) != KVP_OK) return 0;
     kvp_model_params mp = kvp_model_default_params();
     mp.n_threads = 1;
     kvp_model *m = NULL;

@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char dir[600], path[1000], save[600];
     snprintf(dir, sizeof dir, "%s/data", fz_dir());
     snprintf(save, sizeof save, "%s/save", fz_dir());
-    (void)kvp_mkdirs(dir, &err);
+    (void)kvev_mkdirs(dir, &err);
     snprintf(path, sizeof path, "%s/%s.jsonl", dir, dataset);
     fz_write(path, data + 1, size - 1);
 
@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* the same bytes as a prediction file of an experiment, scored */
     char exp[800];
     snprintf(exp, sizeof exp, "%s/pred/tiny-x", save);
-    (void)kvp_mkdirs(exp, &err);
+    (void)kvev_mkdirs(exp, &err);
     snprintf(path, sizeof path, "%s/%s-h2o.jsonl", exp, dataset);
     fz_write(path, data + 1, size - 1);
     kvlb_eval_params ep = {save, "tiny", false, NULL, false};

@@ -41,17 +41,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     kvp_error err;
     const char *data_path = fz_path(0, "data.jsonl");
     fz_write(data_path, data, size);
-    kvp_jsonl j;
-    if (kvp_jsonl_read(data_path, &j, &err) == KVP_OK) kvp_jsonl_free(&j);
+    kvev_jsonl j;
+    if (kvev_jsonl_read(data_path, &j, &err) == KVP_OK) kvev_jsonl_free(&j);
     size_t dropped;
-    (void)kvp_jsonl_repair(data_path, &dropped, &err);
+    (void)kvev_jsonl_repair(data_path, &dropped, &err);
     fz_write(data_path, data, size);
 
     /* needle pred over it (full and one pruned method) */
     char save[600], cmd[700];
     snprintf(save, sizeof save, "%s/sweep", fz_dir());
-    kvp_needle_pred_params p;
-    kvp_needle_pred_default_params(&p);
+    kvev_needle_pred_params p;
+    kvev_needle_pred_default_params(&p);
     const char *methods[2] = {"full", "h2o"};
     const double ratios[1] = {0.5};
     p.data_path = data_path;
@@ -62,28 +62,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     p.ratios = ratios;
     p.n_ratios = 1;
     p.gen.max_new_tokens = 1;
-    kvp_needle_pred_summary sum;
-    (void)kvp_needle_pred(model, &p, &sum, &err);
+    kvev_needle_pred_summary sum;
+    (void)kvev_needle_pred(model, &p, &sum, &err);
 
     /* the same bytes as a pred.jsonl of the sweep, then eval */
     snprintf(cmd, sizeof cmd, "%s/t/x-cr0.1", save);
-    (void)kvp_mkdirs(cmd, &err);
+    (void)kvev_mkdirs(cmd, &err);
     snprintf(cmd, sizeof cmd, "%s/t/x-cr0.1/pred.jsonl", save);
     fz_write(cmd, data, size);
     double score;
     size_t n, torn;
     (void)kvev_needle_score_partial(cmd, &score, &n, &torn, &err);
-    (void)kvp_needle_plot_heatmap(cmd, "t", fz_path(1, "heat.svg"), &err);
-    kvp_task_scores *tasks = NULL;
+    (void)kvev_needle_plot_heatmap(cmd, "t", fz_path(1, "heat.svg"), &err);
+    kvev_task_scores *tasks = NULL;
     size_t nt = 0;
-    if (kvp_needle_scan(save, &tasks, &nt, &err) == KVP_OK) {
+    if (kvev_needle_scan(save, &tasks, &nt, &err) == KVP_OK) {
         for (size_t t = 0; t < nt; t++) {
-            char *table = kvp_needle_table(&tasks[t]);
+            char *table = kvev_needle_table(&tasks[t]);
             free(table);
-            (void)kvp_needle_write_result(&tasks[t], &err);
-            (void)kvp_needle_plot_ratio(&tasks[t], fz_path(2, "ratio.svg"), &err);
+            (void)kvev_needle_write_result(&tasks[t], &err);
+            (void)kvev_needle_plot_ratio(&tasks[t], fz_path(2, "ratio.svg"), &err);
         }
-        kvp_task_scores_free(tasks, nt);
+        kvev_task_scores_free(tasks, nt);
     }
     /* in-process: a fork per input would cost more than the input */
     nftw(save, remove_one, 16, FTW_DEPTH | FTW_PHYS);

@@ -5,7 +5,7 @@
 #include "fuzz_common.h"
 #include "kvprune.h"
 
-static void touch_tensor(const st_tensor *t) {
+static void touch_tensor(const kvst_tensor *t) {
     if (!t || !t->n_bytes) return;
     volatile uint8_t a = ((const uint8_t *)t->data)[0];
     volatile uint8_t b = ((const uint8_t *)t->data)[t->n_bytes - 1];
@@ -34,24 +34,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         unlink(idx_path);
         fz_write(st_path, data + 1, size - 1);
         for (int mm = 0; mm < 2; mm++) {
-            st_file *f = NULL;
-            if (st_open(st_path, mm == 1, &f, &err) != KVP_OK) continue;
-            for (int64_t i = 0; i < st_n_tensors(f); i++) {
-                const st_tensor *t = st_tensor_at(f, i);
+            kvst_file *f = NULL;
+            if (kvst_open(st_path, mm == 1, &f, &err) != KVP_OK) continue;
+            for (int64_t i = 0; i < kvst_n_tensors(f); i++) {
+                const kvst_tensor *t = kvst_tensor_at(f, i);
                 touch_tensor(t);
-                if (t) (void)st_find(f, t->name);
+                if (t) (void)kvst_find(f, t->name);
             }
-            st_close(f);
+            kvst_close(f);
         }
     } else {
         unlink(st_path);
         fz_write(idx_path, data + 1, size - 1);
     }
-    st_model *m = NULL;
-    if (st_model_open(dir, false, &m, &err) == KVP_OK) {
-        (void)st_model_find(m, "w");
-        (void)st_model_bytes(m);
-        st_model_close(m);
+    kvst_model *m = NULL;
+    if (kvst_model_open(dir, false, &m, &err) == KVP_OK) {
+        (void)kvst_model_find(m, "w");
+        (void)kvst_model_bytes(m);
+        kvst_model_close(m);
     }
     return 0;
 }

@@ -297,23 +297,23 @@ kvp_status kvc_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim,
     kvp_cache_params p = params ? *params : kvp_cache_default_params();
     if (n_layer <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0 ||
         n_head % n_head_kv != 0)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "cache: bad model shape (layers %d, heads %d, kv heads "
                         "%d, head dim %d)",
                         n_layer, n_head, n_head_kv, head_dim);
     if (head_dim > KVP_ATTN_MAX_HEAD_DIM)
-        return kvp_fail(err, KVP_ERR_UNSUPPORTED,
+        return kvu_fail(err, KVP_ERR_UNSUPPORTED,
                         "cache: head dim %d is larger than the %d the attention "
                         "kernel supports",
                         head_dim, KVP_ATTN_MAX_HEAD_DIM);
     if (p.gqa_mode != KVP_GQA_PER_QUERY_HEAD && p.gqa_mode != KVP_GQA_PER_KV_HEAD)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "cache: unknown gqa_mode %d",
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "cache: unknown gqa_mode %d",
                         (int)p.gqa_mode);
     if (!kvp_kv_type_name(p.kv_type))
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "cache: unknown kv_type %d (f32, f16 or bf16)", (int)p.kv_type);
     if (p.max_tokens < 0)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "cache: max_tokens must be >= 0 (got %d)", p.max_tokens);
     kvc_method m;
     kvp_status st = kvc_method_parse(p.method, &m, err);
@@ -321,7 +321,7 @@ kvp_status kvc_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim,
     st = kvc_budget_check(&m, &p, err);
     if (st != KVP_OK) return st;
     kvp_cache *c = calloc(1, sizeof *c);
-    if (!c) return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory");
+    if (!c) return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory");
     c->method = m;
     c->params = p;
     c->params.method = c->method.name; /* no pointer into the caller's data */
@@ -339,7 +339,7 @@ kvp_status kvc_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim,
     c->streams = calloc((size_t)n_layer * c->n_streams, sizeof(kvc_stream));
     if (!c->streams) {
         free(c);
-        return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory");
+        return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory");
     }
     *out = c;
     return KVP_OK;
@@ -347,9 +347,9 @@ kvp_status kvc_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim,
 
 kvp_status kvp_cache_new(const kvp_model *model, const kvp_cache_params *params,
                          kvp_cache **out, kvp_error *err) {
-    if (!out) return kvp_fail(err, KVP_ERR_INVALID_ARG, "cache: out is NULL");
+    if (!out) return kvu_fail(err, KVP_ERR_INVALID_ARG, "cache: out is NULL");
     *out = NULL;
-    if (!model) return kvp_fail(err, KVP_ERR_INVALID_ARG, "cache: model is NULL");
+    if (!model) return kvu_fail(err, KVP_ERR_INVALID_ARG, "cache: model is NULL");
     kvp_model_info info;
     kvp_model_get_info(model, &info);
     return kvc_new_dims(info.n_layer, info.n_head, info.n_head_kv,
@@ -417,12 +417,12 @@ kvp_status kvp_cache_kept_positions(const kvp_cache *c, int layer, int stream,
                                     const int32_t **pos, size_t *n,
                                     kvp_error *err) {
     if (c && c->in_block)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "cache: a failed kvp_eval left the cache half-updated; "
                         "call kvp_cache_reset before using it again");
     if (!c || layer < 0 || layer >= c->n_layer || stream < 0 ||
         stream >= c->n_streams)
-        return kvp_fail(err, KVP_ERR_RANGE,
+        return kvu_fail(err, KVP_ERR_RANGE,
                         "cache: no stream (layer %d, stream %d); the cache has "
                         "%d layers x %d streams",
                         layer, stream, c ? c->n_layer : 0, c ? c->n_streams : 0);
@@ -447,7 +447,7 @@ kvp_status kvc_check_fits(const kvp_cache *c, int64_t n_tokens, kvp_error *err) 
     if (pages <= 0 || page <= 0) return KVP_OK; /* unknown: let allocation decide */
     double mem = (double)pages * (double)page;
     if (bytes <= mem) return KVP_OK;
-    return kvp_fail(err, KVP_ERR_NOMEM,
+    return kvu_fail(err, KVP_ERR_NOMEM,
                     "cache: %lld tokens of K/V (%s cache, %d layers x %d streams) need "
                     "%.2f GiB, more than this machine's %.2f GiB of memory; use a pruned "
                     "method or a shorter prompt",
@@ -465,12 +465,12 @@ size_t kvc_alloc_bytes(const kvp_cache *c) {
 kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
                      kvp_error *err) {
     if (n_new <= 0)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "cache: a block needs at least one token (got %d)", n_new);
     /* A block that never reached kvc_end (a failed kvp_eval) left some
      * layers updated and others not: nothing may build on that. */
     if (c->in_block)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "cache: a failed kvp_eval left the cache half-updated; "
                         "call kvp_cache_reset before using it again");
     bool first = c->n_seen == 0;
@@ -499,7 +499,7 @@ kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
         if (pre > 0 && maxlen + n_new > budget)
             maxlen = budget - n_new > 0 ? budget - n_new : 0;
         if (maxlen + n_new > c->capacity)
-            return kvp_fail(err, KVP_ERR_RANGE,
+            return kvu_fail(err, KVP_ERR_RANGE,
                             "cache: %lld cached + %d new tokens exceed the "
                             "cache capacity of %d tokens per stream "
                             "(max_tokens, --cache-max-tokens in the CLI)",
@@ -522,7 +522,7 @@ kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
         if (b) c->row_sum = b;
         float *o = realloc(c->out_sq, need * sizeof(float));
         if (o) c->out_sq = o;
-        if (!a || !b || !o) return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory");
+        if (!a || !b || !o) return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory");
         c->scratch_cap = need;
     }
     c->blk_n_new = n_new;
@@ -610,7 +610,7 @@ static void step_rows_grouped(const attend_ctx *a, int s, int r) {
     const int d = c->head_dim, n_new = a->n_new, h0 = s * a->heads_per_stream;
     const kvc_stream *st = &a->ss[s];
     float *out = a->out + (size_t)r * a->qs + (size_t)h0 * d;
-    kvp_attn_forward_heads(a->q + (size_t)r * a->qs + (size_t)h0 * d, (size_t)d,
+    kvk_attn_forward_heads(a->q + (size_t)r * a->qs + (size_t)h0 * d, (size_t)d,
                            a->heads_per_stream, st->k, st->v, c->params.kv_type, d,
                            st->len - n_new + r + 1,
                            a->scale, out, (size_t)d, c->row_max + (size_t)h0 * n_new + r,
@@ -627,7 +627,7 @@ static void step_rows_tile(const attend_ctx *a, int h, int r0, int nr) {
     kvp_cache *c = a->c;
     const int d = c->head_dim, n_new = a->n_new;
     const kvc_stream *st = &a->ss[stream_of_head(c, h)];
-    kvp_attn_forward(a->q + (size_t)r0 * a->qs + (size_t)h * d, a->qs, nr, st->k, st->v,
+    kvk_attn_forward(a->q + (size_t)r0 * a->qs + (size_t)h * d, a->qs, nr, st->k, st->v,
                      c->params.kv_type, d,
                      st->len - n_new + r0, a->scale, a->out + (size_t)r0 * a->qs + (size_t)h * d,
                      a->qs, c->row_max + (size_t)h * n_new + r0,
@@ -648,11 +648,11 @@ static void step_score_cols(const attend_ctx *a, int s, int c0, int c1) {
     kvc_stream *st = &a->ss[s];
     if (m->recent_only)
         for (int j = c0; j < c1; j++) st->sattn[j] = st->skey[j] = 0.0;
-    kvp_colreduce_req req = {m->use_attn ? m->p : 0, m->use_key, m->use_cross, st->v2, NULL};
+    kvk_colreduce_req req = {m->use_attn ? m->p : 0, m->use_key, m->use_cross, st->v2, NULL};
     for (int g = 0; g < a->heads_per_stream; g++) {
         int h = s * a->heads_per_stream + g;
         req.out_sq = c->out_sq + (size_t)h * n_new;
-        kvp_attn_colreduce(a->q + (size_t)h * d, a->qs, c->blk_row_begin, n_new, st->k, st->v,
+        kvk_attn_colreduce(a->q + (size_t)h * d, a->qs, c->blk_row_begin, n_new, st->k, st->v,
                            c->params.kv_type, d, st->len - n_new, a->scale, c->row_max + (size_t)h * n_new,
                            c->row_sum + (size_t)h * n_new, a->out + (size_t)h * d, a->qs, c0,
                            c1, &req, a->z_rows ? a->z_rows + (size_t)h * a->max_len : NULL,
@@ -664,9 +664,9 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
                       const float *v, float *out, int n_threads,
                       kvp_error *err) {
     if (!c->in_block)
-        return kvp_fail(err, KVP_ERR_INTERNAL, "cache: kvc_attend outside kvc_begin/kvc_end");
+        return kvu_fail(err, KVP_ERR_INTERNAL, "cache: kvc_attend outside kvc_begin/kvc_end");
     if (layer < 0 || layer >= c->n_layer)
-        return kvp_fail(err, KVP_ERR_INTERNAL, "cache: layer %d out of range", layer);
+        return kvu_fail(err, KVP_ERR_INTERNAL, "cache: layer %d out of range", layer);
     double t0 = now_ms();
     const int n_new = c->blk_n_new, d = c->head_dim, H = c->n_head;
     const int S = c->n_streams;
@@ -725,7 +725,7 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
         c->held += evicted;
         c->attn_ms += now_ms() - t0;
         if (failed)
-            return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
+            return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
         return KVP_OK;
     }
 
@@ -744,7 +744,7 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     if (c->held > c->held_peak) c->held_peak = c->held;
     if (failed) {
         c->attn_ms += now_ms() - t0;
-        return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
+        return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
     }
 
     /* 2. outputs, row maxima and normalisers. */
@@ -782,7 +782,7 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     }
     c->attn_ms += now_ms() - t0;
     if (failed)
-        return kvp_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
+        return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
     return KVP_OK;
 }
 
@@ -812,7 +812,7 @@ bool kvp_kv_type_parse(const char *name, kvp_kv_type *out) {
 /* A cache file (all integers little-endian, as this library only builds on
  * little-endian machines):
  *   "KVPCACHE" u32 version u32 0
- *   u64 model identity (model_identity)  u32 kv element bytes  u32 kv_type
+ *   u64 model identity (kvm_model_identity)  u32 kv element bytes  u32 kv_type
  *   char method[64]  i32 gqa_mode decode_evict streaming max_tokens
  *   i32 num_recent num_heavy  f64 recent_ratio heavy_ratio cache_ratio
  *   i32 budget_set n_recent n_heavy window num_sink
@@ -863,9 +863,9 @@ kvp_status kvp_cache_save(const kvp_model *model, const kvp_cache *c, const char
                           const int32_t *history, size_t n_history, const char *app_data,
                           kvp_error *err) {
     if (!model || !c || !path || (!history && n_history))
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_cache_save: NULL argument");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_cache_save: NULL argument");
     if (c->in_block)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "%s: the cache is half-updated by a failed kvp_eval; reset it first", path);
     wbuf b = {0};
     uint32_t u;
@@ -877,7 +877,7 @@ kvp_status kvp_cache_save(const kvp_model *model, const kvp_cache *c, const char
     WPUT(&b, u);
     u = 0;
     WPUT(&b, u);
-    u64 = model_identity(model);
+    u64 = kvm_model_identity(model);
     WPUT(&b, u64);
     u = (uint32_t)(c->row_bytes / (size_t)c->head_dim);
     WPUT(&b, u);
@@ -927,9 +927,9 @@ kvp_status kvp_cache_save(const kvp_model *model, const kvp_cache *c, const char
     }
     if (b.oom) {
         free(b.p);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory while writing the cache", path);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory while writing the cache", path);
     }
-    kvp_status st = kvp_write_file_atomic(path, b.p, b.n, err);
+    kvp_status st = kvu_write_file_atomic(path, b.p, b.n, err);
     free(b.p);
     return st;
 }
@@ -949,14 +949,14 @@ static bool rget(rbuf *b, void *d, size_t n) {
 
 kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **out, int32_t **history,
                           size_t *n_history, char **app_data, kvp_error *err) {
-    if (!model || !path || !out) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_cache_load: NULL argument");
+    if (!model || !path || !out) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_cache_load: NULL argument");
     *out = NULL;
     if (history) *history = NULL;
     if (n_history) *n_history = 0;
     if (app_data) *app_data = NULL;
     char *data = NULL;
     size_t len = 0;
-    kvp_status st = kvp_read_file(path, &data, &len, err);
+    kvp_status st = kvu_read_file(path, &data, &len, err);
     if (st) return st;
     kvp_cache *c = NULL;
     int32_t *hist = NULL;
@@ -966,28 +966,28 @@ kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **
     uint32_t version = 0, pad = 0, esz = 0, kvt = 0;
     uint64_t ident, sum;
     if (!rget(&b, magic, 8) || memcmp(magic, CACHE_MAGIC, 8)) {
-        st = kvp_fail(err, KVP_ERR_FORMAT, "%s: not a kvprune cache file", path);
+        st = kvu_fail(err, KVP_ERR_FORMAT, "%s: not a kvprune cache file", path);
         goto fail;
     }
     if (!RGET(&b, version) || !RGET(&b, pad) || version != CACHE_VERSION) {
-        st = kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: cache file format version %u; this build reads version %u",
+        st = kvu_fail(err, KVP_ERR_UNSUPPORTED, "%s: cache file format version %u; this build reads version %u",
                       path, version, CACHE_VERSION);
         goto fail;
     }
     if (len < 8 + 8 || (memcpy(&sum, data + len - 8, 8), sum != fnv1a(data, len - 8))) {
-        st = kvp_fail(err, KVP_ERR_FORMAT, "%s: the cache file is corrupt or truncated (checksum mismatch)", path);
+        st = kvu_fail(err, KVP_ERR_FORMAT, "%s: the cache file is corrupt or truncated (checksum mismatch)", path);
         goto fail;
     }
     b.n = len - 8;
     if (!RGET(&b, ident) || !RGET(&b, esz) || !RGET(&b, kvt)) goto trunc;
     if (kvt > (uint32_t)KVP_KV_BF16 || esz != kva_elem_size((kvp_kv_type)kvt)) {
-        st = kvp_fail(err, KVP_ERR_FORMAT, "%s: unknown K/V element type %u (%u bytes)", path, kvt, esz);
+        st = kvu_fail(err, KVP_ERR_FORMAT, "%s: unknown K/V element type %u (%u bytes)", path, kvt, esz);
         goto fail;
     }
-    if (ident != model_identity(model)) {
-        st = kvp_fail(err, KVP_ERR_INVALID_ARG,
+    if (ident != kvm_model_identity(model)) {
+        st = kvu_fail(err, KVP_ERR_INVALID_ARG,
                       "%s: the cache was saved with another model (identity %016llx, this model %016llx)", path,
-                      (unsigned long long)ident, (unsigned long long)model_identity(model));
+                      (unsigned long long)ident, (unsigned long long)kvm_model_identity(model));
         goto fail;
     }
     char method[64];
@@ -1011,12 +1011,12 @@ kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **
     p.cache_ratio = ratios[2];
     p.kv_type = (kvp_kv_type)kvt;
     if ((st = kvp_cache_new(model, &p, &c, err))) {
-        kvp_fail_prefix(err, st, "%s: ", path);
+        kvu_fail_prefix(err, st, "%s: ", path);
         goto fail;
     }
     if (shape[0] != c->n_layer || shape[1] != c->n_streams || shape[2] != c->head_dim ||
         esz * (size_t)c->head_dim != c->row_bytes) {
-        st = kvp_fail(err, KVP_ERR_FORMAT, "%s: the cache's shape (%d layers x %d streams x %d, %u-byte elements) "
+        st = kvu_fail(err, KVP_ERR_FORMAT, "%s: the cache's shape (%d layers x %d streams x %d, %u-byte elements) "
                       "does not match the model's", path, shape[0], shape[1], shape[2], esz);
         goto fail;
     }
@@ -1035,7 +1035,7 @@ kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **
         if (!RGET(&b, n)) goto trunc;
         if (n < 0 || (size_t)n > (b.n - b.off) / (2 * rb + 28)) goto trunc;
         if (n > 0 && !stream_reserve(s, n, rb)) {
-            st = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory for %d cached tokens", path, n);
+            st = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory for %d cached tokens", path, n);
             goto fail;
         }
         if (!rget(&b, s->pos, sizeof(int32_t) * (size_t)n) || !rget(&b, s->k, rb * (size_t)n) ||
@@ -1046,7 +1046,7 @@ kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **
         for (int t = 0; t < n; t++) {
             s->slot[t] = t;
             if (s->pos[t] < 0 || s->pos[t] >= c->n_seen || (t && s->pos[t] <= s->pos[t - 1])) {
-                st = kvp_fail(err, KVP_ERR_FORMAT, "%s: stream %zu lists position %d out of order", path, si,
+                st = kvu_fail(err, KVP_ERR_FORMAT, "%s: stream %zu lists position %d out of order", path, si,
                               s->pos[t]);
                 goto fail;
             }
@@ -1074,7 +1074,7 @@ kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **
     else free(app);
     return KVP_OK;
 trunc:
-    st = kvp_fail(err, KVP_ERR_FORMAT, "%s: the cache file is inconsistent (a section runs past its end)", path);
+    st = kvu_fail(err, KVP_ERR_FORMAT, "%s: the cache file is inconsistent (a section runs past its end)", path);
 fail:
     free(data);
     free(hist);

@@ -117,7 +117,7 @@ unknown: {
     for (const char *const *n = method_names; *n && off < sizeof list; n++)
         off += (size_t)snprintf(list + off, sizeof list - off, "%s%s",
                                 n == method_names ? "" : ", ", *n);
-    return kvp_fail(err, KVP_ERR_INVALID_ARG,
+    return kvu_fail(err, KVP_ERR_INVALID_ARG,
                     "unknown cache method '%s'; valid methods: %s (obc* "
                     "names are aliases of kvc*)",
                     name, list);
@@ -134,7 +134,7 @@ kvp_status kvc_budget_check(const kvc_method *m, const kvp_cache_params *p,
                             kvp_error *err) {
     if (m->kind == KVC_KIND_FULL) return KVP_OK;
     if (p->num_recent < -1 || p->num_heavy < -1)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "method %s: num_recent/num_heavy must be >= 0 "
                         "(got %d, %d)",
                         m->name, p->num_recent, p->num_heavy);
@@ -142,24 +142,24 @@ kvp_status kvc_budget_check(const kvc_method *m, const kvp_cache_params *p,
     const char *rnames[3] = {"recent_ratio", "heavy_ratio", "cache_ratio"};
     for (int i = 0; i < 3; i++)
         if (bad_d(ratios[i]) || (set_d(ratios[i]) && ratios[i] > 1.0))
-            return kvp_fail(err, KVP_ERR_INVALID_ARG,
+            return kvu_fail(err, KVP_ERR_INVALID_ARG,
                             "method %s: %s must be in [0, 1], or -1 for unset "
                             "(got %g)",
                             m->name, rnames[i], ratios[i]);
     if (set_d(p->cache_ratio)) {
         if (p->cache_ratio <= 0.0)
-            return kvp_fail(err, KVP_ERR_INVALID_ARG,
+            return kvu_fail(err, KVP_ERR_INVALID_ARG,
                             "method %s: cache_ratio must be > 0 (got %g)",
                             m->name, p->cache_ratio);
         if (!set_i(p->num_recent))
-            return kvp_fail(err, KVP_ERR_INVALID_ARG,
+            return kvu_fail(err, KVP_ERR_INVALID_ARG,
                             "method %s: cache_ratio needs num_recent (the "
                             "fixed recent window); heavy = int(n * "
                             "cache_ratio) - num_recent",
                             m->name);
         if (set_i(p->num_heavy) || set_d(p->recent_ratio) ||
             set_d(p->heavy_ratio))
-            return kvp_fail(err, KVP_ERR_INVALID_ARG,
+            return kvu_fail(err, KVP_ERR_INVALID_ARG,
                             "method %s: cache_ratio cannot be combined with "
                             "num_heavy, recent_ratio or heavy_ratio",
                             m->name);
@@ -167,30 +167,30 @@ kvp_status kvc_budget_check(const kvc_method *m, const kvp_cache_params *p,
     }
     if (set_d(p->recent_ratio) || set_d(p->heavy_ratio)) {
         if (!set_d(p->recent_ratio) || !set_d(p->heavy_ratio))
-            return kvp_fail(err, KVP_ERR_INVALID_ARG,
+            return kvu_fail(err, KVP_ERR_INVALID_ARG,
                             "method %s: ratio budgets need both recent_ratio "
                             "and heavy_ratio (got %g, %g)",
                             m->name, p->recent_ratio, p->heavy_ratio);
         if (set_i(p->num_recent) || set_i(p->num_heavy))
-            return kvp_fail(err, KVP_ERR_INVALID_ARG,
+            return kvu_fail(err, KVP_ERR_INVALID_ARG,
                             "method %s: give either absolute budgets "
                             "(num_recent, num_heavy) or ratios, not both",
                             m->name);
         if (p->recent_ratio + p->heavy_ratio <= 0.0)
-            return kvp_fail(err, KVP_ERR_INVALID_ARG,
+            return kvu_fail(err, KVP_ERR_INVALID_ARG,
                             "method %s: recent_ratio + heavy_ratio must be > 0",
                             m->name);
         return KVP_OK;
     }
     if (!set_i(p->num_recent) || !set_i(p->num_heavy))
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "method %s needs a budget: num_recent and num_heavy "
                         "(both, 0 allowed), or recent_ratio and heavy_ratio, "
                         "or num_recent and cache_ratio (got num_recent=%d, "
                         "num_heavy=%d)",
                         m->name, p->num_recent, p->num_heavy);
     if (p->num_recent + p->num_heavy <= 0)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "method %s: num_recent + num_heavy must be > 0",
                         m->name);
     return KVP_OK;

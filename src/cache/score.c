@@ -170,15 +170,15 @@ kvp_status kvp_score_tokens(const char *method, const kvp_score_input *in,
     kvp_status st = kvc_method_parse(method, &m, err);
     if (st != KVP_OK) return st;
     if (!in || in->n_q <= 0 || in->n_kv <= 0 || in->head_dim <= 0)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "kvp_score_tokens: n_q, n_kv and head_dim must be > 0");
     if (m.kind == KVC_KIND_SCORED &&
         (!in->attn || !in->values || (m.use_key && (!in->logits || !in->outputs))))
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "kvp_score_tokens: method %s needs attn, values%s",
                         m.name, m.use_key ? ", logits and outputs" : "");
     if (n_recent < 0 || n_heavy < 0 || num_sink < 0)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "kvp_score_tokens: budgets must be >= 0 (got %d, %d, "
                         "sink %d)",
                         n_recent, n_heavy, num_sink);
@@ -188,7 +188,7 @@ kvp_status kvp_score_tokens(const char *method, const kvp_score_input *in,
     double *sc = malloc(sizeof(double) * (size_t)n_kv);
     int32_t *kp = malloc(sizeof(int32_t) * (size_t)n_kv);
     if (!ca || !ck || !sc || !kp) {
-        st = kvp_fail(err, KVP_ERR_NOMEM, "kvp_score_tokens: out of memory");
+        st = kvu_fail(err, KVP_ERR_NOMEM, "kvp_score_tokens: out of memory");
         goto done;
     }
     if (m.kind == KVC_KIND_SCORED) {
@@ -213,7 +213,7 @@ kvp_status kvp_score_tokens(const char *method, const kvp_score_input *in,
                        n_recent, n_heavy,
                        m.kind == KVC_KIND_SINK ? n_heavy : num_sink, 0, kp);
     if (n < 0) {
-        st = kvp_fail(err, KVP_ERR_NOMEM, "kvp_score_tokens: out of memory");
+        st = kvu_fail(err, KVP_ERR_NOMEM, "kvp_score_tokens: out of memory");
         goto done;
     }
     if (scores)

@@ -125,13 +125,13 @@ static bool is_ascii_space(char c) {
  * a sign, underscores or non-ASCII digits; no jieba dictionary has them). */
 static kvp_status load_dict_txt(kvjb_dict *d, const char *path, kvp_error *err) {
     size_t len;
-    kvp_status st = kvp_read_file(path, &d->text, &len, err);
+    kvp_status st = kvu_read_file(path, &d->text, &len, err);
     if (st) return st;
-    if (len >= UINT32_MAX) return kvp_fail(err, KVP_ERR_FORMAT, "%s: file too large", path);
+    if (len >= UINT32_MAX) return kvu_fail(err, KVP_ERR_FORMAT, "%s: file too large", path);
     /* Size the table once: jieba's dictionary has about 1.4 keys per line. */
     size_t lines = 1;
     for (const char *q = d->text; (q = memchr(q, '\n', (size_t)(d->text + len - q))) != NULL; q++) lines++;
-    if (!jb_grow_slots(d, lines + lines / 2)) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+    if (!jb_grow_slots(d, lines + lines / 2)) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
     uint64_t total = 0;
     size_t lineno = 0;
     const char *p = d->text, *end = d->text + len;
@@ -146,29 +146,29 @@ static kvp_status load_dict_txt(kvjb_dict *d, const char *path, kvp_error *err) 
         for (const char *q = a; q < b;) {
             int n;
             if (kvjb_utf8_decode((const unsigned char *)q, (size_t)(b - q), &n) < 0)
-                return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: invalid UTF-8 at byte %zu of the line",
+                return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: invalid UTF-8 at byte %zu of the line",
                                 path, lineno, (size_t)(q - a) + 1);
             q += n;
         }
         const char *sp = memchr(a, ' ', (size_t)(b - a));
         if (!sp)
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: expected 'word frequency [tag]', got '%.*s'",
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: expected 'word frequency [tag]', got '%.*s'",
                             path, lineno, (int)(b - a > 80 ? 80 : b - a), a);
         const char *f = sp + 1, *fe = memchr(f, ' ', (size_t)(b - f));
         if (!fe) fe = b;
         uint64_t freq = 0;
         if (f == fe)
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: missing frequency after the word", path, lineno);
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: missing frequency after the word", path, lineno);
         for (const char *q = f; q < fe; q++) {
             if (*q < '0' || *q > '9')
-                return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: frequency '%.*s' is not a decimal number",
+                return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: frequency '%.*s' is not a decimal number",
                                 path, lineno, (int)(fe - f > 40 ? 40 : fe - f), f);
             if (freq > (UINT64_MAX - 9) / 10)
-                return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: frequency too large", path, lineno);
+                return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: frequency too large", path, lineno);
             freq = freq * 10 + (uint64_t)(*q - '0');
         }
         if (total > UINT64_MAX - freq)
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: total frequency too large", path, lineno);
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: total frequency too large", path, lineno);
         total += freq;
         /* The word, then its proper prefixes at code point boundaries. */
         uint32_t off = (uint32_t)(a - d->text);
@@ -180,11 +180,11 @@ static kvp_status load_dict_txt(kvjb_dict *d, const char *path, kvp_error *err) 
             q += n;
             bool is_word = q == sp;
             if (!jb_insert(d, off, (uint32_t)(q - a), h, is_word, freq))
-                return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+                return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
         }
     }
     if (total == 0)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: no word has a frequency above 0", path);
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: no word has a frequency above 0", path);
     d->total = total;
     d->log_total = log((double)total);
     for (size_t k = 0; k < d->n_entries; k++) {
@@ -198,14 +198,14 @@ static kvp_status load_dict_txt(kvjb_dict *d, const char *path, kvp_error *err) 
 
 kvp_status kvjb_load(const char *dir, kvjb_dict **out, kvp_error *err) {
     *out = NULL;
-    if (!dir || !*dir) return kvp_fail(err, KVP_ERR_INVALID_ARG, "jieba: no dictionary folder given");
+    if (!dir || !*dir) return kvu_fail(err, KVP_ERR_INVALID_ARG, "jieba: no dictionary folder given");
     kvjb_dict *d = calloc(1, sizeof *d);
-    if (!d) return kvp_fail(err, KVP_ERR_NOMEM, "jieba: out of memory");
+    if (!d) return kvu_fail(err, KVP_ERR_NOMEM, "jieba: out of memory");
     size_t plen = strlen(dir) + 16;
     char *path = malloc(plen);
     if (!path) {
         free(d);
-        return kvp_fail(err, KVP_ERR_NOMEM, "jieba: out of memory");
+        return kvu_fail(err, KVP_ERR_NOMEM, "jieba: out of memory");
     }
     snprintf(path, plen, "%s/dict.txt", dir);
     kvp_status st = load_dict_txt(d, path, err);
@@ -413,14 +413,14 @@ kvp_status kvjb_cut(const kvjb_dict *d, const char *text, size_t len, char ***wo
     *words = NULL;
     *n = 0;
     if (len == 0) return KVP_OK;
-    if (!text) return kvp_fail(err, KVP_ERR_INVALID_ARG, "jieba: NULL text");
-    if (len >= UINT32_MAX) return kvp_fail(err, KVP_ERR_RANGE, "jieba: text of %zu bytes is too long", len);
+    if (!text) return kvu_fail(err, KVP_ERR_INVALID_ARG, "jieba: NULL text");
+    if (len >= UINT32_MAX) return kvu_fail(err, KVP_ERR_RANGE, "jieba: text of %zu bytes is too long", len);
     /* First pass: validate and count, so the scratch is sized per code point. */
     size_t ncp = 0;
     for (size_t p = 0; p < len; ncp++) {
         int l;
         if (kvjb_utf8_decode((const unsigned char *)text + p, len - p, &l) < 0)
-            return kvp_fail(err, KVP_ERR_INVALID_ARG, "jieba: text is not valid UTF-8 at byte %zu", p);
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "jieba: text is not valid UTF-8 at byte %zu", p);
         p += (size_t)l;
     }
     uint32_t *cps = malloc(ncp * sizeof *cps);
@@ -434,7 +434,7 @@ kvp_status kvjb_cut(const kvjb_dict *d, const char *text, size_t len, char ***wo
                    .vit = vit, .back = back, .states = states};
     kvp_status st = KVP_OK;
     if (!cps || !off || !prob || !rend || !vit || !back || !states) {
-        st = kvp_fail(err, KVP_ERR_NOMEM, "jieba: out of memory for a text of %zu bytes", len);
+        st = kvu_fail(err, KVP_ERR_NOMEM, "jieba: out of memory for a text of %zu bytes", len);
         goto done;
     }
     for (size_t p = 0, k = 0; p < len; k++) {
@@ -461,7 +461,7 @@ kvp_status kvjb_cut(const kvjb_dict *d, const char *text, size_t len, char ***wo
         }
     }
     if (c.oom) {
-        st = kvp_fail(err, KVP_ERR_NOMEM, "jieba: out of memory for the words");
+        st = kvu_fail(err, KVP_ERR_NOMEM, "jieba: out of memory for the words");
         goto done;
     }
     /* One block: the pointer array, then the strings. */
@@ -469,7 +469,7 @@ kvp_status kvjb_cut(const kvjb_dict *d, const char *text, size_t len, char ***wo
     for (size_t k = 0; k < c.n_spans; k++) bytes += c.spans[k].end - c.spans[k].start + 1;
     char **out = malloc(bytes);
     if (!out) {
-        st = kvp_fail(err, KVP_ERR_NOMEM, "jieba: out of memory for the words");
+        st = kvu_fail(err, KVP_ERR_NOMEM, "jieba: out of memory for the words");
         goto done;
     }
     char *s = (char *)(out + c.n_spans);

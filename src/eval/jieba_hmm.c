@@ -71,7 +71,7 @@ typedef struct {
 } py_parser;
 
 static kvp_status py_fail(py_parser *p, const char *what) {
-    return kvp_fail(p->err, KVP_ERR_FORMAT, "%s:%d: %s", p->path, p->line, what);
+    return kvu_fail(p->err, KVP_ERR_FORMAT, "%s:%d: %s", p->path, p->line, what);
 }
 
 static int32_t py_new_node(py_parser *p, int kind) {
@@ -163,7 +163,7 @@ static kvp_status py_parse_string(py_parser *p, int32_t *out) {
     bool triple = p->end - p->s >= 2 && p->s[0] == q && p->s[1] == q;
     if (triple) p->s += 2;
     int32_t id = py_new_node(p, PY_STR);
-    if (id < 0) return kvp_fail(p->err, KVP_ERR_NOMEM, "%s: out of memory", p->path);
+    if (id < 0) return kvu_fail(p->err, KVP_ERR_NOMEM, "%s: out of memory", p->path);
     p->nodes[id].s_off = (uint32_t)p->n_str;
     for (;;) {
         if (p->s >= p->end) return py_fail(p, "unterminated string");
@@ -187,7 +187,7 @@ static kvp_status py_parse_string(py_parser *p, int32_t *out) {
             if (kvjb_utf8_decode((const unsigned char *)p->s, (size_t)(p->end - p->s), &len) < 0)
                 return py_fail(p, "invalid UTF-8 in a string");
             if (!py_put_bytes(p, p->s, (size_t)len))
-                return kvp_fail(p->err, KVP_ERR_NOMEM, "%s: out of memory", p->path);
+                return kvu_fail(p->err, KVP_ERR_NOMEM, "%s: out of memory", p->path);
             p->s += len;
             continue;
         }
@@ -232,7 +232,7 @@ static kvp_status py_parse_string(py_parser *p, int32_t *out) {
             if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
                 return py_fail(p, "escape is not a Unicode scalar value");
         }
-        if (!py_put_cp(p, cp)) return kvp_fail(p->err, KVP_ERR_NOMEM, "%s: out of memory", p->path);
+        if (!py_put_cp(p, cp)) return kvu_fail(p->err, KVP_ERR_NOMEM, "%s: out of memory", p->path);
     }
     p->nodes[id].s_len = (uint32_t)(p->n_str - p->nodes[id].s_off);
     *out = id;
@@ -273,7 +273,7 @@ static kvp_status py_parse_number(py_parser *p, int32_t *out) {
     double v = strtod(buf, NULL);
     if (isinf(v)) return py_fail(p, "number beyond the range of a double");
     int32_t id = py_new_node(p, PY_NUM);
-    if (id < 0) return kvp_fail(p->err, KVP_ERR_NOMEM, "%s: out of memory", p->path);
+    if (id < 0) return kvu_fail(p->err, KVP_ERR_NOMEM, "%s: out of memory", p->path);
     p->nodes[id].num = v;
     p->s = q;
     *out = id;
@@ -282,7 +282,7 @@ static kvp_status py_parse_number(py_parser *p, int32_t *out) {
 
 static kvp_status py_parse_dict(py_parser *p, int32_t *out, int depth) {
     int32_t id = py_new_node(p, PY_DICT);
-    if (id < 0) return kvp_fail(p->err, KVP_ERR_NOMEM, "%s: out of memory", p->path);
+    if (id < 0) return kvu_fail(p->err, KVP_ERR_NOMEM, "%s: out of memory", p->path);
     p->s++; /* '{' */
     int32_t last = -1;
     for (;;) {
@@ -376,7 +376,7 @@ static int state_of(const py_parser *p, const py_node *key) {
 }
 
 static kvp_status node_fail(const py_parser *p, const py_node *n, const char *what) {
-    return kvp_fail(p->err, KVP_ERR_FORMAT, "%s:%d: %s", p->path, n->line, what);
+    return kvu_fail(p->err, KVP_ERR_FORMAT, "%s:%d: %s", p->path, n->line, what);
 }
 
 /* Walks a dict keyed by the four states; calls fill for each (state, value)
@@ -398,7 +398,7 @@ static kvp_status walk_states(py_parser *p, int32_t root, state_fill_fn fill, kv
     static const char names[] = "BEMS";
     for (int s = 0; s < KVJB_NSTATES; s++)
         if (!seen[s])
-            return kvp_fail(p->err, KVP_ERR_FORMAT, "%s: P has no entry for state '%c'", p->path,
+            return kvu_fail(p->err, KVP_ERR_FORMAT, "%s: P has no entry for state '%c'", p->path,
                             names[s]);
     return KVP_OK;
 }
@@ -445,11 +445,11 @@ static kvp_status load_table(const char *dir, const char *name, state_fill_fn fi
                              kvp_error *err) {
     size_t plen = strlen(dir) + strlen(name) + 16;
     char *path = malloc(plen);
-    if (!path) return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+    if (!path) return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     snprintf(path, plen, "%s/finalseg/%s", dir, name);
     char *text = NULL;
     size_t len = 0;
-    kvp_status st = kvp_read_file(path, &text, &len, err);
+    kvp_status st = kvu_read_file(path, &text, &len, err);
     if (st == KVP_OK) {
         py_parser p = {.path = path, .s = text, .end = text + len, .line = 1, .err = err};
         int32_t root;
@@ -466,7 +466,7 @@ static kvp_status load_table(const char *dir, const char *name, state_fill_fn fi
 kvp_status kvjb_hmm_load(const char *dir, kvjb_hmm *hmm, kvp_error *err) {
     memset(hmm, 0, sizeof *hmm);
     hmm->emit = malloc((size_t)KVJB_NSTATES * KVJB_HAN_N * sizeof *hmm->emit);
-    if (!hmm->emit) return kvp_fail(err, KVP_ERR_NOMEM, "out of memory for the HMM tables");
+    if (!hmm->emit) return kvu_fail(err, KVP_ERR_NOMEM, "out of memory for the HMM tables");
     for (size_t i = 0; i < (size_t)KVJB_NSTATES * KVJB_HAN_N; i++) hmm->emit[i] = KVJB_MIN_FLOAT;
     for (int a = 0; a < KVJB_NSTATES; a++)
         for (int b = 0; b < KVJB_NSTATES; b++) hmm->trans[a][b] = KVJB_MIN_FLOAT;

@@ -19,7 +19,7 @@ static bool blank(const char *s, size_t n) {
 
 /* kvjl_parse; with torn_line not NULL, a last line without a newline that
  * is not a whole object is skipped and its number stored there. */
-static kvp_status parse(const char *path, const char *buf, size_t len, kvp_jsonl *out,
+static kvp_status parse(const char *path, const char *buf, size_t len, kvev_jsonl *out,
                         size_t *torn_line, kvp_error *err) {
     out->items = NULL;
     out->n = 0;
@@ -36,8 +36,8 @@ static kvp_status parse(const char *path, const char *buf, size_t len, kvp_jsonl
         json_error_t jerr;
         json_t *v = json_loadb(s, n, JSON_ALLOW_NUL, &jerr);
         if (!v && json_error_code(&jerr) == json_error_out_of_memory) {
-            kvp_jsonl_free(out);
-            return kvp_fail(err, KVP_ERR_NOMEM, "%s:%zu: out of memory", path, line);
+            kvev_jsonl_free(out);
+            return kvu_fail(err, KVP_ERR_NOMEM, "%s:%zu: out of memory", path, line);
         }
         if ((!v || !json_is_object(v)) && !nl && torn_line) {
             /* no newline and no whole object: what a killed writer leaves */
@@ -46,22 +46,22 @@ static kvp_status parse(const char *path, const char *buf, size_t len, kvp_jsonl
             break;
         }
         if (!v) {
-            kvp_jsonl_free(out);
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: invalid JSON at column %d: %s", path,
+            kvev_jsonl_free(out);
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: invalid JSON at column %d: %s", path,
                             line, jerr.column, jerr.text);
         }
         if (!json_is_object(v)) {
             json_decref(v);
-            kvp_jsonl_free(out);
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: expected a JSON object", path, line);
+            kvev_jsonl_free(out);
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: expected a JSON object", path, line);
         }
         if (out->n == cap) {
             size_t nc = cap ? cap * 2 : 64;
-            kvp_jsonl_item *ni = realloc(out->items, nc * sizeof *ni);
+            kvev_jsonl_item *ni = realloc(out->items, nc * sizeof *ni);
             if (!ni) {
                 json_decref(v);
-                kvp_jsonl_free(out);
-                    return kvp_fail(err, KVP_ERR_NOMEM, "%s:%zu: out of memory", path, line);
+                kvev_jsonl_free(out);
+                    return kvu_fail(err, KVP_ERR_NOMEM, "%s:%zu: out of memory", path, line);
             }
             out->items = ni;
             cap = nc;
@@ -73,30 +73,30 @@ static kvp_status parse(const char *path, const char *buf, size_t len, kvp_jsonl
     return KVP_OK;
 }
 
-kvp_status kvjl_parse(const char *path, const char *buf, size_t len, kvp_jsonl *out,
+kvp_status kvjl_parse(const char *path, const char *buf, size_t len, kvev_jsonl *out,
                       kvp_error *err) {
     return parse(path, buf, len, out, NULL, err);
 }
 
-kvp_status kvp_jsonl_read(const char *path, kvp_jsonl *out, kvp_error *err) {
+kvp_status kvev_jsonl_read(const char *path, kvev_jsonl *out, kvp_error *err) {
     return kvev_jsonl_read_partial(path, out, NULL, err);
 }
 
-kvp_status kvev_jsonl_read_partial(const char *path, kvp_jsonl *out, size_t *torn_line,
+kvp_status kvev_jsonl_read_partial(const char *path, kvev_jsonl *out, size_t *torn_line,
                                    kvp_error *err) {
     out->items = NULL;
     out->n = 0;
     if (torn_line) *torn_line = 0;
     char *buf = NULL;
     size_t len = 0;
-    kvp_status st = kvp_read_file(path, &buf, &len, err);
+    kvp_status st = kvu_read_file(path, &buf, &len, err);
     if (st != KVP_OK) return st;
     st = parse(path, buf, len, out, torn_line, err);
     free(buf);
     return st;
 }
 
-void kvp_jsonl_free(kvp_jsonl *j) {
+void kvev_jsonl_free(kvev_jsonl *j) {
     if (!j) return;
     for (size_t i = 0; i < j->n; i++) json_decref(j->items[i].value);
     free(j->items);
@@ -104,17 +104,17 @@ void kvp_jsonl_free(kvp_jsonl *j) {
     j->n = 0;
 }
 
-kvp_status kvp_jsonl_repair(const char *path, size_t *dropped, kvp_error *err) {
+kvp_status kvev_jsonl_repair(const char *path, size_t *dropped, kvp_error *err) {
     *dropped = 0;
     int fd = open(path, O_RDWR);
     if (fd < 0) {
         if (errno == ENOENT) return KVP_OK;
-        return kvp_fail(err, KVP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return kvu_fail(err, KVP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     }
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         close(fd);
-        return kvp_fail(err, KVP_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+        return kvu_fail(err, KVP_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     }
     /* Scan backwards for the last newline. */
     off_t size = sb.st_size, keep = 0;
@@ -124,7 +124,7 @@ kvp_status kvp_jsonl_repair(const char *path, size_t *dropped, kvp_error *err) {
         ssize_t got = pread(fd, chunk, (size_t)(end - start), start);
         if (got != end - start) {
             close(fd);
-            return kvp_fail(err, KVP_ERR_IO, "%s: read error while checking the last line", path);
+            return kvu_fail(err, KVP_ERR_IO, "%s: read error while checking the last line", path);
         }
         off_t k = got;
         while (k > 0 && chunk[k - 1] != '\n') k--;
@@ -137,7 +137,7 @@ kvp_status kvp_jsonl_repair(const char *path, size_t *dropped, kvp_error *err) {
     if (keep < size) {
         if (ftruncate(fd, keep) != 0) {
             close(fd);
-            return kvp_fail(err, KVP_ERR_IO, "%s: cannot truncate the torn last line: %s", path,
+            return kvu_fail(err, KVP_ERR_IO, "%s: cannot truncate the torn last line: %s", path,
                             strerror(errno));
         }
         fsync(fd);
@@ -147,14 +147,14 @@ kvp_status kvp_jsonl_repair(const char *path, size_t *dropped, kvp_error *err) {
     return KVP_OK;
 }
 
-kvp_status kvp_jsonl_writer_open(kvp_jsonl_writer *w, const char *path, int sync_every,
+kvp_status kvev_jsonl_writer_open(kvev_jsonl_writer *w, const char *path, int sync_every,
                                  kvp_error *err) {
     memset(w, 0, sizeof *w);
     w->path = strdup(path);
-    if (!w->path) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+    if (!w->path) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
     w->f = fopen(path, "ab");
     if (!w->f) {
-        kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot open for appending: %s", path,
+        kvp_status st = kvu_fail(err, KVP_ERR_IO, "%s: cannot open for appending: %s", path,
                                  strerror(errno));
         free(w->path);
         w->path = NULL;
@@ -164,21 +164,21 @@ kvp_status kvp_jsonl_writer_open(kvp_jsonl_writer *w, const char *path, int sync
     return KVP_OK;
 }
 
-kvp_status kvp_jsonl_writer_put(kvp_jsonl_writer *w, const json_t *value, kvp_error *err) {
+kvp_status kvev_jsonl_writer_put(kvev_jsonl_writer *w, const json_t *value, kvp_error *err) {
     char *s = json_dumps(value, JSON_PRESERVE_ORDER);
-    if (!s) return kvp_fail(err, KVP_ERR_NOMEM, "%s: cannot serialise a line", w->path);
+    if (!s) return kvu_fail(err, KVP_ERR_NOMEM, "%s: cannot serialise a line", w->path);
     size_t n = strlen(s);
     char *line = realloc(s, n + 2);
     if (!line) {
         free(s);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", w->path);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", w->path);
     }
     line[n] = '\n';
     line[n + 1] = '\0';
     size_t put = fwrite(line, 1, n + 1, w->f);
     free(line);
     if (put != n + 1 || fflush(w->f) != 0)
-        return kvp_fail(err, KVP_ERR_IO, "%s: write failed: %s", w->path, strerror(errno));
+        return kvu_fail(err, KVP_ERR_IO, "%s: write failed: %s", w->path, strerror(errno));
     if (++w->since_sync >= w->sync_every) {
         fsync(fileno(w->f));
         w->since_sync = 0;
@@ -186,22 +186,22 @@ kvp_status kvp_jsonl_writer_put(kvp_jsonl_writer *w, const json_t *value, kvp_er
     return KVP_OK;
 }
 
-kvp_status kvp_jsonl_writer_close(kvp_jsonl_writer *w, kvp_error *err) {
+kvp_status kvev_jsonl_writer_close(kvev_jsonl_writer *w, kvp_error *err) {
     kvp_status st = KVP_OK;
     if (w->f) {
         if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0)
-            st = kvp_fail(err, KVP_ERR_IO, "%s: flush failed: %s", w->path, strerror(errno));
+            st = kvu_fail(err, KVP_ERR_IO, "%s: flush failed: %s", w->path, strerror(errno));
         if (fclose(w->f) != 0 && st == KVP_OK)
-            st = kvp_fail(err, KVP_ERR_IO, "%s: close failed: %s", w->path, strerror(errno));
+            st = kvu_fail(err, KVP_ERR_IO, "%s: close failed: %s", w->path, strerror(errno));
     }
     free(w->path);
     memset(w, 0, sizeof *w);
     return st;
 }
 
-kvp_status kvjl_writer_finish(kvp_jsonl_writer *w, kvp_status st, kvp_error *err) {
+kvp_status kvjl_writer_finish(kvev_jsonl_writer *w, kvp_status st, kvp_error *err) {
     kvp_error cerr;
-    kvp_status cst = kvp_jsonl_writer_close(w, &cerr);
+    kvp_status cst = kvev_jsonl_writer_close(w, &cerr);
     if (st == KVP_OK && cst != KVP_OK) {
         st = cst;
         if (err) *err = cerr;
@@ -209,59 +209,59 @@ kvp_status kvjl_writer_finish(kvp_jsonl_writer *w, kvp_status st, kvp_error *err
     return st;
 }
 
-kvp_status kvp_json_get_string(const json_t *obj, const char *key, bool required,
+kvp_status kvev_json_get_string(const json_t *obj, const char *key, bool required,
                                const char *file, size_t line, const char **out,
                                kvp_error *err) {
     *out = NULL;
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) {
         if (required)
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: missing field '%s'", file, line, key);
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: missing field '%s'", file, line, key);
         return KVP_OK;
     }
     if (!json_is_string(v))
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: field '%s' must be a string", file, line,
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: field '%s' must be a string", file, line,
                         key);
     *out = json_string_value(v);
     return KVP_OK;
 }
 
-kvp_status kvp_json_get_int(const json_t *obj, const char *key, bool required,
+kvp_status kvev_json_get_int(const json_t *obj, const char *key, bool required,
                             const char *file, size_t line, long long *out, bool *present,
                             kvp_error *err) {
     if (present) *present = false;
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) {
         if (required)
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: missing field '%s'", file, line, key);
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: missing field '%s'", file, line, key);
         return KVP_OK;
     }
     if (!json_is_integer(v))
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: field '%s' must be an integer", file,
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: field '%s' must be an integer", file,
                         line, key);
     *out = json_integer_value(v);
     if (present) *present = true;
     return KVP_OK;
 }
 
-void kvp_strv_free(char **v, size_t n) {
+void kvev_strv_free(char **v, size_t n) {
     if (!v) return;
     for (size_t i = 0; i < n; i++) free(v[i]);
     free(v);
 }
 
-kvp_status kvp_json_get_string_list(const json_t *obj, const char *key, const char *file,
+kvp_status kvev_json_get_string_list(const json_t *obj, const char *key, const char *file,
                                     size_t line, char ***out, size_t *n, kvp_error *err) {
     *out = NULL;
     *n = 0;
     json_t *v = json_object_get(obj, key);
-    if (!v) return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: missing field '%s'", file, line, key);
+    if (!v) return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: missing field '%s'", file, line, key);
     if (!json_is_array(v))
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: field '%s' must be a list of strings",
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: field '%s' must be a list of strings",
                         file, line, key);
     size_t m = json_array_size(v);
     char **list = calloc(m ? m : 1, sizeof *list);
-    if (!list) return kvp_fail(err, KVP_ERR_NOMEM, "%s:%zu: out of memory", file, line);
+    if (!list) return kvu_fail(err, KVP_ERR_NOMEM, "%s:%zu: out of memory", file, line);
     for (size_t i = 0; i < m; i++) {
         json_t *e = json_array_get(v, i);
         char num[32];
@@ -269,8 +269,8 @@ kvp_status kvp_json_get_string_list(const json_t *obj, const char *key, const ch
         if (json_is_string(e)) {
             s = json_string_value(e);
             if (strlen(s) != json_string_length(e)) {
-                kvp_strv_free(list, i);
-                return kvp_fail(err, KVP_ERR_FORMAT,
+                kvev_strv_free(list, i);
+                return kvu_fail(err, KVP_ERR_FORMAT,
                                 "%s:%zu: field '%s' item %zu holds a NUL character", file, line,
                                 key, i);
             }
@@ -278,14 +278,14 @@ kvp_status kvp_json_get_string_list(const json_t *obj, const char *key, const ch
             snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(e));
             s = num;
         } else {
-            kvp_strv_free(list, i);
-            return kvp_fail(err, KVP_ERR_FORMAT,
+            kvev_strv_free(list, i);
+            return kvu_fail(err, KVP_ERR_FORMAT,
                             "%s:%zu: field '%s' item %zu must be a string", file, line, key, i);
         }
         list[i] = strdup(s);
         if (!list[i]) {
-            kvp_strv_free(list, i);
-            return kvp_fail(err, KVP_ERR_NOMEM, "%s:%zu: out of memory", file, line);
+            kvev_strv_free(list, i);
+            return kvu_fail(err, KVP_ERR_NOMEM, "%s:%zu: out of memory", file, line);
         }
     }
     *out = list;
@@ -293,32 +293,32 @@ kvp_status kvp_json_get_string_list(const json_t *obj, const char *key, const ch
     return KVP_OK;
 }
 
-kvp_status kvp_json_write_file_atomic(const char *path, const json_t *value, kvp_error *err) {
+kvp_status kvev_json_write_file_atomic(const char *path, const json_t *value, kvp_error *err) {
     char *text = json_dumps(value, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
-    if (!text) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+    if (!text) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
     size_t n = strlen(text);
     char *withnl = realloc(text, n + 2);
     if (!withnl) {
         free(text);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
     }
     withnl[n] = '\n';
     withnl[n + 1] = '\0';
-    kvp_status st = kvp_write_file_atomic(path, withnl, n + 1, err);
+    kvp_status st = kvu_write_file_atomic(path, withnl, n + 1, err);
     free(withnl);
     return st;
 }
 
-kvp_status kvp_mkdirs(const char *path, kvp_error *err) {
+kvp_status kvev_mkdirs(const char *path, kvp_error *err) {
     char *p = strdup(path);
-    if (!p) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+    if (!p) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
     size_t n = strlen(p);
     for (size_t i = 1; i <= n; i++) {
         if (p[i] != '/' && p[i] != '\0') continue;
         char c = p[i];
         p[i] = '\0';
         if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot create directory: %s", p,
+            kvp_status st = kvu_fail(err, KVP_ERR_IO, "%s: cannot create directory: %s", p,
                                      strerror(errno));
             free(p);
             return st;

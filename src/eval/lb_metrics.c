@@ -144,7 +144,7 @@ static bool ascii_punct(uint32_t c) {
            (c >= 123 && c <= 126);
 }
 
-static kvp_status oom(kvp_error *err) { return kvp_fail(err, KVP_ERR_NOMEM, "out of memory"); }
+static kvp_status oom(kvp_error *err) { return kvu_fail(err, KVP_ERR_NOMEM, "out of memory"); }
 
 /* normalize_answer: lower, drop string.punctuation, re.sub(r"\b(a|an|the)\b",
  * " "), " ".join(split()). Returns malloc'ed UTF-8. */
@@ -246,7 +246,7 @@ static char *normalize_zh(const char *s, size_t len) {
 static kvp_status cut(const kvlb_score_opts *o, const char *s, size_t len, char ***w, size_t *n,
                       kvp_error *err) {
     if (!o || !o->cutter || !o->cutter->cut)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "the Chinese metrics need jieba's dictionary (--jieba-dir)");
     return o->cutter->cut(o->cutter->user, s, len, w, n, err);
 }
@@ -568,7 +568,7 @@ kvp_status kvlb_classification(const char *pred, size_t pred_len, const char *gt
                                char *const *all_classes, size_t n_classes, double *score,
                                kvp_error *err) {
     if (!all_classes)
-        return kvp_fail(err, KVP_ERR_FORMAT,
+        return kvu_fail(err, KVP_ERR_FORMAT,
                         "classification needs 'all_classes' (it is null in the file's last row)");
     size_t gl = strlen(gt);
     const char **list = malloc((n_classes + 1) * sizeof *list);
@@ -632,7 +632,7 @@ kvp_status kvlb_number_match(const char *pred, size_t pred_len, const char *gt, 
             }
         }
         if (!found)
-            return kvp_fail(err, KVP_ERR_FORMAT, "the answer '%.60s' has no '%s<number>'", gt,
+            return kvu_fail(err, KVP_ERR_FORMAT, "the answer '%.60s' has no '%s<number>'", gt,
                             prefix);
     }
     slices nums = {0};
@@ -752,7 +752,7 @@ kvp_status kvlb_score(kvlb_metric m, const char *pred, size_t pred_len, const ch
     case KVLB_CODE_SIM:
         return kvlb_code_sim(pred, pred_len, gt, gt_len, score, err);
     }
-    return kvp_fail(err, KVP_ERR_INVALID_ARG, "unknown metric %d", (int)m);
+    return kvu_fail(err, KVP_ERR_INVALID_ARG, "unknown metric %d", (int)m);
 }
 
 /* ---------------------------------------------------------------- numpy --- */

@@ -31,7 +31,7 @@ bool kvlb_dataset_no_chat(const char *d) {
            !strcmp(d, "lsht") || !strcmp(d, "lcc") || !strcmp(d, "repobench-p");
 }
 
-static kvp_status oom(kvp_error *err) { return kvp_fail(err, KVP_ERR_NOMEM, "out of memory"); }
+static kvp_status oom(kvp_error *err) { return kvu_fail(err, KVP_ERR_NOMEM, "out of memory"); }
 
 /* -------------------------------------------------------------- config --- */
 
@@ -43,13 +43,13 @@ static kvp_status load_object(const char *dir, const char *name, json_t **out, k
     kvp_status st = KVP_OK;
     if (!*out) {
         if (access(path, R_OK) != 0)
-            st = kvp_fail(err, KVP_ERR_IO, "--config-dir: cannot read %s: %s", path,
+            st = kvu_fail(err, KVP_ERR_IO, "--config-dir: cannot read %s: %s", path,
                           strerror(errno));
         else
-            st = kvp_fail(err, KVP_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line,
+            st = kvu_fail(err, KVP_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line,
                           jerr.text);
     } else if (!json_is_object(*out)) {
-        st = kvp_fail(err, KVP_ERR_FORMAT, "%s: expected a JSON object", path);
+        st = kvu_fail(err, KVP_ERR_FORMAT, "%s: expected a JSON object", path);
         json_decref(*out);
         *out = NULL;
     }
@@ -79,9 +79,9 @@ void kvlb_config_free(kvlb_config *c) {
 static kvp_status config_int(const kvlb_config *c, const json_t *obj, const char *file,
                              const char *key, int *out, kvp_error *err) {
     json_t *v = json_object_get(obj, key);
-    if (!v) return kvp_fail(err, KVP_ERR_FORMAT, "%s/%s: no key '%s'", c->dir, file, key);
+    if (!v) return kvu_fail(err, KVP_ERR_FORMAT, "%s/%s: no key '%s'", c->dir, file, key);
     if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > (1 << 24))
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s/%s: '%s' must be a positive integer", c->dir,
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s/%s: '%s' must be a positive integer", c->dir,
                         file, key);
     *out = (int)json_integer_value(v);
     return KVP_OK;
@@ -101,7 +101,7 @@ kvp_status kvlb_config_max_length(const kvlb_config *c, const char *model_name, 
         if (off < sizeof known)
             off += (size_t)snprintf(known + off, sizeof known - off, "%s%s", off ? ", " : "", k);
     }
-    return kvp_fail(err, KVP_ERR_INVALID_ARG,
+    return kvu_fail(err, KVP_ERR_INVALID_ARG,
                     "--model-name: '%s' is not in %s/model2maxlen.json (known: %s); give "
                     "--max-length N", model_name, c->dir, known);
 }
@@ -140,13 +140,13 @@ kvp_status kvlb_format_prompt(const char *tmpl, const json_t *fields, char **out
         } else if (s[0] == '{') {
             const char *e = strchr(s, '}');
             if (!e) {
-                st = kvp_fail(err, KVP_ERR_FORMAT, "the prompt template has an unclosed '{'");
+                st = kvu_fail(err, KVP_ERR_FORMAT, "the prompt template has an unclosed '{'");
                 break;
             }
             char name[128];
             size_t nl = (size_t)(e - s - 1);
             if (nl == 0 || nl >= sizeof name || memchr(s + 1, '{', nl)) {
-                st = kvp_fail(err, KVP_ERR_FORMAT, "the prompt template has a bad field '%.*s'",
+                st = kvu_fail(err, KVP_ERR_FORMAT, "the prompt template has a bad field '%.*s'",
                               (int)(nl + 2 < 60 ? nl + 2 : 60), s);
                 break;
             }
@@ -154,7 +154,7 @@ kvp_status kvlb_format_prompt(const char *tmpl, const json_t *fields, char **out
             name[nl] = '\0';
             json_t *v = json_object_get(fields, name);
             if (!v) {
-                st = kvp_fail(err, KVP_ERR_FORMAT, "missing field '%s' (the prompt uses {%s})",
+                st = kvu_fail(err, KVP_ERR_FORMAT, "missing field '%s' (the prompt uses {%s})",
                               name, name);
             } else if (json_is_string(v)) {
                 if (!sb_put(&b, json_string_value(v), json_string_length(v))) st = oom(err);
@@ -163,11 +163,11 @@ kvp_status kvlb_format_prompt(const char *tmpl, const json_t *fields, char **out
                 snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
                 if (!sb_put(&b, num, strlen(num))) st = oom(err);
             } else {
-                st = kvp_fail(err, KVP_ERR_FORMAT, "field '%s' must be a string", name);
+                st = kvu_fail(err, KVP_ERR_FORMAT, "field '%s' must be a string", name);
             }
             s = e + 1;
         } else if (s[0] == '}') {
-            st = kvp_fail(err, KVP_ERR_FORMAT, "the prompt template has a single '}'");
+            st = kvu_fail(err, KVP_ERR_FORMAT, "the prompt template has a single '}'");
         } else {
             const char *e = s;
             while (*e && *e != '{' && *e != '}') e++;
@@ -249,7 +249,7 @@ bool kvlb_postprocess_parse(const char *s, kvlb_postprocess *out) {
 size_t kvlb_postprocess_apply(kvlb_postprocess pp, char *s, size_t len) {
     switch (pp) {
     case KVLB_POST_LLAMA3:
-        return kvp_niah_postprocess(s, len);
+        return kvev_niah_postprocess(s, len);
     case KVLB_POST_XGEN: { /* response.strip().replace("Assistant:", "") */
         size_t end, b = kvpy_strip(s, len, &end);
         memmove(s, s + b, end - b);
@@ -308,7 +308,7 @@ void kvlb_pred_default_params(kvlb_pred_params *p) {
 typedef struct lb_data {
     const char *name;
     char *path;
-    kvp_jsonl j;
+    kvev_jsonl j;
     const char *tmpl;
     int max_gen;
 } lb_data;
@@ -324,7 +324,7 @@ typedef struct lb_exp {
 typedef struct lb_part {
     char *path;
     size_t a;         /* first sample it holds */
-    kvp_jsonl j;      /* its rows, samples a, a+1, ... */
+    kvev_jsonl j;      /* its rows, samples a, a+1, ... */
 } lb_part;
 
 typedef struct lb_file {
@@ -346,43 +346,43 @@ static double now_s(void) {
 
 /* Validates the fields pred.py reads, and the prompt formatting. */
 static kvp_status check_data(lb_data *d, kvp_error *err) {
-    if (d->j.n == 0) return kvp_fail(err, KVP_ERR_FORMAT, "%s: no samples", d->path);
+    if (d->j.n == 0) return kvu_fail(err, KVP_ERR_FORMAT, "%s: no samples", d->path);
     for (size_t i = 0; i < d->j.n; i++) {
         const json_t *o = d->j.items[i].value;
         size_t line = d->j.items[i].line;
         char **v;
         size_t nv;
-        kvp_status st = kvp_json_get_string_list(o, "answers", d->path, line, &v, &nv, err);
+        kvp_status st = kvev_json_get_string_list(o, "answers", d->path, line, &v, &nv, err);
         if (st != KVP_OK) return st;
-        kvp_strv_free(v, nv);
+        kvev_strv_free(v, nv);
         json_t *ac = json_object_get(o, "all_classes");
         if (!ac)
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: missing field 'all_classes'", d->path,
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: missing field 'all_classes'", d->path,
                             line);
         if (!json_is_null(ac)) {
-            st = kvp_json_get_string_list(o, "all_classes", d->path, line, &v, &nv, err);
+            st = kvev_json_get_string_list(o, "all_classes", d->path, line, &v, &nv, err);
             if (st != KVP_OK) return st;
-            kvp_strv_free(v, nv);
+            kvev_strv_free(v, nv);
         }
         long long len;
-        st = kvp_json_get_int(o, "length", true, d->path, line, &len, NULL, err);
+        st = kvev_json_get_int(o, "length", true, d->path, line, &len, NULL, err);
         if (st != KVP_OK) return st;
         char *prompt = NULL;
         st = kvlb_format_prompt(d->tmpl, o, &prompt, err);
         free(prompt);
-        if (st != KVP_OK) return kvp_fail_prefix(err, st, "%s:%zu", d->path, line);
+        if (st != KVP_OK) return kvu_fail_prefix(err, st, "%s:%zu", d->path, line);
     }
     return KVP_OK;
 }
 
-static kvp_status count_rows(const char *path, kvp_jsonl *j, size_t *torn, kvp_error *err) {
+static kvp_status count_rows(const char *path, kvev_jsonl *j, size_t *torn, kvp_error *err) {
     memset(j, 0, sizeof *j);
     size_t dropped = 0;
-    kvp_status st = kvp_jsonl_repair(path, &dropped, err);
+    kvp_status st = kvev_jsonl_repair(path, &dropped, err);
     if (st != KVP_OK) return st;
     *torn += dropped > 0;
     if (access(path, F_OK) != 0) return KVP_OK;
-    return kvp_jsonl_read(path, j, err);
+    return kvev_jsonl_read(path, j, err);
 }
 
 /* Shard parts of `base` (file name) in dir: "<base>.part-I-of-N". */
@@ -418,7 +418,7 @@ static kvp_status find_parts(const char *dir, const char *base, size_t n, lb_fil
         size_t b = (si + 1) * n / sn;
         st = count_rows(pt->path, &pt->j, torn, err);
         if (st == KVP_OK && pt->j.n > b - pt->a)
-            st = kvp_fail(err, KVP_ERR_FORMAT, "%s: %zu rows, more than the %zu samples of its "
+            st = kvu_fail(err, KVP_ERR_FORMAT, "%s: %zu rows, more than the %zu samples of its "
                           "shard (a different data file?)", pt->path, pt->j.n, b - pt->a);
     }
     closedir(dp);
@@ -430,7 +430,7 @@ static void file_free(lb_file *f) {
     if (f->target != f->path) free(f->target);
     for (size_t i = 0; i < f->n_parts; i++) {
         free(f->parts[i].path);
-        kvp_jsonl_free(&f->parts[i].j);
+        kvev_jsonl_free(&f->parts[i].j);
     }
     free(f->parts);
 }
@@ -443,7 +443,7 @@ static const json_t *part_row(const lb_file *f, size_t i) {
     return NULL;
 }
 
-static kvp_status sample_ids(const kvp_prompt_style *ps0,
+static kvp_status sample_ids(const kvev_prompt_style *ps0,
                              const lb_data *d, size_t i, int max_length, int32_t **ids,
                              size_t *n, bool *truncated, kvp_error *err) {
     char *prompt = NULL, *cut = NULL;
@@ -452,16 +452,16 @@ static kvp_status sample_ids(const kvp_prompt_style *ps0,
     if (st == KVP_OK) st = kvlb_truncate_middle(ps0->tok, prompt, max_length, &cut, &n_tok, err);
     if (st == KVP_OK) {
         *truncated = n_tok > (size_t)max_length;
-        kvp_prompt_style ps = *ps0;
+        kvev_prompt_style ps = *ps0;
         if (kvlb_dataset_no_chat(d->name)) ps.no_chat = true;
-        st = kvp_prompt_ids(&ps, cut, ids, n, err);
+        st = kvev_prompt_ids(&ps, cut, ids, n, err);
     }
     free(prompt);
     free(cut);
     return st;
 }
 
-static kvp_status write_row(kvp_jsonl_writer *w, const json_t *sample, const char *text,
+static kvp_status write_row(kvev_jsonl_writer *w, const json_t *sample, const char *text,
                             size_t len, kvp_error *err) {
     json_t *o = json_object();
     if (!o) return oom(err);
@@ -469,14 +469,14 @@ static kvp_status write_row(kvp_jsonl_writer *w, const json_t *sample, const cha
     json_object_set(o, "answers", json_object_get(sample, "answers"));
     json_object_set(o, "all_classes", json_object_get(sample, "all_classes"));
     json_object_set(o, "length", json_object_get(sample, "length"));
-    kvp_status st = kvp_jsonl_writer_put(w, o, err);
+    kvp_status st = kvev_jsonl_writer_put(w, o, err);
     json_decref(o);
     return st;
 }
 
 static kvp_status generate_one(kvp_model *model, kvp_cache *cache, const kvlb_pred_params *p,
-                               const kvp_prompt_style *ps, const lb_data *d, size_t i,
-                               int max_length, kvp_jsonl_writer *w, bool *truncated,
+                               const kvev_prompt_style *ps, const lb_data *d, size_t i,
+                               int max_length, kvev_jsonl_writer *w, bool *truncated,
                                kvp_error *err) {
     int32_t *ids = NULL;
     size_t n = 0;
@@ -503,34 +503,34 @@ static kvp_status generate_one(kvp_model *model, kvp_cache *cache, const kvlb_pr
 }
 
 static kvp_status check_params(const kvlb_pred_params *p, kvp_error *err) {
-    if (p->n_methods == 0) return kvp_fail(err, KVP_ERR_INVALID_ARG, "--method: no method given");
+    if (p->n_methods == 0) return kvu_fail(err, KVP_ERR_INVALID_ARG, "--method: no method given");
     bool pruned = false;
     for (size_t m = 0; m < p->n_methods; m++) {
-        if (!kvp_needle_method_known(p->methods[m]))
-            return kvp_fail(err, KVP_ERR_INVALID_ARG, "--method: unknown method '%s'",
+        if (!kvev_needle_method_known(p->methods[m]))
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "--method: unknown method '%s'",
                             p->methods[m]);
         pruned |= strcmp(p->methods[m], "full") != 0;
     }
     for (size_t r = 0; r < p->n_ratios; r++)
         if (!(p->ratios[r] > 0 && p->ratios[r] <= 1))
-            return kvp_fail(err, KVP_ERR_INVALID_ARG, "--cache-ratio: %g is outside (0, 1]",
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "--cache-ratio: %g is outside (0, 1]",
                             p->ratios[r]);
     bool absolute = p->num_recent >= 0 || p->num_heavy >= 0;
     if (absolute && (p->num_recent < 0 || p->num_heavy < 0))
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "--num-recent and --num-heavy go together");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--num-recent and --num-heavy go together");
     if (absolute && p->n_ratios)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "give --cache-ratio or --num-recent/--num-heavy, not both");
     if (pruned && !absolute && p->n_ratios == 0)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "pruning methods need --cache-ratio LIST or --num-recent N --num-heavy N");
     if (p->shard_count < 1 || p->shard_index < 0 || p->shard_index >= p->shard_count)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "--shard: %d/%d is not I/N with 0 <= I < N",
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--shard: %d/%d is not I/N with 0 <= I < N",
                         p->shard_index, p->shard_count);
     if (!p->model_name || !*p->model_name)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "--model-name: empty");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--model-name: empty");
     if (strchr(p->model_name, '/'))
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "--model-name: '%s' holds a '/'",
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--model-name: '%s' holds a '/'",
                         p->model_name);
     return KVP_OK;
 }
@@ -540,9 +540,9 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
     memset(sum, 0, sizeof *sum);
     kvp_status st = check_params(p, err);
     if (st != KVP_OK) return st;
-    kvp_prompt_style ps = p->prompt;
+    kvev_prompt_style ps = p->prompt;
     if (!ps.tok) ps.tok = kvp_model_tokenizer(model);
-    if (!ps.tok) return kvp_fail(err, KVP_ERR_INVALID_ARG, "the model has no tokenizer");
+    if (!ps.tok) return kvu_fail(err, KVP_ERR_INVALID_ARG, "the model has no tokenizer");
 
     kvlb_config cfg;
     st = kvlb_config_load(p->config_dir, &cfg, err);
@@ -560,7 +560,7 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
         st = kvp_chat_apply(ps.tok, ps.chat_template, &msg, 1, true, &rendered, err);
         kvp_free(rendered);
         if (st != KVP_OK) {
-            kvp_fail_prefix(err, st, "the chat template (use --chat-template NAME or --no-chat)");
+            kvu_fail_prefix(err, st, "the chat template (use --chat-template NAME or --no-chat)");
             kvlb_config_free(&cfg);
             return st;
         }
@@ -591,22 +591,22 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
             for (const char *const *k = kvlb_datasets; *k && off < sizeof list; k++)
                 off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", off ? ", " : "",
                                         *k);
-            st = kvp_fail(err, KVP_ERR_INVALID_ARG, "--task: unknown dataset '%s' (known: %s)",
+            st = kvu_fail(err, KVP_ERR_INVALID_ARG, "--task: unknown dataset '%s' (known: %s)",
                           d->name, list);
             break;
         }
         for (size_t k = 0; k < i && st == KVP_OK; k++)
             if (!strcmp(data[k].name, d->name))
-                st = kvp_fail(err, KVP_ERR_INVALID_ARG, "--task: '%s' is listed twice", d->name);
+                st = kvu_fail(err, KVP_ERR_INVALID_ARG, "--task: '%s' is listed twice", d->name);
         if (st != KVP_OK) break;
         json_t *t = json_object_get(cfg.prompt, d->name);
         if (!t) {
-            st = kvp_fail(err, KVP_ERR_FORMAT, "%s/dataset2prompt.json: no key '%s'", cfg.dir,
+            st = kvu_fail(err, KVP_ERR_FORMAT, "%s/dataset2prompt.json: no key '%s'", cfg.dir,
                           d->name);
             break;
         }
         if (!json_is_string(t)) {
-            st = kvp_fail(err, KVP_ERR_FORMAT, "%s/dataset2prompt.json: '%s' must be a string",
+            st = kvu_fail(err, KVP_ERR_FORMAT, "%s/dataset2prompt.json: '%s' must be a string",
                           cfg.dir, d->name);
             break;
         }
@@ -621,11 +621,11 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
             break;
         }
         if (access(d->path, R_OK) != 0) {
-            st = kvp_fail(err, KVP_ERR_IO, "--data-dir: cannot read %s: %s", d->path,
+            st = kvu_fail(err, KVP_ERR_IO, "--data-dir: cannot read %s: %s", d->path,
                           strerror(errno));
             break;
         }
-        st = kvp_jsonl_read(d->path, &d->j, err);
+        st = kvev_jsonl_read(d->path, &d->j, err);
         if (st == KVP_OK) st = check_data(d, err);
         sum->n_samples += d->j.n;
     }
@@ -643,8 +643,8 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
                 e->heavy = p->num_heavy;
                 e->recent = p->num_recent;
             } else if (!full) {
-                e->recent = kvp_py_round(0.05 * p->ratios[r], 4);
-                e->heavy = kvp_py_round(0.95 * p->ratios[r], 4);
+                e->recent = kvev_py_round(0.05 * p->ratios[r], 4);
+                e->heavy = kvev_py_round(0.95 * p->ratios[r], 4);
             }
             kvlb_exp_name(p->model_name, full, p->no_decode_evict, absolute, e->heavy, e->recent,
                           e->name, sizeof e->name);
@@ -680,13 +680,13 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
                 st = oom(err);
                 goto out;
             }
-            kvp_jsonl rows;
+            kvev_jsonl rows;
             st = count_rows(f->path, &rows, &sum->torn_lines, err);
             size_t have = rows.n;
-            kvp_jsonl_free(&rows);
+            kvev_jsonl_free(&rows);
             if (st != KVP_OK) goto out;
             if (have > n) {
-                st = kvp_fail(err, KVP_ERR_FORMAT,
+                st = kvu_fail(err, KVP_ERR_FORMAT,
                               "%s: %zu rows, more than the %zu samples of %s (a different data "
                               "file was used for this folder?)", f->path, have, n, f->d->path);
                 goto out;
@@ -707,10 +707,10 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
                          p->shard_count);
                 st = count_rows(f->target, &rows, &sum->torn_lines, err);
                 size_t got = rows.n;
-                kvp_jsonl_free(&rows);
+                kvev_jsonl_free(&rows);
                 if (st != KVP_OK) goto out;
                 if (got > b - a) {
-                    st = kvp_fail(err, KVP_ERR_FORMAT, "%s: %zu rows, more than the %zu samples "
+                    st = kvu_fail(err, KVP_ERR_FORMAT, "%s: %zu rows, more than the %zu samples "
                                   "of this shard", f->target, got, b - a);
                     goto out;
                 }
@@ -744,19 +744,19 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
         lb_file *f = &files[k];
         bool complete_now = f->start >= f->end;
         if (f->start < f->end) {
-            st = kvp_mkdirs(f->e->dir, err);
+            st = kvev_mkdirs(f->e->dir, err);
             if (st != KVP_OK) break;
             prog.experiment = f->e->name;
             prog.dataset = f->d->name;
             prog.method = f->e->method;
-            kvp_jsonl_writer w;
-            st = kvp_jsonl_writer_open(&w, f->target, p->sync_every > 0 ? p->sync_every : 16,
+            kvev_jsonl_writer w;
+            st = kvev_jsonl_writer_open(&w, f->target, p->sync_every > 0 ? p->sync_every : 16,
                                        err);
             if (st != KVP_OK) break;
             for (size_t i = f->start; i < f->end && st == KVP_OK; i++) {
                 const json_t *row = part_row(f, i);
                 if (row) {
-                    st = kvp_jsonl_writer_put(&w, row, err);
+                    st = kvev_jsonl_writer_put(&w, row, err);
                     sum->merged++;
                     continue;
                 }
@@ -777,7 +777,7 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
                     }
                     st = kvp_cache_new(model, &cp, &cache, err);
                     if (st != KVP_OK) {
-                        kvp_fail_prefix(err, st, "experiment %s, method %s", f->e->name,
+                        kvu_fail_prefix(err, st, "experiment %s, method %s", f->e->name,
                                         f->e->method);
                         break;
                     }
@@ -785,7 +785,7 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
                 bool truncated = false;
                 st = generate_one(model, cache, p, &ps, f->d, i, max_length, &w, &truncated, err);
                 if (st != KVP_OK) {
-                    kvp_fail_prefix(err, st, "%s:%zu (%s, %s)", f->d->path, f->d->j.items[i].line,
+                    kvu_fail_prefix(err, st, "%s:%zu (%s, %s)", f->d->path, f->d->j.items[i].line,
                                     f->e->name, f->e->method);
                     break;
                 }
@@ -813,7 +813,7 @@ out:
     if (data)
         for (size_t i = 0; i < nd; i++) {
             free(data[i].path);
-            kvp_jsonl_free(&data[i].j);
+            kvev_jsonl_free(&data[i].j);
         }
     free(data);
     kvlb_config_free(&cfg);

@@ -86,7 +86,7 @@ typedef struct kvlb_pred_params {
     int num_recent, num_heavy;    /* absolute budgets when >= 0 (no ratios)     */
     bool no_decode_evict;
     kvp_cache_params base;        /* gqa mode etc.                              */
-    kvp_prompt_style prompt;      /* chat template; tok filled from the model    */
+    kvev_prompt_style prompt;      /* chat template; tok filled from the model    */
     kvlb_postprocess post;
     int n_threads;
     int shard_index, shard_count; /* contiguous sample blocks of every file      */

@@ -14,7 +14,7 @@
 #include "util/error.h"
 #include "util/file.h"
 
-static kvp_status oom(kvp_error *err) { return kvp_fail(err, KVP_ERR_NOMEM, "out of memory"); }
+static kvp_status oom(kvp_error *err) { return kvu_fail(err, KVP_ERR_NOMEM, "out of memory"); }
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -27,7 +27,7 @@ static kvp_status list_dir(const char *dir, bool (*keep)(const char *dir, const 
     *out = NULL;
     *n = 0;
     DIR *dp = opendir(dir);
-    if (!dp) return kvp_fail(err, KVP_ERR_IO, "%s: cannot open: %s", dir, strerror(errno));
+    if (!dp) return kvu_fail(err, KVP_ERR_IO, "%s: cannot open: %s", dir, strerror(errno));
     struct dirent *de;
     size_t cap = 0;
     kvp_status st = KVP_OK;
@@ -50,7 +50,7 @@ static kvp_status list_dir(const char *dir, bool (*keep)(const char *dir, const 
     }
     closedir(dp);
     if (st != KVP_OK) {
-        kvp_strv_free(*out, *n);
+        kvev_strv_free(*out, *n);
         *out = NULL;
         *n = 0;
         return st;
@@ -85,11 +85,11 @@ static bool keep_part(const char *dir, const char *name, const void *u) {
 /* Reads the rows of a prediction file. A last line without its newline
  * that does not parse is what a killed writer leaves: it is dropped (and
  * reported), as `pred` drops it before resuming. */
-static kvp_status read_rows(const char *path, kvp_jsonl *rows, bool *torn, kvp_error *err) {
+static kvp_status read_rows(const char *path, kvev_jsonl *rows, bool *torn, kvp_error *err) {
     *torn = false;
     char *buf = NULL;
     size_t len = 0;
-    kvp_status st = kvp_read_file(path, &buf, &len, err);
+    kvp_status st = kvu_read_file(path, &buf, &len, err);
     if (st != KVP_OK) return st;
     size_t keep = len;
     if (len && buf[len - 1] != '\n') {
@@ -138,7 +138,7 @@ static kvp_status score_file(const kvlb_eval_params *p, const char *dir, kvlb_fi
     }
     char *path = kvfile_join(dir, name);
     if (!path) return oom(err);
-    kvp_jsonl rows;
+    kvev_jsonl rows;
     bool torn;
     kvp_error ferr;
     kvp_status st = read_rows(path, &rows, &torn, &ferr);
@@ -172,7 +172,7 @@ static kvp_status score_file(const kvlb_eval_params *p, const char *dir, kvlb_fi
         const json_t *last = rows.items[rows.n - 1].value;
         json_t *ac = json_object_get(last, "all_classes");
         if (ac && !json_is_null(ac)) {
-            if (kvp_json_get_string_list(last, "all_classes", path, rows.items[rows.n - 1].line,
+            if (kvev_json_get_string_list(last, "all_classes", path, rows.items[rows.n - 1].line,
                                          &classes, &n_classes, &ferr) != KVP_OK) {
                 snprintf(note, sizeof note, "%s", ferr.message);
                 goto noted;
@@ -187,11 +187,11 @@ static kvp_status score_file(const kvlb_eval_params *p, const char *dir, kvlb_fi
         char **ans = NULL;
         size_t na = 0;
         bool present = false;
-        if (kvp_json_get_string(o, "pred", true, path, line, &pred, &ferr) != KVP_OK ||
-            kvp_json_get_string_list(o, "answers", path, line, &ans, &na, &ferr) != KVP_OK ||
-            kvp_json_get_int(o, "length", p->e, path, line, &lengths[i], &present, &ferr) !=
+        if (kvev_json_get_string(o, "pred", true, path, line, &pred, &ferr) != KVP_OK ||
+            kvev_json_get_string_list(o, "answers", path, line, &ans, &na, &ferr) != KVP_OK ||
+            kvev_json_get_int(o, "length", p->e, path, line, &lengths[i], &present, &ferr) !=
                 KVP_OK) {
-            kvp_strv_free(ans, na);
+            kvev_strv_free(ans, na);
             snprintf(note, sizeof note, "%s", ferr.message);
             goto noted;
         }
@@ -203,18 +203,18 @@ static kvp_status score_file(const kvlb_eval_params *p, const char *dir, kvlb_fi
             kvp_status ms = kvlb_score(metric, pred + ps, pl, ans[a], strlen(ans[a]),
                                        have_classes ? classes : NULL, n_classes, &so, &s, &ferr);
             if (ms == KVP_ERR_NOMEM) {
-                kvp_strv_free(ans, na);
+                kvev_strv_free(ans, na);
                 st = oom(err);
                 goto done;
             }
             if (ms != KVP_OK) {
-                kvp_strv_free(ans, na);
+                kvev_strv_free(ans, na);
                 snprintf(note, sizeof note, "%s:%zu: %s", path, line, ferr.message);
                 goto noted;
             }
             if (s > best) best = s;
         }
-        kvp_strv_free(ans, na);
+        kvev_strv_free(ans, na);
         scores[i] = best;
     }
     if (p->e) {
@@ -235,7 +235,7 @@ static kvp_status score_file(const kvlb_eval_params *p, const char *dir, kvlb_fi
     } else {
         double total = 0.;
         for (size_t i = 0; i < rows.n; i++) total += scores[i];
-        fs->score = kvp_py_round(100 * total / (double)rows.n, 2);
+        fs->score = kvev_py_round(100 * total / (double)rows.n, 2);
     }
     fs->scored = true;
     if (torn) {
@@ -247,10 +247,10 @@ noted:
     fs->note = strdup(note);
     if (!fs->note) st = oom(err);
 done:
-    kvp_strv_free(classes, n_classes);
+    kvev_strv_free(classes, n_classes);
     free(scores);
     free(lengths);
-    kvp_jsonl_free(&rows);
+    kvev_jsonl_free(&rows);
     free(path);
     return st;
 }
@@ -262,7 +262,7 @@ kvp_status kvlb_eval_scan(const kvlb_eval_params *p, kvlb_exp_scores **out, size
     char *root = kvfile_join(p->save_dir, p->e ? "pred_e" : "pred");
     if (!root) return oom(err);
     if (!kvfile_is_dir(root)) {
-        kvp_status st = kvp_fail(err, KVP_ERR_IO, "--save-dir: no folder %s", root);
+        kvp_status st = kvu_fail(err, KVP_ERR_IO, "--save-dir: no folder %s", root);
         free(root);
         return st;
     }
@@ -281,7 +281,7 @@ kvp_status kvlb_eval_scan(const kvlb_eval_params *p, kvlb_exp_scores **out, size
     } else {
         st = list_dir(root, keep_exp, p->model_name, &names, &nn, err);
         if (st == KVP_OK && nn == 0)
-            st = kvp_fail(err, KVP_ERR_IO,
+            st = kvu_fail(err, KVP_ERR_IO,
                           "--model-name: no experiment folder %s or %s-* under %s",
                           p->model_name, p->model_name, root);
     }
@@ -302,7 +302,7 @@ kvp_status kvlb_eval_scan(const kvlb_eval_params *p, kvlb_exp_scores **out, size
         st = list_dir(e->dir, keep_jsonl, NULL, &files, &nfl, err);
         if (st != KVP_OK) break;
         st = list_dir(e->dir, keep_part, NULL, &parts, &e->n_parts, err);
-        kvp_strv_free(parts, e->n_parts);
+        kvev_strv_free(parts, e->n_parts);
         if (st == KVP_OK && nfl && !(e->files = calloc(nfl, sizeof *e->files))) st = oom(err);
         for (size_t k = 0; k < nfl && st == KVP_OK; k++) {
             e->files[k].file = files[k];
@@ -310,9 +310,9 @@ kvp_status kvlb_eval_scan(const kvlb_eval_params *p, kvlb_exp_scores **out, size
             e->n = k + 1;
             st = score_file(p, e->dir, &e->files[k], err);
         }
-        kvp_strv_free(files, nfl);
+        kvev_strv_free(files, nfl);
     }
-    kvp_strv_free(names, nn);
+    kvev_strv_free(names, nn);
     free(root);
     if (st != KVP_OK) {
         kvlb_exp_scores_free(ex, done + (done < nn));
@@ -344,7 +344,7 @@ static void py_json_float(double x, char *buf, size_t size) {
     else if (isinf(x))
         snprintf(buf, size, x < 0 ? "-Infinity" : "Infinity");
     else
-        kvp_py_float_repr(x, buf, size);
+        kvev_py_float_repr(x, buf, size);
 }
 
 kvp_status kvlb_eval_write_result(const kvlb_exp_scores *e, bool is_e, kvp_error *err) {
@@ -383,7 +383,7 @@ kvp_status kvlb_eval_write_result(const kvlb_exp_scores *e, bool is_e, kvp_error
     }
     len += (size_t)snprintf(out + len, cap - len, k ? "\n}" : "}");
     char *path = kvfile_join(e->dir, "result.json");
-    kvp_status st = path ? kvp_write_file_atomic(path, out, len, err) : oom(err);
+    kvp_status st = path ? kvu_write_file_atomic(path, out, len, err) : oom(err);
     free(path);
     free(out);
     return st;

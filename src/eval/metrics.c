@@ -15,7 +15,7 @@ static size_t strip_in_place(char *s, size_t len) {
     return end - b;
 }
 
-size_t kvp_match_clean(char *s, size_t len) {
+size_t kvev_match_clean(char *s, size_t len) {
     len = strip_in_place(s, len);
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] < 0x20) s[i] = '\n';
@@ -55,7 +55,7 @@ static uint32_t lower_cp(uint32_t c) {
     return c;
 }
 
-char *kvp_utf8_lower(const char *s, size_t len, size_t *out_len) {
+char *kvev_utf8_lower(const char *s, size_t len, size_t *out_len) {
     /* Lowercase never needs more than 3 bytes for 2 input bytes (U+0130). */
     unsigned char *o = malloc(len * 2 + 1);
     if (!o) return NULL;
@@ -90,22 +90,22 @@ static const char *find_bytes(const char *h, size_t hn, const char *n, size_t nn
     return NULL;
 }
 
-double kvp_match_fraction(const char *pred, size_t pred_len, char *const *refs,
+double kvev_match_fraction(const char *pred, size_t pred_len, char *const *refs,
                           const size_t *ref_lens, size_t n_refs) {
     if (n_refs == 0) return -1;
     char *p = malloc(pred_len + 1);
     if (!p) return -2;
     memcpy(p, pred, pred_len);
     p[pred_len] = '\0';
-    size_t plen = kvp_match_clean(p, pred_len), llen;
-    char *pl = kvp_utf8_lower(p, plen, &llen);
+    size_t plen = kvev_match_clean(p, pred_len), llen;
+    char *pl = kvev_utf8_lower(p, plen, &llen);
     free(p);
     if (!pl) return -2;
     /* Python: sum([1.0 if r in pred else 0.0 for r in ref]) / len(ref). */
     double found = 0.0;
     for (size_t i = 0; i < n_refs; i++) {
         size_t rl;
-        char *r = kvp_utf8_lower(refs[i], ref_lens ? ref_lens[i] : strlen(refs[i]), &rl);
+        char *r = kvev_utf8_lower(refs[i], ref_lens ? ref_lens[i] : strlen(refs[i]), &rl);
         if (!r) {
             free(pl);
             return -2;
@@ -117,12 +117,12 @@ double kvp_match_fraction(const char *pred, size_t pred_len, char *const *refs,
     return found / (double)n_refs;
 }
 
-double kvp_match_acc_score(const kvp_match_acc *acc) {
+double kvev_match_acc_score(const kvev_match_acc *acc) {
     if (acc->n == 0) return -1;
-    return kvp_py_round(acc->sum / (double)acc->n * 100.0, 2);
+    return kvev_py_round(acc->sum / (double)acc->n * 100.0, 2);
 }
 
-double kvp_py_round(double x, int ndigits) {
+double kvev_py_round(double x, int ndigits) {
     if (!isfinite(x)) return x;
     /* glibc's printf rounds the exact binary value half-even, like CPython's
      * dtoa-based round(). */
@@ -133,7 +133,7 @@ double kvp_py_round(double x, int ndigits) {
     return r;
 }
 
-void kvp_py_float_repr(double x, char *buf, size_t size) {
+void kvev_py_float_repr(double x, char *buf, size_t size) {
     if (isnan(x)) {
         snprintf(buf, size, "nan");
         return;
@@ -193,7 +193,7 @@ void kvp_py_float_repr(double x, char *buf, size_t size) {
     snprintf(buf, size, "%s", out);
 }
 
-size_t kvp_niah_postprocess(char *s, size_t len) {
+size_t kvev_niah_postprocess(char *s, size_t len) {
     static const char *const cuts[] = {".assistant", "\n\nQuestion", "</s>"};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         const char *hit = find_bytes(s, len, cuts[i], strlen(cuts[i]));

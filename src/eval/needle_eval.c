@@ -15,7 +15,7 @@
 #include "util/error.h"
 #include "util/file.h"
 
-void kvp_needle_parse_exp_name(const char *name, char **method, double *ratio,
+void kvev_needle_parse_exp_name(const char *name, char **method, double *ratio,
                                bool *no_decode_evict) {
     static const char suffix[] = "-no_decode_evict";
     size_t n = strlen(name), ls = sizeof suffix - 1;
@@ -42,13 +42,13 @@ void kvp_needle_parse_exp_name(const char *name, char **method, double *ratio,
     *method = strndup(name, mlen);
 }
 
-kvp_status kvp_needle_score_file(const char *pred_path, double *score, size_t *n,
+kvp_status kvev_needle_score_file(const char *pred_path, double *score, size_t *n,
                                  kvp_error *err) {
     size_t torn = 0;
     kvp_status st = kvev_needle_score_partial(pred_path, score, n, &torn, err);
     if (st != KVP_OK) return st;
-    if (torn) return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: torn last line", pred_path, torn);
-    if (*n == 0) return kvp_fail(err, KVP_ERR_FORMAT, "%s: no predictions", pred_path);
+    if (torn) return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: torn last line", pred_path, torn);
+    if (*n == 0) return kvu_fail(err, KVP_ERR_FORMAT, "%s: no predictions", pred_path);
     return KVP_OK;
 }
 
@@ -56,44 +56,44 @@ kvp_status kvev_needle_score_partial(const char *pred_path, double *score, size_
                                      size_t *torn_line, kvp_error *err) {
     *score = -1;
     *n = 0;
-    kvp_jsonl j;
+    kvev_jsonl j;
     kvp_status st = kvev_jsonl_read_partial(pred_path, &j, torn_line, err);
     if (st != KVP_OK) return st;
-    kvp_match_acc acc = {0, 0};
+    kvev_match_acc acc = {0, 0};
     for (size_t i = 0; i < j.n; i++) {
         const json_t *o = j.items[i].value;
         size_t line = j.items[i].line;
         const char *resp;
         json_t *rv = json_object_get(o, "response");
-        st = kvp_json_get_string(o, rv ? "response" : "pred", true, pred_path, line, &resp, err);
+        st = kvev_json_get_string(o, rv ? "response" : "pred", true, pred_path, line, &resp, err);
         if (st != KVP_OK) break;
         size_t resp_len = json_string_length(json_object_get(o, rv ? "response" : "pred"));
         char **refs;
         size_t nr;
-        st = kvp_json_get_string_list(o, "outputs", pred_path, line, &refs, &nr, err);
+        st = kvev_json_get_string_list(o, "outputs", pred_path, line, &refs, &nr, err);
         if (st != KVP_OK) break;
-        double f = kvp_match_fraction(resp, resp_len, refs, NULL, nr);
-        kvp_strv_free(refs, nr);
+        double f = kvev_match_fraction(resp, resp_len, refs, NULL, nr);
+        kvev_strv_free(refs, nr);
         if (f == -1) {
-            st = kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: field 'outputs' is empty", pred_path,
+            st = kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: field 'outputs' is empty", pred_path,
                           line);
             break;
         }
         if (f < 0) {
-            st = kvp_fail(err, KVP_ERR_NOMEM, "%s:%zu: out of memory", pred_path, line);
+            st = kvu_fail(err, KVP_ERR_NOMEM, "%s:%zu: out of memory", pred_path, line);
             break;
         }
         acc.sum += f;
         acc.n++;
     }
-    kvp_jsonl_free(&j);
+    kvev_jsonl_free(&j);
     if (st != KVP_OK) return st;
-    if (acc.n > 0) *score = kvp_match_acc_score(&acc);
+    if (acc.n > 0) *score = kvev_match_acc_score(&acc);
     *n = acc.n;
     return KVP_OK;
 }
 
-bool kvev_exp_complete(const kvp_exp_score *e) {
+bool kvev_exp_complete(const kvev_exp_score *e) {
     return !e->error && e->n_samples > 0 && e->n_samples >= e->n_expected && !e->torn_line;
 }
 
@@ -102,12 +102,12 @@ bool kvev_exp_complete(const kvp_exp_score *e) {
 static kvp_status recorded_samples(const char *exp_dir, size_t *n, kvp_error *err) {
     *n = 0;
     char *path = kvfile_join(exp_dir, "run.json");
-    if (!path) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", exp_dir);
+    if (!path) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", exp_dir);
     json_error_t je;
     json_t *o = json_load_file(path, 0, &je);
     free(path);
     if (!o && json_error_code(&je) == json_error_out_of_memory)
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s/run.json: out of memory", exp_dir);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s/run.json: out of memory", exp_dir);
     json_t *v = json_object_get(o, "samples");
     if (json_is_integer(v) && json_integer_value(v) > 0) *n = (size_t)json_integer_value(v);
     json_decref(o);
@@ -123,7 +123,7 @@ static kvp_status list_subdirs(const char *dir, char ***out, size_t *n, kvp_erro
     *out = NULL;
     *n = 0;
     DIR *d = opendir(dir);
-    if (!d) return kvp_fail(err, KVP_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
+    if (!d) return kvu_fail(err, KVP_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
     size_t cap = 0;
     struct dirent *e;
     kvp_status st = KVP_OK;
@@ -131,7 +131,7 @@ static kvp_status list_subdirs(const char *dir, char ***out, size_t *n, kvp_erro
         if (e->d_name[0] == '.') continue;
         char *p = kvfile_join(dir, e->d_name);
         if (!p) {
-            st = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", dir);
+            st = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", dir);
             break;
         }
         bool sub = kvfile_is_dir(p);
@@ -141,21 +141,21 @@ static kvp_status list_subdirs(const char *dir, char ***out, size_t *n, kvp_erro
             cap = cap ? cap * 2 : 16;
             char **nv = realloc(*out, cap * sizeof *nv);
             if (!nv) {
-                st = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", dir);
+                st = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", dir);
                 break;
             }
             *out = nv;
         }
         (*out)[*n] = strdup(e->d_name);
         if (!(*out)[*n]) {
-            st = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", dir);
+            st = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", dir);
             break;
         }
         (*n)++;
     }
     closedir(d);
     if (st != KVP_OK) {
-        kvp_strv_free(*out, *n);
+        kvev_strv_free(*out, *n);
         *out = NULL;
         *n = 0;
         return st;
@@ -164,7 +164,7 @@ static kvp_status list_subdirs(const char *dir, char ***out, size_t *n, kvp_erro
     return KVP_OK;
 }
 
-static void task_free_one(kvp_task_scores *t) {
+static void task_free_one(kvev_task_scores *t) {
     for (size_t i = 0; i < t->n; i++) {
         free(t->exps[i].name);
         free(t->exps[i].method);
@@ -175,14 +175,14 @@ static void task_free_one(kvp_task_scores *t) {
     free(t->dir);
 }
 
-void kvp_task_scores_free(kvp_task_scores *t, size_t n) {
+void kvev_task_scores_free(kvev_task_scores *t, size_t n) {
     if (!t) return;
     for (size_t i = 0; i < n; i++) task_free_one(&t[i]);
     free(t);
 }
 
-kvp_status kvp_needle_score_task(const char *task_dir, const char *task_name,
-                                 kvp_task_scores *out, kvp_error *err) {
+kvp_status kvev_needle_score_task(const char *task_dir, const char *task_name,
+                                 kvev_task_scores *out, kvp_error *err) {
     memset(out, 0, sizeof *out);
     char **subs;
     size_t ns;
@@ -192,21 +192,21 @@ kvp_status kvp_needle_score_task(const char *task_dir, const char *task_name,
     out->dir = strdup(task_dir);
     out->exps = calloc(ns ? ns : 1, sizeof *out->exps);
     if (!out->name || !out->dir || !out->exps) {
-        kvp_strv_free(subs, ns);
+        kvev_strv_free(subs, ns);
         task_free_one(out);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", task_dir);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", task_dir);
     }
     for (size_t i = 0; i < ns && st == KVP_OK; i++) {
-        kvp_exp_score *e = &out->exps[out->n++];
+        kvev_exp_score *e = &out->exps[out->n++];
         e->name = subs[i];
         subs[i] = NULL;
-        kvp_needle_parse_exp_name(e->name, &e->method, &e->ratio, &e->no_decode_evict);
+        kvev_needle_parse_exp_name(e->name, &e->method, &e->ratio, &e->no_decode_evict);
         char *exp_dir = kvfile_join(task_dir, e->name);
         char *pred = exp_dir ? kvfile_join(exp_dir, "pred.jsonl") : NULL;
         if (!pred || !e->method) {
             free(exp_dir);
             free(pred);
-            st = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", task_dir);
+            st = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", task_dir);
             break;
         }
         st = recorded_samples(exp_dir, &e->n_expected, err);
@@ -227,12 +227,12 @@ kvp_status kvp_needle_score_task(const char *task_dir, const char *task_name,
                 e->score = -1;
                 e->n_samples = 0;
                 e->error = strdup(ferr.message);
-                if (!e->error) st = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", task_dir);
+                if (!e->error) st = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", task_dir);
             }
         }
         free(pred);
     }
-    kvp_strv_free(subs, ns);
+    kvev_strv_free(subs, ns);
     if (st != KVP_OK) {
         task_free_one(out);
         return st;
@@ -246,20 +246,20 @@ kvp_status kvp_needle_score_task(const char *task_dir, const char *task_name,
     return KVP_OK;
 }
 
-kvp_status kvp_needle_scan(const char *save_dir, kvp_task_scores **tasks, size_t *n,
+kvp_status kvev_needle_scan(const char *save_dir, kvev_task_scores **tasks, size_t *n,
                            kvp_error *err) {
     *tasks = NULL;
     *n = 0;
     if (!kvfile_is_dir(save_dir))
-        return kvp_fail(err, KVP_ERR_IO, "--save-dir: '%s' is not a folder", save_dir);
+        return kvu_fail(err, KVP_ERR_IO, "--save-dir: '%s' is not a folder", save_dir);
     char **subs;
     size_t ns;
     kvp_status st = list_subdirs(save_dir, &subs, &ns, err);
     if (st != KVP_OK) return st;
-    kvp_task_scores *t = calloc(ns ? ns : 1, sizeof *t);
+    kvev_task_scores *t = calloc(ns ? ns : 1, sizeof *t);
     if (!t) {
-        kvp_strv_free(subs, ns);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", save_dir);
+        kvev_strv_free(subs, ns);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", save_dir);
     }
     size_t nt = 0;
     for (size_t i = 0; i < ns && st == KVP_OK; i++) {
@@ -267,20 +267,20 @@ kvp_status kvp_needle_scan(const char *save_dir, kvp_task_scores **tasks, size_t
         char **inner = NULL;
         size_t ni = 0;
         if (!dir) {
-            st = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", save_dir);
+            st = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", save_dir);
             break;
         }
         st = list_subdirs(dir, &inner, &ni, err);
-        kvp_strv_free(inner, ni);
+        kvev_strv_free(inner, ni);
         if (st == KVP_OK && ni > 0) {
-            st = kvp_needle_score_task(dir, subs[i], &t[nt], err);
+            st = kvev_needle_score_task(dir, subs[i], &t[nt], err);
             if (st == KVP_OK) nt++;
         }
         free(dir);
     }
-    kvp_strv_free(subs, ns);
+    kvev_strv_free(subs, ns);
     if (st != KVP_OK) {
-        kvp_task_scores_free(t, nt);
+        kvev_task_scores_free(t, nt);
         return st;
     }
     *tasks = t;
@@ -333,7 +333,7 @@ static bool sb_json_str(sbuf *b, const char *text) {
     return true;
 }
 
-kvp_status kvp_needle_write_result(const kvp_task_scores *t, kvp_error *err) {
+kvp_status kvev_needle_write_result(const kvev_task_scores *t, kvp_error *err) {
     sbuf b = {0};
     sb_put(&b, "{\n");
     bool ok = true;
@@ -342,14 +342,14 @@ kvp_status kvp_needle_write_result(const kvp_task_scores *t, kvp_error *err) {
         if (t->exps[i].score == -1)
             snprintf(num, sizeof num, "-1");
         else
-            kvp_py_float_repr(t->exps[i].score, num, sizeof num);
+            kvev_py_float_repr(t->exps[i].score, num, sizeof num);
         sb_put(&b, "    ");
         ok = sb_json_str(&b, t->exps[i].name);
         sb_put(&b, ": %s,\n", num);
     }
     sb_put(&b, "    \"_samples\": {%s", t->n ? "\n" : "}\n");
     for (size_t i = 0; i < t->n && ok; i++) {
-        const kvp_exp_score *e = &t->exps[i];
+        const kvev_exp_score *e = &t->exps[i];
         sb_put(&b, "        ");
         ok = sb_json_str(&b, e->name);
         sb_put(&b, ": {\n            \"scored\": %zu,\n            \"expected\": %zu,\n"
@@ -367,9 +367,9 @@ kvp_status kvp_needle_write_result(const kvp_task_scores *t, kvp_error *err) {
     if (!ok || b.failed || !path) {
         free(b.s);
         free(path);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->dir);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->dir);
     }
-    kvp_status st = kvp_write_file_atomic(path, b.s, b.len, err);
+    kvp_status st = kvu_write_file_atomic(path, b.s, b.len, err);
     free(path);
     free(b.s);
     return st;
@@ -383,7 +383,7 @@ typedef struct grid {
     size_t nc;
 } grid;
 
-static char *row_label(const kvp_exp_score *e) {
+static char *row_label(const kvev_exp_score *e) {
     size_t n = strlen(e->method) + 24;
     char *s = malloc(n);
     if (s) snprintf(s, n, "%s%s", e->method, e->no_decode_evict ? " no_decode_evict" : "");
@@ -410,14 +410,14 @@ static int row_cmp(const char *a, const char *b) {
     return strcmp(a, b);
 }
 
-static bool grid_build(const kvp_task_scores *t, grid *g) {
+static bool grid_build(const kvev_task_scores *t, grid *g) {
     memset(g, 0, sizeof *g);
     g->rows = calloc(t->n + 1, sizeof *g->rows);
     g->cols = calloc(t->n + 1, sizeof *g->cols);
     if (!g->rows || !g->cols) return false;
     for (int pass = 0; pass < 1; pass++)
         for (size_t i = 0; i < t->n; i++) {
-            const kvp_exp_score *e = &t->exps[i];
+            const kvev_exp_score *e = &t->exps[i];
             char *l = row_label(e);
             if (!l) return false;
             bool dup = false;
@@ -447,14 +447,14 @@ static bool grid_build(const kvp_task_scores *t, grid *g) {
 }
 
 static void grid_free(grid *g) {
-    kvp_strv_free(g->rows, g->nr);
+    kvev_strv_free(g->rows, g->nr);
     free(g->cols);
 }
 
 /* The experiment shown at (row, ratio), or NULL when there is none. */
-static const kvp_exp_score *grid_exp(const kvp_task_scores *t, const char *row, double ratio) {
+static const kvev_exp_score *grid_exp(const kvev_task_scores *t, const char *row, double ratio) {
     for (size_t i = 0; i < t->n; i++) {
-        const kvp_exp_score *e = &t->exps[i];
+        const kvev_exp_score *e = &t->exps[i];
         char *l = row_label(e);
         bool same = l && !strcmp(l, row);
         free(l);
@@ -464,12 +464,12 @@ static const kvp_exp_score *grid_exp(const kvp_task_scores *t, const char *row, 
 }
 
 /* The score shown for (row, ratio), or NAN when there is none. */
-static double grid_value(const kvp_task_scores *t, const char *row, double ratio) {
-    const kvp_exp_score *e = grid_exp(t, row, ratio);
+static double grid_value(const kvev_task_scores *t, const char *row, double ratio) {
+    const kvev_exp_score *e = grid_exp(t, row, ratio);
     return e ? e->score : NAN;
 }
 
-char *kvp_needle_table(const kvp_task_scores *t) {
+char *kvev_needle_table(const kvev_task_scores *t) {
     grid g;
     if (!grid_build(t, &g)) {
         grid_free(&g);
@@ -500,7 +500,7 @@ char *kvp_needle_table(const kvp_task_scores *t) {
     for (size_t r = 0; r < g.nr; r++) {
         PUT("%-*s", (int)w0, g.rows[r]);
         for (size_t c = 0; c < ncols; c++) {
-            const kvp_exp_score *e = grid_exp(t, g.rows[r], g.nc ? g.cols[c] : NAN);
+            const kvev_exp_score *e = grid_exp(t, g.rows[r], g.nc ? g.cols[c] : NAN);
             double v = e ? e->score : NAN;
             char cell[40];
             if (isnan(v))
@@ -525,7 +525,7 @@ char *kvp_needle_table(const kvp_task_scores *t) {
     }
     if (all_complete && t->n) PUT("every score covers its %zu samples\n", most);
     for (size_t i = 0; i < t->n && !all_complete; i++) {
-        const kvp_exp_score *e = &t->exps[i];
+        const kvev_exp_score *e = &t->exps[i];
         if (kvev_exp_complete(e)) continue;
         if (e->error)
             PUT("error: %s: %s\n", e->name, e->error);
@@ -538,22 +538,22 @@ char *kvp_needle_table(const kvp_task_scores *t) {
     return s;
 }
 
-kvp_status kvp_needle_plot_ratio(const kvp_task_scores *t, const char *svg_path,
+kvp_status kvev_needle_plot_ratio(const kvev_task_scores *t, const char *svg_path,
                                  kvp_error *err) {
     grid g;
     if (!grid_build(t, &g)) {
         grid_free(&g);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", svg_path);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", svg_path);
     }
     double xmin = 0, xmax = g.nc ? g.cols[g.nc - 1] : 1;
     xmax = xmax > 0 ? xmax * 1.05 : 1;
-    kvp_plot_series *se = calloc(g.nr + 1, sizeof *se);
+    kvev_plot_series *se = calloc(g.nr + 1, sizeof *se);
     double *xs = calloc((g.nr + 1) * (g.nc + 2), sizeof *xs);
     double *ys = calloc((g.nr + 1) * (g.nc + 2), sizeof *ys);
     if (!se || !xs || !ys) {
         free(se), free(xs), free(ys);
         grid_free(&g);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", svg_path);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", svg_path);
     }
     size_t ns = 0;
     for (size_t r = 0; r < g.nr; r++) {
@@ -562,7 +562,7 @@ kvp_status kvp_needle_plot_ratio(const kvp_task_scores *t, const char *svg_path,
         double ref = grid_value(t, g.rows[r], NAN);
         if (!isnan(ref) && ref >= 0) { /* a method without ratio: reference line */
             x[0] = xmin, y[0] = ref, x[1] = xmax, y[1] = ref;
-            se[ns++] = (kvp_plot_series){g.rows[r], x, y, 2, true};
+            se[ns++] = (kvev_plot_series){g.rows[r], x, y, 2, true};
             continue;
         }
         for (size_t c = 0; c < g.nc; c++) {
@@ -572,13 +572,13 @@ kvp_status kvp_needle_plot_ratio(const kvp_task_scores *t, const char *svg_path,
             y[k] = v;
             k++;
         }
-        if (k) se[ns++] = (kvp_plot_series){g.rows[r], x, y, k, false};
+        if (k) se[ns++] = (kvev_plot_series){g.rows[r], x, y, k, false};
     }
     char title[300];
     snprintf(title, sizeof title, "Needle retrieval accuracy vs cache ratio (%s)", t->name);
-    kvp_line_plot p = {title, "cache ratio (kept fraction of the prompt, + recent tokens)",
+    kvev_line_plot p = {title, "cache ratio (kept fraction of the prompt, + recent tokens)",
                        "accuracy (string_match_all, %)", xmin, xmax, -2, 102, g.cols, g.nc};
-    kvp_status st = kvp_svg_line_plot(svg_path, &p, se, ns, err);
+    kvp_status st = kvev_svg_line_plot(svg_path, &p, se, ns, err);
     free(se), free(xs), free(ys);
     grid_free(&g);
     return st;
@@ -591,31 +591,31 @@ static size_t index_of(double *v, size_t *n, double x) {
     return (*n)++;
 }
 
-kvp_status kvp_needle_plot_heatmap(const char *pred_path, const char *title,
+kvp_status kvev_needle_plot_heatmap(const char *pred_path, const char *title,
                                    const char *svg_path, kvp_error *err) {
-    kvp_jsonl j;
-    kvp_status st = kvp_jsonl_read(pred_path, &j, err);
+    kvev_jsonl j;
+    kvp_status st = kvev_jsonl_read(pred_path, &j, err);
     if (st != KVP_OK) return st;
     size_t n = j.n;
     double *dep = malloc((n + 1) * sizeof *dep), *len = malloc((n + 1) * sizeof *len);
     double *sd = malloc((n + 1) * sizeof *sd), *sl = malloc((n + 1) * sizeof *sl);
     double *frac = malloc((n + 1) * sizeof *frac);
     size_t nd = 0, nl = 0;
-    if (!dep || !len || !sd || !sl || !frac) st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+    if (!dep || !len || !sd || !sl || !frac) st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n && st == KVP_OK; i++) {
         const json_t *o = j.items[i].value;
         size_t line = j.items[i].line;
         const json_t *others = json_object_get(o, "others");
         const json_t *d = others ? json_object_get(others, "depth") : NULL;
         if (!d || !json_is_number(d)) {
-            st = kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: missing number 'others.depth' (needed "
+            st = kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: missing number 'others.depth' (needed "
                           "for the heatmap)", pred_path, line);
             break;
         }
         const json_t *l = others ? json_object_get(others, "target_length") : NULL;
         if (!l || !json_is_number(l)) l = json_object_get(o, "length");
         if (!l || !json_is_number(l)) {
-            st = kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: missing number 'others.target_length' or "
+            st = kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: missing number 'others.target_length' or "
                           "'length' (needed for the heatmap)", pred_path, line);
             break;
         }
@@ -623,25 +623,25 @@ kvp_status kvp_needle_plot_heatmap(const char *pred_path, const char *title,
         len[i] = json_number_value(l);
         const char *resp;
         json_t *rv = json_object_get(o, "response");
-        st = kvp_json_get_string(o, rv ? "response" : "pred", true, pred_path, line, &resp, err);
+        st = kvev_json_get_string(o, rv ? "response" : "pred", true, pred_path, line, &resp, err);
         if (st != KVP_OK) break;
         char **refs;
         size_t nr;
-        st = kvp_json_get_string_list(o, "outputs", pred_path, line, &refs, &nr, err);
+        st = kvev_json_get_string_list(o, "outputs", pred_path, line, &refs, &nr, err);
         if (st != KVP_OK) break;
-        frac[i] = kvp_match_fraction(resp, json_string_length(json_object_get(o, rv ? "response" : "pred")), refs, NULL, nr);
-        kvp_strv_free(refs, nr);
+        frac[i] = kvev_match_fraction(resp, json_string_length(json_object_get(o, rv ? "response" : "pred")), refs, NULL, nr);
+        kvev_strv_free(refs, nr);
         if (frac[i] < 0) {
-            st = kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: field 'outputs' is empty", pred_path, line);
+            st = kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: field 'outputs' is empty", pred_path, line);
             break;
         }
         index_of(sd, &nd, dep[i]);
         index_of(sl, &nl, len[i]);
     }
-    kvp_match_acc *acc = NULL;
+    kvev_match_acc *acc = NULL;
     char **xl = NULL, **yl = NULL;
     double *vals = NULL;
-    if (st == KVP_OK && n == 0) st = kvp_fail(err, KVP_ERR_FORMAT, "%s: no predictions", pred_path);
+    if (st == KVP_OK && n == 0) st = kvu_fail(err, KVP_ERR_FORMAT, "%s: no predictions", pred_path);
     if (st == KVP_OK) {
         qsort(sd, nd, sizeof *sd, cmp_double);
         qsort(sl, nl, sizeof *sl, cmp_double);
@@ -649,7 +649,7 @@ kvp_status kvp_needle_plot_heatmap(const char *pred_path, const char *title,
         vals = malloc(nd * nl * sizeof *vals);
         xl = calloc(nl, sizeof *xl);
         yl = calloc(nd, sizeof *yl);
-        if (!acc || !vals || !xl || !yl) st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        if (!acc || !vals || !xl || !yl) st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     }
     if (st == KVP_OK) {
         for (size_t i = 0; i < n; i++) {
@@ -660,7 +660,7 @@ kvp_status kvp_needle_plot_heatmap(const char *pred_path, const char *title,
             acc[r * nl + c].n++;
         }
         for (size_t k = 0; k < nd * nl; k++)
-            vals[k] = acc[k].n ? kvp_match_acc_score(&acc[k]) : NAN;
+            vals[k] = acc[k].n ? kvev_match_acc_score(&acc[k]) : NAN;
         for (size_t c = 0; c < nl; c++) {
             xl[c] = malloc(32);
             if (xl[c]) snprintf(xl[c], 32, "%g", sl[c]);
@@ -672,17 +672,17 @@ kvp_status kvp_needle_plot_heatmap(const char *pred_path, const char *title,
         bool ok = true;
         for (size_t c = 0; c < nl; c++) ok = ok && xl[c];
         for (size_t r = 0; r < nd; r++) ok = ok && yl[r];
-        if (!ok) st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        if (!ok) st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     }
     if (st == KVP_OK) {
-        kvp_heatmap hm = {title, "context length (tokens)", "needle depth",
+        kvev_heatmap hm = {title, "context length (tokens)", "needle depth",
                           (const char *const *)xl, nl, (const char *const *)yl, nd, vals, 0, 100,
                           "accuracy (%)"};
-        st = kvp_svg_heatmap(svg_path, &hm, err);
+        st = kvev_svg_heatmap(svg_path, &hm, err);
     }
-    if (xl) kvp_strv_free(xl, nl);
-    if (yl) kvp_strv_free(yl, nd);
+    if (xl) kvev_strv_free(xl, nl);
+    if (yl) kvev_strv_free(yl, nd);
     free(acc), free(vals), free(dep), free(len), free(sd), free(sl), free(frac);
-    kvp_jsonl_free(&j);
+    kvev_jsonl_free(&j);
     return st;
 }

@@ -8,7 +8,7 @@
 
 #include "kvprune.h"
 
-typedef struct kvp_exp_score {
+typedef struct kvev_exp_score {
     char *name;           /* the experiment folder, e.g. "h2o-cr0.05"          */
     char *method;         /* "h2o"; the whole name when it does not parse      */
     double ratio;         /* NAN when the name has no "-cr<ratio>" part        */
@@ -21,21 +21,21 @@ typedef struct kvp_exp_score {
                              experiment of the task has                        */
     size_t torn_line;     /* a torn last line that was ignored (0: none)       */
     char *error;          /* why pred.jsonl could not be scored, or NULL       */
-} kvp_exp_score;
+} kvev_exp_score;
 
-typedef struct kvp_task_scores {
+typedef struct kvev_task_scores {
     char *name;
     char *dir;
-    kvp_exp_score *exps;  /* sorted by folder name                             */
+    kvev_exp_score *exps;  /* sorted by folder name                             */
     size_t n;
-} kvp_task_scores;
+} kvev_task_scores;
 
 /* Splits "<method>-cr<ratio>[-no_decode_evict]". */
-void kvp_needle_parse_exp_name(const char *name, char **method, double *ratio,
+void kvev_needle_parse_exp_name(const char *name, char **method, double *ratio,
                                bool *no_decode_evict);
 
 /* Scores one pred.jsonl (fields `response` or `pred`, and `outputs`). */
-kvp_status kvp_needle_score_file(const char *pred_path, double *score, size_t *n,
+kvp_status kvev_needle_score_file(const char *pred_path, double *score, size_t *n,
                                  kvp_error *err);
 
 /* The same, scoring what the file has: an empty file scores -1 with n = 0,
@@ -44,40 +44,40 @@ kvp_status kvev_needle_score_partial(const char *pred_path, double *score, size_
                                      size_t *torn_line, kvp_error *err);
 
 /* True when the experiment has every sample it should have. */
-bool kvev_exp_complete(const kvp_exp_score *e);
+bool kvev_exp_complete(const kvev_exp_score *e);
 
 /* Scores every experiment folder of one task folder (writes nothing). An
  * experiment whose pred.jsonl is malformed gets score -1 and `error`; only
  * I/O and memory failures fail the task. */
-kvp_status kvp_needle_score_task(const char *task_dir, const char *task_name,
-                                 kvp_task_scores *out, kvp_error *err);
+kvp_status kvev_needle_score_task(const char *task_dir, const char *task_name,
+                                 kvev_task_scores *out, kvp_error *err);
 
 /* Scores every task folder of save_dir: a task folder is a folder holding at
  * least one folder. Writes nothing; *n may be 0. */
-kvp_status kvp_needle_scan(const char *save_dir, kvp_task_scores **tasks, size_t *n,
+kvp_status kvev_needle_scan(const char *save_dir, kvev_task_scores **tasks, size_t *n,
                            kvp_error *err);
-void kvp_task_scores_free(kvp_task_scores *t, size_t n);
+void kvev_task_scores_free(kvev_task_scores *t, size_t n);
 
 /* Writes <task dir>/result.json: {"<folder>": score, ...} in folder order,
  * then "_samples": {"<folder>": {"scored": n, "expected": m, "complete":
  * bool[, "error": msg]}}, formatted like Python's json.dump(.., indent=4). */
-kvp_status kvp_needle_write_result(const kvp_task_scores *t, kvp_error *err);
+kvp_status kvev_needle_write_result(const kvev_task_scores *t, kvp_error *err);
 
 /* The results as a fixed-width table: one row per method (with
  * " no_decode_evict" when set), one column per cache ratio; methods without a
  * ratio (full) show their score in every column. A score over fewer samples
  * than expected is marked '*' and listed under the table with its count.
  * malloc'ed. */
-char *kvp_needle_table(const kvp_task_scores *t);
+char *kvev_needle_table(const kvev_task_scores *t);
 
 /* Accuracy vs cache ratio, one line per method; methods without a ratio are
  * drawn as dashed horizontal reference lines. */
-kvp_status kvp_needle_plot_ratio(const kvp_task_scores *t, const char *svg_path,
+kvp_status kvev_needle_plot_ratio(const kvev_task_scores *t, const char *svg_path,
                                  kvp_error *err);
 
 /* Accuracy by others.depth (rows) and context length (columns:
  * others.target_length, else length) for one pred.jsonl. */
-kvp_status kvp_needle_plot_heatmap(const char *pred_path, const char *title,
+kvp_status kvev_needle_plot_heatmap(const char *pred_path, const char *title,
                                    const char *svg_path, kvp_error *err);
 
 #endif

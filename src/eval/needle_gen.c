@@ -10,13 +10,13 @@
 
 #include "util/error.h"
 
-const char kvp_niah_noise_text[] =
+const char kvev_niah_noise_text[] =
     "The river runs past the old mill. The hills are quiet tonight. "
     "A lamp glows in the window. Here we go again.";
 
 /* Our own lists; tests/eval/test_needle_gen.c checks that they share no word
  * with the lists in tools/train/words.py. */
-const char *const kvp_niah_adjectives[] = {
+const char *const kvev_niah_adjectives[] = {
     "amber", "ancient", "arctic", "autumn", "azure", "brisk", "bronze", "candid", "cheerful",
     "chilly", "coastal", "cobalt", "copper", "cozy", "crimson", "crisp", "dainty", "dapper",
     "dazzling", "distant", "dreamy", "elegant", "emerald", "faded", "feisty", "fragile",
@@ -27,7 +27,7 @@ const char *const kvp_niah_adjectives[] = {
     "sunny", "swift", "tangy", "tidy", "timid", "tranquil", "velvet", "vivid", "wandering",
     "wintry", "witty", "woolen", "zesty", NULL};
 
-const char *const kvp_niah_nouns[] = {
+const char *const kvev_niah_nouns[] = {
     "acorn", "anchor", "anvil", "arrow", "atlas", "badge", "balloon", "banner", "barrel",
     "beacon", "bicycle", "blanket", "bonnet", "bracelet", "buckle", "cactus", "canoe",
     "carousel", "cavern", "cellar", "chimney", "cinnamon", "compass", "crayon", "cricket",
@@ -40,22 +40,22 @@ const char *const kvp_niah_nouns[] = {
 
 static const char *const variant_names[] = {"single", "multikey", "multivalue", "multiquery"};
 
-bool kvp_niah_variant_parse(const char *name, kvp_niah_variant *out) {
+bool kvev_niah_variant_parse(const char *name, kvev_niah_variant *out) {
     for (int i = 0; i < 4; i++)
         if (!strcmp(name, variant_names[i])) {
-            *out = (kvp_niah_variant)i;
+            *out = (kvev_niah_variant)i;
             return true;
         }
     return false;
 }
 
-const char *kvp_niah_variant_name(kvp_niah_variant v) {
+const char *kvev_niah_variant_name(kvev_niah_variant v) {
     return (unsigned)v < 4 ? variant_names[v] : "unknown";
 }
 
 /* ---- wording ------------------------------------------------------------ */
 
-void kvp_niah_phrasing_free(kvp_niah_phrasing *p) {
+void kvev_niah_phrasing_free(kvev_niah_phrasing *p) {
     if (!p) return;
     free(p->template_text);
     free(p->template_multi);
@@ -65,13 +65,13 @@ void kvp_niah_phrasing_free(kvp_niah_phrasing *p) {
     memset(p, 0, sizeof *p);
 }
 
-kvp_status kvp_format_fields(const char *fmt, const char *const *names, const char *const *values,
+kvp_status kvev_format_fields(const char *fmt, const char *const *names, const char *const *values,
                              size_t n, const char *what, char **out, kvp_error *err) {
     size_t cap = strlen(fmt) + 1;
     for (const char *q = fmt; (q = strchr(q, '{')); q++)
         for (size_t i = 0; i < n; i++) cap += strlen(values[i]);
     char *o = malloc(cap), *w = o;
-    if (!o) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", what);
+    if (!o) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", what);
     for (const char *s = fmt; *s;) {
         if ((s[0] == '{' && s[1] == '{') || (s[0] == '}' && s[1] == '}')) {
             *w++ = *s;
@@ -80,7 +80,7 @@ kvp_status kvp_format_fields(const char *fmt, const char *const *names, const ch
         }
         if (*s == '}') {
             free(o);
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s: single '}' in \"%s\"", what, fmt);
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s: single '}' in \"%s\"", what, fmt);
         }
         if (*s != '{') {
             *w++ = *s++;
@@ -89,7 +89,7 @@ kvp_status kvp_format_fields(const char *fmt, const char *const *names, const ch
         const char *end = strchr(s, '}');
         if (!end) {
             free(o);
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s: unterminated '{' in \"%s\"", what, fmt);
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s: unterminated '{' in \"%s\"", what, fmt);
         }
         size_t k = (size_t)(end - s - 1);
         size_t i;
@@ -97,7 +97,7 @@ kvp_status kvp_format_fields(const char *fmt, const char *const *names, const ch
             if (strlen(names[i]) == k && !strncmp(s + 1, names[i], k)) break;
         if (i == n) {
             free(o);
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s: unknown field {%.*s}", what, (int)k, s + 1);
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s: unknown field {%.*s}", what, (int)k, s + 1);
         }
         size_t vl = strlen(values[i]);
         memcpy(w, values[i], vl);
@@ -109,7 +109,7 @@ kvp_status kvp_format_fields(const char *fmt, const char *const *names, const ch
     return KVP_OK;
 }
 
-static kvp_status check_fields(const kvp_niah_phrasing *p, const char *src, kvp_error *err) {
+static kvp_status check_fields(const kvev_niah_phrasing *p, const char *src, kvp_error *err) {
     struct {
         const char *text, *what, *const *names;
         size_t n;
@@ -128,17 +128,17 @@ static kvp_status check_fields(const kvp_niah_phrasing *p, const char *src, kvp_
         snprintf(what, sizeof what, "%s: %s", src, checks[i].what);
         const char *vals[2] = {"x", "x"};
         char *o;
-        kvp_status st = kvp_format_fields(checks[i].text, checks[i].names, vals, checks[i].n, what,
+        kvp_status st = kvev_format_fields(checks[i].text, checks[i].names, vals, checks[i].n, what,
                                           &o, err);
         if (st != KVP_OK) return st;
         free(o);
         if (checks[i].must && !strstr(checks[i].text, checks[i].must))
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s has no %s", what, checks[i].must);
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s has no %s", what, checks[i].must);
     }
     return KVP_OK;
 }
 
-kvp_status kvp_niah_phrasing_default(kvp_niah_phrasing *p, kvp_error *err) {
+kvp_status kvev_niah_phrasing_default(kvev_niah_phrasing *p, kvp_error *err) {
     memset(p, 0, sizeof *p);
     /* The question ends with the key: with a small recent window the key the
      * answer copies stays cached whatever the method evicts further back. */
@@ -154,22 +154,22 @@ kvp_status kvp_niah_phrasing_default(kvp_niah_phrasing *p, kvp_error *err) {
     p->answer_prefix_multi = strdup(" The secret numbers for {query} are");
     if (!p->template_text || !p->template_multi || !p->needle || !p->answer_prefix ||
         !p->answer_prefix_multi) {
-        kvp_niah_phrasing_free(p);
-        return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        kvev_niah_phrasing_free(p);
+        return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     }
     return KVP_OK;
 }
 
-kvp_status kvp_niah_phrasing_load(const char *path, kvp_niah_phrasing *p, kvp_error *err) {
+kvp_status kvev_niah_phrasing_load(const char *path, kvev_niah_phrasing *p, kvp_error *err) {
     memset(p, 0, sizeof *p);
     json_error_t jerr;
     json_t *root = json_load_file(path, 0, &jerr);
     if (!root)
-        return kvp_fail(err, KVP_ERR_FORMAT, "--template %s:%d: invalid JSON: %s", path, jerr.line,
+        return kvu_fail(err, KVP_ERR_FORMAT, "--template %s:%d: invalid JSON: %s", path, jerr.line,
                         jerr.text);
     if (!json_is_object(root)) {
         json_decref(root);
-        return kvp_fail(err, KVP_ERR_FORMAT, "--template %s: expected a JSON object", path);
+        return kvu_fail(err, KVP_ERR_FORMAT, "--template %s: expected a JSON object", path);
     }
     static const char *const keys[] = {"template", "template_multi", "needle", "answer_prefix",
                                        "answer_prefix_multi"};
@@ -181,17 +181,17 @@ kvp_status kvp_niah_phrasing_load(const char *path, kvp_niah_phrasing *p, kvp_er
         json_t *v = json_object_get(root, keys[i]);
         if (!v) {
             if (required[i])
-                st = kvp_fail(err, KVP_ERR_FORMAT, "--template %s: missing key \"%s\"", path,
+                st = kvu_fail(err, KVP_ERR_FORMAT, "--template %s: missing key \"%s\"", path,
                               keys[i]);
             continue;
         }
         if (!json_is_string(v)) {
-            st = kvp_fail(err, KVP_ERR_FORMAT, "--template %s: \"%s\" must be a string", path,
+            st = kvu_fail(err, KVP_ERR_FORMAT, "--template %s: \"%s\" must be a string", path,
                           keys[i]);
             continue;
         }
         *dst[i] = strdup(json_string_value(v));
-        if (!*dst[i]) st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        if (!*dst[i]) st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     }
     json_decref(root);
     if (st == KVP_OK) {
@@ -199,13 +199,13 @@ kvp_status kvp_niah_phrasing_load(const char *path, kvp_niah_phrasing *p, kvp_er
         snprintf(src, sizeof src, "--template %s", path);
         st = check_fields(p, src, err);
     }
-    if (st != KVP_OK) kvp_niah_phrasing_free(p);
+    if (st != KVP_OK) kvev_niah_phrasing_free(p);
     return st;
 }
 
 /* ---- haystacks ---------------------------------------------------------- */
 
-void kvp_haystack_free(kvp_haystack *h) {
+void kvev_haystack_free(kvev_haystack *h) {
     if (!h) return;
     free(h->text);
     free(h->words);
@@ -214,10 +214,10 @@ void kvp_haystack_free(kvp_haystack *h) {
 }
 
 /* Splits text (modified in place) on whitespace. */
-static kvp_status split_words(kvp_haystack *h, kvp_error *err) {
+static kvp_status split_words(kvev_haystack *h, kvp_error *err) {
     size_t cap = 1024, n = 0;
     char **w = malloc(cap * sizeof *w);
-    if (!w) return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+    if (!w) return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     char *s = h->text;
     while (*s) {
         while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '\v')
@@ -227,7 +227,7 @@ static kvp_status split_words(kvp_haystack *h, kvp_error *err) {
             char **nw = realloc(w, cap * 2 * sizeof *nw);
             if (!nw) {
                 free(w);
-                return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+                return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
             }
             w = nw;
             cap *= 2;
@@ -242,16 +242,16 @@ static kvp_status split_words(kvp_haystack *h, kvp_error *err) {
     return KVP_OK;
 }
 
-kvp_status kvp_haystack_noise(kvp_haystack *h, kvp_error *err) {
+kvp_status kvev_haystack_noise(kvev_haystack *h, kvp_error *err) {
     memset(h, 0, sizeof *h);
-    h->text = strdup(kvp_niah_noise_text);
+    h->text = strdup(kvev_niah_noise_text);
     h->name = strdup("noise");
     if (!h->text || !h->name) {
-        kvp_haystack_free(h);
-        return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        kvev_haystack_free(h);
+        return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     }
     kvp_status st = split_words(h, err);
-    if (st != KVP_OK) kvp_haystack_free(h);
+    if (st != KVP_OK) kvev_haystack_free(h);
     return st;
 }
 
@@ -261,7 +261,7 @@ static int cmp_str(const void *a, const void *b) {
 
 static kvp_status append_file(const char *path, char **buf, size_t *len, kvp_error *err) {
     FILE *f = fopen(path, "rb");
-    if (!f) return kvp_fail(err, KVP_ERR_IO, "--haystack: cannot open '%s': %s", path,
+    if (!f) return kvu_fail(err, KVP_ERR_IO, "--haystack: cannot open '%s': %s", path,
                             strerror(errno));
     char chunk[65536];
     size_t got;
@@ -269,7 +269,7 @@ static kvp_status append_file(const char *path, char **buf, size_t *len, kvp_err
     while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
         char *nb = realloc(*buf, *len + got + 2);
         if (!nb) {
-            st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+            st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
             break;
         }
         *buf = nb;
@@ -277,11 +277,11 @@ static kvp_status append_file(const char *path, char **buf, size_t *len, kvp_err
         *len += got;
     }
     if (st == KVP_OK && ferror(f))
-        st = kvp_fail(err, KVP_ERR_IO, "--haystack: read error in '%s'", path);
+        st = kvu_fail(err, KVP_ERR_IO, "--haystack: read error in '%s'", path);
     fclose(f);
     if (st == KVP_OK) {
         char *nb = realloc(*buf, *len + 2);
-        if (!nb) return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        if (!nb) return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
         *buf = nb;
         (*buf)[(*len)++] = ' '; /* files are joined with whitespace */
         (*buf)[*len] = '\0';
@@ -289,11 +289,11 @@ static kvp_status append_file(const char *path, char **buf, size_t *len, kvp_err
     return st;
 }
 
-kvp_status kvp_haystack_load(const char *path, kvp_haystack *h, kvp_error *err) {
+kvp_status kvev_haystack_load(const char *path, kvev_haystack *h, kvp_error *err) {
     memset(h, 0, sizeof *h);
     struct stat sb;
     if (stat(path, &sb) != 0)
-        return kvp_fail(err, KVP_ERR_IO, "--haystack: cannot open '%s': %s", path,
+        return kvu_fail(err, KVP_ERR_IO, "--haystack: cannot open '%s': %s", path,
                         strerror(errno));
     char *buf = NULL;
     size_t len = 0;
@@ -301,7 +301,7 @@ kvp_status kvp_haystack_load(const char *path, kvp_haystack *h, kvp_error *err) 
     if (S_ISDIR(sb.st_mode)) {
         DIR *d = opendir(path);
         if (!d)
-            return kvp_fail(err, KVP_ERR_IO, "--haystack: cannot open folder '%s': %s", path,
+            return kvu_fail(err, KVP_ERR_IO, "--haystack: cannot open folder '%s': %s", path,
                             strerror(errno));
         char **names = NULL;
         size_t n = 0, cap = 0;
@@ -313,28 +313,28 @@ kvp_status kvp_haystack_load(const char *path, kvp_haystack *h, kvp_error *err) 
                 cap = cap ? cap * 2 : 64;
                 char **nn = realloc(names, cap * sizeof *nn);
                 if (!nn) {
-                    st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+                    st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
                     break;
                 }
                 names = nn;
             }
             names[n] = strdup(e->d_name);
             if (!names[n]) {
-                st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+                st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
                 break;
             }
             n++;
         }
         closedir(d);
         if (st == KVP_OK && n == 0)
-            st = kvp_fail(err, KVP_ERR_INVALID_ARG, "--haystack: folder '%s' has no .txt files",
+            st = kvu_fail(err, KVP_ERR_INVALID_ARG, "--haystack: folder '%s' has no .txt files",
                           path);
         if (n) qsort(names, n, sizeof *names, cmp_str);
         for (size_t i = 0; i < n && st == KVP_OK; i++) {
             size_t pl = strlen(path) + strlen(names[i]) + 2;
             char *p = malloc(pl);
             if (!p) {
-                st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+                st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
                 break;
             }
             snprintf(p, pl, "%s/%s", path, names[i]);
@@ -360,13 +360,13 @@ kvp_status kvp_haystack_load(const char *path, kvp_haystack *h, kvp_error *err) 
         if (slash && slash[1]) memmove(h->name, slash + 1, strlen(slash + 1) + 1);
     }
     if (!h->name) {
-        kvp_haystack_free(h);
-        return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        kvev_haystack_free(h);
+        return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     }
     st = split_words(h, err);
     if (st == KVP_OK && h->n_words == 0)
-        st = kvp_fail(err, KVP_ERR_INVALID_ARG, "--haystack: '%s' holds no text", path);
-    if (st != KVP_OK) kvp_haystack_free(h);
+        st = kvu_fail(err, KVP_ERR_INVALID_ARG, "--haystack: '%s' holds no text", path);
+    if (st != KVP_OK) kvev_haystack_free(h);
     return st;
 }
 
@@ -402,7 +402,7 @@ static uint64_t rng_below(rng *r, uint64_t n) {
 
 /* ---- placement ---------------------------------------------------------- */
 
-void kvp_niah_depth_grid(int count, double *out) {
+void kvev_niah_depth_grid(int count, double *out) {
     if (count == 1) {
         out[0] = 0;
         return;
@@ -416,7 +416,7 @@ static bool ends_sentence(const char *w) {
     return l && (w[l - 1] == '.' || w[l - 1] == '!' || w[l - 1] == '?');
 }
 
-char *kvp_niah_build_context(const kvp_haystack *hay, size_t n_words, const char *const *needles,
+char *kvev_niah_build_context(const kvev_haystack *hay, size_t n_words, const char *const *needles,
                              const double *depths, size_t n_needles) {
     size_t hw = hay->n_words;
     size_t n_sents = 0, total = 1;
@@ -512,11 +512,11 @@ static void spec_free(sample_spec *s) {
     memset(s, 0, sizeof *s);
 }
 
-static kvp_status spec_make(const kvp_niah_params *p, const kvp_niah_phrasing *ph, rng *r,
+static kvp_status spec_make(const kvev_niah_params *p, const kvev_niah_phrasing *ph, rng *r,
                             double depth, sample_spec *s, kvp_error *err) {
     memset(s, 0, sizeof *s);
     size_t n = p->variant == KVP_NIAH_SINGLE ? 1 : (size_t)p->num_needles;
-    size_t na = list_len(kvp_niah_adjectives), nn = list_len(kvp_niah_nouns);
+    size_t na = list_len(kvev_niah_adjectives), nn = list_len(kvev_niah_nouns);
     s->n_needles = n;
     s->keys = calloc(n, sizeof *s->keys);
     s->values = calloc(n, sizeof *s->values);
@@ -531,8 +531,8 @@ static kvp_status spec_make(const kvp_niah_params *p, const kvp_niah_phrasing *p
             if (i > 0 && p->variant == KVP_NIAH_MULTIVALUE) {
                 snprintf(key, sizeof key, "%s", s->keys[0]);
             } else {
-                const char *a = kvp_niah_adjectives[rng_below(r, na)];
-                const char *b = kvp_niah_nouns[rng_below(r, nn)];
+                const char *a = kvev_niah_adjectives[rng_below(r, na)];
+                const char *b = kvev_niah_nouns[rng_below(r, nn)];
                 snprintf(key, sizeof key, "%s-%s", a, b);
                 bool dup = false;
                 for (size_t j = 0; j < i; j++) dup = dup || !strcmp(s->keys[j], key);
@@ -556,13 +556,13 @@ static kvp_status spec_make(const kvp_niah_params *p, const kvp_niah_phrasing *p
     /* Needle 0 sits at the cell's depth; the others at depths drawn from
      * RULER's grid round(linspace(0, 100, 40)). */
     double grid[40];
-    kvp_niah_depth_grid(40, grid);
+    kvev_niah_depth_grid(40, grid);
     s->depths[0] = depth;
     for (size_t i = 1; i < n; i++) s->depths[i] = grid[rng_below(r, 40)];
     for (size_t i = 0; i < n; i++) {
         const char *names[] = {"key", "value"};
         const char *vals[] = {s->keys[i], s->values[i]};
-        kvp_status st = kvp_format_fields(ph->needle, names, vals, 2, "needle", &s->needles[i], err);
+        kvp_status st = kvev_format_fields(ph->needle, names, vals, 2, "needle", &s->needles[i], err);
         if (st != KVP_OK) {
             spec_free(s);
             return st;
@@ -605,7 +605,7 @@ static kvp_status spec_make(const kvp_niah_params *p, const kvp_niah_phrasing *p
     {
         const char *names[] = {"query"};
         const char *vals[] = {s->query};
-        kvp_status st = kvp_format_fields(ap, names, vals, 1, "answer_prefix", &s->answer_prefix,
+        kvp_status st = kvev_format_fields(ap, names, vals, 1, "answer_prefix", &s->answer_prefix,
                                           err);
         if (st != KVP_OK) {
             spec_free(s);
@@ -615,25 +615,25 @@ static kvp_status spec_make(const kvp_niah_params *p, const kvp_niah_phrasing *p
     return KVP_OK;
 oom:
     spec_free(s);
-    return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+    return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
 }
 
-static kvp_status render(const sample_spec *s, const kvp_haystack *hay, size_t n_words,
+static kvp_status render(const sample_spec *s, const kvev_haystack *hay, size_t n_words,
                          char **input, kvp_error *err) {
-    char *ctx = kvp_niah_build_context(hay, n_words, (const char *const *)s->needles, s->depths,
+    char *ctx = kvev_niah_build_context(hay, n_words, (const char *const *)s->needles, s->depths,
                                        s->n_needles);
-    if (!ctx) return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+    if (!ctx) return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     const char *names[] = {"context", "query"};
     const char *vals[] = {ctx, s->query};
-    kvp_status st = kvp_format_fields(s->tmpl, names, vals, 2, "template", input, err);
+    kvp_status st = kvev_format_fields(s->tmpl, names, vals, 2, "template", input, err);
     free(ctx);
     return st;
 }
 
-static kvp_status measure_words(const kvp_niah_params *p, const sample_spec *s,
-                                const kvp_haystack *hay, size_t n_words,
-                                kvp_niah_measure_fn measure, void *user, size_t *len,
-                                kvp_niah_stats *stats, kvp_error *err) {
+static kvp_status measure_words(const kvev_niah_params *p, const sample_spec *s,
+                                const kvev_haystack *hay, size_t n_words,
+                                kvev_niah_measure_fn measure, void *user, size_t *len,
+                                kvev_niah_stats *stats, kvp_error *err) {
     char *input;
     kvp_status st = render(s, hay, n_words, &input, err);
     if (st != KVP_OK) return st;
@@ -648,15 +648,15 @@ static kvp_status measure_words(const kvp_niah_params *p, const sample_spec *s,
 /* Largest word count whose prompt fits `target`. f is nearly linear in the
  * word count, so a secant step inside the bracket converges in a few calls;
  * bisection takes over when it stalls. `guess` is a starting point. */
-static kvp_status fit_words(const kvp_niah_params *p, const sample_spec *s,
-                            const kvp_haystack *hay, size_t target, size_t guess,
-                            kvp_niah_measure_fn measure, void *user, size_t *best_words,
-                            size_t *best_len, kvp_niah_stats *stats, kvp_error *err) {
+static kvp_status fit_words(const kvev_niah_params *p, const sample_spec *s,
+                            const kvev_haystack *hay, size_t target, size_t guess,
+                            kvev_niah_measure_fn measure, void *user, size_t *best_words,
+                            size_t *best_len, kvev_niah_stats *stats, kvp_error *err) {
     size_t f0;
     kvp_status st = measure_words(p, s, hay, 0, measure, user, &f0, stats, err);
     if (st != KVP_OK) return st;
     if (f0 > target)
-        return kvp_fail(err, KVP_ERR_RANGE,
+        return kvu_fail(err, KVP_ERR_RANGE,
                         "target length %zu is too small: the prompt without haystack already "
                         "takes %zu tokens (with %d to generate)", target, f0, p->tokens_to_generate);
     size_t lo = 0, flo = f0;           /* fits */
@@ -686,7 +686,7 @@ static kvp_status fit_words(const kvp_niah_params *p, const sample_spec *s,
         if (hi != SIZE_MAX && (x <= lo || x >= hi)) x = lo + (hi - lo) / 2;
         if (iter > 8 && hi != SIZE_MAX) x = lo + (hi - lo) / 2;
         if (hi == SIZE_MAX && x > lo * 4 + 100000)
-            return kvp_fail(err, KVP_ERR_INTERNAL, "haystack size search does not converge");
+            return kvu_fail(err, KVP_ERR_INTERNAL, "haystack size search does not converge");
     }
     (void)fhi;
     *best_words = lo;
@@ -694,22 +694,22 @@ static kvp_status fit_words(const kvp_niah_params *p, const sample_spec *s,
     return KVP_OK;
 }
 
-kvp_status kvp_niah_generate(const kvp_niah_params *p, const kvp_niah_phrasing *ph,
-                             const kvp_haystack *hay, kvp_niah_measure_fn measure, void *user,
-                             json_t **out, kvp_niah_stats *stats, kvp_error *err) {
+kvp_status kvev_niah_generate(const kvev_niah_params *p, const kvev_niah_phrasing *ph,
+                             const kvev_haystack *hay, kvev_niah_measure_fn measure, void *user,
+                             json_t **out, kvev_niah_stats *stats, kvp_error *err) {
     *out = NULL;
     memset(stats, 0, sizeof *stats);
     if (p->variant != KVP_NIAH_SINGLE && p->num_needles < 2)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "--num-needles: %s needs at least 2, got %d",
-                        kvp_niah_variant_name(p->variant), p->num_needles);
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--num-needles: %s needs at least 2, got %d",
+                        kvev_niah_variant_name(p->variant), p->num_needles);
     if (p->samples < 1)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "--samples: must be at least 1");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--samples: must be at least 1");
     for (size_t d = 0; d < p->n_depths; d++)
         if (!(p->depths[d] >= 0 && p->depths[d] <= 100))
-            return kvp_fail(err, KVP_ERR_INVALID_ARG, "--depths: %g is outside [0, 100]",
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "--depths: %g is outside [0, 100]",
                             p->depths[d]);
     json_t *arr = json_array();
-    if (!arr) return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+    if (!arr) return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     kvp_status st = KVP_OK;
     long long index = 0;
     for (size_t li = 0; li < p->n_lengths && st == KVP_OK; li++) {
@@ -752,13 +752,13 @@ kvp_status kvp_niah_generate(const kvp_niah_params *p, const kvp_niah_phrasing *
                     json_object_set_new(others, "depths", deps);
                     json_object_set_new(others, "target_length", json_integer((json_int_t)target));
                     json_object_set_new(others, "variant",
-                                        json_string(kvp_niah_variant_name(p->variant)));
+                                        json_string(kvev_niah_variant_name(p->variant)));
                     json_object_set_new(others, "haystack", json_string(hay->name));
                     json_object_set_new(others, "query", json_string(s.query));
                     json_object_set_new(others, "haystack_words", json_integer((json_int_t)nw));
                     json_object_set_new(o, "others", others);
                     if (json_array_append_new(arr, o) != 0)
-                        st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+                        st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
                     stats->n_samples++;
                 }
                 free(input);

@@ -10,9 +10,9 @@
 #include "eval/metrics.h"
 #include "util/error.h"
 
-kvp_status kvp_prompt_ids(const kvp_prompt_style *ps, const char *input, int32_t **ids, size_t *n,
+kvp_status kvev_prompt_ids(const kvev_prompt_style *ps, const char *input, int32_t **ids, size_t *n,
                           kvp_error *err) {
-    if (!ps->tok) return kvp_fail(err, KVP_ERR_INVALID_ARG, "the model has no tokenizer");
+    if (!ps->tok) return kvu_fail(err, KVP_ERR_INVALID_ARG, "the model has no tokenizer");
     if (ps->no_chat) {
         kvp_tokenize_params tp = kvp_tokenize_default_params();
         return kvp_tokenize(ps->tok, input, strlen(input), &tp, ids, n, err);
@@ -24,19 +24,19 @@ kvp_status kvp_prompt_ids(const kvp_prompt_style *ps, const char *input, int32_t
     return kvp_chat_tokenize(ps->tok, ps->chat_template, msgs, nm, true, ids, n, err);
 }
 
-kvp_status kvp_prompt_measure(void *user, const char *input, bool chat, size_t *n_tokens,
+kvp_status kvev_prompt_measure(void *user, const char *input, bool chat, size_t *n_tokens,
                               kvp_error *err) {
-    kvp_prompt_style ps = *(const kvp_prompt_style *)user;
+    kvev_prompt_style ps = *(const kvev_prompt_style *)user;
     if (!chat) ps.no_chat = true;
     int32_t *ids = NULL;
     size_t n = 0;
-    kvp_status st = kvp_prompt_ids(&ps, input, &ids, &n, err);
+    kvp_status st = kvev_prompt_ids(&ps, input, &ids, &n, err);
     kvp_free(ids);
     *n_tokens = n;
     return st;
 }
 
-bool kvp_needle_method_known(const char *name) {
+bool kvev_needle_method_known(const char *name) {
     const char *n = strncmp(name, "obc", 3) == 0 ? name + 3 : name;
     for (const char *const *m = kvp_cache_method_names(); *m; m++)
         if (n != name ? (strncmp(*m, "kvc", 3) == 0 && strcmp(*m + 3, n) == 0) : !strcmp(*m, n))
@@ -44,18 +44,18 @@ bool kvp_needle_method_known(const char *name) {
     return false;
 }
 
-void kvp_needle_exp_name(const char *method, double ratio, bool no_decode_evict, char *buf,
+void kvev_needle_exp_name(const char *method, double ratio, bool no_decode_evict, char *buf,
                          size_t size) {
     if (!strcmp(method, "full")) {
         snprintf(buf, size, "full");
         return;
     }
     char r[40];
-    kvp_py_float_repr(ratio, r, sizeof r);
+    kvev_py_float_repr(ratio, r, sizeof r);
     snprintf(buf, size, "%s-cr%s%s", method, r, no_decode_evict ? "-no_decode_evict" : "");
 }
 
-void kvp_needle_pred_default_params(kvp_needle_pred_params *p) {
+void kvev_needle_pred_default_params(kvev_needle_pred_params *p) {
     memset(p, 0, sizeof *p);
     p->num_recent = 16;
     p->base = kvp_cache_default_params();
@@ -103,29 +103,29 @@ static char *join3(const char *a, const char *b, const char *c) {
 }
 
 /* Validates the data lines: index (unique integer), input, outputs. */
-static kvp_status check_data(const char *path, const kvp_jsonl *j, sample *s, kvp_error *err) {
+static kvp_status check_data(const char *path, const kvev_jsonl *j, sample *s, kvp_error *err) {
     for (size_t i = 0; i < j->n; i++) {
         const json_t *o = j->items[i].value;
         size_t line = j->items[i].line;
         bool present;
-        kvp_status st = kvp_json_get_int(o, "index", true, path, line, &s[i].index, &present, err);
+        kvp_status st = kvev_json_get_int(o, "index", true, path, line, &s[i].index, &present, err);
         if (st != KVP_OK) return st;
         const char *input;
-        st = kvp_json_get_string(o, "input", true, path, line, &input, err);
+        st = kvev_json_get_string(o, "input", true, path, line, &input, err);
         if (st != KVP_OK) return st;
         char **outs;
         size_t no;
-        st = kvp_json_get_string_list(o, "outputs", path, line, &outs, &no, err);
+        st = kvev_json_get_string_list(o, "outputs", path, line, &outs, &no, err);
         if (st != KVP_OK) return st;
-        kvp_strv_free(outs, no);
-        if (no == 0) return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: field 'outputs' is empty", path, line);
+        kvev_strv_free(outs, no);
+        if (no == 0) return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: field 'outputs' is empty", path, line);
         const json_t *others = json_object_get(o, "others");
         if (others && !json_is_object(others) && !json_is_null(others))
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: field 'others' must be an object", path,
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: field 'others' must be an object", path,
                             line);
         for (size_t k = 0; k < i; k++)
             if (s[k].index == s[i].index)
-                return kvp_fail(err, KVP_ERR_FORMAT, "%s:%zu: index %lld repeats line %zu", path,
+                return kvu_fail(err, KVP_ERR_FORMAT, "%s:%zu: index %lld repeats line %zu", path,
                                 line, s[i].index, j->items[k].line);
         s[i].line = o;
     }
@@ -136,7 +136,7 @@ static kvp_status check_data(const char *path, const kvp_jsonl *j, sample *s, kv
 static kvp_status load_done(experiment *e, const sample *s, size_t n, size_t *torn,
                             kvp_error *err) {
     size_t dropped = 0;
-    kvp_status st = kvp_jsonl_repair(e->pred_path, &dropped, err);
+    kvp_status st = kvev_jsonl_repair(e->pred_path, &dropped, err);
     if (st != KVP_OK) return st;
     *torn += dropped;
     FILE *f = fopen(e->pred_path, "rb");
@@ -145,25 +145,25 @@ static kvp_status load_done(experiment *e, const sample *s, size_t n, size_t *to
         return KVP_OK;
     }
     fclose(f);
-    kvp_jsonl j;
-    st = kvp_jsonl_read(e->pred_path, &j, err);
+    kvev_jsonl j;
+    st = kvev_jsonl_read(e->pred_path, &j, err);
     if (st != KVP_OK) return st;
     for (size_t i = 0; i < j.n && st == KVP_OK; i++) {
         long long idx;
-        st = kvp_json_get_int(j.items[i].value, "index", true, e->pred_path, j.items[i].line, &idx,
+        st = kvev_json_get_int(j.items[i].value, "index", true, e->pred_path, j.items[i].line, &idx,
                               NULL, err);
         if (st != KVP_OK) break;
         size_t k;
         for (k = 0; k < n; k++)
             if (s[k].index == idx) break;
         if (k == n)
-            st = kvp_fail(err, KVP_ERR_FORMAT,
+            st = kvu_fail(err, KVP_ERR_FORMAT,
                           "%s:%zu: index %lld is not in the data file (a different data file "
                           "was used for this folder?)", e->pred_path, j.items[i].line, idx);
         else
             e->done[k] = 1;
     }
-    kvp_jsonl_free(&j);
+    kvev_jsonl_free(&j);
     if (st != KVP_OK) return st;
     e->n_pending = 0;
     for (size_t k = 0; k < n; k++) e->n_pending += !e->done[k];
@@ -172,7 +172,7 @@ static kvp_status load_done(experiment *e, const sample *s, size_t n, size_t *to
 
 static kvp_status write_run_json(const experiment *e, const char *task, size_t n,
                                  kvp_error *err) {
-    kvp_status st = kvp_mkdirs(e->dir, err);
+    kvp_status st = kvev_mkdirs(e->dir, err);
     if (st != KVP_OK) return st;
     char *path = join3(e->dir, "run.json", NULL);
     json_t *o = json_object();
@@ -181,9 +181,9 @@ static kvp_status write_run_json(const experiment *e, const char *task, size_t n
         json_object_set_new(o, "samples", json_integer((json_int_t)n))) {
         free(path);
         json_decref(o);
-        return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     }
-    st = kvp_json_write_file_atomic(path, o, err);
+    st = kvev_json_write_file_atomic(path, o, err);
     free(path);
     json_decref(o);
     return st;
@@ -207,12 +207,12 @@ static bool stop_check(void *user, int32_t id, const float *logits, int n_vocab)
     return !*stop;
 }
 
-static bool stopped(const kvp_needle_pred_params *p) { return p->stop && *p->stop; }
+static bool stopped(const kvev_needle_pred_params *p) { return p->stop && *p->stop; }
 
 /* Runs one sample and appends its line; *interrupted (nothing written) when
  * the stop flag ended the generation. */
-static kvp_status run_one(kvp_model *model, kvp_cache *cache, const kvp_needle_pred_params *p,
-                          const kvp_tokenizer *tok, const sample *s, kvp_jsonl_writer *w,
+static kvp_status run_one(kvp_model *model, kvp_cache *cache, const kvev_needle_pred_params *p,
+                          const kvp_tokenizer *tok, const sample *s, kvev_jsonl_writer *w,
                           bool *interrupted, kvp_error *err) {
     kvp_gen_result res;
     memset(&res, 0, sizeof res);
@@ -233,7 +233,7 @@ static kvp_status run_one(kvp_model *model, kvp_cache *cache, const kvp_needle_p
     st = kvp_detokenize(tok, res.ids, res.n_ids, true, &text, &tl, err);
     kvp_gen_result_free(&res);
     if (st != KVP_OK) return st;
-    if (p->postprocess) tl = kvp_niah_postprocess(text, tl);
+    if (p->postprocess) tl = kvev_niah_postprocess(text, tl);
     json_t *o = json_object();
     json_t *others = json_object_get(s->line, "others");
     json_t *trunc = json_object_get(s->line, "truncation");
@@ -246,37 +246,37 @@ static kvp_status run_one(kvp_model *model, kvp_cache *cache, const kvp_needle_p
     json_object_set_new(o, "length", len ? json_incref(len)
                                          : json_integer((json_int_t)(s->n_ids + (size_t)p->gen.max_new_tokens)));
     kvp_free(text);
-    st = kvp_jsonl_writer_put(w, o, err);
+    st = kvev_jsonl_writer_put(w, o, err);
     json_decref(o);
     return st;
 }
 
-kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
-                           kvp_needle_pred_summary *sum, kvp_error *err) {
+kvp_status kvev_needle_pred(kvp_model *model, const kvev_needle_pred_params *p,
+                           kvev_needle_pred_summary *sum, kvp_error *err) {
     memset(sum, 0, sizeof *sum);
-    if (p->n_methods == 0) return kvp_fail(err, KVP_ERR_INVALID_ARG, "--method: no method given");
+    if (p->n_methods == 0) return kvu_fail(err, KVP_ERR_INVALID_ARG, "--method: no method given");
     for (size_t m = 0; m < p->n_methods; m++)
-        if (!kvp_needle_method_known(p->methods[m]))
-            return kvp_fail(err, KVP_ERR_INVALID_ARG, "--method: unknown method '%s'",
+        if (!kvev_needle_method_known(p->methods[m]))
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "--method: unknown method '%s'",
                             p->methods[m]);
     for (size_t r = 0; r < p->n_ratios; r++)
         if (!(p->ratios[r] > 0 && p->ratios[r] <= 1))
-            return kvp_fail(err, KVP_ERR_INVALID_ARG, "--cache-ratio: %g is outside (0, 1]",
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "--cache-ratio: %g is outside (0, 1]",
                             p->ratios[r]);
     bool need_ratio = false;
     for (size_t m = 0; m < p->n_methods; m++) need_ratio |= strcmp(p->methods[m], "full") != 0;
     if (need_ratio && p->n_ratios == 0)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "--cache-ratio: needed for pruning methods");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--cache-ratio: needed for pruning methods");
     if (p->shard_count < 1 || p->shard_index < 0 || p->shard_index >= p->shard_count)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "--shard: %d/%d is not i/n with 0 <= i < n",
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--shard: %d/%d is not i/n with 0 <= i < n",
                         p->shard_index, p->shard_count);
     const kvp_tokenizer *tok = p->prompt.tok ? p->prompt.tok : kvp_model_tokenizer(model);
-    if (!tok) return kvp_fail(err, KVP_ERR_INVALID_ARG, "the model has no tokenizer");
-    kvp_prompt_style ps = p->prompt;
+    if (!tok) return kvu_fail(err, KVP_ERR_INVALID_ARG, "the model has no tokenizer");
+    kvev_prompt_style ps = p->prompt;
     ps.tok = tok;
 
-    kvp_jsonl data;
-    kvp_status st = kvp_jsonl_read(p->data_path, &data, err);
+    kvev_jsonl data;
+    kvp_status st = kvev_jsonl_read(p->data_path, &data, err);
     if (st != KVP_OK) return st;
     size_t n = data.n;
     sample *s = calloc(n ? n : 1, sizeof *s);
@@ -285,20 +285,20 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
     size_t nex = 0;
     kvp_cache *cache = NULL;
     if (!s || !ex || !task) {
-        st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
         goto out;
     }
     /* The task becomes a folder under save_dir: a plain name only, so that
      * nothing is written outside it. */
     if (!*task || !strcmp(task, ".") || !strcmp(task, "..") || strchr(task, '/')) {
-        st = kvp_fail(err, KVP_ERR_INVALID_ARG,
+        st = kvu_fail(err, KVP_ERR_INVALID_ARG,
                       "--task: '%s' is not a plain folder name (no '/', not '.' or '..')", task);
         goto out;
     }
     snprintf(sum->task, sizeof sum->task, "%s", task);
     sum->n_samples = n;
     if (n == 0) {
-        st = kvp_fail(err, KVP_ERR_FORMAT, "%s: no samples", p->data_path);
+        st = kvu_fail(err, KVP_ERR_FORMAT, "%s: no samples", p->data_path);
         goto out;
     }
     st = check_data(p->data_path, &data, s, err);
@@ -311,7 +311,7 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
         size_t nr = full ? 1 : p->n_ratios;
         for (size_t r = 0; r < nr; r++, k++) {
             char name[160];
-            kvp_needle_exp_name(p->methods[m], full ? 0 : p->ratios[r], p->no_decode_evict, name,
+            kvev_needle_exp_name(p->methods[m], full ? 0 : p->ratios[r], p->no_decode_evict, name,
                                 sizeof name);
             bool dup = false;
             for (size_t q = 0; q < nex; q++) dup |= !strcmp(ex[q].name, name);
@@ -329,14 +329,14 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
     kvp_model_get_info(model, &info);
     for (size_t i = 0; i < n; i++) {
         const char *input = json_string_value(json_object_get(s[i].line, "input"));
-        st = kvp_prompt_ids(&ps, input, &s[i].ids, &s[i].n_ids, err);
+        st = kvev_prompt_ids(&ps, input, &s[i].ids, &s[i].n_ids, err);
         if (st != KVP_OK) {
-            kvp_fail_prefix(err, st, "%s:%zu", p->data_path, data.items[i].line);
+            kvu_fail_prefix(err, st, "%s:%zu", p->data_path, data.items[i].line);
             goto out;
         }
         size_t need = s[i].n_ids + (size_t)p->gen.max_new_tokens;
         if (info.n_ctx_train > 0 && need > (size_t)info.n_ctx_train) {
-            st = kvp_fail(err, KVP_ERR_RANGE,
+            st = kvu_fail(err, KVP_ERR_RANGE,
                           "%s:%zu: the prompt takes %zu tokens + %d to generate = %zu, more than "
                           "the model's context of %d tokens", p->data_path, data.items[i].line,
                           s[i].n_ids, p->gen.max_new_tokens, need, info.n_ctx_train);
@@ -354,7 +354,7 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
         e->pred_path = e->dir ? join3(e->dir, "pred.jsonl", NULL) : NULL;
         e->done = calloc(n, 1);
         if (!e->dir || !e->pred_path || !e->done) {
-            st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+            st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
             goto out;
         }
         st = load_done(e, s, n, &sum->torn_bytes, err);
@@ -369,7 +369,7 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
         if (st != KVP_OK) goto out;
     }
 
-    kvp_needle_progress prog = {0};
+    kvev_needle_progress prog = {0};
     prog.n_exps = nex;
     prog.total = total;
     prog.skipped = sum->skipped;
@@ -379,7 +379,7 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
         prog.experiment = e->name;
         prog.exp_index = q;
         if (e->n_pending == 0) continue;
-        st = kvp_mkdirs(e->dir, err);
+        st = kvev_mkdirs(e->dir, err);
         if (st != KVP_OK) break;
         kvp_cache_params cp = p->base;
         cp.method = e->method;
@@ -393,13 +393,13 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
         }
         st = kvp_cache_new(model, &cp, &cache, err);
         if (st != KVP_OK) {
-            kvp_fail_prefix(err, st, "experiment %s", e->name);
+            kvu_fail_prefix(err, st, "experiment %s", e->name);
             break;
         }
         prog.elapsed_s = now_s() - t0;
         if (p->on_progress) p->on_progress(p->user, &prog); /* the experiment starts */
-        kvp_jsonl_writer w;
-        st = kvp_jsonl_writer_open(&w, e->pred_path, p->sync_every > 0 ? p->sync_every : 16, err);
+        kvev_jsonl_writer w;
+        st = kvev_jsonl_writer_open(&w, e->pred_path, p->sync_every > 0 ? p->sync_every : 16, err);
         if (st != KVP_OK) break;
         for (size_t i = 0; i < n && st == KVP_OK && !sum->interrupted; i++) {
             if (e->done[i]) continue;
@@ -410,7 +410,7 @@ kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
             double ts = now_s();
             st = run_one(model, cache, p, tok, &s[i], &w, &sum->interrupted, err);
             if (st != KVP_OK) {
-                kvp_fail_prefix(err, st, "experiment %s, sample index %lld", e->name, s[i].index);
+                kvu_fail_prefix(err, st, "experiment %s, sample index %lld", e->name, s[i].index);
                 break;
             }
             if (sum->interrupted) break;
@@ -436,6 +436,6 @@ out:
         for (size_t i = 0; i < n; i++) kvp_free(s[i].ids);
     free(s);
     free(task);
-    kvp_jsonl_free(&data);
+    kvev_jsonl_free(&data);
     return st;
 }

@@ -13,40 +13,40 @@
 /* How a prompt text becomes model input: wrapped in the chat template
  * (NULL/"auto": the tokenizer's own) unless no_chat, then tokenized with
  * special tokens added and parsed (the same as `kvprune generate`). */
-typedef struct kvp_prompt_style {
+typedef struct kvev_prompt_style {
     const kvp_tokenizer *tok;
     const char *chat_template;
     const char *system;   /* optional system message                          */
     bool no_chat;
-} kvp_prompt_style;
+} kvev_prompt_style;
 
-kvp_status kvp_prompt_ids(const kvp_prompt_style *ps, const char *input, int32_t **ids,
+kvp_status kvev_prompt_ids(const kvev_prompt_style *ps, const char *input, int32_t **ids,
                           size_t *n, kvp_error *err);
 
-/* A kvp_niah_measure_fn over a kvp_prompt_style (user = the style); with
+/* A kvev_niah_measure_fn over a kvev_prompt_style (user = the style); with
  * chat == false the input is tokenized as is (BOS still added). */
-kvp_status kvp_prompt_measure(void *user, const char *input, bool chat, size_t *n_tokens,
+kvp_status kvev_prompt_measure(void *user, const char *input, bool chat, size_t *n_tokens,
                               kvp_error *err);
 
 /* True for the names kvp_cache_method_names() lists (and obc* = kvc*). */
-bool kvp_needle_method_known(const char *name);
+bool kvev_needle_method_known(const char *name);
 
 /* The experiment folder: "full" for the full cache (budgets do not apply),
  * else "<method>-cr<ratio>" with the ratio as Python's str(float) writes it,
  * plus "-no_decode_evict" when decode eviction is off. `buf` >= 160 bytes. */
-void kvp_needle_exp_name(const char *method, double ratio, bool no_decode_evict, char *buf,
+void kvev_needle_exp_name(const char *method, double ratio, bool no_decode_evict, char *buf,
                          size_t size);
 
-typedef struct kvp_needle_progress {
+typedef struct kvev_needle_progress {
     const char *experiment;   /* current experiment folder                    */
     size_t exp_index, n_exps; /* position among this run's experiments       */
     size_t done, total;       /* samples generated in this run / to generate */
     size_t skipped;           /* samples already present from an earlier run */
     double elapsed_s;         /* since the first generated sample            */
     double last_ms;           /* time of the last sample                     */
-} kvp_needle_progress;
+} kvev_needle_progress;
 
-typedef struct kvp_needle_pred_params {
+typedef struct kvev_needle_pred_params {
     const char *data_path;
     const char *save_dir;
     const char *task;             /* NULL: data file name without .jsonl       */
@@ -58,21 +58,21 @@ typedef struct kvp_needle_pred_params {
     bool no_decode_evict;
     kvp_cache_params base;        /* other cache settings (gqa mode, ...)     */
     kvp_gen_params gen;           /* max_new_tokens default 64, greedy        */
-    kvp_prompt_style prompt;      /* tok is filled from the model when NULL    */
+    kvev_prompt_style prompt;      /* tok is filled from the model when NULL    */
     bool postprocess;             /* cut ".assistant", "\n\nQuestion", "</s>" and strip */
     int shard_index, shard_count; /* experiments k with k % count == index    */
     int sync_every;               /* fsync every N lines (default 16)          */
-    void (*on_progress)(void *user, const kvp_needle_progress *p);
+    void (*on_progress)(void *user, const kvev_needle_progress *p);
     void *user;
     /* When not NULL and set (e.g. by a SIGINT handler), the run stops at the
      * next token: the sample in progress is not written, the finished ones
-     * are kept, and kvp_needle_pred returns KVP_OK with `interrupted`. */
+     * are kept, and kvev_needle_pred returns KVP_OK with `interrupted`. */
     const volatile int *stop;
-} kvp_needle_pred_params;
+} kvev_needle_pred_params;
 
-void kvp_needle_pred_default_params(kvp_needle_pred_params *p);
+void kvev_needle_pred_default_params(kvev_needle_pred_params *p);
 
-typedef struct kvp_needle_pred_summary {
+typedef struct kvev_needle_pred_summary {
     size_t n_samples;         /* lines of the data file                       */
     size_t n_exps;            /* experiments of this shard                    */
     size_t generated;         /* lines written now                            */
@@ -80,12 +80,12 @@ typedef struct kvp_needle_pred_summary {
     size_t torn_bytes;        /* bytes of torn last lines removed             */
     bool interrupted;         /* stopped by params->stop before the end       */
     char task[256];
-} kvp_needle_pred_summary;
+} kvev_needle_pred_summary;
 
 /* Runs the sweep. Everything is checked first (data fields, method names,
  * ratios, prompt lengths against the model's context, existing pred.jsonl
  * files) so that a bad input fails before any line is written. */
-kvp_status kvp_needle_pred(kvp_model *model, const kvp_needle_pred_params *p,
-                           kvp_needle_pred_summary *summary, kvp_error *err);
+kvp_status kvev_needle_pred(kvp_model *model, const kvev_needle_pred_params *p,
+                           kvev_needle_pred_summary *summary, kvp_error *err);
 
 #endif

@@ -62,9 +62,9 @@ static kvp_status finish(sbuf *b, const char *path, kvp_error *err) {
     sb_printf(b, "</svg>\n");
     if (b->oom) {
         free(b->s);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory building the plot", path);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory building the plot", path);
     }
-    kvp_status st = kvp_write_file_atomic(path, b->s, b->n, err);
+    kvp_status st = kvu_write_file_atomic(path, b->s, b->n, err);
     free(b->s);
     return st;
 }
@@ -98,8 +98,8 @@ static void svg_head(sbuf *b, int w, int h) {
               w, h, w, h, w, h);
 }
 
-kvp_status kvp_svg_line_plot(const char *path, const kvp_line_plot *plot,
-                             const kvp_plot_series *series, size_t n_series, kvp_error *err) {
+kvp_status kvev_svg_line_plot(const char *path, const kvev_line_plot *plot,
+                             const kvev_plot_series *series, size_t n_series, kvp_error *err) {
     size_t maxlab = 8;
     for (size_t s = 0; s < n_series; s++)
         if (series[s].label && strlen(series[s].label) > maxlab) maxlab = strlen(series[s].label);
@@ -178,7 +178,7 @@ kvp_status kvp_svg_line_plot(const char *path, const kvp_line_plot *plot,
                   "</clipPath>\n<g clip-path=\"url(#area)\">\n", L - 6, T - 6, pw + 12, ph + 12);
     for (size_t s = 0; s < n_series; s++) {
         const char *col = palette[s % N_PALETTE];
-        const kvp_plot_series *se = &series[s];
+        const kvev_plot_series *se = &series[s];
         if (se->n == 0) continue;
         sb_printf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\"%s points=\"",
                   col, se->dashed ? " stroke-dasharray=\"8 5\"" : "");
@@ -251,7 +251,7 @@ static void heat_color(double t, char *buf, size_t size) {
     snprintf(buf, size, "#%02x%02x%02x", (int)lround(r), (int)lround(g), (int)lround(bl));
 }
 
-kvp_status kvp_svg_heatmap(const char *path, const kvp_heatmap *hm, kvp_error *err) {
+kvp_status kvev_svg_heatmap(const char *path, const kvev_heatmap *hm, kvp_error *err) {
     int L = 90;
     const int T = 60, R = 130, B = 70;
     int cw = hm->nx <= 4 ? 110 : hm->nx <= 8 ? 80 : 56;

@@ -10,15 +10,15 @@
 #include "kvprune.h"
 #include "util/file.h"
 
-typedef struct kvp_plot_series {
+typedef struct kvev_plot_series {
     const char *label;
     const double *x;
     const double *y;
     size_t n;
     bool dashed;    /* drawn dashed without markers (e.g. a reference level) */
-} kvp_plot_series;
+} kvev_plot_series;
 
-typedef struct kvp_line_plot {
+typedef struct kvev_line_plot {
     const char *title;
     const char *xlabel;
     const char *ylabel;
@@ -26,13 +26,13 @@ typedef struct kvp_line_plot {
     double ymin, ymax;
     const double *xticks; /* tick positions (NULL: chosen automatically)     */
     size_t n_xticks;
-} kvp_line_plot;
+} kvev_line_plot;
 
-kvp_status kvp_svg_line_plot(const char *path, const kvp_line_plot *plot,
-                             const kvp_plot_series *series, size_t n_series,
+kvp_status kvev_svg_line_plot(const char *path, const kvev_line_plot *plot,
+                             const kvev_plot_series *series, size_t n_series,
                              kvp_error *err);
 
-typedef struct kvp_heatmap {
+typedef struct kvev_heatmap {
     const char *title;
     const char *xlabel;
     const char *ylabel;
@@ -43,8 +43,8 @@ typedef struct kvp_heatmap {
     const double *values;       /* [ny][nx]; NAN: no samples in the cell    */
     double vmin, vmax;          /* colour scale range                       */
     const char *value_label;    /* colour bar caption                       */
-} kvp_heatmap;
+} kvev_heatmap;
 
-kvp_status kvp_svg_heatmap(const char *path, const kvp_heatmap *hm, kvp_error *err);
+kvp_status kvev_svg_heatmap(const char *path, const kvev_heatmap *hm, kvp_error *err);
 
 #endif

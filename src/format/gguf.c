@@ -94,7 +94,7 @@ static uint64_t remaining(const cursor *c) { return c->size - c->pos; }
 
 static kvp_status need(cursor *c, uint64_t n, const char *what) {
     if (n > remaining(c))
-        return kvp_fail(c->err, KVP_ERR_FORMAT,
+        return kvu_fail(c->err, KVP_ERR_FORMAT,
                         "%s: truncated GGUF: %s needs %llu bytes at offset %llu, file has %llu",
                         c->path, what, (unsigned long long)n, (unsigned long long)c->pos,
                         (unsigned long long)c->size);
@@ -156,11 +156,11 @@ static kvp_status parse_kv(cursor *c, gguf_kv *kv, int64_t i) {
     kvp_status s = rd_str(c, &ks, &klen, what);
     if (s) return s;
     if (!(kv->key = dup_n(ks, klen)))
-        return kvp_fail(c->err, KVP_ERR_NOMEM, "%s: out of memory", c->path);
+        return kvu_fail(c->err, KVP_ERR_NOMEM, "%s: out of memory", c->path);
     uint32_t type;
     if ((s = rd(c, &type, 4, "metadata value type"))) return s;
     if (type >= GGUF_TYPE_COUNT)
-        return kvp_fail(c->err, KVP_ERR_FORMAT, "%s: metadata key '%s' has unknown value type %u",
+        return kvu_fail(c->err, KVP_ERR_FORMAT, "%s: metadata key '%s' has unknown value type %u",
                         c->path, kv->key, type);
     kv->type = (gguf_type)type;
     if (type == GGUF_TYPE_STRING) {
@@ -178,10 +178,10 @@ static kvp_status parse_kv(cursor *c, gguf_kv *kv, int64_t i) {
     if ((s = rd(c, &et, 4, "array element type"))) return s;
     if ((s = rd(c, &kv->len, 8, "array length"))) return s;
     if (et >= GGUF_TYPE_COUNT)
-        return kvp_fail(c->err, KVP_ERR_FORMAT,
+        return kvu_fail(c->err, KVP_ERR_FORMAT,
                         "%s: metadata array '%s' has unknown element type %u", c->path, kv->key, et);
     if (et == GGUF_TYPE_ARRAY)
-        return kvp_fail(c->err, KVP_ERR_UNSUPPORTED,
+        return kvu_fail(c->err, KVP_ERR_UNSUPPORTED,
                         "%s: metadata array '%s' holds arrays (nested arrays are not supported)",
                         c->path, kv->key);
     kv->elem_type = (gguf_type)et;
@@ -189,12 +189,12 @@ static kvp_status parse_kv(cursor *c, gguf_kv *kv, int64_t i) {
         /* Each element takes at least its 8-byte length: refuse absurd counts
          * before allocating the offset table. */
         if (kv->len > remaining(c) / 8)
-            return kvp_fail(c->err, KVP_ERR_FORMAT,
+            return kvu_fail(c->err, KVP_ERR_FORMAT,
                             "%s: metadata array '%s' claims %llu strings but only %llu bytes remain",
                             c->path, kv->key, (unsigned long long)kv->len,
                             (unsigned long long)remaining(c));
         kv->str_offs = malloc((kv->len ? kv->len : 1) * sizeof *kv->str_offs);
-        if (!kv->str_offs) return kvp_fail(c->err, KVP_ERR_NOMEM, "%s: out of memory", c->path);
+        if (!kv->str_offs) return kvu_fail(c->err, KVP_ERR_NOMEM, "%s: out of memory", c->path);
         kv->data = c->p + c->pos;
         for (uint64_t j = 0; j < kv->len; j++) {
             kv->str_offs[j] = c->pos;
@@ -206,7 +206,7 @@ static kvp_status parse_kv(cursor *c, gguf_kv *kv, int64_t i) {
     }
     size_t es = scalar_size(kv->elem_type);
     if (kv->len > remaining(c) / es)
-        return kvp_fail(c->err, KVP_ERR_FORMAT,
+        return kvu_fail(c->err, KVP_ERR_FORMAT,
                         "%s: metadata array '%s' claims %llu elements but only %llu bytes remain",
                         c->path, kv->key, (unsigned long long)kv->len,
                         (unsigned long long)remaining(c));
@@ -216,7 +216,7 @@ static kvp_status parse_kv(cursor *c, gguf_kv *kv, int64_t i) {
      * aligned copy they can index as int32_t / float. */
     if ((uintptr_t)kv->data % es && kv->len) {
         if (!(kv->aligned = malloc(kv->len * es)))
-            return kvp_fail(c->err, KVP_ERR_NOMEM, "%s: out of memory", c->path);
+            return kvu_fail(c->err, KVP_ERR_NOMEM, "%s: out of memory", c->path);
         memcpy(kv->aligned, kv->data, kv->len * es);
         kv->data = kv->aligned;
     }
@@ -231,18 +231,18 @@ static kvp_status parse_tensor(cursor *c, gguf_tensor_rec *t, int64_t i) {
     kvp_status s = rd_str(c, &ns, &nlen, what);
     if (s) return s;
     if (!(t->name = dup_n(ns, nlen)))
-        return kvp_fail(c->err, KVP_ERR_NOMEM, "%s: out of memory", c->path);
+        return kvu_fail(c->err, KVP_ERR_NOMEM, "%s: out of memory", c->path);
     t->info.name = t->name;
     if ((s = rd(c, &t->info.n_dims, 4, t->name))) return s;
     if (t->info.n_dims < 1 || t->info.n_dims > GGUF_MAX_DIMS)
-        return kvp_fail(c->err, KVP_ERR_FORMAT, "%s: tensor '%s' has %u dimensions (1 to %d allowed)",
+        return kvu_fail(c->err, KVP_ERR_FORMAT, "%s: tensor '%s' has %u dimensions (1 to %d allowed)",
                         c->path, t->name, t->info.n_dims, GGUF_MAX_DIMS);
     uint64_t n_el = 1;
     for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) {
         uint64_t ne = 1;
         if (d < t->info.n_dims && (s = rd(c, &ne, 8, t->name))) return s;
         if (ne == 0 || ne > (uint64_t)INT64_MAX / n_el)
-            return kvp_fail(c->err, KVP_ERR_FORMAT, "%s: tensor '%s' has an invalid shape (dim %u = %llu)",
+            return kvu_fail(c->err, KVP_ERR_FORMAT, "%s: tensor '%s' has an invalid shape (dim %u = %llu)",
                             c->path, t->name, d, (unsigned long long)ne);
         t->info.ne[d] = ne;
         n_el *= ne;
@@ -251,15 +251,15 @@ static kvp_status parse_tensor(cursor *c, gguf_tensor_rec *t, int64_t i) {
     if ((s = rd(c, &t->info.offset, 8, t->name))) return s;
     uint64_t blck, bytes;
     if (!ggml_type_layout(t->info.type, &blck, &bytes))
-        return kvp_fail(c->err, KVP_ERR_FORMAT, "%s: tensor '%s' has unknown type %u", c->path,
+        return kvu_fail(c->err, KVP_ERR_FORMAT, "%s: tensor '%s' has unknown type %u", c->path,
                         t->name, t->info.type);
     if (t->info.ne[0] % blck)
-        return kvp_fail(c->err, KVP_ERR_FORMAT,
+        return kvu_fail(c->err, KVP_ERR_FORMAT,
                         "%s: tensor '%s': row length %llu is not a multiple of its type's block %llu",
                         c->path, t->name, (unsigned long long)t->info.ne[0], (unsigned long long)blck);
     uint64_t nb = n_el / blck;
     if (nb > UINT64_MAX / bytes)
-        return kvp_fail(c->err, KVP_ERR_FORMAT, "%s: tensor '%s' is impossibly large", c->path, t->name);
+        return kvu_fail(c->err, KVP_ERR_FORMAT, "%s: tensor '%s' is impossibly large", c->path, t->name);
     t->info.n_bytes = nb * bytes;
     return KVP_OK;
 }
@@ -269,14 +269,14 @@ static kvp_status parse(gguf_file *g, kvp_error *err) {
     char magic[4];
     kvp_status s;
     if (g->size < 4 || memcmp(g->base, GGUF_MAGIC, 4) != 0)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: not a GGUF file (bad magic)", g->path);
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: not a GGUF file (bad magic)", g->path);
     if ((s = rd(&c, magic, 4, "magic"))) return s;
     if ((s = rd(&c, &g->version, 4, "version"))) return s;
     if (g->version != 2 && g->version != 3) {
         if (g->version == 1)
-            return kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: GGUF version 1 is not supported (2 or 3)",
+            return kvu_fail(err, KVP_ERR_UNSUPPORTED, "%s: GGUF version 1 is not supported (2 or 3)",
                             g->path);
-        return kvp_fail(err, KVP_ERR_FORMAT,
+        return kvu_fail(err, KVP_ERR_FORMAT,
                         "%s: unsupported GGUF version %u (2 or 3; a big-endian file?)", g->path,
                         g->version);
     }
@@ -286,16 +286,16 @@ static kvp_status parse(gguf_file *g, kvp_error *err) {
     /* Smallest possible entries: a key/value is 8+4+1 bytes, a tensor info
      * 8+4+8+4+8 bytes. */
     if (n_kv > remaining(&c) / 13)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: truncated or corrupt GGUF: metadata count %llu is impossible for a %llu-byte file",
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: truncated or corrupt GGUF: metadata count %llu is impossible for a %llu-byte file",
                         g->path, (unsigned long long)n_kv, (unsigned long long)g->size);
     if (n_tensors > remaining(&c) / 32)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: truncated or corrupt GGUF: tensor count %llu is impossible for a %llu-byte file",
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: truncated or corrupt GGUF: tensor count %llu is impossible for a %llu-byte file",
                         g->path, (unsigned long long)n_tensors, (unsigned long long)g->size);
     g->kvs = calloc(n_kv ? n_kv : 1, sizeof *g->kvs);
     g->tensors = calloc(n_tensors ? n_tensors : 1, sizeof *g->tensors);
     g->sorted = calloc(n_tensors ? n_tensors : 1, sizeof *g->sorted);
     if (!g->kvs || !g->tensors || !g->sorted)
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", g->path);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", g->path);
     for (uint64_t i = 0; i < n_kv; i++) {
         g->n_kv = (int64_t)i + 1;
         if ((s = parse_kv(&c, &g->kvs[i], (int64_t)i))) return s;
@@ -306,7 +306,7 @@ static kvp_status parse(gguf_file *g, kvp_error *err) {
     if (ai >= 0) {
         uint32_t a;
         if (!kvgguf_get_u32(g, "general.alignment", &a) || a == 0 || (a & (a - 1)))
-            return kvp_fail(err, KVP_ERR_FORMAT,
+            return kvu_fail(err, KVP_ERR_FORMAT,
                             "%s: general.alignment must be a power of two (u32)", g->path);
         g->alignment = a;
     }
@@ -317,18 +317,18 @@ static kvp_status parse(gguf_file *g, kvp_error *err) {
     g->n_tensors = (int64_t)n_tensors;
     uint64_t data_start = (c.pos + g->alignment - 1) / g->alignment * g->alignment;
     if (n_tensors && data_start > g->size)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: truncated GGUF: tensor data section missing",
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: truncated GGUF: tensor data section missing",
                         g->path);
     g->data_start = data_start;
     uint64_t data_size = g->size > data_start ? g->size - data_start : 0;
     for (int64_t i = 0; i < g->n_tensors; i++) {
         gguf_tensor_info *t = &g->tensors[i].info;
         if (t->offset % g->alignment)
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s: tensor '%s' offset %llu is not aligned to %llu",
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s: tensor '%s' offset %llu is not aligned to %llu",
                             g->path, t->name, (unsigned long long)t->offset,
                             (unsigned long long)g->alignment);
         if (t->offset > data_size || t->n_bytes > data_size - t->offset)
-            return kvp_fail(err, KVP_ERR_FORMAT,
+            return kvu_fail(err, KVP_ERR_FORMAT,
                             "%s: tensor '%s' data (offset %llu, %llu bytes) runs past the end of "
                             "the file (data section holds %llu bytes)",
                             g->path, t->name, (unsigned long long)t->offset,
@@ -338,12 +338,12 @@ static kvp_status parse(gguf_file *g, kvp_error *err) {
     }
     if (g->n_tensors > 1) {
         int64_t *tmp = malloc((size_t)g->n_tensors * sizeof *tmp);
-        if (!tmp) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", g->path);
+        if (!tmp) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", g->path);
         sort_indices(g->sorted, tmp, g->n_tensors, g);
         free(tmp);
         for (int64_t i = 1; i < g->n_tensors; i++)
             if (!strcmp(g->tensors[g->sorted[i]].name, g->tensors[g->sorted[i - 1]].name))
-                return kvp_fail(err, KVP_ERR_FORMAT, "%s: duplicate tensor name '%s'", g->path,
+                return kvu_fail(err, KVP_ERR_FORMAT, "%s: duplicate tensor name '%s'", g->path,
                                 g->tensors[g->sorted[i]].name);
     }
     return KVP_OK;
@@ -354,11 +354,11 @@ kvp_status kvgguf_open(const char *path, bool use_mmap, gguf_file **out, kvp_err
     gguf_file *g = calloc(1, sizeof *g);
     if (!g || !(g->path = strdup(path))) {
         free(g);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
     }
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
-        kvp_status s = kvp_fail(err, KVP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        kvp_status s = kvu_fail(err, KVP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
         kvgguf_close(g);
         return s;
     }
@@ -366,19 +366,19 @@ kvp_status kvgguf_open(const char *path, bool use_mmap, gguf_file **out, kvp_err
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         kvgguf_close(g);
-        return kvp_fail(err, KVP_ERR_IO, "%s: not a regular file", path);
+        return kvu_fail(err, KVP_ERR_IO, "%s: not a regular file", path);
     }
     g->size = (size_t)st.st_size;
     if (g->size == 0) {
         close(fd);
         kvgguf_close(g);
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: empty file (not a GGUF file)", path);
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: empty file (not a GGUF file)", path);
     }
     kvp_status s = KVP_OK;
     if (use_mmap) {
         void *m = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
-            s = kvp_fail(err, KVP_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+            s = kvu_fail(err, KVP_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
         } else {
             g->base = m;
             g->mapped = true;
@@ -386,7 +386,7 @@ kvp_status kvgguf_open(const char *path, bool use_mmap, gguf_file **out, kvp_err
     } else {
         uint8_t *buf = malloc(g->size);
         if (!buf) {
-            s = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, g->size);
+            s = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, g->size);
         } else {
             size_t got = 0;
             while (got < g->size) {
@@ -397,7 +397,7 @@ kvp_status kvgguf_open(const char *path, bool use_mmap, gguf_file **out, kvp_err
             }
             g->base = buf;
             if (got != g->size)
-                s = kvp_fail(err, KVP_ERR_IO, "%s: read failed", path);
+                s = kvu_fail(err, KVP_ERR_IO, "%s: read failed", path);
         }
     }
     close(fd);
@@ -762,7 +762,7 @@ static uint64_t align_up(uint64_t x) {
 static bool write_all(FILE *f, const void *d, size_t n) { return fwrite(d, 1, n, f) == n; }
 
 kvp_status kvgguf_writer_write(gguf_writer *w, const char *path, kvp_error *err) {
-    if (!w || !path) return kvp_fail(err, KVP_ERR_INVALID_ARG, "gguf writer: no writer or path");
+    if (!w || !path) return kvu_fail(err, KVP_ERR_INVALID_ARG, "gguf writer: no writer or path");
     wbuf hdr = {0};
     uint32_t version = 3;
     uint64_t n_t = w->n_t, n_kv = w->n_kv;
@@ -783,7 +783,7 @@ kvp_status kvgguf_writer_write(gguf_writer *w, const char *path, kvp_error *err)
     if (ok) ok = wb_put(&hdr, zeros, align_up(hdr.n) - hdr.n);
     if (!ok) {
         free(hdr.p);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory building the GGUF header", path);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory building the GGUF header", path);
     }
     /* written in full or not at all (util/file.h) */
     kvf_atomic out;
@@ -802,7 +802,7 @@ kvp_status kvgguf_writer_write(gguf_writer *w, const char *path, kvp_error *err)
             ok = write_all(f, zeros, (size_t)(align_up(t->n_bytes) - t->n_bytes));
     }
     if (!ok) {
-        s = kvp_fail(err, KVP_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        s = kvu_fail(err, KVP_ERR_IO, "%s: write failed: %s", path, strerror(errno));
         kvf_atomic_abort(&out);
         return s;
     }

@@ -13,12 +13,12 @@ static kvp_status get_int(json_t *root, const char *path, const char *key, bool 
     json_t *v = json_object_get(root, key);
     if (!v || json_is_null(v)) {
         if (required)
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing required key \"%s\"", path, key);
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s: missing required key \"%s\"", path, key);
         *out = def;
         return KVP_OK;
     }
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > (1 << 30))
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: \"%s\" must be an integer >= %d", path, key, min);
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: \"%s\" must be an integer >= %d", path, key, min);
     *out = (int)json_integer_value(v);
     return KVP_OK;
 }
@@ -28,24 +28,24 @@ static kvp_status get_num(json_t *obj, const char *path, const char *key, bool r
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) {
         if (required)
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing required key \"%s\"", path, key);
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s: missing required key \"%s\"", path, key);
         *out = def;
         return KVP_OK;
     }
     if (!json_is_number(v) || !(json_number_value(v) > 0))
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: \"%s\" must be a positive number", path, key);
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: \"%s\" must be a positive number", path, key);
     *out = json_number_value(v);
     return KVP_OK;
 }
 
-static void add_eos(hf_config *c, json_int_t id) {
+static void add_eos(kvhf_config *c, json_int_t id) {
     if (id < 0 || id > INT32_MAX) return;
     for (int i = 0; i < c->n_eos; i++)
         if (c->eos_ids[i] == id) return;
     if (c->n_eos < 8) c->eos_ids[c->n_eos++] = (int32_t)id;
 }
 
-static void read_eos(hf_config *c, json_t *v) {
+static void read_eos(kvhf_config *c, json_t *v) {
     if (json_is_integer(v)) add_eos(c, json_integer_value(v));
     if (json_is_array(v))
         for (size_t i = 0; i < json_array_size(v); i++) {
@@ -54,20 +54,20 @@ static void read_eos(hf_config *c, json_t *v) {
         }
 }
 
-kvp_status hf_config_load(const char *dir, hf_config *c, kvp_error *err) {
+kvp_status kvhf_config_load(const char *dir, kvhf_config *c, kvp_error *err) {
     memset(c, 0, sizeof *c);
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     json_error_t je;
     struct stat sb;
     if (stat(path, &sb) != 0)
-        return kvp_fail(err, KVP_ERR_IO, "%s: missing (a model folder needs config.json)", path);
+        return kvu_fail(err, KVP_ERR_IO, "%s: missing (a model folder needs config.json)", path);
     json_t *root = json_load_file(path, 0, &je);
     if (!root)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: invalid JSON: %s (line %d)", path, je.text, je.line);
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: invalid JSON: %s (line %d)", path, je.text, je.line);
     kvp_status s = KVP_OK;
     if (!json_is_object(root)) {
-        s = kvp_fail(err, KVP_ERR_FORMAT, "%s: not a JSON object", path);
+        s = kvu_fail(err, KVP_ERR_FORMAT, "%s: not a JSON object", path);
         goto done;
     }
     json_t *archs = json_object_get(root, "architectures");
@@ -75,7 +75,7 @@ kvp_status hf_config_load(const char *dir, hf_config *c, kvp_error *err) {
     json_t *mt = json_object_get(root, "model_type");
     const char *model_type = json_string_value(mt);
     if (!a && !model_type) {
-        s = kvp_fail(err, KVP_ERR_FORMAT, "%s: missing required key \"architectures\"", path);
+        s = kvu_fail(err, KVP_ERR_FORMAT, "%s: missing required key \"architectures\"", path);
         goto done;
     }
     snprintf(c->architecture, sizeof c->architecture, "%s", a ? a : model_type);
@@ -87,7 +87,7 @@ kvp_status hf_config_load(const char *dir, hf_config *c, kvp_error *err) {
     else if ((a && !strcmp(a, "Qwen3ForCausalLM")) || (!a && !strcmp(model_type, "qwen3")))
         strcpy(c->arch, "qwen3");
     else {
-        s = kvp_fail(err, KVP_ERR_UNSUPPORTED,
+        s = kvu_fail(err, KVP_ERR_UNSUPPORTED,
                      "%s: unknown architecture '%s' (supported: LlamaForCausalLM, "
                      "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)",
                      path, c->architecture);
@@ -107,22 +107,22 @@ kvp_status hf_config_load(const char *dir, hf_config *c, kvp_error *err) {
         (s = get_num(root, path, "rope_theta", false, 10000.0, &c->rope_theta, err)))
         goto done;
     if (c->num_heads % c->num_kv_heads) {
-        s = kvp_fail(err, KVP_ERR_FORMAT, "%s: num_attention_heads %d is not a multiple of "
+        s = kvu_fail(err, KVP_ERR_FORMAT, "%s: num_attention_heads %d is not a multiple of "
                      "num_key_value_heads %d", path, c->num_heads, c->num_kv_heads);
         goto done;
     }
     if (c->head_dim % 2) {
-        s = kvp_fail(err, KVP_ERR_FORMAT, "%s: head_dim %d must be even for rotary embeddings", path,
+        s = kvu_fail(err, KVP_ERR_FORMAT, "%s: head_dim %d must be even for rotary embeddings", path,
                      c->head_dim);
         goto done;
     }
     /* Features that would change the math: refuse rather than ignore. */
     if (json_is_true(json_object_get(root, "mlp_bias"))) {
-        s = kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: \"mlp_bias\": true is not supported", path);
+        s = kvu_fail(err, KVP_ERR_UNSUPPORTED, "%s: \"mlp_bias\": true is not supported", path);
         goto done;
     }
     if (json_is_true(json_object_get(root, "use_sliding_window"))) {
-        s = kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: \"use_sliding_window\": true is not supported",
+        s = kvu_fail(err, KVP_ERR_UNSUPPORTED, "%s: \"use_sliding_window\": true is not supported",
                      path);
         goto done;
     }
@@ -136,7 +136,7 @@ kvp_status hf_config_load(const char *dir, hf_config *c, kvp_error *err) {
         const char *type = json_string_value(json_object_get(rs, "rope_type"));
         if (!type) type = json_string_value(json_object_get(rs, "type"));
         if (!json_is_object(rs) || !type) {
-            s = kvp_fail(err, KVP_ERR_FORMAT, "%s: \"rope_scaling\" needs a \"rope_type\"", path);
+            s = kvu_fail(err, KVP_ERR_FORMAT, "%s: \"rope_scaling\" needs a \"rope_type\"", path);
             goto done;
         }
         if (!strcmp(type, "default")) {
@@ -154,12 +154,12 @@ kvp_status hf_config_load(const char *dir, hf_config *c, kvp_error *err) {
                 goto done;
             c->rope_original_max_position = (int)omp;
             if (c->rope_high_freq_factor == c->rope_low_freq_factor) {
-                s = kvp_fail(err, KVP_ERR_FORMAT,
+                s = kvu_fail(err, KVP_ERR_FORMAT,
                              "%s: rope_scaling high_freq_factor equals low_freq_factor", path);
                 goto done;
             }
         } else {
-            s = kvp_fail(err, KVP_ERR_UNSUPPORTED,
+            s = kvu_fail(err, KVP_ERR_UNSUPPORTED,
                          "%s: rope_scaling type '%s' is not supported (default, linear, llama3)",
                          path, type);
             goto done;

@@ -8,13 +8,13 @@
 
 #include "kvprune.h"
 
-typedef enum kvp_rope_kind {
+typedef enum kvk_rope_kind {
     KVP_ROPE_DEFAULT = 0,
     KVP_ROPE_LINEAR,
     KVP_ROPE_LLAMA3
-} kvp_rope_kind;
+} kvk_rope_kind;
 
-typedef struct hf_config {
+typedef struct kvhf_config {
     char architecture[64];  /* architectures[0]                 */
     char arch[16];          /* "llama", "qwen2", "qwen3"        */
     int vocab_size;
@@ -31,15 +31,15 @@ typedef struct hf_config {
     int32_t bos_id;
     int32_t eos_ids[8];
     int n_eos;
-    kvp_rope_kind rope_kind;
+    kvk_rope_kind rope_kind;
     double rope_factor;
     double rope_low_freq_factor;
     double rope_high_freq_factor;
     int rope_original_max_position;
-} hf_config;
+} kvhf_config;
 
 /* Reads dir/config.json (and dir/generation_config.json for extra EOS ids
  * when present). */
-kvp_status hf_config_load(const char *dir, hf_config *cfg, kvp_error *err);
+kvp_status kvhf_config_load(const char *dir, kvhf_config *cfg, kvp_error *err);
 
 #endif

@@ -16,13 +16,13 @@
 /* A header larger than this is not a model header (the format's own cap). */
 #define ST_MAX_HEADER (100u << 20)
 
-struct st_file {
+struct kvst_file {
     char *path;
     const uint8_t *base;
     size_t size;
     bool mapped;
     int64_t n;
-    st_tensor *tensors;
+    kvst_tensor *tensors;
     char **names;
 };
 
@@ -45,35 +45,35 @@ static int64_t dtype_size(const char *d, uint32_t *type) {
     return 0;
 }
 
-static kvp_status parse_header(st_file *f, kvp_error *err) {
+static kvp_status parse_header(kvst_file *f, kvp_error *err) {
     if (f->size < 8)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: truncated safetensors file (%zu bytes, no header)",
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: truncated safetensors file (%zu bytes, no header)",
                         f->path, f->size);
     uint64_t hlen;
     memcpy(&hlen, f->base, 8);
     if (hlen > f->size - 8)
-        return kvp_fail(err, KVP_ERR_FORMAT,
+        return kvu_fail(err, KVP_ERR_FORMAT,
                         "%s: truncated or not a safetensors file: header length %llu exceeds the "
                         "file size %zu",
                         f->path, (unsigned long long)hlen, f->size);
     if (hlen > ST_MAX_HEADER || hlen < 2)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: implausible safetensors header length %llu",
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: implausible safetensors header length %llu",
                         f->path, (unsigned long long)hlen);
     json_error_t je;
     json_t *root = json_loadb((const char *)f->base + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: safetensors header is not valid JSON: %s",
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: safetensors header is not valid JSON: %s",
                         f->path, je.text);
     kvp_status s = KVP_OK;
     if (!json_is_object(root)) {
-        s = kvp_fail(err, KVP_ERR_FORMAT, "%s: safetensors header is not a JSON object", f->path);
+        s = kvu_fail(err, KVP_ERR_FORMAT, "%s: safetensors header is not a JSON object", f->path);
         goto done;
     }
     size_t cap = json_object_size(root);
     f->tensors = calloc(cap ? cap : 1, sizeof *f->tensors);
     f->names = calloc(cap ? cap : 1, sizeof *f->names);
     if (!f->tensors || !f->names) {
-        s = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", f->path);
+        s = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", f->path);
         goto done;
     }
     uint64_t data_size = f->size - 8 - hlen;
@@ -82,18 +82,18 @@ static kvp_status parse_header(st_file *f, kvp_error *err) {
     json_t *val;
     json_object_foreach(root, key, val) {
         if (!strcmp(key, "__metadata__")) continue;
-        st_tensor *t = &f->tensors[f->n];
+        kvst_tensor *t = &f->tensors[f->n];
         json_t *dt = json_object_get(val, "dtype"), *sh = json_object_get(val, "shape"),
                *off = json_object_get(val, "data_offsets");
         if (!json_is_object(val) || !json_is_string(dt) || !json_is_array(sh) ||
             !json_is_array(off) || json_array_size(off) != 2) {
-            s = kvp_fail(err, KVP_ERR_FORMAT,
+            s = kvu_fail(err, KVP_ERR_FORMAT,
                          "%s: tensor '%s' needs dtype, shape and data_offsets [begin, end]", f->path,
                          key);
             goto done;
         }
         if (!(f->names[f->n] = strdup(key))) {
-            s = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", f->path);
+            s = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", f->path);
             goto done;
         }
         t->name = f->names[f->n];
@@ -102,13 +102,13 @@ static kvp_status parse_header(st_file *f, kvp_error *err) {
         const char *dts = json_string_value(dt);
         int64_t esz = dtype_size(dts, &t->type);
         if (!esz) {
-            s = kvp_fail(err, KVP_ERR_FORMAT, "%s: tensor '%s' has unknown dtype '%s'", f->path, key,
+            s = kvu_fail(err, KVP_ERR_FORMAT, "%s: tensor '%s' has unknown dtype '%s'", f->path, key,
                          dts);
             goto done;
         }
         snprintf(t->dtype, sizeof t->dtype, "%s", dts);
         if (json_array_size(sh) > ST_MAX_DIMS) {
-            s = kvp_fail(err, KVP_ERR_FORMAT, "%s: tensor '%s' has %zu dimensions (max %d)", f->path,
+            s = kvu_fail(err, KVP_ERR_FORMAT, "%s: tensor '%s' has %zu dimensions (max %d)", f->path,
                          key, json_array_size(sh), ST_MAX_DIMS);
             goto done;
         }
@@ -118,7 +118,7 @@ static kvp_status parse_header(st_file *f, kvp_error *err) {
             json_t *e = json_array_get(sh, (size_t)d);
             json_int_t v = json_is_integer(e) ? json_integer_value(e) : -1;
             if (v < 0 || (v > 0 && n_el > (UINT64_MAX / 8) / (uint64_t)v)) {
-                s = kvp_fail(err, KVP_ERR_FORMAT, "%s: tensor '%s' has an invalid shape", f->path, key);
+                s = kvu_fail(err, KVP_ERR_FORMAT, "%s: tensor '%s' has an invalid shape", f->path, key);
                 goto done;
             }
             t->shape[d] = v;
@@ -128,18 +128,18 @@ static kvp_status parse_header(st_file *f, kvp_error *err) {
         json_int_t bv = json_is_integer(b) ? json_integer_value(b) : -1;
         json_int_t ev = json_is_integer(e) ? json_integer_value(e) : -1;
         if (bv < 0 || ev < bv) {
-            s = kvp_fail(err, KVP_ERR_FORMAT, "%s: tensor '%s' has invalid data_offsets", f->path, key);
+            s = kvu_fail(err, KVP_ERR_FORMAT, "%s: tensor '%s' has invalid data_offsets", f->path, key);
             goto done;
         }
         if ((uint64_t)ev > data_size) {
-            s = kvp_fail(err, KVP_ERR_FORMAT,
+            s = kvu_fail(err, KVP_ERR_FORMAT,
                          "%s: tensor '%s' data [%lld, %lld) runs past the end of the file (data "
                          "section holds %llu bytes; truncated?)",
                          f->path, key, (long long)bv, (long long)ev, (unsigned long long)data_size);
             goto done;
         }
         if ((uint64_t)(ev - bv) != n_el * (uint64_t)esz) {
-            s = kvp_fail(err, KVP_ERR_FORMAT,
+            s = kvu_fail(err, KVP_ERR_FORMAT,
                          "%s: tensor '%s' holds %lld bytes but its shape and dtype %s need %llu",
                          f->path, key, (long long)(ev - bv), dts,
                          (unsigned long long)(n_el * (uint64_t)esz));
@@ -153,31 +153,31 @@ done:
     return s;
 }
 
-kvp_status st_open(const char *path, bool use_mmap, st_file **out, kvp_error *err) {
+kvp_status kvst_open(const char *path, bool use_mmap, kvst_file **out, kvp_error *err) {
     *out = NULL;
-    st_file *f = calloc(1, sizeof *f);
+    kvst_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
         free(f);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
     }
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
-        kvp_status s = kvp_fail(err, KVP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        st_close(f);
+        kvp_status s = kvu_fail(err, KVP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        kvst_close(f);
         return s;
     }
     struct stat sb;
     kvp_status s = KVP_OK;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        s = kvp_fail(err, KVP_ERR_IO, "%s: not a regular file", path);
+        s = kvu_fail(err, KVP_ERR_IO, "%s: not a regular file", path);
     } else if (sb.st_size == 0) {
-        s = kvp_fail(err, KVP_ERR_FORMAT, "%s: empty file (not a safetensors file)", path);
+        s = kvu_fail(err, KVP_ERR_FORMAT, "%s: empty file (not a safetensors file)", path);
     } else {
         f->size = (size_t)sb.st_size;
         if (use_mmap) {
             void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
             if (m == MAP_FAILED)
-                s = kvp_fail(err, KVP_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+                s = kvu_fail(err, KVP_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
             else {
                 f->base = m;
                 f->mapped = true;
@@ -193,22 +193,22 @@ kvp_status st_open(const char *path, bool use_mmap, st_file **out, kvp_error *er
             }
             f->base = buf;
             if (!buf)
-                s = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, f->size);
+                s = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, f->size);
             else if (got != f->size)
-                s = kvp_fail(err, KVP_ERR_IO, "%s: read failed", path);
+                s = kvu_fail(err, KVP_ERR_IO, "%s: read failed", path);
         }
     }
     close(fd);
     if (!s) s = parse_header(f, err);
     if (s) {
-        st_close(f);
+        kvst_close(f);
         return s;
     }
     *out = f;
     return KVP_OK;
 }
 
-void st_close(st_file *f) {
+void kvst_close(kvst_file *f) {
     if (!f) return;
     for (int64_t i = 0; i < f->n; i++) free(f->names[i]);
     free(f->names);
@@ -223,11 +223,11 @@ void st_close(st_file *f) {
     free(f);
 }
 
-int64_t st_n_tensors(const st_file *f) { return f->n; }
-const st_tensor *st_tensor_at(const st_file *f, int64_t i) {
+int64_t kvst_n_tensors(const kvst_file *f) { return f->n; }
+const kvst_tensor *kvst_tensor_at(const kvst_file *f, int64_t i) {
     return i >= 0 && i < f->n ? &f->tensors[i] : NULL;
 }
-const st_tensor *st_find(const st_file *f, const char *name) {
+const kvst_tensor *kvst_find(const kvst_file *f, const char *name) {
     for (int64_t i = 0; i < f->n; i++)
         if (!strcmp(f->tensors[i].name, name)) return &f->tensors[i];
     return NULL;
@@ -235,14 +235,14 @@ const st_tensor *st_find(const st_file *f, const char *name) {
 
 /* ------------------------------------------------------------------------ */
 
-struct st_model {
-    st_file **files;
+struct kvst_model {
+    kvst_file **files;
     size_t n_files;
 };
 
-void st_model_close(st_model *m) {
+void kvst_model_close(kvst_model *m) {
     if (!m) return;
-    for (size_t i = 0; i < m->n_files; i++) st_close(m->files[i]);
+    for (size_t i = 0; i < m->n_files; i++) kvst_close(m->files[i]);
     free(m->files);
     free(m);
 }
@@ -262,47 +262,47 @@ static bool file_exists(const char *p) {
     return stat(p, &sb) == 0;
 }
 
-static kvp_status add_file(st_model *m, const char *path, bool use_mmap, kvp_error *err) {
-    st_file **nf = realloc(m->files, (m->n_files + 1) * sizeof *nf);
-    if (!nf) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+static kvp_status add_file(kvst_model *m, const char *path, bool use_mmap, kvp_error *err) {
+    kvst_file **nf = realloc(m->files, (m->n_files + 1) * sizeof *nf);
+    if (!nf) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
     m->files = nf;
-    st_file *f;
-    kvp_status s = st_open(path, use_mmap, &f, err);
+    kvst_file *f;
+    kvp_status s = kvst_open(path, use_mmap, &f, err);
     if (s) return s;
     m->files[m->n_files++] = f;
     return KVP_OK;
 }
 
-kvp_status st_model_open(const char *dir, bool use_mmap, st_model **out, kvp_error *err) {
+kvp_status kvst_model_open(const char *dir, bool use_mmap, kvst_model **out, kvp_error *err) {
     *out = NULL;
-    st_model *m = calloc(1, sizeof *m);
-    if (!m) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", dir);
+    kvst_model *m = calloc(1, sizeof *m);
+    if (!m) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", dir);
     kvp_status s = KVP_OK;
     char *single = join(dir, "model.safetensors");
     char *index = join(dir, "model.safetensors.index.json");
     if (!single || !index) {
-        s = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", dir);
+        s = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", dir);
     } else if (file_exists(index)) {
         json_error_t je;
         json_t *root = json_load_file(index, JSON_REJECT_DUPLICATES, &je);
         json_t *wm = root ? json_object_get(root, "weight_map") : NULL;
         if (!root) {
-            s = kvp_fail(err, KVP_ERR_FORMAT, "%s: invalid JSON: %s (line %d)", index, je.text,
+            s = kvu_fail(err, KVP_ERR_FORMAT, "%s: invalid JSON: %s (line %d)", index, je.text,
                          je.line);
         } else if (!json_is_object(wm) || json_object_size(wm) == 0) {
-            s = kvp_fail(err, KVP_ERR_FORMAT, "%s: missing or empty \"weight_map\" object", index);
+            s = kvu_fail(err, KVP_ERR_FORMAT, "%s: missing or empty \"weight_map\" object", index);
         } else {
             /* Open each shard once, in the order first named. */
             const char *key;
             json_t *val;
             char **seen = calloc(json_object_size(wm), sizeof *seen);
             size_t n_seen = 0;
-            if (!seen) s = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", index);
+            if (!seen) s = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", index);
             json_object_foreach(wm, key, val) {
                 if (s) break;
                 const char *shard = json_string_value(val);
                 if (!shard || !*shard || strchr(shard, '/')) {
-                    s = kvp_fail(err, KVP_ERR_FORMAT, "%s: weight_map entry '%s' is not a file name",
+                    s = kvu_fail(err, KVP_ERR_FORMAT, "%s: weight_map entry '%s' is not a file name",
                                  index, key);
                     break;
                 }
@@ -312,9 +312,9 @@ kvp_status st_model_open(const char *dir, bool use_mmap, st_model **out, kvp_err
                 seen[n_seen++] = (char *)shard;
                 char *sp = join(dir, shard);
                 if (!sp) {
-                    s = kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", index);
+                    s = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", index);
                 } else if (!file_exists(sp)) {
-                    s = kvp_fail(err, KVP_ERR_IO, "%s: names shard '%s' (for '%s'), which is missing",
+                    s = kvu_fail(err, KVP_ERR_IO, "%s: names shard '%s' (for '%s'), which is missing",
                                  index, shard, key);
                 } else {
                     s = add_file(m, sp, use_mmap, err);
@@ -324,9 +324,9 @@ kvp_status st_model_open(const char *dir, bool use_mmap, st_model **out, kvp_err
             /* Every tensor the index names must be in the shard it names. */
             json_object_foreach(wm, key, val) {
                 if (s) break;
-                const st_tensor *t = st_model_find(m, key);
+                const kvst_tensor *t = kvst_model_find(m, key);
                 if (!t) {
-                    s = kvp_fail(err, KVP_ERR_FORMAT, "%s: tensor '%s' is not in shard '%s'", index,
+                    s = kvu_fail(err, KVP_ERR_FORMAT, "%s: tensor '%s' is not in shard '%s'", index,
                                  key, json_string_value(val));
                 }
             }
@@ -336,28 +336,28 @@ kvp_status st_model_open(const char *dir, bool use_mmap, st_model **out, kvp_err
     } else if (file_exists(single)) {
         s = add_file(m, single, use_mmap, err);
     } else {
-        s = kvp_fail(err, KVP_ERR_IO,
+        s = kvu_fail(err, KVP_ERR_IO,
                      "%s: no model.safetensors or model.safetensors.index.json in the folder", dir);
     }
     free(single);
     free(index);
     if (s) {
-        st_model_close(m);
+        kvst_model_close(m);
         return s;
     }
     *out = m;
     return KVP_OK;
 }
 
-const st_tensor *st_model_find(const st_model *m, const char *name) {
+const kvst_tensor *kvst_model_find(const kvst_model *m, const char *name) {
     for (size_t i = 0; i < m->n_files; i++) {
-        const st_tensor *t = st_find(m->files[i], name);
+        const kvst_tensor *t = kvst_find(m->files[i], name);
         if (t) return t;
     }
     return NULL;
 }
 
-uint64_t st_model_bytes(const st_model *m) {
+uint64_t kvst_model_bytes(const kvst_model *m) {
     uint64_t b = 0;
     for (size_t i = 0; i < m->n_files; i++)
         for (int64_t j = 0; j < m->files[i]->n; j++) b += m->files[i]->tensors[j].n_bytes;

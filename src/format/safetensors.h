@@ -15,7 +15,7 @@
 #define ST_MAX_DIMS 8
 #define ST_TYPE_OTHER 0xffffffffu
 
-typedef struct st_tensor {
+typedef struct kvst_tensor {
     const char *name;
     const char *file;     /* path of the file holding it                      */
     char dtype[8];        /* as written: "F32", "BF16", "I64", ...            */
@@ -24,20 +24,20 @@ typedef struct st_tensor {
     int64_t shape[ST_MAX_DIMS]; /* row-major, shape[0] outermost              */
     const void *data;
     uint64_t n_bytes;
-} st_tensor;
+} kvst_tensor;
 
-typedef struct st_file st_file;
-kvp_status st_open(const char *path, bool use_mmap, st_file **out, kvp_error *err);
-void st_close(st_file *f);
-int64_t st_n_tensors(const st_file *f);
-const st_tensor *st_tensor_at(const st_file *f, int64_t i);
-const st_tensor *st_find(const st_file *f, const char *name);
+typedef struct kvst_file kvst_file;
+kvp_status kvst_open(const char *path, bool use_mmap, kvst_file **out, kvp_error *err);
+void kvst_close(kvst_file *f);
+int64_t kvst_n_tensors(const kvst_file *f);
+const kvst_tensor *kvst_tensor_at(const kvst_file *f, int64_t i);
+const kvst_tensor *kvst_find(const kvst_file *f, const char *name);
 
 /* All safetensors files of a model folder. */
-typedef struct st_model st_model;
-kvp_status st_model_open(const char *dir, bool use_mmap, st_model **out, kvp_error *err);
-void st_model_close(st_model *m);
-const st_tensor *st_model_find(const st_model *m, const char *name);
-uint64_t st_model_bytes(const st_model *m);
+typedef struct kvst_model kvst_model;
+kvp_status kvst_model_open(const char *dir, bool use_mmap, kvst_model **out, kvp_error *err);
+void kvst_model_close(kvst_model *m);
+const kvst_tensor *kvst_model_find(const kvst_model *m, const char *name);
+uint64_t kvst_model_bytes(const kvst_model *m);
 
 #endif

@@ -28,13 +28,13 @@ kvp_gen_params kvp_gen_default_params(void) {
 
 kvp_status kvp_eval(const kvp_model *model, kvp_cache *cache, const int32_t *ids, size_t n, float *logits,
                     kvp_error *err) {
-    kvp_error_clear(err);
+    kvu_error_clear(err);
     if (!model || !cache || !ids || n == 0)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_eval: needs a model, a cache and tokens");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_eval: needs a model, a cache and tokens");
     if (n > (size_t)INT32_MAX / 2)
-        return kvp_fail(err, KVP_ERR_RANGE, "kvp_eval: %zu tokens is too many", n);
+        return kvu_fail(err, KVP_ERR_RANGE, "kvp_eval: %zu tokens is too many", n);
     int n_prompt_total = kvc_next_pos(cache) == 0 ? (int)n : 0;
-    return kvp_forward(model, cache, ids, (int)n, n_prompt_total, logits, model->n_threads, err);
+    return kvm_forward(model, cache, ids, (int)n, n_prompt_total, logits, model->n_threads, err);
 }
 
 static bool is_eos(const kvp_model *m, int32_t id) {
@@ -45,18 +45,18 @@ static bool is_eos(const kvp_model *m, int32_t id) {
 
 kvp_status kvp_generate(const kvp_model *model, kvp_cache *cache, const int32_t *prompt, size_t n_prompt,
                         const kvp_gen_params *params, kvp_gen_result *out, kvp_error *err) {
-    kvp_error_clear(err);
+    kvu_error_clear(err);
     if (out) memset(out, 0, sizeof *out);
     if (!model || !cache || !out || (!prompt && n_prompt))
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_generate: needs a model, a cache and a result");
-    if (n_prompt == 0) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_generate: empty prompt");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_generate: needs a model, a cache and a result");
+    if (n_prompt == 0) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_generate: empty prompt");
     if (n_prompt > (size_t)INT32_MAX / 2)
-        return kvp_fail(err, KVP_ERR_RANGE, "kvp_generate: a prompt of %zu tokens is too long",
+        return kvu_fail(err, KVP_ERR_RANGE, "kvp_generate: a prompt of %zu tokens is too long",
                         n_prompt);
     kvp_gen_params p = params ? *params : kvp_gen_default_params();
     if (p.max_new_tokens < 0 || p.prefill_chunk < 0 || p.top_k < 0 || !(p.top_p > 0) ||
         p.temperature < 0)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "kvp_generate: invalid parameters (max_new_tokens %d, prefill_chunk %d, "
                         "top_k %d, top_p %g, temperature %g)",
                         p.max_new_tokens, p.prefill_chunk, p.top_k, p.top_p, p.temperature);
@@ -64,12 +64,12 @@ kvp_status kvp_generate(const kvp_model *model, kvp_cache *cache, const int32_t 
     int V = model->info.n_vocab;
     float *logits = malloc((size_t)V * sizeof(float));
     out->ids = malloc(((size_t)p.max_new_tokens + 1) * sizeof(int32_t));
-    kvp_sampler smp;
-    bool smp_ok = kvp_sampler_init(&smp, V, p.temperature, p.top_k, p.top_p, p.seed);
+    kvg_sampler smp;
+    bool smp_ok = kvg_sampler_init(&smp, V, p.temperature, p.top_k, p.top_p, p.seed);
     kvp_status s = KVP_OK;
     double attn0 = 0.0;
     if (!logits || !out->ids || !smp_ok) {
-        s = kvp_fail(err, KVP_ERR_NOMEM, "kvp_generate: out of memory");
+        s = kvu_fail(err, KVP_ERR_NOMEM, "kvp_generate: out of memory");
         goto done;
     }
     out->n_prompt = n_prompt;
@@ -88,14 +88,14 @@ kvp_status kvp_generate(const kvp_model *model, kvp_cache *cache, const int32_t 
     for (size_t off = 0; off < n_prompt; off += chunk) {
         size_t len = n_prompt - off < chunk ? n_prompt - off : chunk;
         bool last = off + len == n_prompt;
-        if ((s = kvp_forward(model, cache, prompt + off, (int)len, (int)n_prompt,
+        if ((s = kvm_forward(model, cache, prompt + off, (int)len, (int)n_prompt,
                              last ? logits : NULL, nt, err)))
             goto done;
     }
     out->prefill_ms = now_ms() - t0;
     double t1 = now_ms();
     for (int step = 0; step < p.max_new_tokens; step++) {
-        int32_t id = kvp_sampler_pick(&smp, logits);
+        int32_t id = kvg_sampler_pick(&smp, logits);
         out->ids[out->n_ids++] = id;
         bool go = true;
         if (p.on_token) go = p.on_token(p.user, id, logits, V);
@@ -104,7 +104,7 @@ kvp_status kvp_generate(const kvp_model *model, kvp_cache *cache, const int32_t 
             break;
         }
         if (!go || step + 1 == p.max_new_tokens) break;
-        if ((s = kvp_forward(model, cache, &id, 1, 0, logits, nt, err))) goto done;
+        if ((s = kvm_forward(model, cache, &id, 1, 0, logits, nt, err))) goto done;
     }
     out->decode_ms = now_ms() - t1;
 done:
@@ -112,7 +112,7 @@ done:
         out->attn_ms = kvc_attn_ms(cache) - attn0;
         kvp_cache_get_stats(cache, &out->cache);
     }
-    kvp_sampler_free(&smp);
+    kvg_sampler_free(&smp);
     free(logits);
     if (s) {
         free(out->ids);

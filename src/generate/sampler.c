@@ -4,7 +4,7 @@
 
 #include "generate/sampler.h"
 
-bool kvp_sampler_init(kvp_sampler *s, int n_vocab, float temperature, int top_k, float top_p,
+bool kvg_sampler_init(kvg_sampler *s, int n_vocab, float temperature, int top_k, float top_p,
                       uint64_t seed) {
     s->temperature = temperature;
     s->top_k = top_k;
@@ -17,13 +17,13 @@ bool kvp_sampler_init(kvp_sampler *s, int n_vocab, float temperature, int top_k,
     s->prob = malloc((size_t)n_vocab * sizeof *s->prob);
     s->idx = malloc((size_t)n_vocab * sizeof *s->idx);
     if (!s->prob || !s->idx) {
-        kvp_sampler_free(s);
+        kvg_sampler_free(s);
         return false;
     }
     return true;
 }
 
-void kvp_sampler_free(kvp_sampler *s) {
+void kvg_sampler_free(kvg_sampler *s) {
     free(s->prob);
     free(s->idx);
     s->prob = NULL;
@@ -31,7 +31,7 @@ void kvp_sampler_free(kvp_sampler *s) {
 }
 
 /* splitmix64: small, fast, and the same stream on every platform. */
-double kvp_sampler_uniform(kvp_sampler *s) {
+double kvg_sampler_uniform(kvg_sampler *s) {
     uint64_t z = (s->state += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
@@ -65,7 +65,7 @@ static void sort_idx(int32_t *idx, int32_t *tmp, int n, const float *l) {
     for (int q = 0; q < n; q++) idx[q] = tmp[q];
 }
 
-int32_t kvp_sampler_pick(kvp_sampler *s, const float *logits) {
+int32_t kvg_sampler_pick(kvg_sampler *s, const float *logits) {
     int n = s->n_vocab;
     if (s->temperature <= 0 || !s->prob) return argmax(logits, n);
     for (int i = 0; i < n; i++) s->idx[i] = i;
@@ -92,7 +92,7 @@ int32_t kvp_sampler_pick(kvp_sampler *s, const float *logits) {
         sum = 0.0;
         for (int i = 0; i < keep; i++) sum += s->prob[i];
     }
-    double r = kvp_sampler_uniform(s) * sum, acc = 0.0;
+    double r = kvg_sampler_uniform(s) * sum, acc = 0.0;
     for (int i = 0; i < keep; i++) {
         acc += s->prob[i];
         if (r < acc) return s->idx[i];

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef struct kvp_sampler {
+typedef struct kvg_sampler {
     float temperature; /* <= 0: greedy */
     int top_k;         /* <= 0: off */
     float top_p;       /* >= 1: off */
@@ -15,15 +15,15 @@ typedef struct kvp_sampler {
     float *prob;
     int32_t *idx;
     int n_vocab;
-} kvp_sampler;
+} kvg_sampler;
 
 /* Returns false when scratch memory cannot be allocated. */
-bool kvp_sampler_init(kvp_sampler *s, int n_vocab, float temperature, int top_k, float top_p,
+bool kvg_sampler_init(kvg_sampler *s, int n_vocab, float temperature, int top_k, float top_p,
                       uint64_t seed);
-void kvp_sampler_free(kvp_sampler *s);
+void kvg_sampler_free(kvg_sampler *s);
 /* Greedy picks the largest logit (the lowest id on ties). */
-int32_t kvp_sampler_pick(kvp_sampler *s, const float *logits);
+int32_t kvg_sampler_pick(kvg_sampler *s, const float *logits);
 /* A uniform double in [0, 1) from the generator. */
-double kvp_sampler_uniform(kvp_sampler *s);
+double kvg_sampler_uniform(kvg_sampler *s);
 
 #endif

@@ -28,28 +28,28 @@ void kva_store_rows(void *dst, const float *src, size_t n, kvp_kv_type t) {
     KVA_CALL(kva_store_rows, dst, src, n, t);
 }
 
-void kvp_attn_forward(const float *q, size_t q_stride, int n_q, const void *k, const void *v,
+void kvk_attn_forward(const float *q, size_t q_stride, int n_q, const void *k, const void *v,
                       kvp_kv_type kv_type, int d, int kv_base, float scale, float *out,
                       size_t out_stride, float *row_max, float *row_sum, float *z_row) {
-    KVA_CALL(kvp_attn_forward, q, q_stride, n_q, k, v, kv_type, d, kv_base, scale, out, out_stride,
+    KVA_CALL(kvk_attn_forward, q, q_stride, n_q, k, v, kv_type, d, kv_base, scale, out, out_stride,
              row_max, row_sum, z_row);
 }
 
-void kvp_attn_forward_heads(const float *q, size_t q_hstride, int n_heads, const void *k,
+void kvk_attn_forward_heads(const float *q, size_t q_hstride, int n_heads, const void *k,
                             const void *v, kvp_kv_type kv_type, int d, int n_keys, float scale,
                             float *out, size_t out_hstride, float *row_max, float *row_sum,
                             size_t rs_hstride, float *z_rows, size_t z_hstride) {
-    KVA_CALL(kvp_attn_forward_heads, q, q_hstride, n_heads, k, v, kv_type, d, n_keys, scale, out,
+    KVA_CALL(kvk_attn_forward_heads, q, q_hstride, n_heads, k, v, kv_type, d, n_keys, scale, out,
              out_hstride, row_max, row_sum, rs_hstride, z_rows, z_hstride);
 }
 
-void kvp_attn_colreduce(const float *q, size_t q_stride, int row_begin, int row_end,
+void kvk_attn_colreduce(const float *q, size_t q_stride, int row_begin, int row_end,
                         const void *k, const void *v, kvp_kv_type kv_type, int d, int kv_base,
                         float scale, const float *row_max, const float *row_sum,
                         const float *out, size_t out_stride, int col_begin, int col_end,
-                        const kvp_colreduce_req *req, const float *z_row, double *col_attn,
+                        const kvk_colreduce_req *req, const float *z_row, double *col_attn,
                         double *col_key) {
-    KVA_CALL(kvp_attn_colreduce, q, q_stride, row_begin, row_end, k, v, kv_type, d, kv_base,
+    KVA_CALL(kvk_attn_colreduce, q, q_stride, row_begin, row_end, k, v, kv_type, d, kv_base,
              scale, row_max, row_sum, out, out_stride, col_begin, col_end, req, z_row, col_attn,
              col_key);
 }

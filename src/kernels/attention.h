@@ -3,9 +3,9 @@
  * two passes so that the pruning cache can score tokens from the exact
  * softmax weights without ever holding an n x n matrix:
  *
- *   1. kvp_attn_forward: flash-style online softmax per query row -> the
+ *   1. kvk_attn_forward: flash-style online softmax per query row -> the
  *      outputs o_i and each row's final maximum m_i and normaliser l_i.
- *   2. kvp_attn_colreduce: for the rows that score, revisit the logits with
+ *   2. kvk_attn_colreduce: for the rows that score, revisit the logits with
  *      the final m_i, l_i (a_ij = exp(z_ij - m_i) / l_i) and add per key
  *      column the reductions the tracker needs (see below). Memory is O(n).
  *
@@ -43,7 +43,7 @@ void kva_store_rows(void *dst, const float *src, size_t n, kvp_kv_type t);
  * z_row (NULL, or used only when n_q == 1: decode) receives the row's
  * scaled logits z_0j for j <= kv_base, so that pass 2 need not recompute
  * them. */
-void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
+void kvk_attn_forward(const float *q, size_t q_stride, int n_q,
                       const void *k, const void *v, kvp_kv_type kv_type, int d, int kv_base,
                       float scale, float *out, size_t out_stride,
                       float *row_max, float *row_sum, float *z_row);
@@ -52,9 +52,9 @@ void kvp_attn_forward(const float *q, size_t q_stride, int n_q,
  * (GQA decode): head h's query at q + h*q_hstride sees keys 0..n_keys-1;
  * its output goes to out + h*out_hstride, m and l to row_max/row_sum at
  * h*rs_hstride, its logits (when z_rows is not NULL) to z_rows +
- * h*z_hstride. The same bits as kvp_attn_forward on each head with
+ * h*z_hstride. The same bits as kvk_attn_forward on each head with
  * n_q = 1 and kv_base = n_keys - 1; K/V are read once for the group. */
-void kvp_attn_forward_heads(const float *q, size_t q_hstride, int n_heads,
+void kvk_attn_forward_heads(const float *q, size_t q_hstride, int n_heads,
                             const void *k, const void *v, kvp_kv_type kv_type, int d, int n_keys,
                             float scale, float *out, size_t out_hstride,
                             float *row_max, float *row_sum, size_t rs_hstride,
@@ -67,21 +67,21 @@ void kvp_attn_forward_heads(const float *q, size_t q_hstride, int n_heads,
  *               +  2 a_ij^2 z_ij (V2_j - v_j.o_i)                   (cross)
  * with z_ij = scale * q_i.k_j, V2_j = v2[j], |o_i|^2 = out_sq[i].
  * z_row: NULL, or for a single row (row_end - row_begin == 1) the logits
- * kvp_attn_forward saved for it (the same bits it would recompute). */
-typedef struct kvp_colreduce_req {
+ * kvk_attn_forward saved for it (the same bits it would recompute). */
+typedef struct kvk_colreduce_req {
     int p;
     bool key;
     bool cross;
     const float *v2;     /* [n_kv], needed when key                       */
     const float *out_sq; /* [n_q] |o_i|^2, needed when key                */
-} kvp_colreduce_req;
+} kvk_colreduce_req;
 
-void kvp_attn_colreduce(const float *q, size_t q_stride, int row_begin,
+void kvk_attn_colreduce(const float *q, size_t q_stride, int row_begin,
                         int row_end, const void *k, const void *v, kvp_kv_type kv_type, int d,
                         int kv_base, float scale, const float *row_max,
                         const float *row_sum, const float *out,
                         size_t out_stride, int col_begin, int col_end,
-                        const kvp_colreduce_req *req, const float *z_row,
+                        const kvk_colreduce_req *req, const float *z_row,
                         double *col_attn, double *col_key);
 
 #endif

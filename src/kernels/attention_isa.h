@@ -73,9 +73,9 @@ void KVA_FN(kva_load_rows)(float *dst, const void *src, size_t n, kvp_kv_type t)
             _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
 #endif
     if (t == KVP_KV_F16)
-        for (; i < n; i++) dst[i] = kvp_f16_to_f32(h[i]);
+        for (; i < n; i++) dst[i] = kvk_f16_to_f32(h[i]);
     else
-        for (; i < n; i++) dst[i] = kvp_bf16_to_f32(h[i]);
+        for (; i < n; i++) dst[i] = kvk_bf16_to_f32(h[i]);
 }
 
 void KVA_FN(kva_store_rows)(void *dst, const float *src, size_t n, kvp_kv_type t) {
@@ -86,16 +86,16 @@ void KVA_FN(kva_store_rows)(void *dst, const float *src, size_t n, kvp_kv_type t
     uint16_t *h = dst;
     size_t i = 0;
     if (t == KVP_KV_BF16) {
-        for (; i < n; i++) h[i] = kvp_f32_to_bf16(src[i]);
+        for (; i < n; i++) h[i] = kvk_f32_to_bf16(src[i]);
         return;
     }
 #if defined(KVA_F16C)
-    /* round to nearest even, as kvp_f32_to_f16 (NaN payloads aside) */
+    /* round to nearest even, as kvk_f32_to_f16 (NaN payloads aside) */
     for (; i + 8 <= n; i += 8)
         _mm_storeu_si128((__m128i *)(h + i),
                          _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
 #endif
-    for (; i < n; i++) h[i] = kvp_f32_to_f16(src[i]);
+    for (; i < n; i++) h[i] = kvk_f32_to_f16(src[i]);
 }
 
 /* Rows [j0, j0 + n) as float32: the stream itself when it stores float32,
@@ -164,7 +164,7 @@ static inline __attribute__((always_inline)) size_t esz_of(const kvp_kv_type t) 
 static inline float elem_f32(const void *p, size_t i, const kvp_kv_type t) {
     if (t == KVP_KV_F32) return ((const float *)p)[i];
     const uint16_t h = ((const uint16_t *)p)[i];
-    return t == KVP_KV_F16 ? kvp_f16_to_f32(h) : kvp_bf16_to_f32(h);
+    return t == KVP_KV_F16 ? kvk_f16_to_f32(h) : kvk_bf16_to_f32(h);
 }
 
 /* Prefill path: rows are vectorised instead of keys. A block of 16 query
@@ -314,7 +314,7 @@ static inline __attribute__((always_inline)) void keyvec_logits_nv(const float *
                 acc[t] = _mm512_fmadd_ps(qv[c], ld16(kr + 16 * c * esz, c == nv - 1 ? last : 0xFFFF, type),
                                          acc[t]);
         }
-        _mm512_storeu_ps(z + t0, _mm512_mul_ps(kvp_hsum16(acc), vs));
+        _mm512_storeu_ps(z + t0, _mm512_mul_ps(kvk_hsum16(acc), vs));
     }
     if (t0 < nt) {
         const int n = nt - t0;
@@ -327,7 +327,7 @@ static inline __attribute__((always_inline)) void keyvec_logits_nv(const float *
                 acc[t] = _mm512_fmadd_ps(qv[c], ld16(kr + 16 * c * esz, c == nv - 1 ? last : 0xFFFF, type),
                                          acc[t]);
         }
-        _mm512_mask_storeu_ps(z + t0, (__mmask16)(0xFFFFu >> (16 - n)), _mm512_mul_ps(kvp_hsum16(acc), vs));
+        _mm512_mask_storeu_ps(z + t0, (__mmask16)(0xFFFFu >> (16 - n)), _mm512_mul_ps(kvk_hsum16(acc), vs));
     }
 }
 
@@ -501,7 +501,7 @@ static inline __attribute__((always_inline)) void forward_heads_keyvec(
 }
 #endif
 
-void KVA_FN(kvp_attn_forward)(const float *q, size_t q_stride, int n_q,
+void KVA_FN(kvk_attn_forward)(const float *q, size_t q_stride, int n_q,
                       const void *k, const void *v, kvp_kv_type type, int d, int kv_base,
                       float scale, float *out, size_t out_stride,
                       float *row_max, float *row_sum, float *z_row) {
@@ -579,7 +579,7 @@ void KVA_FN(kvp_attn_forward)(const float *q, size_t q_stride, int n_q,
     }
 }
 
-void KVA_FN(kvp_attn_forward_heads)(const float *q, size_t q_hstride, int n_heads, const void *k,
+void KVA_FN(kvk_attn_forward_heads)(const float *q, size_t q_hstride, int n_heads, const void *k,
                             const void *v, kvp_kv_type type, int d, int n_keys, float scale,
                             float *out, size_t out_hstride, float *row_max, float *row_sum,
                             size_t rs_hstride, float *z_rows, size_t z_hstride) {
@@ -596,7 +596,7 @@ void KVA_FN(kvp_attn_forward_heads)(const float *q, size_t q_hstride, int n_head
     return;
 #endif
     for (int h = 0; h < n_heads; h++)
-        KVA_FN(kvp_attn_forward)(q + (size_t)h * q_hstride, 0, 1, k, v, type, d, n_keys - 1, scale,
+        KVA_FN(kvk_attn_forward)(q + (size_t)h * q_hstride, 0, 1, k, v, type, d, n_keys - 1, scale,
                          out + (size_t)h * out_hstride, 0, row_max + (size_t)h * rs_hstride,
                          row_sum + (size_t)h * rs_hstride,
                          z_rows ? z_rows + (size_t)h * z_hstride : NULL);
@@ -611,7 +611,7 @@ static void colreduce_block16(const float *q, size_t q_stride, int nr, const voi
                               const void *v, kvp_kv_type type, int d, int kv_base, float scale,
                               const float *row_max, const float *row_sum, const float *out,
                               size_t out_stride, int col_begin, int col_end,
-                              const kvp_colreduce_req *req, const float *out_sq,
+                              const kvk_colreduce_req *req, const float *out_sq,
                               double *col_attn, double *col_key) {
     const int c_end = kv_base + nr < col_end ? kv_base + nr : col_end;
     if (col_begin >= c_end) return;
@@ -702,7 +702,7 @@ static void colreduce_rows_keyvec(const float *q, size_t q_stride, int row_begin
                                   int kv_base,
                                   float scale, const float *row_max, const float *row_sum,
                                   const float *out, size_t out_stride, int col_begin,
-                                  int col_end, const kvp_colreduce_req *req, const float *z_row,
+                                  int col_end, const kvk_colreduce_req *req, const float *z_row,
                                   double *col_attn, double *col_key) {
     _Alignas(64) float z[TILE], vo[TILE];
     const __m512d two = _mm512_set1_pd(2.0);
@@ -752,12 +752,12 @@ static void colreduce_rows_keyvec(const float *q, size_t q_stride, int row_begin
 }
 #endif
 
-void KVA_FN(kvp_attn_colreduce)(const float *q, size_t q_stride, int row_begin,
+void KVA_FN(kvk_attn_colreduce)(const float *q, size_t q_stride, int row_begin,
                         int row_end, const void *k, const void *v, kvp_kv_type type, int d,
                         int kv_base, float scale, const float *row_max,
                         const float *row_sum, const float *out,
                         size_t out_stride, int col_begin, int col_end,
-                        const kvp_colreduce_req *req, const float *z_row,
+                        const kvk_colreduce_req *req, const float *z_row,
                         double *col_attn, double *col_key) {
     if (row_end - row_begin != 1) z_row = NULL;
 #ifdef KVA_AVX512

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float kvp_f16_to_f32(uint16_t h) {
+static inline float kvk_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1f;
     uint32_t man = h & 0x3ff;
@@ -33,7 +33,7 @@ static inline float kvp_f16_to_f32(uint16_t h) {
 }
 
 /* Round to nearest even, with overflow to infinity and subnormals. */
-static inline uint16_t kvp_f32_to_f16(float f) {
+static inline uint16_t kvk_f32_to_f16(float f) {
     uint32_t x;
     memcpy(&x, &f, 4);
     uint32_t sign = (x >> 16) & 0x8000;
@@ -58,14 +58,14 @@ static inline uint16_t kvp_f32_to_f16(float f) {
     return (uint16_t)(sign | r);
 }
 
-static inline float kvp_bf16_to_f32(uint16_t h) {
+static inline float kvk_bf16_to_f32(uint16_t h) {
     uint32_t bits = (uint32_t)h << 16;
     float f;
     memcpy(&f, &bits, 4);
     return f;
 }
 
-static inline uint16_t kvp_f32_to_bf16(float f) {
+static inline uint16_t kvk_f32_to_bf16(float f) {
     uint32_t x;
     memcpy(&x, &f, 4);
     if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40); /* quiet NaN */

@@ -10,7 +10,7 @@
 
 /* Lane t of the result is the sum of v[t] (a transpose-and-add tree: one
  * pass for 16 sums instead of 16 reductions). */
-static inline __m512 kvp_hsum16(const __m512 v[16]) {
+static inline __m512 kvk_hsum16(const __m512 v[16]) {
     __m512 x[8], y[4];
     for (int i = 0; i < 8; i++)
         x[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
@@ -25,8 +25,8 @@ static inline __m512 kvp_hsum16(const __m512 v[16]) {
     return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, 0x88), _mm512_shuffle_f32x4(w0, w1, 0xDD));
 }
 
-/* The sum of one vector, in kvp_hsum16's order. */
-static inline float kvp_hsum1(__m512 v) {
+/* The sum of one vector, in kvk_hsum16's order. */
+static inline float kvk_hsum1(__m512 v) {
     float l[16];
     _mm512_storeu_ps(l, v);
     float q[4];

@@ -1,4 +1,4 @@
-/* kvp_matmul: the variant for the instruction set kvcpu_current() chose. */
+/* kvk_matmul: the variant for the instruction set kvcpu_current() chose. */
 #include "kernels/matmul.h"
 
 #include "format/gguf.h"
@@ -6,9 +6,9 @@
 #include "kernels/matmul_variants.h"
 #include "kernels/quant.h"
 
-bool kvp_matmul_type_ok(uint32_t type) { return kvq_type_supported(type); }
+bool kvk_matmul_type_ok(uint32_t type) { return kvq_type_supported(type); }
 
-void kvp_to_f32(float *dst, const void *src, uint32_t type, int64_t n) {
+void kvk_to_f32(float *dst, const void *src, uint32_t type, int64_t n) {
     if (kvq_type_traits_of(type)->quantized) {
         kvq_dequantize_rows_f32(type, src, dst, 1, n);
         return;
@@ -21,7 +21,7 @@ void kvp_to_f32(float *dst, const void *src, uint32_t type, int64_t n) {
     }
 }
 
-bool kvp_matmul(float *y, const float *x, int T, const void *w, uint32_t wtype, int N, int K,
+bool kvk_matmul(float *y, const float *x, int T, const void *w, uint32_t wtype, int N, int K,
                 bool accumulate, int n_threads) {
     if (kvq_type_traits_of(wtype)->quantized)
         return kvq_matmul(y, x, T, w, wtype, N, K, accumulate, n_threads);

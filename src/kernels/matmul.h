@@ -15,14 +15,14 @@
  * kvq_type_supported accepts, rows of kvq_row_bytes(wtype, K) bytes, 2-byte
  * aligned); F32 rows must be 4-byte aligned. Returns false
  * only when scratch memory could not be allocated. */
-bool kvp_matmul(float *y, const float *x, int T, const void *w, uint32_t wtype, int N, int K,
+bool kvk_matmul(float *y, const float *x, int T, const void *w, uint32_t wtype, int N, int K,
                 bool accumulate, int n_threads);
 
 /* Converts n elements of type `type` to float32 (quantized types: n a
  * multiple of the block). */
-void kvp_to_f32(float *dst, const void *src, uint32_t type, int64_t n);
+void kvk_to_f32(float *dst, const void *src, uint32_t type, int64_t n);
 
-/* True for the weight types kvp_matmul handles (kvq_type_supported). */
-bool kvp_matmul_type_ok(uint32_t type);
+/* True for the weight types kvk_matmul handles (kvq_type_supported). */
+bool kvk_matmul_type_ok(uint32_t type);
 
 #endif

@@ -200,11 +200,11 @@ static void put_prim(kvdn_ctx *c, prim_entry *e, prim_entry *owned) {
 static void f32_to_bf16_rows(uint16_t *dst, const float *src, int64_t n) {
     int64_t i = 0;
 #if defined(__AVX512BF16__) && defined(__AVX512F__)
-    /* vcvtneps2bf16 rounds to nearest even like kvp_f32_to_bf16. */
+    /* vcvtneps2bf16 rounds to nearest even like kvk_f32_to_bf16. */
     for (; i + 16 <= n; i += 16)
         _mm256_storeu_si256((__m256i *)(dst + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
 #endif
-    for (; i < n; i++) dst[i] = kvp_f32_to_bf16(src[i]);
+    for (; i < n; i++) dst[i] = kvk_f32_to_bf16(src[i]);
 }
 
 /* Weight rows [n0, n0 + nr) in the compute type; `buf` holds nr * K
@@ -228,11 +228,11 @@ static const void *weight_panel(const void *w, uint32_t wtype, bool bf16, int n0
     for (int r = 0; r < nr; r++) {
         const char *src = (const char *)w + (off + (size_t)r * K) * esz;
         if (!bf16) {
-            kvp_to_f32((float *)buf + (size_t)r * K, src, wtype, K);
+            kvk_to_f32((float *)buf + (size_t)r * K, src, wtype, K);
         } else if (wtype == GGML_TYPE_F32) {
             f32_to_bf16_rows((uint16_t *)buf + (size_t)r * K, (const float *)src, K);
         } else {
-            kvp_to_f32(tmp, src, wtype, K);
+            kvk_to_f32(tmp, src, wtype, K);
             f32_to_bf16_rows((uint16_t *)buf + (size_t)r * K, tmp, K);
         }
     }

@@ -30,7 +30,7 @@ enum { KVDN_COMPUTE_AUTO = 0, KVDN_COMPUTE_F32 = 1, KVDN_COMPUTE_BF16 = 2 };
 bool kvdn_available(void);
 
 /* A context for one model; NULL when oneDNN is not built in or its CPU
- * engine cannot be created (callers then use kvp_matmul's kernels). */
+ * engine cannot be created (callers then use kvk_matmul's kernels). */
 kvdn_ctx *kvdn_new(int compute);
 void kvdn_free(kvdn_ctx *ctx);
 
@@ -41,10 +41,10 @@ int kvdn_compute_for(const kvdn_ctx *ctx, uint32_t wtype);
  * project's own kernels are faster). */
 int kvdn_min_rows(void);
 
-/* y[t][n] (=|+=) sum_k x[t][k] * W[n][k], as kvp_matmul, for W of any type
+/* y[t][n] (=|+=) sum_k x[t][k] * W[n][k], as kvk_matmul, for W of any type
  * kvq_type_supported accepts (K a multiple of its block). Returns 1 when
  * the product was done, 0 when this context does not handle it (too few
- * rows or a weight type it does not know: use kvp_matmul), -1 when memory
+ * rows or a weight type it does not know: use kvk_matmul), -1 when memory
  * or a primitive could not be created. */
 int kvdn_matmul(kvdn_ctx *ctx, float *y, const float *x, int T, const void *w, uint32_t wtype, int N,
                 int K, bool accumulate, int n_threads);

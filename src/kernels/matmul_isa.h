@@ -136,10 +136,10 @@ void KVMM_FN(kvmm_to_f32)(float *dst, const void *src, uint32_t type, int64_t n)
         for (; i + 8 <= n; i += 8)
             _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
 #endif
-        for (; i < n; i++) dst[i] = kvp_f16_to_f32(s[i]);
+        for (; i < n; i++) dst[i] = kvk_f16_to_f32(s[i]);
     } else if (type == GGML_TYPE_BF16) {
         const uint16_t *s = src;
-        for (int64_t i = 0; i < n; i++) dst[i] = kvp_bf16_to_f32(s[i]);
+        for (int64_t i = 0; i < n; i++) dst[i] = kvk_bf16_to_f32(s[i]);
     }
 }
 
@@ -186,7 +186,7 @@ static void gemv_half(float *y, const float *x, const uint16_t *w, bool bf16, in
         }
         float s = vsum(acc);
         for (int k = kv; k < K; k++) {
-            const float wk = bf16 ? kvp_bf16_to_f32(wr[k]) : kvp_f16_to_f32(wr[k]);
+            const float wk = bf16 ? kvk_bf16_to_f32(wr[k]) : kvk_f16_to_f32(wr[k]);
             s = fmaf(x[k], wk, s);
         }
         float *dst = &y[n0 + r];

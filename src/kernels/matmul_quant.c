@@ -1,4 +1,4 @@
-/* Matrix products against block-quantized weights (kvp_matmul's quantized
+/* Matrix products against block-quantized weights (kvk_matmul's quantized
  * branch).
  *
  * Few activation rows (decode, short blocks): kvqd_matmul (quant_dot.c),
@@ -47,7 +47,7 @@ static bool matmul_panels(float *y, const float *x, int T, const uint8_t *w, uin
             if (!panel || !yp) continue;
             const int n0 = p * PANEL, nr = N - n0 < PANEL ? N - n0 : PANEL;
             kvq_dequantize_rows_f32(wtype, w + wrb * (size_t)n0, panel, nr, K);
-            if (!kvp_matmul(yp, x, T, panel, GGML_TYPE_F32, nr, K, false, 1)) {
+            if (!kvk_matmul(yp, x, T, panel, GGML_TYPE_F32, nr, K, false, 1)) {
 #pragma omp atomic write
                 failed = 1;
                 continue;

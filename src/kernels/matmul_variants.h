@@ -1,4 +1,4 @@
-/* The per-instruction-set variants of kvp_matmul / kvp_to_f32 (same bits in
+/* The per-instruction-set variants of kvk_matmul / kvk_to_f32 (same bits in
  * every variant); matmul.c picks one from kvcpu_current(). */
 #ifndef KVP_KERNELS_MATMUL_VARIANTS_H
 #define KVP_KERNELS_MATMUL_VARIANTS_H

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stddef.h>
 
-void kvp_rmsnorm(float *out, const float *x, const float *w, int T, int n, float eps) {
+void kvk_rmsnorm(float *out, const float *x, const float *w, int T, int n, float eps) {
     for (int t = 0; t < T; t++) {
         const float *xr = x + (size_t)t * n;
         float *o = out + (size_t)t * n;
@@ -14,7 +14,7 @@ void kvp_rmsnorm(float *out, const float *x, const float *w, int T, int n, float
     }
 }
 
-void kvp_rope_table(float *cs, int T, int32_t pos0, const double *inv_freq, int half) {
+void kvk_rope_table(float *cs, int T, int32_t pos0, const double *inv_freq, int half) {
     for (int t = 0; t < T; t++)
         for (int i = 0; i < half; i++) {
             double a = (double)(pos0 + t) * inv_freq[i];
@@ -23,7 +23,7 @@ void kvp_rope_table(float *cs, int T, int32_t pos0, const double *inv_freq, int 
         }
 }
 
-void kvp_rope_apply(float *x, int T, int n_heads, int head_dim, const float *cs, int half) {
+void kvk_rope_apply(float *x, int T, int n_heads, int head_dim, const float *cs, int half) {
     for (int t = 0; t < T; t++) {
         const float *c = cs + (size_t)t * half * 2;
         for (int h = 0; h < n_heads; h++) {
@@ -38,7 +38,7 @@ void kvp_rope_apply(float *x, int T, int n_heads, int head_dim, const float *cs,
     }
 }
 
-void kvp_swiglu(float *g, const float *u, int64_t n) {
+void kvk_swiglu(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         float a = g[i];
         g[i] = a / (1.0f + expf(-a)) * u[i];

@@ -99,8 +99,8 @@ size_t kvq_row_bytes(uint32_t type, int64_t n) {
 /* Helpers shared with ggml's algorithms                                    */
 /* ------------------------------------------------------------------------ */
 
-static inline float h2f(uint16_t h) { return kvp_f16_to_f32(h); }
-static inline uint16_t f2h(float f) { return kvp_f32_to_f16(f); }
+static inline float h2f(uint16_t h) { return kvk_f16_to_f32(h); }
+static inline uint16_t f2h(float f) { return kvk_f32_to_f16(f); }
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 
@@ -324,12 +324,12 @@ static void deq_f32(const void *vb, float *y) { memcpy(y, vb, 4); }
 static void deq_f16(const void *vb, float *y) {
     uint16_t h;
     memcpy(&h, vb, 2);
-    *y = kvp_f16_to_f32(h);
+    *y = kvk_f16_to_f32(h);
 }
 static void deq_bf16(const void *vb, float *y) {
     uint16_t h;
     memcpy(&h, vb, 2);
-    *y = kvp_bf16_to_f32(h);
+    *y = kvk_bf16_to_f32(h);
 }
 
 typedef void (*deq_fn)(const void *block, float *y);
@@ -391,7 +391,7 @@ void kvq_dequantize_rows_bf16(uint32_t type, const void *src, uint16_t *dst, int
     for (int64_t i = 0; i < nb; i += per) {
         const int cnt = nb - i < per ? (int)(nb - i) : per;
         for (int c = 0; c < cnt; c++) f(s + (size_t)(i + c) * t->block_bytes, buf + c * be);
-        for (int e = 0; e < cnt * be; e++) dst[i * be + e] = kvp_f32_to_bf16(buf[e]);
+        for (int e = 0; e < cnt * be; e++) dst[i * be + e] = kvk_f32_to_bf16(buf[e]);
     }
 }
 

@@ -43,7 +43,7 @@ const char *kvq_supported_type_names(void);
 size_t kvq_row_bytes(uint32_t type, int64_t n);
 
 /* rows x n elements (n a multiple of the block size; rows back to back) to
- * float32 / bfloat16 (round to nearest even, as kvp_f32_to_bf16). */
+ * float32 / bfloat16 (round to nearest even, as kvk_f32_to_bf16). */
 void kvq_dequantize_rows_f32(uint32_t type, const void *src, float *dst, int64_t rows, int64_t n);
 void kvq_dequantize_rows_bf16(uint32_t type, const void *src, uint16_t *dst, int64_t rows,
                               int64_t n);
@@ -71,7 +71,7 @@ void kvq_quantize_activations_scalar(uint32_t vec_dot_type, const float *x, void
 float kvq_vec_dot_scalar(uint32_t type, int64_t n, const void *w_row, const void *xq);
 
 /* y[t][n] (=|+=) sum_k x[t][k] * W[n][k] for a quantized W of N rows of
- * kvq_row_bytes(wtype, K) bytes (kvp_matmul's quantized branch;
+ * kvq_row_bytes(wtype, K) bytes (kvk_matmul's quantized branch;
  * matmul_quant.c). Up to KVQ_DOT_MAX_ROWS activation rows: kvqd_matmul
  * (quant_dot.h), each row quantized once and every output one integer
  * dot. More rows: panels of W dequantized to float32 and the

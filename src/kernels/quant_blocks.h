@@ -3,7 +3,7 @@
  * Byte for byte what GGUF files hold (ggml-common.h): every struct is
  * packed by construction (no member needs padding), which the static
  * assertions below check. Halves (ggml_half) are IEEE binary16 bit
- * patterns, read with kvp_f16_to_f32. */
+ * patterns, read with kvk_f16_to_f32. */
 #ifndef KVP_KERNELS_QUANT_BLOCKS_H
 #define KVP_KERNELS_QUANT_BLOCKS_H
 

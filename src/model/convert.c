@@ -38,7 +38,7 @@ static void *keep(conv *c, size_t n) {
 /* Adds weight w as `name` in type `type` (1-D weights always F32; a
  * quantized type's block must divide the row), with
  * llama.cpp's row permutation over n_heads when permute_heads > 0. */
-static kvp_status put(conv *c, const char *name, const kvp_weight *w, uint32_t type, bool vec,
+static kvp_status put(conv *c, const char *name, const kvm_weight *w, uint32_t type, bool vec,
                       int permute_heads) {
     if (!w->data) return KVP_OK;
     if (vec) type = GGML_TYPE_F32;
@@ -48,9 +48,9 @@ static kvp_status put(conv *c, const char *name, const kvp_weight *w, uint32_t t
     uint8_t *dst = keep(c, (size_t)rows * row_bytes);
     if (!f || !dst) {
         free(f);
-        return kvp_fail(c->err, KVP_ERR_NOMEM, "%s: out of memory converting '%s'", c->out, name);
+        return kvu_fail(c->err, KVP_ERR_NOMEM, "%s: out of memory converting '%s'", c->out, name);
     }
-    kvp_to_f32(f, w->data, w->type, n);
+    kvk_to_f32(f, w->data, w->type, n);
     if (permute_heads > 0) {
         /* HF row h*hd + j*hd/2 + i goes to row h*hd + 2i + j. For a bias
          * (one row), permute elements instead of rows. */
@@ -59,7 +59,7 @@ static kvp_status put(conv *c, const char *name, const kvp_weight *w, uint32_t t
         float *g = malloc((size_t)n * sizeof(float));
         if (!g) {
             free(f);
-            return kvp_fail(c->err, KVP_ERR_NOMEM, "%s: out of memory", c->out);
+            return kvu_fail(c->err, KVP_ERR_NOMEM, "%s: out of memory", c->out);
         }
         for (int64_t h = 0; h < permute_heads; h++)
             for (int64_t i = 0; i < half; i++)
@@ -78,7 +78,7 @@ static kvp_status put(conv *c, const char *name, const kvp_weight *w, uint32_t t
             if (type == GGML_TYPE_F32)
                 memcpy(dst + i * 4, &f[i], 4);
             else {
-                uint16_t h = type == GGML_TYPE_F16 ? kvp_f32_to_f16(f[i]) : kvp_f32_to_bf16(f[i]);
+                uint16_t h = type == GGML_TYPE_F16 ? kvk_f32_to_f16(f[i]) : kvk_f32_to_bf16(f[i]);
                 memcpy(dst + i * 2, &h, 2);
             }
         }
@@ -87,7 +87,7 @@ static kvp_status put(conv *c, const char *name, const kvp_weight *w, uint32_t t
     uint64_t ne[2] = {(uint64_t)cols, (uint64_t)rows};
     kvp_status s = kvgguf_writer_add_tensor(c->w, name, vec ? 1 : 2, ne, type, dst,
                                           (uint64_t)rows * row_bytes);
-    if (s) return kvp_fail(c->err, s, "%s: cannot add tensor '%s'", c->out, name);
+    if (s) return kvu_fail(c->err, s, "%s: cannot add tensor '%s'", c->out, name);
     return KVP_OK;
 }
 
@@ -168,19 +168,19 @@ static uint32_t matrix_type(const mix *x, role r, int layer, int64_t cols) {
     do {                                                                               \
         kvp_status s_ = (x);                                                           \
         if (s_) {                                                                      \
-            st = kvp_fail(err, s_, "%s: cannot set GGUF metadata (out of memory)", out_path); \
+            st = kvu_fail(err, s_, "%s: cannot set GGUF metadata (out of memory)", out_path); \
             goto done;                                                                 \
         }                                                                              \
     } while (0)
 
 kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path, kvp_ftype type,
                                kvp_error *err) {
-    kvp_error_clear(err);
+    kvu_error_clear(err);
     if (!in_path || !out_path)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_convert_to_gguf: no input or output path");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_convert_to_gguf: no input or output path");
     preset pre;
     if (!preset_of(type, &pre))
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_convert_to_gguf: bad type %d", type);
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_convert_to_gguf: bad type %d", type);
     kvp_model_params mp = kvp_model_default_params();
     mp.n_threads = 1;
     kvp_model *m = NULL;
@@ -188,11 +188,11 @@ kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path, kvp_ft
     if (st) return st;
     conv c = {kvgguf_writer_new(), NULL, 0, 0, err, out_path};
     if (!c.w) {
-        st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
         goto done;
     }
     const kvp_model_info *I = &m->info;
-    const char *a = kvp_arch_name(m->arch);
+    const char *a = kvm_arch_name(m->arch);
     char k[128];
 #define KEY(suffix) (snprintf(k, sizeof k, "%s." suffix, a), k)
     TRY(kvgguf_writer_set_str(c.w, "general.architecture", a));
@@ -220,8 +220,8 @@ kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path, kvp_ft
     if (I->bos_id >= 0) TRY(kvgguf_writer_set_u32(c.w, "tokenizer.ggml.bos_token_id", (uint32_t)I->bos_id));
     if (I->n_eos > 0)
         TRY(kvgguf_writer_set_u32(c.w, "tokenizer.ggml.eos_token_id", (uint32_t)I->eos_ids[0]));
-    if (m->tok && (st = kvp_tokenizer_to_gguf(m->tok, c.w, err))) {
-        kvp_fail_prefix(err, st, "%s: writing tokenizer metadata", out_path);
+    if (m->tok && (st = kvt_tokenizer_to_gguf(m->tok, c.w, err))) {
+        kvu_fail_prefix(err, st, "%s: writing tokenizer metadata", out_path);
         goto done;
     }
     /* llama.cpp requires the key; "none" is its name for a vocabulary-less
@@ -237,11 +237,11 @@ kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path, kvp_ft
                   matrix_type(&x, ROLE_TOKEN_EMBD, 0, m->tok_embd.cols), false, 0)))
         goto done;
     if (m->rope_factors) {
-        kvp_weight rf = {.type = GGML_TYPE_F32, .rows = 1, .cols = I->head_dim / 2, .data = m->rope_factors};
+        kvm_weight rf = {.type = GGML_TYPE_F32, .rows = 1, .cols = I->head_dim / 2, .data = m->rope_factors};
         if ((st = put(&c, "rope_freqs.weight", &rf, vt, true, 0))) goto done;
     }
     for (int l = 0; l < I->n_layer && !st; l++) {
-        const kvp_layer *y = &m->layers[l];
+        const kvm_layer *y = &m->layers[l];
         char n[128];
 #define N(s) (snprintf(n, sizeof n, "blk.%d." s, l), n)
 #define MT(r, wt) matrix_type(&x, r, l, (wt)->cols)
@@ -280,19 +280,19 @@ done:
     return st;
 }
 
-kvp_status kvp_convert_vocab_only(const char *in_path, const char *out_path, kvp_error *err) {
-    kvp_error_clear(err);
+kvp_status kvm_convert_vocab_only(const char *in_path, const char *out_path, kvp_error *err) {
+    kvu_error_clear(err);
     kvp_tokenizer *tok = NULL;
     kvp_status st = kvp_tokenizer_load(in_path, &tok, err);
     if (st) return st;
-    if (!tok) return kvp_fail(err, KVP_ERR_FORMAT, "%s: has no tokenizer", in_path);
+    if (!tok) return kvu_fail(err, KVP_ERR_FORMAT, "%s: has no tokenizer", in_path);
     /* The architecture key tells llama.cpp which hparams prefix to read. */
     char arch[32] = "llama";
     struct stat sb;
     if (stat(in_path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        hf_config cfg;
+        kvhf_config cfg;
         kvp_error e2;
-        if (hf_config_load(in_path, &cfg, &e2) == KVP_OK) snprintf(arch, sizeof arch, "%s", cfg.arch);
+        if (kvhf_config_load(in_path, &cfg, &e2) == KVP_OK) snprintf(arch, sizeof arch, "%s", cfg.arch);
     } else {
         gguf_file *g = NULL;
         kvp_error e2;
@@ -306,9 +306,9 @@ kvp_status kvp_convert_vocab_only(const char *in_path, const char *out_path, kvp
     gguf_writer *w = kvgguf_writer_new();
     if (!w || kvgguf_writer_set_str(w, "general.architecture", arch) ||
         kvgguf_writer_set_u32(w, "general.file_type", 0)) {
-        st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
-    } else if ((st = kvp_tokenizer_to_gguf(tok, w, err))) {
-        kvp_fail_prefix(err, st, "%s: writing tokenizer metadata", out_path);
+        st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
+    } else if ((st = kvt_tokenizer_to_gguf(tok, w, err))) {
+        kvu_fail_prefix(err, st, "%s: writing tokenizer metadata", out_path);
     } else {
         st = kvgguf_writer_write(w, out_path, err);
     }

@@ -15,29 +15,29 @@
 #define MLP_BLOCK 256
 
 /* y (=|+=) x W^T: products of many tokens through oneDNN when the model
- * has it, the rest (and every product without it) on kvp_matmul. */
-static bool product(const kvp_model *m, float *y, const float *x, int T, const kvp_weight *w, int N,
+ * has it, the rest (and every product without it) on kvk_matmul. */
+static bool product(const kvp_model *m, float *y, const float *x, int T, const kvm_weight *w, int N,
                     int K, bool accumulate, int nt) {
     int r = w->packed ? kvdn_matmul(m->dnnl, y, x, T, w->packed, w->packed_type, N, K, accumulate, nt)
                       : kvdn_matmul(m->dnnl, y, x, T, w->data, w->type, N, K, accumulate, nt);
     if (r) return r > 0;
-    return kvp_matmul(y, x, T, w->data, w->type, N, K, accumulate, nt);
+    return kvk_matmul(y, x, T, w->data, w->type, N, K, accumulate, nt);
 }
 
-static void add_bias(float *y, const kvp_weight *b, int T, int n) {
+static void add_bias(float *y, const kvm_weight *b, int T, int n) {
     if (!b->data) return;
     const float *bv = b->data;
     for (int t = 0; t < T; t++)
         for (int i = 0; i < n; i++) y[(size_t)t * n + i] += bv[i];
 }
 
-kvp_status kvp_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int T,
+kvp_status kvm_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int T,
                        int n_prompt_total, float *logits, int nt, kvp_error *err) {
     const kvp_model_info *I = &m->info;
-    if (T <= 0) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_eval: no tokens");
+    if (T <= 0) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_eval: no tokens");
     for (int t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= I->n_vocab)
-            return kvp_fail(err, KVP_ERR_INVALID_ARG, "token id %d at index %d is out of range [0, %d)",
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "token id %d at index %d is out of range [0, %d)",
                             ids[t], t, I->n_vocab);
     const int E = I->n_embd, F = I->n_ff, hd = I->head_dim, half = hd / 2;
     const int H = I->n_head, Hk = I->n_head_kv, qd = H * hd, kd = Hk * hd;
@@ -55,22 +55,22 @@ kvp_status kvp_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int
     float *erow = malloc((size_t)E * sizeof(float));
     kvp_status s = KVP_OK;
     if (!x || !xn || !q || !k || !v || !att || !gate || !up || !cs || !erow) {
-        s = kvp_fail(err, KVP_ERR_NOMEM, "out of memory for a block of %d tokens", T);
+        s = kvu_fail(err, KVP_ERR_NOMEM, "out of memory for a block of %d tokens", T);
         goto done;
     }
     /* The embedding lookup converts only the rows it needs (quantized rows
      * whole, as stored). */
     const size_t erb = kvq_row_bytes(m->tok_embd.type, E);
     for (int t = 0; t < T; t++)
-        kvp_to_f32(x + (size_t)t * E, (const char *)m->tok_embd.data + (size_t)ids[t] * erb,
+        kvk_to_f32(x + (size_t)t * E, (const char *)m->tok_embd.data + (size_t)ids[t] * erb,
                    m->tok_embd.type, E);
     int32_t pos0 = kvc_next_pos(c);
-    kvp_rope_table(cs, T, pos0, m->inv_freq, half);
+    kvk_rope_table(cs, T, pos0, m->inv_freq, half);
     if ((s = kvc_begin(c, T, n_prompt_total, err))) goto done;
     bool ok = true;
     for (int l = 0; l < I->n_layer && ok; l++) {
-        const kvp_layer *y = &m->layers[l];
-        kvp_rmsnorm(xn, x, y->attn_norm.data, T, E, I->rms_norm_eps);
+        const kvm_layer *y = &m->layers[l];
+        kvk_rmsnorm(xn, x, y->attn_norm.data, T, E, I->rms_norm_eps);
         ok = product(m, q, xn, T, &y->wq, qd, E, false, nt) &&
              product(m, k, xn, T, &y->wk, kd, E, false, nt) &&
              product(m, v, xn, T, &y->wv, kd, E, false, nt);
@@ -78,40 +78,40 @@ kvp_status kvp_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int
         add_bias(q, &y->bq, T, qd);
         add_bias(k, &y->bk, T, kd);
         add_bias(v, &y->bv, T, kd);
-        if (y->q_norm.data) kvp_rmsnorm(q, q, y->q_norm.data, T * H, hd, I->rms_norm_eps);
-        if (y->k_norm.data) kvp_rmsnorm(k, k, y->k_norm.data, T * Hk, hd, I->rms_norm_eps);
-        kvp_rope_apply(q, T, H, hd, cs, half);
-        kvp_rope_apply(k, T, Hk, hd, cs, half);
+        if (y->q_norm.data) kvk_rmsnorm(q, q, y->q_norm.data, T * H, hd, I->rms_norm_eps);
+        if (y->k_norm.data) kvk_rmsnorm(k, k, y->k_norm.data, T * Hk, hd, I->rms_norm_eps);
+        kvk_rope_apply(q, T, H, hd, cs, half);
+        kvk_rope_apply(k, T, Hk, hd, cs, half);
         if ((s = kvc_attend(c, l, q, k, v, att, nt, err))) goto done;
         ok = product(m, x, att, T, &y->wo, E, qd, true, nt);
         add_bias(x, &y->bo, T, E);
-        kvp_rmsnorm(xn, x, y->ffn_norm.data, T, E, I->rms_norm_eps);
+        kvk_rmsnorm(xn, x, y->ffn_norm.data, T, E, I->rms_norm_eps);
         for (int t0 = 0; t0 < T && ok; t0 += TB) {
             int tb = T - t0 < TB ? T - t0 : TB;
             const float *xb = xn + (size_t)t0 * E;
             ok = product(m, gate, xb, tb, &y->w_gate, F, E, false, nt) &&
                  product(m, up, xb, tb, &y->w_up, F, E, false, nt);
             if (!ok) break;
-            kvp_swiglu(gate, up, (int64_t)tb * F);
+            kvk_swiglu(gate, up, (int64_t)tb * F);
             ok = product(m, x + (size_t)t0 * E, gate, tb, &y->w_down, E, F, true, nt);
         }
     }
     if (!ok) {
-        s = kvp_fail(err, KVP_ERR_NOMEM, "out of memory in a matrix product");
+        s = kvu_fail(err, KVP_ERR_NOMEM, "out of memory in a matrix product");
         goto done;
     }
     kvc_end(c);
     if (logits) {
-        kvp_rmsnorm(erow, x + (size_t)(T - 1) * E, m->output_norm.data, 1, E, I->rms_norm_eps);
-        if (!kvp_matmul(logits, erow, 1, m->output.data, m->output.type, I->n_vocab, E, false, nt)) {
-            s = kvp_fail(err, KVP_ERR_NOMEM, "out of memory in the LM head");
+        kvk_rmsnorm(erow, x + (size_t)(T - 1) * E, m->output_norm.data, 1, E, I->rms_norm_eps);
+        if (!kvk_matmul(logits, erow, 1, m->output.data, m->output.type, I->n_vocab, E, false, nt)) {
+            s = kvu_fail(err, KVP_ERR_NOMEM, "out of memory in the LM head");
             goto done;
         }
         /* NaN/Inf weights (or garbage bytes read as floats) would otherwise
          * quietly become token 0 in every sampler. */
         for (int i = 0; i < I->n_vocab; i++)
             if (!isfinite(logits[i])) {
-                s = kvp_fail(err, KVP_ERR_FORMAT,
+                s = kvu_fail(err, KVP_ERR_FORMAT,
                              "%s: the logits at position %d are not finite (logit %d is %g): "
                              "the model's weights hold NaN/Inf or corrupt data",
                              m->path, (int)kvc_next_pos(c) - 1, i, (double)logits[i]);

@@ -14,7 +14,7 @@
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
-const char *kvp_arch_name(kvp_arch a) {
+const char *kvm_arch_name(kvm_arch a) {
     switch (a) {
     case KVP_ARCH_LLAMA: return "llama";
     case KVP_ARCH_QWEN2: return "qwen2";
@@ -68,7 +68,7 @@ static bool find_src(loader *L, const char *name, src_tensor *s) {
         s->data = t->data;
         return true;
     }
-    const st_tensor *t = st_model_find(L->m->st, name);
+    const kvst_tensor *t = kvst_model_find(L->m->st, name);
     if (!t) return false;
     s->file = t->file;
     s->type = t->type;
@@ -88,13 +88,13 @@ static bool find_src(loader *L, const char *name, src_tensor *s) {
 /* Loads `name` as a rows x cols matrix (rows == 0: a vector of cols).
  * as_f32: make a float32 copy (norms, biases). permute_heads > 0: undo
  * llama.cpp's Q/K row permutation for that many heads. */
-static kvp_status load_w(loader *L, kvp_weight *w, const char *name, int64_t rows, int64_t cols,
+static kvp_status load_w(loader *L, kvm_weight *w, const char *name, int64_t rows, int64_t cols,
                          bool required, bool as_f32, int permute_heads) {
     memset(w, 0, sizeof *w);
     src_tensor s;
     if (!find_src(L, name, &s)) {
         if (!required) return KVP_OK;
-        return kvp_fail(L->err, KVP_ERR_FORMAT, "%s: missing tensor '%s'",
+        return kvu_fail(L->err, KVP_ERR_FORMAT, "%s: missing tensor '%s'",
                         L->gguf ? kvgguf_path(L->m->gguf) : L->m->path, name);
     }
     bool vec = rows == 0;
@@ -102,25 +102,25 @@ static kvp_status load_w(loader *L, kvp_weight *w, const char *name, int64_t row
                         : (s.n_dims == 2 && s.rows == rows && s.cols == cols);
     if (!shape_ok) {
         if (vec)
-            return kvp_fail(L->err, KVP_ERR_FORMAT,
+            return kvu_fail(L->err, KVP_ERR_FORMAT,
                             "%s: tensor '%s' has shape %dD [%lld x %lld], expected a vector of %lld",
                             s.file, name, s.n_dims, (long long)s.rows, (long long)s.cols,
                             (long long)cols);
-        return kvp_fail(L->err, KVP_ERR_FORMAT,
+        return kvu_fail(L->err, KVP_ERR_FORMAT,
                         "%s: tensor '%s' has shape %dD [%lld x %lld], expected [%lld x %lld]", s.file,
                         name, s.n_dims, (long long)s.rows, (long long)s.cols, (long long)rows,
                         (long long)cols);
     }
     /* Safetensors carry only F32/F16/BF16 here; GGUF every ggml type. */
-    if (!kvp_matmul_type_ok(s.type) ||
+    if (!kvk_matmul_type_ok(s.type) ||
         (!L->gguf && kvq_type_traits_of(s.type)->quantized))
-        return kvp_fail(L->err, KVP_ERR_UNSUPPORTED,
+        return kvu_fail(L->err, KVP_ERR_UNSUPPORTED,
                         "%s: tensor %s has type %s, which kvprune does not support (supported: %s)",
                         s.file, name, s.type_str,
                         L->gguf ? kvq_supported_type_names() : "F32, F16, BF16");
     size_t row_bytes = kvq_row_bytes(s.type, cols);
     if (!row_bytes)
-        return kvp_fail(L->err, KVP_ERR_FORMAT,
+        return kvu_fail(L->err, KVP_ERR_FORMAT,
                         "%s: tensor %s: row length %lld is not a multiple of the %s block (%d)",
                         s.file, name, (long long)cols, s.type_str,
                         kvq_type_traits_of(s.type)->block_elems);
@@ -133,17 +133,17 @@ static kvp_status load_w(loader *L, kvp_weight *w, const char *name, int64_t row
     size_t esz = s.type == GGML_TYPE_F32 ? 4 : 2;
     if (as_f32) {
         float *f = malloc((size_t)rows * cols * sizeof(float));
-        if (!f) return kvp_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", name);
+        if (!f) return kvu_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", name);
         if (((uintptr_t)s.data % esz) == 0) {
-            kvp_to_f32(f, s.data, s.type, rows * cols);
+            kvk_to_f32(f, s.data, s.type, rows * cols);
         } else {
             void *tmp = malloc((size_t)rows * row_bytes);
             if (!tmp) {
                 free(f);
-                return kvp_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", name);
+                return kvu_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", name);
             }
             memcpy(tmp, s.data, (size_t)rows * row_bytes);
-            kvp_to_f32(f, tmp, s.type, rows * cols);
+            kvk_to_f32(f, tmp, s.type, rows * cols);
             free(tmp);
         }
         w->type = GGML_TYPE_F32;
@@ -151,7 +151,7 @@ static kvp_status load_w(loader *L, kvp_weight *w, const char *name, int64_t row
         w->data = f;
     } else if (permute_heads > 0 || ((uintptr_t)s.data % esz) != 0) {
         uint8_t *d = malloc((size_t)rows * row_bytes);
-        if (!d) return kvp_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", name);
+        if (!d) return kvu_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", name);
         memcpy(d, s.data, (size_t)rows * row_bytes);
         w->owned = d;
         w->data = d;
@@ -165,7 +165,7 @@ static kvp_status load_w(loader *L, kvp_weight *w, const char *name, int64_t row
         int64_t hd = R / permute_heads, half = hd / 2;
         size_t rb = vec ? 4 : as_f32 ? (size_t)cols * 4 : row_bytes;
         uint8_t *src = malloc((size_t)R * rb);
-        if (!src) return kvp_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", name);
+        if (!src) return kvu_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", name);
         memcpy(src, w->owned, (size_t)R * rb);
         for (int64_t h = 0; h < permute_heads; h++)
             for (int64_t i = 0; i < half; i++)
@@ -177,7 +177,7 @@ static kvp_status load_w(loader *L, kvp_weight *w, const char *name, int64_t row
     return KVP_OK;
 }
 
-static void free_w(kvp_weight *w) {
+static void free_w(kvm_weight *w) {
     free(w->owned);
     w->owned = NULL;
     free(w->packed);
@@ -190,7 +190,7 @@ void kvp_model_free(kvp_model *m) {
     kvp_tokenizer_free(m->tok);
     if (m->layers)
         for (int l = 0; l < m->info.n_layer; l++) {
-            kvp_weight *ws[] = {&m->layers[l].attn_norm, &m->layers[l].ffn_norm, &m->layers[l].wq,
+            kvm_weight *ws[] = {&m->layers[l].attn_norm, &m->layers[l].ffn_norm, &m->layers[l].wq,
                                 &m->layers[l].wk,        &m->layers[l].wv,       &m->layers[l].wo,
                                 &m->layers[l].bq,        &m->layers[l].bk,       &m->layers[l].bv,
                                 &m->layers[l].bo,        &m->layers[l].q_norm,   &m->layers[l].k_norm,
@@ -204,7 +204,7 @@ void kvp_model_free(kvp_model *m) {
     free(m->inv_freq);
     free(m->rope_factors);
     kvgguf_close(m->gguf);
-    st_model_close(m->st);
+    kvst_model_close(m->st);
     free(m->path);
     free(m);
 }
@@ -214,10 +214,10 @@ void kvp_model_free(kvp_model *m) {
 static kvp_status setup_rope(kvp_model *m, kvp_error *err) {
     int half = m->info.head_dim / 2;
     m->inv_freq = calloc((size_t)half, sizeof(double));
-    if (!m->inv_freq) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", m->path);
+    if (!m->inv_freq) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", m->path);
     if (m->rope_kind == KVP_ROPE_LLAMA3 && !m->rope_factors) {
         m->rope_factors = calloc((size_t)half, sizeof(float));
-        if (!m->rope_factors) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", m->path);
+        if (!m->rope_factors) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", m->path);
     }
     for (int i = 0; i < half; i++) {
         double theta = m->hf_rope_theta > 0 ? m->hf_rope_theta : (double)m->info.rope_theta;
@@ -268,10 +268,10 @@ static kvp_status load_weights(loader *L) {
         m->tied = true;
     }
     m->layers = calloc((size_t)I->n_layer, sizeof *m->layers);
-    if (!m->layers) return kvp_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", m->path);
+    if (!m->layers) return kvu_fail(L->err, KVP_ERR_NOMEM, "%s: out of memory", m->path);
     bool permute = g && m->arch == KVP_ARCH_LLAMA;
     for (int l = 0; l < I->n_layer; l++) {
-        kvp_layer *y = &m->layers[l];
+        kvm_layer *y = &m->layers[l];
         char n[128];
 #define NAME(gg, hf) (snprintf(n, sizeof n, g ? "blk.%d." gg : "model.layers.%d." hf, l), n)
         if ((s = load_w(L, &y->attn_norm, NAME("attn_norm.weight", "input_layernorm.weight"), 0, E,
@@ -311,14 +311,14 @@ static kvp_status load_weights(loader *L) {
     return KVP_OK;
 }
 
-static uint64_t weight_elems(const kvp_weight *w) { return w->data ? (uint64_t)(w->rows * w->cols) : 0; }
+static uint64_t weight_elems(const kvm_weight *w) { return w->data ? (uint64_t)(w->rows * w->cols) : 0; }
 
 static void count_params(kvp_model *m) {
     uint64_t n = weight_elems(&m->tok_embd) + weight_elems(&m->output_norm) +
                  (m->tied ? 0 : weight_elems(&m->output));
     for (int l = 0; l < m->info.n_layer; l++) {
-        const kvp_layer *y = &m->layers[l];
-        const kvp_weight *ws[] = {&y->attn_norm, &y->ffn_norm, &y->wq,     &y->wk,     &y->wv,
+        const kvm_layer *y = &m->layers[l];
+        const kvm_weight *ws[] = {&y->attn_norm, &y->ffn_norm, &y->wq,     &y->wk,     &y->wv,
                                   &y->wo,        &y->bq,       &y->bk,     &y->bv,     &y->bo,
                                   &y->q_norm,    &y->k_norm,   &y->w_gate, &y->w_up,   &y->w_down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) n += weight_elems(ws[i]);
@@ -328,14 +328,14 @@ static void count_params(kvp_model *m) {
 
 /* Adds a copy of a matrix in the type its products of many tokens compute
  * in (single-token products keep reading the stored weights). */
-static kvp_status repack_weight(kvp_model *m, kvp_weight *w, kvp_error *err) {
+static kvp_status repack_weight(kvp_model *m, kvm_weight *w, kvp_error *err) {
     if (!w->data || w->rows <= 1) return KVP_OK;
     const bool bf16 = kvdn_compute_for(m->dnnl, w->type) == KVDN_COMPUTE_BF16;
     const uint32_t to = bf16 ? GGML_TYPE_BF16 : GGML_TYPE_F32;
     if (w->type == to) return KVP_OK;
     const int64_t n = w->rows * w->cols;
     void *copy = malloc((size_t)n * (bf16 ? 2 : 4));
-    if (!copy) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory repacking a %lld x %lld matrix",
+    if (!copy) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory repacking a %lld x %lld matrix",
                                m->path, (long long)w->rows, (long long)w->cols);
     /* ggml's dequantization: every loaded type, F32/F16/BF16 included. */
     if (bf16)
@@ -352,21 +352,21 @@ static kvp_status repack_weight(kvp_model *m, kvp_weight *w, kvp_error *err) {
  * repacked copies the caller asked for. */
 static kvp_status setup_products(kvp_model *m, const kvp_model_params *p, kvp_error *err) {
     if (p->compute < KVP_COMPUTE_AUTO || p->compute > KVP_COMPUTE_BF16)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "compute type %d is not auto, f32 or bf16",
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "compute type %d is not auto, f32 or bf16",
                         (int)p->compute);
     static const char *names[] = {"auto", "f32", "bf16"};
     snprintf(m->info.compute, sizeof m->info.compute, "%s", names[p->compute]);
     if (kvdn_available()) m->dnnl = kvdn_new((int)p->compute);
     m->info.onednn = m->dnnl != NULL;
     if (!m->dnnl && p->compute == KVP_COMPUTE_BF16)
-        return kvp_fail(err, KVP_ERR_UNSUPPORTED,
+        return kvu_fail(err, KVP_ERR_UNSUPPORTED,
                         "compute type bf16 needs oneDNN (a build with KVP_ONEDNN=ON) and a CPU "
                         "with AVX-512 (oneDNN's bf16 kernels)");
     if (!p->repack || !m->dnnl) return KVP_OK;
     kvp_status s = KVP_OK;
     for (int l = 0; l < m->info.n_layer && !s; l++) {
-        kvp_layer *y = &m->layers[l];
-        kvp_weight *ws[] = {&y->wq, &y->wk, &y->wv, &y->wo, &y->w_gate, &y->w_up, &y->w_down};
+        kvm_layer *y = &m->layers[l];
+        kvm_weight *ws[] = {&y->wq, &y->wk, &y->wv, &y->wo, &y->w_gate, &y->w_up, &y->w_down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0] && !s; i++) s = repack_weight(m, ws[i], err);
     }
     return s;
@@ -376,17 +376,17 @@ static kvp_status check_dims(const kvp_model *m, const char *file, kvp_error *er
     const kvp_model_info *I = &m->info;
     if (I->n_embd <= 0 || I->n_layer <= 0 || I->n_head <= 0 || I->n_head_kv <= 0 || I->n_ff <= 0 ||
         I->head_dim <= 0 || I->n_vocab <= 0)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: model dimensions missing or not positive", file);
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: model dimensions missing or not positive", file);
     if (I->n_head % I->n_head_kv)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: %d query heads are not a multiple of %d KV heads",
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: %d query heads are not a multiple of %d KV heads",
                         file, I->n_head, I->n_head_kv);
     if (I->head_dim % 2)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: head dimension %d is odd", file, I->head_dim);
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: head dimension %d is odd", file, I->head_dim);
     if (I->n_layer > 4096 || I->n_embd > (1 << 20) || I->n_ff > (1 << 22) || I->n_head > 4096 ||
         I->head_dim > 4096 || I->n_vocab > (1 << 24))
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: implausible model dimensions", file);
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: implausible model dimensions", file);
     if (!(I->rms_norm_eps > 0) || !(I->rope_theta > 0))
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: rms_norm_eps and rope theta must be positive",
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: rms_norm_eps and rope theta must be positive",
                         file);
     return KVP_OK;
 }
@@ -397,7 +397,7 @@ static kvp_status gguf_u32_req(const gguf_file *g, const char *arch, const char 
     snprintf(k, sizeof k, "%s.%s", arch, key);
     uint32_t v;
     if (!kvgguf_get_u32(g, k, &v) || v > (1u << 30))
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing or invalid metadata key '%s'", kvgguf_path(g),
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: missing or invalid metadata key '%s'", kvgguf_path(g),
                         k);
     *out = (int)v;
     return KVP_OK;
@@ -410,7 +410,7 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
     size_t alen;
     const char *arch = kvgguf_get_str(g, "general.architecture", &alen);
     if (!arch)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing metadata key 'general.architecture'",
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: missing metadata key 'general.architecture'",
                         m->path);
     char a[32];
     snprintf(a, sizeof a, "%.*s", (int)(alen < 31 ? alen : 31), arch);
@@ -421,11 +421,11 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
     else if (!strcmp(a, "qwen3"))
         m->arch = KVP_ARCH_QWEN3;
     else
-        return kvp_fail(err, KVP_ERR_UNSUPPORTED,
+        return kvu_fail(err, KVP_ERR_UNSUPPORTED,
                         "%s: unknown architecture '%s' (supported: llama, mistral, qwen2, qwen3)",
                         m->path, a);
     kvp_model_info *I = &m->info;
-    snprintf(I->arch, sizeof I->arch, "%s", kvp_arch_name(m->arch));
+    snprintf(I->arch, sizeof I->arch, "%s", kvm_arch_name(m->arch));
     if ((s = gguf_u32_req(g, a, "embedding_length", &I->n_embd, err)) ||
         (s = gguf_u32_req(g, a, "block_count", &I->n_layer, err)) ||
         (s = gguf_u32_req(g, a, "feed_forward_length", &I->n_ff, err)) ||
@@ -442,11 +442,11 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
     if (kvgguf_get_u32(g, k, &u)) I->head_dim = (int)u;
     snprintf(k, sizeof k, "%s.attention.value_length", a);
     if (kvgguf_get_u32(g, k, &u) && (int)u != I->head_dim)
-        return kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: value_length %u differs from key_length %d",
+        return kvu_fail(err, KVP_ERR_UNSUPPORTED, "%s: value_length %u differs from key_length %d",
                         m->path, u, I->head_dim);
     snprintf(k, sizeof k, "%s.rope.dimension_count", a);
     if (kvgguf_get_u32(g, k, &u) && (int)u != I->head_dim)
-        return kvp_fail(err, KVP_ERR_UNSUPPORTED,
+        return kvu_fail(err, KVP_ERR_UNSUPPORTED,
                         "%s: partial rotary embeddings (%u of %d dims) are not supported", m->path, u,
                         I->head_dim);
     float f;
@@ -454,7 +454,7 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
     I->rope_theta = kvgguf_get_f32(g, k, &f) ? f : 10000.0f;
     snprintf(k, sizeof k, "%s.attention.layer_norm_rms_epsilon", a);
     if (!kvgguf_get_f32(g, k, &I->rms_norm_eps))
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing metadata key '%s'", m->path, k);
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: missing metadata key '%s'", m->path, k);
     snprintf(k, sizeof k, "%s.rope.scaling.type", a);
     size_t tl;
     const char *st = kvgguf_get_str(g, k, &tl);
@@ -464,7 +464,7 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
             m->rope_kind = KVP_ROPE_LINEAR;
             m->rope_factor = f;
         } else {
-            return kvp_fail(err, KVP_ERR_UNSUPPORTED,
+            return kvu_fail(err, KVP_ERR_UNSUPPORTED,
                             "%s: rope scaling type '%.*s' is not supported (none, linear, or "
                             "llama3 via rope_freqs)",
                             m->path, (int)tl, st);
@@ -472,22 +472,22 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
     }
     const gguf_tensor_info *ti = kvgguf_find_tensor(g, "token_embd.weight");
     if (!ti || ti->n_dims != 2)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: missing or mis-shaped tensor 'token_embd.weight'",
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: missing or mis-shaped tensor 'token_embd.weight'",
                         m->path);
     I->n_vocab = (int)(ti->ne[1] > (1u << 30) ? 0 : ti->ne[1]);
     if ((s = check_dims(m, m->path, err))) return s;
     const gguf_tensor_info *rf = kvgguf_find_tensor(g, "rope_freqs.weight");
     if (rf) {
         if (rf->type != GGML_TYPE_F32 || rf->n_dims != 1 || (int)rf->ne[0] != I->head_dim / 2)
-            return kvp_fail(err, KVP_ERR_FORMAT,
+            return kvu_fail(err, KVP_ERR_FORMAT,
                             "%s: tensor 'rope_freqs.weight' must be F32 of %d elements", m->path,
                             I->head_dim / 2);
         m->rope_factors = malloc(sizeof(float) * (size_t)(I->head_dim / 2));
-        if (!m->rope_factors) return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        if (!m->rope_factors) return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
         memcpy(m->rope_factors, rf->data, sizeof(float) * (size_t)(I->head_dim / 2));
         for (int i = 0; i < I->head_dim / 2; i++)
             if (!(m->rope_factors[i] > 0))
-                return kvp_fail(err, KVP_ERR_FORMAT, "%s: rope_freqs.weight has a non-positive entry",
+                return kvu_fail(err, KVP_ERR_FORMAT, "%s: rope_freqs.weight has a non-positive entry",
                                 m->path);
     }
     int64_t i64;
@@ -515,14 +515,14 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
     size_t tml;
     const char *tm = kvgguf_get_str(g, "tokenizer.ggml.model", &tml);
     bool no_vocab = tm && ((tml == 4 && !memcmp(tm, "none", 4)) || (tml == 8 && !memcmp(tm, "no_vocab", 8)));
-    if (p->load_tokenizer && !no_vocab && (s = kvp_tokenizer_from_gguf(g, &m->tok, err)))
-        return kvp_fail_prefix(err, s, "%s: tokenizer", m->path);
+    if (p->load_tokenizer && !no_vocab && (s = kvt_tokenizer_from_gguf(g, &m->tok, err)))
+        return kvu_fail_prefix(err, s, "%s: tokenizer", m->path);
     return KVP_OK;
 }
 
 static kvp_status load_hf(kvp_model *m, const kvp_model_params *p, kvp_error *err) {
-    hf_config c;
-    kvp_status s = hf_config_load(m->path, &c, err);
+    kvhf_config c;
+    kvp_status s = kvhf_config_load(m->path, &c, err);
     if (s) return s;
     kvp_model_info *I = &m->info;
     m->arch = !strcmp(c.arch, "qwen2") ? KVP_ARCH_QWEN2
@@ -555,28 +555,28 @@ static kvp_status load_hf(kvp_model *m, const kvp_model_params *p, kvp_error *er
     const char *base = strrchr(m->path, '/');
     base = base && base[1] ? base + 1 : m->path;
     snprintf(I->name, sizeof I->name, "%s", base);
-    if ((s = st_model_open(m->path, p->use_mmap, &m->st, err))) return s;
+    if ((s = kvst_model_open(m->path, p->use_mmap, &m->st, err))) return s;
     loader L = {m, err, false};
     if ((s = load_weights(&L))) return s;
-    I->weight_bytes = st_model_bytes(m->st);
-    if (p->load_tokenizer && (s = kvp_tokenizer_from_hf_dir(m->path, &m->tok, err)))
-        return kvp_fail_prefix(err, s, "%s: tokenizer", m->path);
+    I->weight_bytes = kvst_model_bytes(m->st);
+    if (p->load_tokenizer && (s = kvt_tokenizer_from_hf_dir(m->path, &m->tok, err)))
+        return kvu_fail_prefix(err, s, "%s: tokenizer", m->path);
     return KVP_OK;
 }
 
 kvp_status kvp_model_load(const char *path, const kvp_model_params *params, kvp_model **out,
                           kvp_error *err) {
-    kvp_error_clear(err);
-    if (!path || !out) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_model_load: no path or output");
+    kvu_error_clear(err);
+    if (!path || !out) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_model_load: no path or output");
     *out = NULL;
     kvp_model_params p = params ? *params : kvp_model_default_params();
     struct stat sb;
     if (stat(path, &sb) != 0)
-        return kvp_fail(err, KVP_ERR_IO, "%s: no such file or folder", path);
+        return kvu_fail(err, KVP_ERR_IO, "%s: no such file or folder", path);
     kvp_model *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(path))) {
         free(m);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
     }
     /* Trailing slashes would make the folder's name empty. */
     for (size_t n = strlen(m->path); n > 1 && m->path[n - 1] == '/'; n--) m->path[n - 1] = '\0';
@@ -621,12 +621,12 @@ static uint64_t fnv_mix(uint64_t h, const void *d, size_t n) {
     return h;
 }
 
-static uint64_t fnv_weight(uint64_t h, const kvp_weight *w) {
+static uint64_t fnv_weight(uint64_t h, const kvm_weight *w) {
     if (!w->data || w->type != GGML_TYPE_F32) return fnv_mix(h, "-", 1);
     return fnv_mix(h, w->data, sizeof(float) * (size_t)(w->rows * w->cols));
 }
 
-uint64_t model_identity(const kvp_model *m) {
+uint64_t kvm_model_identity(const kvp_model *m) {
     const kvp_model_info *I = &m->info;
     int32_t shape[] = {(int32_t)m->arch, I->n_vocab, I->n_embd, I->n_layer, I->n_head, I->n_head_kv,
                        I->head_dim, I->n_ff, (int32_t)m->rope_kind};

@@ -12,7 +12,7 @@ static const char QWEN25_DEFAULT_SYSTEM[] = "You are Qwen, created by Alibaba Cl
 
 static bool has(const char *s, const char *sub) { return s && strstr(s, sub) != NULL; }
 
-void tok_recognise_template(kvp_tokenizer *t) {
+void kvt_recognise_template(kvp_tokenizer *t) {
     const char *s = t->chat_template;
     t->chat_name = NULL;
     if (!s) return;
@@ -31,14 +31,14 @@ const char *kvp_chat_template_name(const kvp_tokenizer *tok) { return tok ? tok-
 static void js_trim(const char *s, size_t *off, size_t *len) {
     size_t a = 0, b = strlen(s);
     int k;
-    while (a < b && (k = tok_js_space(s + a, b - a)) > 0) a += (size_t)k;
+    while (a < b && (k = kvt_js_space(s + a, b - a)) > 0) a += (size_t)k;
     /* scan backwards: find the last non-space character start */
     for (;;) {
         size_t e = b;
         bool trimmed = false;
         for (int w = 1; w <= 3 && e >= a + (size_t)w; w++) {
             size_t st = e - (size_t)w;
-            if (tok_js_space(s + st, (size_t)w) == w) {
+            if (kvt_js_space(s + st, (size_t)w) == w) {
                 b = st;
                 trimmed = true;
                 break;
@@ -50,13 +50,13 @@ static void js_trim(const char *s, size_t *off, size_t *len) {
     *len = b - a;
 }
 
-static bool put_strip_nl(tok_buf *b, const char *s, size_t n, bool left, bool right) {
+static bool put_strip_nl(kvt_buf *b, const char *s, size_t n, bool left, bool right) {
     size_t a = 0;
     if (left)
         while (a < n && s[a] == '\n') a++;
     if (right)
         while (n > a && s[n - 1] == '\n') n--;
-    return tok_buf_put(b, s + a, n - a);
+    return kvt_buf_put(b, s + a, n - a);
 }
 
 static const char *find_last(const char *s, const char *sub) {
@@ -66,7 +66,7 @@ static const char *find_last(const char *s, const char *sub) {
 }
 
 /* Qwen3 assistant turn: moves "<think>" reasoning out of the content. */
-static bool qwen3_assistant(tok_buf *b, const char *content, bool after_last_query, bool last) {
+static bool qwen3_assistant(kvt_buf *b, const char *content, bool after_last_query, bool last) {
     const char *end = strstr(content, "</think>");
     const char *body = content;
     size_t body_len = strlen(content);
@@ -87,28 +87,28 @@ static bool qwen3_assistant(tok_buf *b, const char *content, bool after_last_que
         reason = start;
         reason_len = (size_t)(content + pre_len - start);
     }
-    if (!tok_buf_puts(b, "<|im_start|>assistant\n")) return false;
+    if (!kvt_buf_puts(b, "<|im_start|>assistant\n")) return false;
     if (after_last_query && (last || reason_len > 0)) {
-        return tok_buf_puts(b, "<think>\n") && put_strip_nl(b, reason, reason_len, true, true) &&
-               tok_buf_puts(b, "\n</think>\n\n") && put_strip_nl(b, body, body_len, true, false);
+        return kvt_buf_puts(b, "<think>\n") && put_strip_nl(b, reason, reason_len, true, true) &&
+               kvt_buf_puts(b, "\n</think>\n\n") && put_strip_nl(b, body, body_len, true, false);
     }
-    return tok_buf_put(b, body, body_len);
+    return kvt_buf_put(b, body, body_len);
 }
 
-static bool render_chatml(const kvp_tokenizer *t, tok_buf *b, const kvp_chat_message *m, size_t n,
+static bool render_chatml(const kvp_tokenizer *t, kvt_buf *b, const kvp_chat_message *m, size_t n,
                           bool gen) {
     const char *tmpl = t->chat_template;
     bool qwen_default = has(tmpl, "You are Qwen, created by Alibaba Cloud");
     bool qwen3 = has(tmpl, "reasoning_content");
     size_t first = 0;
     if (n > 0 && !strcmp(m[0].role, "system")) {
-        if (!tok_buf_puts(b, "<|im_start|>system\n") || !tok_buf_puts(b, m[0].content) ||
-            !tok_buf_puts(b, "<|im_end|>\n"))
+        if (!kvt_buf_puts(b, "<|im_start|>system\n") || !kvt_buf_puts(b, m[0].content) ||
+            !kvt_buf_puts(b, "<|im_end|>\n"))
             return false;
         first = 1;
     } else if (qwen_default) {
-        if (!tok_buf_puts(b, "<|im_start|>system\n") || !tok_buf_puts(b, QWEN25_DEFAULT_SYSTEM) ||
-            !tok_buf_puts(b, "<|im_end|>\n"))
+        if (!kvt_buf_puts(b, "<|im_start|>system\n") || !kvt_buf_puts(b, QWEN25_DEFAULT_SYSTEM) ||
+            !kvt_buf_puts(b, "<|im_end|>\n"))
             return false;
     }
     size_t last_query = n ? n - 1 : 0;
@@ -126,18 +126,18 @@ static bool render_chatml(const kvp_tokenizer *t, tok_buf *b, const kvp_chat_mes
     }
     for (size_t k = first; k < n; k++) {
         if (qwen3 && !strcmp(m[k].role, "assistant")) {
-            if (!qwen3_assistant(b, m[k].content, k > last_query, k == n - 1) || !tok_buf_puts(b, "<|im_end|>\n"))
+            if (!qwen3_assistant(b, m[k].content, k > last_query, k == n - 1) || !kvt_buf_puts(b, "<|im_end|>\n"))
                 return false;
             continue;
         }
-        if (!tok_buf_puts(b, "<|im_start|>") || !tok_buf_puts(b, m[k].role) || !tok_buf_putc(b, '\n') ||
-            !tok_buf_puts(b, m[k].content) || !tok_buf_puts(b, "<|im_end|>\n"))
+        if (!kvt_buf_puts(b, "<|im_start|>") || !kvt_buf_puts(b, m[k].role) || !kvt_buf_putc(b, '\n') ||
+            !kvt_buf_puts(b, m[k].content) || !kvt_buf_puts(b, "<|im_end|>\n"))
             return false;
     }
-    return !gen || tok_buf_puts(b, "<|im_start|>assistant\n");
+    return !gen || kvt_buf_puts(b, "<|im_start|>assistant\n");
 }
 
-static bool render_llama3(const kvp_tokenizer *t, tok_buf *b, const kvp_chat_message *m, size_t n,
+static bool render_llama3(const kvp_tokenizer *t, kvt_buf *b, const kvp_chat_message *m, size_t n,
                           bool gen) {
     /* Some Llama-3 templates append the assistant header unconditionally. */
     bool always_gen = t->chat_template && has(t->chat_template, "<|start_header_id|>") &&
@@ -146,19 +146,19 @@ static bool render_llama3(const kvp_tokenizer *t, tok_buf *b, const kvp_chat_mes
     for (size_t k = 0; k < n; k++) {
         size_t off, len;
         js_trim(m[k].content, &off, &len);
-        if ((k == 0 && !tok_buf_puts(b, bos)) || !tok_buf_puts(b, "<|start_header_id|>") ||
-            !tok_buf_puts(b, m[k].role) || !tok_buf_puts(b, "<|end_header_id|>\n\n") ||
-            !tok_buf_put(b, m[k].content + off, len) || !tok_buf_puts(b, "<|eot_id|>"))
+        if ((k == 0 && !kvt_buf_puts(b, bos)) || !kvt_buf_puts(b, "<|start_header_id|>") ||
+            !kvt_buf_puts(b, m[k].role) || !kvt_buf_puts(b, "<|end_header_id|>\n\n") ||
+            !kvt_buf_put(b, m[k].content + off, len) || !kvt_buf_puts(b, "<|eot_id|>"))
             return false;
     }
-    if (gen || always_gen) return tok_buf_puts(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    if (gen || always_gen) return kvt_buf_puts(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
     return true;
 }
 
 /* Meta's Llama-3.1 template without tools: a system block always comes first,
  * holding the template's fixed date lines (date_string defaults to
  * "26 Jul 2024") and the trimmed system message, if any. */
-static bool render_llama31(const kvp_tokenizer *t, tok_buf *b, const kvp_chat_message *m, size_t n,
+static bool render_llama31(const kvp_tokenizer *t, kvt_buf *b, const kvp_chat_message *m, size_t n,
                            bool gen) {
     const char *bos = t->bos >= 0 ? t->text[t->bos] : "<|begin_of_text|>";
     size_t k = 0, off = 0, len = 0;
@@ -166,24 +166,24 @@ static bool render_llama31(const kvp_tokenizer *t, tok_buf *b, const kvp_chat_me
         js_trim(m[0].content, &off, &len);
         k = 1;
     }
-    if (!tok_buf_puts(b, bos) ||
-        !tok_buf_puts(b, "<|start_header_id|>system<|end_header_id|>\n\n"
+    if (!kvt_buf_puts(b, bos) ||
+        !kvt_buf_puts(b, "<|start_header_id|>system<|end_header_id|>\n\n"
                          "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n") ||
-        (k && !tok_buf_put(b, m[0].content + off, len)) || !tok_buf_puts(b, "<|eot_id|>"))
+        (k && !kvt_buf_put(b, m[0].content + off, len)) || !kvt_buf_puts(b, "<|eot_id|>"))
         return false;
     for (; k < n; k++) {
         js_trim(m[k].content, &off, &len);
-        if (!tok_buf_puts(b, "<|start_header_id|>") || !tok_buf_puts(b, m[k].role) ||
-            !tok_buf_puts(b, "<|end_header_id|>\n\n") || !tok_buf_put(b, m[k].content + off, len) ||
-            !tok_buf_puts(b, "<|eot_id|>"))
+        if (!kvt_buf_puts(b, "<|start_header_id|>") || !kvt_buf_puts(b, m[k].role) ||
+            !kvt_buf_puts(b, "<|end_header_id|>\n\n") || !kvt_buf_put(b, m[k].content + off, len) ||
+            !kvt_buf_puts(b, "<|eot_id|>"))
             return false;
     }
-    return !gen || tok_buf_puts(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    return !gen || kvt_buf_puts(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
 /* The seed's Llama-2 wrapper: "[INST]\n{prompt}\n[/INST]" (the system prompt,
  * when given, in a <<SYS>> block at the top of the first turn). */
-static bool render_llama2(tok_buf *b, const kvp_chat_message *m, size_t n) {
+static bool render_llama2(kvt_buf *b, const kvp_chat_message *m, size_t n) {
     size_t k = 0;
     const char *sys = NULL;
     if (n > 0 && !strcmp(m[0].role, "system")) {
@@ -193,15 +193,15 @@ static bool render_llama2(tok_buf *b, const kvp_chat_message *m, size_t n) {
     bool first_turn = true;
     for (; k < n; k++) {
         if (!strcmp(m[k].role, "user")) {
-            if (!first_turn && !tok_buf_puts(b, "<s>")) return false;
-            if (!tok_buf_puts(b, "[INST]\n")) return false;
+            if (!first_turn && !kvt_buf_puts(b, "<s>")) return false;
+            if (!kvt_buf_puts(b, "[INST]\n")) return false;
             if (sys && *sys && first_turn &&
-                (!tok_buf_puts(b, "<<SYS>>\n") || !tok_buf_puts(b, sys) || !tok_buf_puts(b, "\n<</SYS>>\n\n")))
+                (!kvt_buf_puts(b, "<<SYS>>\n") || !kvt_buf_puts(b, sys) || !kvt_buf_puts(b, "\n<</SYS>>\n\n")))
                 return false;
-            if (!tok_buf_puts(b, m[k].content) || !tok_buf_puts(b, "\n[/INST]")) return false;
+            if (!kvt_buf_puts(b, m[k].content) || !kvt_buf_puts(b, "\n[/INST]")) return false;
             first_turn = false;
         } else {
-            if (!tok_buf_putc(b, ' ') || !tok_buf_puts(b, m[k].content) || !tok_buf_puts(b, " </s>")) return false;
+            if (!kvt_buf_putc(b, ' ') || !kvt_buf_puts(b, m[k].content) || !kvt_buf_puts(b, " </s>")) return false;
         }
     }
     return true;
@@ -210,7 +210,7 @@ static bool render_llama2(tok_buf *b, const kvp_chat_message *m, size_t n) {
 /* Mistral-7B-Instruct: "<s>[INST] {user} [/INST]{assistant}</s>..."; a
  * system prompt is put before the first user message, separated by a blank
  * line (the Mistral templates themselves reject system messages). */
-static bool render_mistral(const kvp_tokenizer *t, tok_buf *b, const kvp_chat_message *m, size_t n) {
+static bool render_mistral(const kvp_tokenizer *t, kvt_buf *b, const kvp_chat_message *m, size_t n) {
     const char *bos = t->bos >= 0 ? t->text[t->bos] : "<s>";
     const char *eos = t->eos >= 0 ? t->text[t->eos] : "</s>";
     size_t k = 0;
@@ -219,53 +219,53 @@ static bool render_mistral(const kvp_tokenizer *t, tok_buf *b, const kvp_chat_me
         sys = m[0].content;
         k = 1;
     }
-    if (!tok_buf_puts(b, bos)) return false;
+    if (!kvt_buf_puts(b, bos)) return false;
     for (; k < n; k++) {
         if (!strcmp(m[k].role, "user")) {
-            if (!tok_buf_puts(b, "[INST] ")) return false;
-            if (sys && (!tok_buf_puts(b, sys) || !tok_buf_puts(b, "\n\n"))) return false;
+            if (!kvt_buf_puts(b, "[INST] ")) return false;
+            if (sys && (!kvt_buf_puts(b, sys) || !kvt_buf_puts(b, "\n\n"))) return false;
             sys = NULL;
-            if (!tok_buf_puts(b, m[k].content) || !tok_buf_puts(b, " [/INST]")) return false;
+            if (!kvt_buf_puts(b, m[k].content) || !kvt_buf_puts(b, " [/INST]")) return false;
         } else {
-            if (!tok_buf_puts(b, m[k].content) || !tok_buf_puts(b, eos)) return false;
+            if (!kvt_buf_puts(b, m[k].content) || !kvt_buf_puts(b, eos)) return false;
         }
     }
     return true;
 }
 
-static bool render_kvp_mini(tok_buf *b, const kvp_chat_message *m, size_t n, bool gen) {
+static bool render_kvp_mini(kvt_buf *b, const kvp_chat_message *m, size_t n, bool gen) {
     for (size_t k = 0; k < n; k++) {
-        if (!tok_buf_puts(b, "<|") || !tok_buf_puts(b, m[k].role) || !tok_buf_puts(b, "|>\n") ||
-            !tok_buf_puts(b, m[k].content) || !tok_buf_puts(b, "<|end|>\n"))
+        if (!kvt_buf_puts(b, "<|") || !kvt_buf_puts(b, m[k].role) || !kvt_buf_puts(b, "|>\n") ||
+            !kvt_buf_puts(b, m[k].content) || !kvt_buf_puts(b, "<|end|>\n"))
             return false;
     }
-    return !gen || tok_buf_puts(b, "<|assistant|>\n");
+    return !gen || kvt_buf_puts(b, "<|assistant|>\n");
 }
 
 kvp_status kvp_chat_apply(const kvp_tokenizer *tok, const char *template_name,
                           const kvp_chat_message *msgs, size_t n_msgs, bool add_generation_prompt,
                           char **out, kvp_error *err) {
     if (!tok || !out || (!msgs && n_msgs))
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_chat_apply: NULL argument");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_chat_apply: NULL argument");
     *out = NULL;
     const char *name = template_name;
     if (!name || !strcmp(name, "auto")) {
         name = tok->chat_name;
         if (!name)
-            return kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: %s; pick one by name (llama2, llama3, llama3.1, chatml, mistral, kvp-mini)",
+            return kvu_fail(err, KVP_ERR_UNSUPPORTED, "%s: %s; pick one by name (llama2, llama3, llama3.1, chatml, mistral, kvp-mini)",
                             tok->source, tok->chat_template ? "the model's chat template is not recognised" : "the model has no chat template");
     }
     for (size_t k = 0; k < n_msgs; k++) {
         const char *r = msgs[k].role;
         if (!r || !msgs[k].content)
-            return kvp_fail(err, KVP_ERR_INVALID_ARG, "chat message %zu has no role or content", k);
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "chat message %zu has no role or content", k);
         if (strcmp(r, "system") && strcmp(r, "user") && strcmp(r, "assistant"))
-            return kvp_fail(err, KVP_ERR_INVALID_ARG, "chat message %zu: role '%s' is not supported (system, user, assistant)", k, r);
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "chat message %zu: role '%s' is not supported (system, user, assistant)", k, r);
         if (!strcmp(r, "system") && k != 0)
-            return kvp_fail(err, KVP_ERR_INVALID_ARG, "chat message %zu: a system message must come first", k);
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "chat message %zu: a system message must come first", k);
     }
-    tok_buf b = {0};
-    bool ok = tok_buf_put(&b, "", 0);
+    kvt_buf b = {0};
+    bool ok = kvt_buf_put(&b, "", 0);
     if (!strcmp(name, "chatml")) ok = ok && render_chatml(tok, &b, msgs, n_msgs, add_generation_prompt);
     else if (!strcmp(name, "llama3")) ok = ok && render_llama3(tok, &b, msgs, n_msgs, add_generation_prompt);
     else if (!strcmp(name, "llama3.1")) ok = ok && render_llama31(tok, &b, msgs, n_msgs, add_generation_prompt);
@@ -274,11 +274,11 @@ kvp_status kvp_chat_apply(const kvp_tokenizer *tok, const char *template_name,
     else if (!strcmp(name, "kvp-mini")) ok = ok && render_kvp_mini(&b, msgs, n_msgs, add_generation_prompt);
     else {
         free(b.p);
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "chat template '%s' is unknown (llama2, llama3, llama3.1, chatml, mistral, kvp-mini, auto)", name);
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "chat template '%s' is unknown (llama2, llama3, llama3.1, chatml, mistral, kvp-mini, auto)", name);
     }
     if (!ok) {
         free(b.p);
-        return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     }
     *out = b.p;
     return KVP_OK;
@@ -287,8 +287,8 @@ kvp_status kvp_chat_apply(const kvp_tokenizer *tok, const char *template_name,
 kvp_status kvp_chat_tokenize(const kvp_tokenizer *tok, const char *template_name,
                              const kvp_chat_message *msgs, size_t n_msgs, bool add_generation_prompt,
                              int32_t **ids, size_t *n_ids, kvp_error *err) {
-    if (!tok) return kvp_fail(err, KVP_ERR_INVALID_ARG, "the model has no tokenizer, so a text prompt cannot be tokenized");
-    if (!ids || !n_ids) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_chat_tokenize: NULL output");
+    if (!tok) return kvu_fail(err, KVP_ERR_INVALID_ARG, "the model has no tokenizer, so a text prompt cannot be tokenized");
+    if (!ids || !n_ids) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_chat_tokenize: NULL output");
     char *rendered = NULL;
     kvp_status s = kvp_chat_apply(tok, template_name, msgs, n_msgs, add_generation_prompt, &rendered, err);
     if (s) return s;
@@ -314,12 +314,12 @@ kvp_status kvp_chat_apply_next(const kvp_tokenizer *tok, const char *template_na
                                const kvp_chat_message *msgs, size_t n_old, size_t n_msgs,
                                bool add_generation_prompt, char **out, kvp_error *err) {
     if (!tok || !out || !msgs)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_chat_apply_next: NULL argument");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_chat_apply_next: NULL argument");
     *out = NULL;
     if (n_old == 0) return kvp_chat_apply(tok, template_name, msgs, n_msgs, add_generation_prompt, out, err);
     if (n_old > n_msgs || !msgs[n_old - 1].role || strcmp(msgs[n_old - 1].role, "assistant") ||
         !msgs[n_old - 1].content)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG,
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "kvp_chat_apply_next: message %zu (the last one already rendered) must be "
                         "an assistant reply, and %zu <= %zu messages",
                         n_old - 1, n_old, n_msgs);
@@ -339,7 +339,7 @@ kvp_status kvp_chat_apply_next(const kvp_tokenizer *tok, const char *template_na
             if (memcmp(q, content, clen) == 0) at = q;
     if (!at) {
         const char *name = template_name && strcmp(template_name, "auto") ? template_name : tok->chat_name;
-        s = kvp_fail(err, KVP_ERR_UNSUPPORTED,
+        s = kvu_fail(err, KVP_ERR_UNSUPPORTED,
                      "chat template '%s' does not render this conversation one turn at a time "
                      "(a later message changes how message %zu is rendered)",
                      name ? name : "?", n_old - 1);
@@ -362,15 +362,15 @@ kvp_status kvp_chat_tokenize_next(const kvp_tokenizer *tok, const char *template
                                   kvp_error *err) {
     if (n_old == 0)
         return kvp_chat_tokenize(tok, template_name, msgs, n_msgs, add_generation_prompt, ids, n_ids, err);
-    if (!tok) return kvp_fail(err, KVP_ERR_INVALID_ARG, "the model has no tokenizer, so a text prompt cannot be tokenized");
-    if (!ids || !n_ids) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_chat_tokenize_next: NULL output");
+    if (!tok) return kvu_fail(err, KVP_ERR_INVALID_ARG, "the model has no tokenizer, so a text prompt cannot be tokenized");
+    if (!ids || !n_ids) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_chat_tokenize_next: NULL output");
     char *text = NULL;
     kvp_status s = kvp_chat_apply_next(tok, template_name, msgs, n_old, n_msgs, add_generation_prompt, &text, err);
     if (s) return s;
     kvp_tokenize_params tp = kvp_tokenize_default_params();
     tp.add_special = false; /* mid-sequence: a BOS only where the template writes one */
     tp.parse_special = true;
-    s = tok_encode(tok, text, strlen(text), &tp, true, ids, n_ids, err);
+    s = kvt_encode(tok, text, strlen(text), &tp, true, ids, n_ids, err);
     free(text);
     return s;
 }

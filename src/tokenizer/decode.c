@@ -17,7 +17,7 @@ struct kvp_detok {
     bool started;        /* something was output (for the leading-space strip) */
     unsigned char pend[8];
     int n_pend;
-    tok_buf out;
+    kvt_buf out;
 };
 
 static bool is_special(const kvp_tokenizer *t, int32_t id) {
@@ -39,7 +39,7 @@ static bool put_text(struct kvp_detok *d, const char *s, size_t n) {
             n--;
         }
     }
-    return tok_buf_put(&d->out, s, n);
+    return kvt_buf_put(&d->out, s, n);
 }
 
 /* Ends a run of bytes: a held incomplete character becomes U+FFFD. */
@@ -52,7 +52,7 @@ static bool end_run(struct kvp_detok *d) {
 static bool put_bytes(struct kvp_detok *d, const unsigned char *s, size_t n) {
     size_t before = d->out.n;
     bool was_started = d->started;
-    if (!tok_utf8_feed(d->pend, &d->n_pend, s, n, &d->out)) return false;
+    if (!kvt_utf8_feed(d->pend, &d->n_pend, s, n, &d->out)) return false;
     if (!was_started && d->out.n > before) {
         d->started = true;
         if (d->tok->decode_strip_space && d->out.p[before] == ' ') {
@@ -69,7 +69,7 @@ static bool put_bytelevel(struct kvp_detok *d, const char *s, size_t n) {
     unsigned char buf[256];
     size_t k = 0;
     for (size_t i = 0; i < n;) {
-        int l = tok_utf8_len((const unsigned char *)s + i, n - i);
+        int l = kvt_utf8_len((const unsigned char *)s + i, n - i);
         uint32_t cp;
         if (l == 1) cp = (unsigned char)s[i];
         else if (l == 2) cp = ((uint32_t)(s[i] & 0x1F) << 6) | (s[i + 1] & 0x3F);
@@ -110,7 +110,7 @@ static bool put_spm_piece(struct kvp_detok *d, const char *s, size_t n) {
 static kvp_status detok_id(struct kvp_detok *d, int32_t id, kvp_error *err) {
     const kvp_tokenizer *t = d->tok;
     if (id < 0 || id >= t->n_vocab)
-        return kvp_fail(err, KVP_ERR_RANGE, "token id %d is out of range [0, %d)", id, t->n_vocab);
+        return kvu_fail(err, KVP_ERR_RANGE, "token id %d is out of range [0, %d)", id, t->n_vocab);
     if (d->skip_special && is_special(t, id)) return KVP_OK;
     bool ok;
     if (t->kind == TOK_KIND_SPM) {
@@ -130,16 +130,16 @@ static kvp_status detok_id(struct kvp_detok *d, int32_t id, kvp_error *err) {
     } else {
         ok = put_bytelevel(d, t->text[id], t->len[id]);
     }
-    return ok ? KVP_OK : kvp_fail(err, KVP_ERR_NOMEM, "out of memory while decoding");
+    return ok ? KVP_OK : kvu_fail(err, KVP_ERR_NOMEM, "out of memory while decoding");
 }
 
 kvp_status kvp_detok_new(const kvp_tokenizer *tok, bool skip_special, kvp_detok **out,
                          kvp_error *err) {
-    if (!tok || !out) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_detok_new: NULL argument");
+    if (!tok || !out) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_detok_new: NULL argument");
     struct kvp_detok *d = calloc(1, sizeof *d);
-    if (!d || !tok_buf_put(&d->out, "", 0)) {
+    if (!d || !kvt_buf_put(&d->out, "", 0)) {
         free(d);
-        return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     }
     d->tok = tok;
     d->skip_special = skip_special;
@@ -148,7 +148,7 @@ kvp_status kvp_detok_new(const kvp_tokenizer *tok, bool skip_special, kvp_detok 
 }
 
 kvp_status kvp_detok_push(kvp_detok *d, int32_t id, const char **piece, kvp_error *err) {
-    if (!d || !piece) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_detok_push: NULL argument");
+    if (!d || !piece) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_detok_push: NULL argument");
     d->out.n = 0;
     d->out.p[0] = '\0';
     kvp_status st = detok_id(d, id, err);
@@ -173,10 +173,10 @@ void kvp_detok_free(kvp_detok *d) {
 kvp_status kvp_detokenize(const kvp_tokenizer *tok, const int32_t *ids, size_t n_ids,
                           bool skip_special, char **text, size_t *text_len, kvp_error *err) {
     if (!tok || (!ids && n_ids) || !text)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_detokenize: NULL argument");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_detokenize: NULL argument");
     *text = NULL;
     struct kvp_detok d = {.tok = tok, .skip_special = skip_special};
-    if (!tok_buf_put(&d.out, "", 0)) return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+    if (!kvt_buf_put(&d.out, "", 0)) return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n_ids; i++) {
         kvp_status st = detok_id(&d, ids[i], err);
         if (st != KVP_OK) {
@@ -186,7 +186,7 @@ kvp_status kvp_detokenize(const kvp_tokenizer *tok, const int32_t *ids, size_t n
     }
     if (!end_run(&d)) {
         free(d.out.p);
-        return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     }
     *text = d.out.p;
     if (text_len) *text_len = d.out.n;

@@ -51,8 +51,8 @@ typedef struct workspace {
     size_t syms_cap;
     void *heap;
     size_t heap_cap, heap_n;
-    tok_buf norm;   /* normalised segment */
-    tok_buf word;   /* byte-level mapped word */
+    kvt_buf norm;   /* normalised segment */
+    kvt_buf word;   /* byte-level mapped word */
     pcre2_match_data *md;
     pcre2_match_context *mctx;
     pcre2_jit_stack *jstack;
@@ -171,7 +171,7 @@ static bool try_rank_pair(const kvp_tokenizer *t, workspace *w, int32_t l) {
     const sym *s = w->syms;
     int32_t r = s[l].next;
     if (r < 0 || s[l].id < 0 || s[r].id < 0) return true;
-    const tok_merge_entry *m = tok_merge_find(t, s[l].id, s[r].id);
+    const kvt_merge_entry *m = kvt_merge_find(t, s[l].id, s[r].id);
     if (!m) return true;
     return rank_push(w, (rank_item){m->rank, l, r, s[l].id, s[r].id, m->result});
 }
@@ -182,7 +182,7 @@ static bool merge_ranks(const kvp_tokenizer *t, workspace *w, size_t n, const un
     w->heap_n = 0;
     for (size_t i = 0; i + 1 < n; i++) {
         if (bytes && t->byte_pairs) {
-            const tok_merge_entry *m = &t->byte_pairs[(bytes[i] << 8) | bytes[i + 1]];
+            const kvt_merge_entry *m = &t->byte_pairs[(bytes[i] << 8) | bytes[i + 1]];
             if (m->key != UINT64_MAX &&
                 !rank_push(w, (rank_item){m->rank, (int32_t)i, (int32_t)i + 1, w->syms[i].id,
                                           w->syms[i + 1].id, m->result}))
@@ -213,7 +213,7 @@ static bool try_score_pair(const kvp_tokenizer *t, workspace *w, const char *wor
     if (l < 0) return true;
     int32_t r = s[l].next;
     if (r < 0) return true;
-    int32_t id = tok_find(t, word + s[l].off, s[l].len + s[r].len);
+    int32_t id = kvt_find(t, word + s[l].off, s[l].len + s[r].len);
     if (id < 0) return true;
     float sc = t->scores ? t->scores[id] : 0.0f;
     return score_push(w, (score_item){sc, l, r, s[l].len + s[r].len});
@@ -238,7 +238,7 @@ static bool merge_scores(const kvp_tokenizer *t, workspace *w, const char *word,
         if (!try_score_pair(t, w, word, it.left)) return false;
     }
     for (size_t i = 0; i < n; i = (size_t)(s[i].next < 0 ? (int32_t)n : s[i].next))
-        s[i].id = tok_find(t, word + s[i].off, s[i].len);
+        s[i].id = kvt_find(t, word + s[i].off, s[i].len);
     return true;
 }
 
@@ -258,12 +258,12 @@ static bool encode_spm_word(const kvp_tokenizer *t, workspace *w, const char *wo
     if (!ws_syms(w, len + 1)) return false;
     size_t n = 0;
     for (size_t i = 0; i < len;) {
-        int l = tok_utf8_len((const unsigned char *)word + i, len - i);
+        int l = kvt_utf8_len((const unsigned char *)word + i, len - i);
         if (l <= 0) l = 1;
         sym *s = &w->syms[n];
         s->off = (uint32_t)i;
         s->len = (uint32_t)l;
-        s->id = t->merge_mode == TOK_MERGE_RANKS ? tok_find(t, word + i, (size_t)l) : -1;
+        s->id = t->merge_mode == TOK_MERGE_RANKS ? kvt_find(t, word + i, (size_t)l) : -1;
         s->prev = (int32_t)n - 1;
         s->next = (int32_t)n + 1;
         n++;
@@ -285,9 +285,9 @@ static bool encode_bytelevel_word(const kvp_tokenizer *t, workspace *w, const ch
         w->word.n = 0;
         for (size_t i = 0; i < len; i++) {
             unsigned char b = (unsigned char)word[i];
-            if (!tok_buf_put(&w->word, t->byte_chr[b], t->byte_chr_len[b])) return false;
+            if (!kvt_buf_put(&w->word, t->byte_chr[b], t->byte_chr_len[b])) return false;
         }
-        int32_t id = tok_find(t, w->word.p, w->word.n);
+        int32_t id = kvt_find(t, w->word.p, w->word.n);
         if (id >= 0) return ids_push(out, id);
     }
     if (!ws_syms(w, len + 1)) return false;
@@ -336,7 +336,7 @@ static kvp_status encode_segment(const kvp_tokenizer *t, workspace *w, const cha
         utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)seg, (utf8proc_ssize_t)n, &nfc,
                                           UTF8PROC_STABLE | UTF8PROC_COMPOSE);
         if (r < 0)
-            return kvp_fail(err, KVP_ERR_INTERNAL, "NFC normalisation failed: %s", utf8proc_errmsg(r));
+            return kvu_fail(err, KVP_ERR_INTERNAL, "NFC normalisation failed: %s", utf8proc_errmsg(r));
         seg = (const char *)nfc;
         n = (size_t)r;
     }
@@ -344,10 +344,10 @@ static kvp_status encode_segment(const kvp_tokenizer *t, workspace *w, const cha
     if (t->kind == TOK_KIND_SPM) {
         w->norm.n = 0;
         bool ok = true;
-        if (t->prepend_space && !no_prefix) ok = tok_buf_put(&w->norm, "\xE2\x96\x81", 3);
+        if (t->prepend_space && !no_prefix) ok = kvt_buf_put(&w->norm, "\xE2\x96\x81", 3);
         for (size_t i = 0; i < n && ok; i++) {
-            if (seg[i] == ' ' && t->replace_space) ok = tok_buf_put(&w->norm, "\xE2\x96\x81", 3);
-            else ok = tok_buf_putc(&w->norm, seg[i]);
+            if (seg[i] == ' ' && t->replace_space) ok = kvt_buf_put(&w->norm, "\xE2\x96\x81", 3);
+            else ok = kvt_buf_putc(&w->norm, seg[i]);
         }
         if (!ok || !encode_spm_word(t, w, w->norm.p, w->norm.n, out)) st = KVP_ERR_NOMEM;
     } else {
@@ -355,7 +355,7 @@ static kvp_status encode_segment(const kvp_tokenizer *t, workspace *w, const cha
         size_t len = n;
         if (t->byte_prefix_space && !no_prefix && seg[0] != ' ') {
             w->norm.n = 0;
-            if (!tok_buf_putc(&w->norm, ' ') || !tok_buf_put(&w->norm, seg, n)) {
+            if (!kvt_buf_putc(&w->norm, ' ') || !kvt_buf_put(&w->norm, seg, n)) {
                 st = KVP_ERR_NOMEM;
                 goto done;
             }
@@ -373,7 +373,7 @@ static kvp_status encode_segment(const kvp_tokenizer *t, workspace *w, const cha
             if (rc < 0) {
                 PCRE2_UCHAR msg[128];
                 pcre2_get_error_message(rc, msg, sizeof msg);
-                st = kvp_fail(err, KVP_ERR_INTERNAL, "%s: pre-tokenizer regex failed: %s", t->source,
+                st = kvu_fail(err, KVP_ERR_INTERNAL, "%s: pre-tokenizer regex failed: %s", t->source,
                               (const char *)msg);
                 goto done;
             }
@@ -391,7 +391,7 @@ static kvp_status encode_segment(const kvp_tokenizer *t, workspace *w, const cha
                 pos = me;
             } else {
                 /* empty match: step over one character */
-                int l = pos < len ? tok_utf8_len((const unsigned char *)s + pos, len - pos) : 1;
+                int l = pos < len ? kvt_utf8_len((const unsigned char *)s + pos, len - pos) : 1;
                 pos = me + (size_t)(l > 0 ? l : 1);
             }
             prev = me > prev ? me : prev;
@@ -400,7 +400,7 @@ static kvp_status encode_segment(const kvp_tokenizer *t, workspace *w, const cha
     }
 done:
     free(nfc);
-    if (st == KVP_ERR_NOMEM) return kvp_fail(err, KVP_ERR_NOMEM, "out of memory while tokenizing");
+    if (st == KVP_ERR_NOMEM) return kvu_fail(err, KVP_ERR_NOMEM, "out of memory while tokenizing");
     return st;
 }
 
@@ -414,7 +414,7 @@ static int32_t match_added(const kvp_tokenizer *t, const char *s, size_t n, bool
                            size_t *mlen) {
     int32_t node = 0, best = -1;
     for (size_t i = 0; i < n; i++) {
-        const tok_trie_node *nd = &t->trie[node];
+        const kvt_trie_node *nd = &t->trie[node];
         int32_t next = -1;
         for (int32_t c = 0; c < nd->n_child; c++) {
             if (t->trie_edges[nd->child_base + c].byte == (unsigned char)s[i]) {
@@ -436,20 +436,20 @@ static int32_t match_added(const kvp_tokenizer *t, const char *s, size_t n, bool
 kvp_status kvp_tokenize(const kvp_tokenizer *tok, const char *text, size_t text_len,
                         const kvp_tokenize_params *params, int32_t **ids, size_t *n_ids,
                         kvp_error *err) {
-    return tok_encode(tok, text, text_len, params, false, ids, n_ids, err);
+    return kvt_encode(tok, text, text_len, params, false, ids, n_ids, err);
 }
 
-kvp_status tok_encode(const kvp_tokenizer *tok, const char *text, size_t text_len,
+kvp_status kvt_encode(const kvp_tokenizer *tok, const char *text, size_t text_len,
                       const kvp_tokenize_params *params, bool continuation, int32_t **ids,
                       size_t *n_ids, kvp_error *err) {
     if (!tok || (!text && text_len) || !ids || !n_ids)
-        return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_tokenize: NULL argument");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_tokenize: NULL argument");
     kvp_tokenize_params p = params ? *params : kvp_tokenize_default_params();
     *ids = NULL;
     *n_ids = 0;
     size_t n = 0;
-    char *clean = tok_utf8_sanitize(text ? text : "", text_len, &n);
-    if (!clean) return kvp_fail(err, KVP_ERR_NOMEM, "out of memory while tokenizing");
+    char *clean = kvt_utf8_sanitize(text ? text : "", text_len, &n);
+    if (!clean) return kvu_fail(err, KVP_ERR_NOMEM, "out of memory while tokenizing");
     ids_vec out = {0};
     workspace w = {0};
     kvp_status st = KVP_OK;
@@ -458,7 +458,7 @@ kvp_status tok_encode(const kvp_tokenizer *tok, const char *text, size_t text_le
         w.mctx = pcre2_match_context_create(NULL);
         w.jstack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
         if (!w.md || !w.mctx || !w.jstack) {
-            st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory while tokenizing");
+            st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory while tokenizing");
             goto done;
         }
         pcre2_jit_stack_assign(w.mctx, NULL, w.jstack);
@@ -478,7 +478,7 @@ kvp_status tok_encode(const kvp_tokenizer *tok, const char *text, size_t text_le
         if (tok->strip && (tok->strip[at] & 1)) /* lstrip: drop the spaces before it */
             for (size_t k; seg_end > seg;) {
                 for (k = 1; k <= 3 && k <= seg_end - seg; k++)
-                    if (tok_js_space(clean + seg_end - k, k) == (int)k) break;
+                    if (kvt_js_space(clean + seg_end - k, k) == (int)k) break;
                 if (k > 3 || k > seg_end - seg) break;
                 seg_end -= k;
             }
@@ -487,7 +487,7 @@ kvp_status tok_encode(const kvp_tokenizer *tok, const char *text, size_t text_le
         if (!ids_push(&out, at)) goto nomem;
         i += mlen;
         if (tok->strip && (tok->strip[at] & 2)) /* rstrip: and after it */
-            for (int k; i < n && (k = tok_js_space(clean + i, n - i)) > 0;) i += (size_t)k;
+            for (int k; i < n && (k = kvt_js_space(clean + i, n - i)) > 0;) i += (size_t)k;
         seg = i;
     }
     st = encode_segment(tok, &w, clean + seg, n - seg, continuation && seg == 0, &out, err);
@@ -499,7 +499,7 @@ kvp_status tok_encode(const kvp_tokenizer *tok, const char *text, size_t text_le
     out.p = NULL;
     goto done;
 nomem:
-    st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory while tokenizing");
+    st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory while tokenizing");
 done:
     free(out.p);
     free(clean);

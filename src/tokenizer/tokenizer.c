@@ -65,13 +65,13 @@ static char *join_path(const char *dir, const char *name) {
     return p;
 }
 
-kvp_status kvp_tokenizer_from_hf_dir(const char *dir, kvp_tokenizer **out, kvp_error *err) {
-    if (!dir || !out) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_tokenizer_from_hf_dir: NULL argument");
+kvp_status kvt_tokenizer_from_hf_dir(const char *dir, kvp_tokenizer **out, kvp_error *err) {
+    if (!dir || !out) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvt_tokenizer_from_hf_dir: NULL argument");
     *out = NULL;
     char *json = join_path(dir, "tokenizer.json"), *cfg = join_path(dir, "tokenizer_config.json");
     kvp_status st = KVP_OK;
-    if (!json || !cfg) st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
-    else if (is_file(json)) st = tok_load_hf_json(json, is_file(cfg) ? cfg : NULL, out, err);
+    if (!json || !cfg) st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
+    else if (is_file(json)) st = kvt_load_hf_json(json, is_file(cfg) ? cfg : NULL, out, err);
     free(json);
     free(cfg);
     return st;
@@ -96,38 +96,38 @@ static int32_t gguf_id(const gguf_file *g, const char *key, int32_t n_vocab) {
     return v < (uint32_t)n_vocab ? (int32_t)v : -1;
 }
 
-kvp_status kvp_tokenizer_from_gguf(const gguf_file *g, kvp_tokenizer **out, kvp_error *err) {
-    if (!g || !out) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_tokenizer_from_gguf: NULL argument");
+kvp_status kvt_tokenizer_from_gguf(const gguf_file *g, kvp_tokenizer **out, kvp_error *err) {
+    if (!g || !out) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvt_tokenizer_from_gguf: NULL argument");
     *out = NULL;
     const char *path = kvgguf_path(g);
     char *model = gguf_strdup(g, "tokenizer.ggml.model");
     if (!model) return KVP_OK; /* no tokenizer in this file */
     kvp_status st = KVP_OK;
-    kvp_tokenizer *t = tok_alloc(path);
+    kvp_tokenizer *t = kvt_alloc(path);
     char *pre = NULL;
     if (!t) {
         free(model);
-        return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
     }
     bool spm;
     if (!strcmp(model, "llama")) spm = true;
     else if (!strcmp(model, "gpt2")) spm = false;
     else {
-        st = kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model '%s' is not supported (only \"llama\" and \"gpt2\")", path, model);
+        st = kvu_fail(err, KVP_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model '%s' is not supported (only \"llama\" and \"gpt2\")", path, model);
         goto done;
     }
     gguf_type et;
     uint64_t n;
     if (!kvgguf_get_arr_info(g, "tokenizer.ggml.tokens", &et, &n) || et != GGUF_TYPE_STRING) {
-        st = kvp_fail(err, KVP_ERR_FORMAT, "%s: tokenizer.ggml.tokens is missing or not a string array", path);
+        st = kvu_fail(err, KVP_ERR_FORMAT, "%s: tokenizer.ggml.tokens is missing or not a string array", path);
         goto done;
     }
-    if ((st = tok_set_vocab_size(t, (int32_t)(n > (1u << 26) ? 0 : n), err)) != KVP_OK) goto done;
+    if ((st = kvt_set_vocab_size(t, (int32_t)(n > (1u << 26) ? 0 : n), err)) != KVP_OK) goto done;
     const unsigned char *types = NULL; /* int32 LE, maybe unaligned */
     uint64_t nt = 0;
     if (kvgguf_get_arr_info(g, "tokenizer.ggml.token_type", &et, &nt)) {
         if ((et != GGUF_TYPE_INT32 && et != GGUF_TYPE_UINT32) || nt != n) {
-            st = kvp_fail(err, KVP_ERR_FORMAT, "%s: tokenizer.ggml.token_type must be an int32 array of %llu entries", path, (unsigned long long)n);
+            st = kvu_fail(err, KVP_ERR_FORMAT, "%s: tokenizer.ggml.token_type must be an int32 array of %llu entries", path, (unsigned long long)n);
             goto done;
         }
         types = kvgguf_get_arr_data(g, "tokenizer.ggml.token_type");
@@ -135,14 +135,14 @@ kvp_status kvp_tokenizer_from_gguf(const gguf_file *g, kvp_tokenizer **out, kvp_
     uint64_t ns = 0;
     if (kvgguf_get_arr_info(g, "tokenizer.ggml.scores", &et, &ns)) {
         if (et != GGUF_TYPE_FLOAT32 || ns != n) {
-            st = kvp_fail(err, KVP_ERR_FORMAT, "%s: tokenizer.ggml.scores must be a float32 array of %llu entries", path, (unsigned long long)n);
+            st = kvu_fail(err, KVP_ERR_FORMAT, "%s: tokenizer.ggml.scores must be a float32 array of %llu entries", path, (unsigned long long)n);
             goto done;
         }
         t->scores = malloc(n * sizeof(float));
-        if (!t->scores) { st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory"); goto done; }
+        if (!t->scores) { st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory"); goto done; }
         memcpy(t->scores, kvgguf_get_arr_data(g, "tokenizer.ggml.scores"), n * sizeof(float));
     } else if (spm) {
-        st = kvp_fail(err, KVP_ERR_FORMAT, "%s: a \"llama\" (SentencePiece) tokenizer needs tokenizer.ggml.scores", path);
+        st = kvu_fail(err, KVP_ERR_FORMAT, "%s: a \"llama\" (SentencePiece) tokenizer needs tokenizer.ggml.scores", path);
         goto done;
     }
     for (uint64_t i = 0; i < n; i++) {
@@ -152,10 +152,10 @@ kvp_status kvp_tokenizer_from_gguf(const gguf_file *g, kvp_tokenizer **out, kvp_
         if (types) memcpy(&ty, types + 4 * i, 4);
         if (ty < TOK_TYPE_NORMAL || ty > TOK_TYPE_BYTE) ty = TOK_TYPE_NORMAL;
         if (t->text[i]) {
-            st = kvp_fail(err, KVP_ERR_FORMAT, "%s: duplicate token id %llu", path, (unsigned long long)i);
+            st = kvu_fail(err, KVP_ERR_FORMAT, "%s: duplicate token id %llu", path, (unsigned long long)i);
             goto done;
         }
-        if ((st = tok_set_token(t, (int32_t)i, s ? s : "", s ? l : 0, (uint8_t)ty, err)) != KVP_OK) goto done;
+        if ((st = kvt_set_token(t, (int32_t)i, s ? s : "", s ? l : 0, (uint8_t)ty, err)) != KVP_OK) goto done;
     }
     t->kind = spm ? TOK_KIND_SPM : TOK_KIND_BYTE_BPE;
     if (spm) {
@@ -171,36 +171,36 @@ kvp_status kvp_tokenizer_from_gguf(const gguf_file *g, kvp_tokenizer **out, kvp_
         pre = gguf_strdup(g, "tokenizer.ggml.pre");
         const char *p = pre ? pre : "default";
         bool nfc = false, ign = false;
-        const char *re = tok_regex_for_pre(p, &nfc, &ign);
+        const char *re = kvt_regex_for_pre(p, &nfc, &ign);
         if (!re) {
-            st = kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre '%s' is not supported (supported: llama-bpe, qwen2, default)", path, p);
+            st = kvu_fail(err, KVP_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre '%s' is not supported (supported: llama-bpe, qwen2, default)", path, p);
             goto done;
         }
-        if ((st = tok_set_regex(t, re, err)) != KVP_OK) goto done;
+        if ((st = kvt_set_regex(t, re, err)) != KVP_OK) goto done;
         t->nfc = nfc;
         t->ignore_merges = ign;
         t->merge_mode = TOK_MERGE_RANKS;
-        if (!(t->pre_name = strdup(p))) { st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory"); goto done; }
+        if (!(t->pre_name = strdup(p))) { st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory"); goto done; }
     }
-    if ((st = tok_finalize(t, err)) != KVP_OK) goto done;
+    if ((st = kvt_finalize(t, err)) != KVP_OK) goto done;
     if (!spm) {
         uint64_t nm = 0;
         if (!kvgguf_get_arr_info(g, "tokenizer.ggml.merges", &et, &nm) || et != GGUF_TYPE_STRING) {
-            st = kvp_fail(err, KVP_ERR_FORMAT, "%s: a \"gpt2\" tokenizer needs the string array tokenizer.ggml.merges", path);
+            st = kvu_fail(err, KVP_ERR_FORMAT, "%s: a \"gpt2\" tokenizer needs the string array tokenizer.ggml.merges", path);
             goto done;
         }
-        if ((st = tok_merges_reserve(t, (int32_t)nm, err)) != KVP_OK) goto done;
+        if ((st = kvt_merges_reserve(t, (int32_t)nm, err)) != KVP_OK) goto done;
         for (uint64_t i = 0; i < nm; i++) {
             size_t l = 0;
             const char *s = kvgguf_get_arr_str(g, "tokenizer.ggml.merges", i, &l);
             const char *sp = s ? memchr(s, ' ', l) : NULL;
             if (!sp || sp == s || (size_t)(sp - s) + 1 >= l) {
-                st = kvp_fail(err, KVP_ERR_FORMAT, "%s: tokenizer.ggml.merges[%llu] is not two tokens separated by a space", path, (unsigned long long)i);
+                st = kvu_fail(err, KVP_ERR_FORMAT, "%s: tokenizer.ggml.merges[%llu] is not two tokens separated by a space", path, (unsigned long long)i);
                 goto done;
             }
-            if ((st = tok_add_merge(t, s, (size_t)(sp - s), sp + 1, l - (size_t)(sp - s) - 1, err)) != KVP_OK) goto done;
+            if ((st = kvt_add_merge(t, s, (size_t)(sp - s), sp + 1, l - (size_t)(sp - s) - 1, err)) != KVP_OK) goto done;
         }
-        if ((st = tok_merges_done(t, err)) != KVP_OK) goto done;
+        if ((st = kvt_merges_done(t, err)) != KVP_OK) goto done;
     }
     t->bos = gguf_id(g, "tokenizer.ggml.bos_token_id", t->n_vocab);
     t->eos = gguf_id(g, "tokenizer.ggml.eos_token_id", t->n_vocab);
@@ -215,24 +215,24 @@ kvp_status kvp_tokenizer_from_gguf(const gguf_file *g, kvp_tokenizer **out, kvp_
         if (!kvgguf_get_arr_info(g, key, &et, &k) || k == 0) continue;
         const unsigned char *v = kvgguf_get_arr_data(g, key);
         if (et != GGUF_TYPE_INT32 || !v) {
-            st = kvp_fail(err, KVP_ERR_FORMAT, "%s: %s must be an int32 array", path, key);
+            st = kvu_fail(err, KVP_ERR_FORMAT, "%s: %s must be an int32 array", path, key);
             goto done;
         }
         if (!t->strip && !(t->strip = calloc((size_t)t->n_vocab, 1))) {
-            st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+            st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
             goto done;
         }
         for (uint64_t j = 0; j < k; j++) {
             int32_t id;
             memcpy(&id, v + 4 * j, 4);
             if (id < 0 || id >= t->n_vocab) {
-                st = kvp_fail(err, KVP_ERR_FORMAT, "%s: %s names token %d, out of range", path, key, id);
+                st = kvu_fail(err, KVP_ERR_FORMAT, "%s: %s names token %d, out of range", path, key, id);
                 goto done;
             }
             t->strip[id] |= (uint8_t)bit;
         }
     }
-    tok_recognise_template(t);
+    kvt_recognise_template(t);
 done:
     free(model);
     free(pre);
@@ -252,26 +252,26 @@ static float *scores_from_merges(const kvp_tokenizer *t) {
     float *s = malloc((size_t)t->n_vocab * sizeof(float));
     if (!s) return NULL;
     for (int32_t i = 0; i < t->n_vocab; i++) {
-        int cl = tok_utf8_len((const unsigned char *)t->text[i], t->len[i]);
+        int cl = kvt_utf8_len((const unsigned char *)t->text[i], t->len[i]);
         bool single = cl > 0 && (uint32_t)cl == t->len[i];
         s[i] = (t->type[i] != TOK_TYPE_NORMAL || single) ? 0.0f : -1e9f;
     }
     for (int32_t r = t->n_merges - 1; r >= 0; r--) {
-        const tok_merge_entry *m = tok_merge_find(t, t->merge_left[r], t->merge_right[r]);
+        const kvt_merge_entry *m = kvt_merge_find(t, t->merge_left[r], t->merge_right[r]);
         if (m && m->rank == r) s[m->result] = -(float)r - 1.0f;
     }
     return s;
 }
 
-kvp_status kvp_tokenizer_to_gguf(const kvp_tokenizer *t, gguf_writer *w, kvp_error *err) {
-    if (!t || !w) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_tokenizer_to_gguf: NULL argument");
+kvp_status kvt_tokenizer_to_gguf(const kvp_tokenizer *t, gguf_writer *w, kvp_error *err) {
+    if (!t || !w) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvt_tokenizer_to_gguf: NULL argument");
     bool spm = t->kind == TOK_KIND_SPM;
     if (spm && !t->replace_space)
-        return kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: a SentencePiece tokenizer without \"\\u2581\" spaces cannot be written to GGUF", t->source);
+        return kvu_fail(err, KVP_ERR_UNSUPPORTED, "%s: a SentencePiece tokenizer without \"\\u2581\" spaces cannot be written to GGUF", t->source);
     if (!spm && !t->pre_name)
-        return kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: the pre-tokenizer regex has no GGUF tokenizer.ggml.pre name", t->source);
+        return kvu_fail(err, KVP_ERR_UNSUPPORTED, "%s: the pre-tokenizer regex has no GGUF tokenizer.ggml.pre name", t->source);
     if (!spm && t->byte_prefix_space)
-        return kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: ByteLevel add_prefix_space cannot be written to GGUF", t->source);
+        return kvu_fail(err, KVP_ERR_UNSUPPORTED, "%s: ByteLevel add_prefix_space cannot be written to GGUF", t->source);
     kvp_status st = KVP_OK;
     size_t n = (size_t)t->n_vocab;
     const char **strs = malloc(n * sizeof *strs);
@@ -331,10 +331,10 @@ kvp_status kvp_tokenizer_to_gguf(const kvp_tokenizer *t, gguf_writer *w, kvp_err
 #undef W
     goto done;
 nomem:
-    st = kvp_fail(err, KVP_ERR_NOMEM, "out of memory while writing the tokenizer");
+    st = kvu_fail(err, KVP_ERR_NOMEM, "out of memory while writing the tokenizer");
     goto done;
 fail:
-    st = kvp_fail(err, st, "%s: writing tokenizer metadata failed (%s)", t->source, kvp_status_str(st));
+    st = kvu_fail(err, st, "%s: writing tokenizer metadata failed (%s)", t->source, kvp_status_str(st));
 done:
     if (mstr)
         for (int32_t r = 0; r < t->n_merges; r++) free(mstr[r]);
@@ -349,16 +349,16 @@ done:
 /* ------------------------------------------------------------- loading */
 
 kvp_status kvp_tokenizer_load(const char *path, kvp_tokenizer **out, kvp_error *err) {
-    if (!path || !out) return kvp_fail(err, KVP_ERR_INVALID_ARG, "kvp_tokenizer_load: NULL argument");
+    if (!path || !out) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_tokenizer_load: NULL argument");
     *out = NULL;
     if (is_dir(path)) {
-        kvp_status st = kvp_tokenizer_from_hf_dir(path, out, err);
+        kvp_status st = kvt_tokenizer_from_hf_dir(path, out, err);
         if (st == KVP_OK && !*out)
-            return kvp_fail(err, KVP_ERR_IO, "%s: folder has no tokenizer.json", path);
+            return kvu_fail(err, KVP_ERR_IO, "%s: folder has no tokenizer.json", path);
         return st;
     }
     FILE *f = fopen(path, "rb");
-    if (!f) return kvp_fail(err, KVP_ERR_IO, "%s: cannot open", path);
+    if (!f) return kvu_fail(err, KVP_ERR_IO, "%s: cannot open", path);
     char magic[4] = {0};
     size_t got = fread(magic, 1, 4, f);
     fclose(f);
@@ -366,10 +366,10 @@ kvp_status kvp_tokenizer_load(const char *path, kvp_tokenizer **out, kvp_error *
         gguf_file *g = NULL;
         kvp_status st = kvgguf_open(path, true, &g, err);
         if (st != KVP_OK) return st;
-        st = kvp_tokenizer_from_gguf(g, out, err);
+        st = kvt_tokenizer_from_gguf(g, out, err);
         kvgguf_close(g);
         if (st == KVP_OK && !*out)
-            return kvp_fail(err, KVP_ERR_FORMAT, "%s: GGUF file has no tokenizer metadata (tokenizer.ggml.model)", path);
+            return kvu_fail(err, KVP_ERR_FORMAT, "%s: GGUF file has no tokenizer metadata (tokenizer.ggml.model)", path);
         return st;
     }
     /* a tokenizer.json: read tokenizer_config.json from the same folder */
@@ -378,7 +378,7 @@ kvp_status kvp_tokenizer_load(const char *path, kvp_tokenizer **out, kvp_error *
     if (slash) {
         size_t dl = (size_t)(slash - path);
         char *dir = malloc(dl + 1);
-        if (!dir) return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
+        if (!dir) return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
         memcpy(dir, path, dl);
         dir[dl] = '\0';
         cfg = join_path(dir, "tokenizer_config.json");
@@ -386,8 +386,8 @@ kvp_status kvp_tokenizer_load(const char *path, kvp_tokenizer **out, kvp_error *
     } else {
         cfg = strdup("tokenizer_config.json");
     }
-    if (!cfg) return kvp_fail(err, KVP_ERR_NOMEM, "out of memory");
-    kvp_status st = tok_load_hf_json(path, is_file(cfg) ? cfg : NULL, out, err);
+    if (!cfg) return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
+    kvp_status st = kvt_load_hf_json(path, is_file(cfg) ? cfg : NULL, out, err);
     free(cfg);
     return st;
 }

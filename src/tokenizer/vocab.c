@@ -8,7 +8,7 @@
 
 /* ---------------------------------------------------------------- buffers */
 
-bool tok_buf_put(tok_buf *b, const void *s, size_t n) {
+bool kvt_buf_put(kvt_buf *b, const void *s, size_t n) {
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
         while (cap < b->n + n + 1) cap *= 2;
@@ -23,8 +23,8 @@ bool tok_buf_put(tok_buf *b, const void *s, size_t n) {
     return true;
 }
 
-bool tok_buf_putc(tok_buf *b, char c) { return tok_buf_put(b, &c, 1); }
-bool tok_buf_puts(tok_buf *b, const char *s) { return tok_buf_put(b, s, strlen(s)); }
+bool kvt_buf_putc(kvt_buf *b, char c) { return kvt_buf_put(b, &c, 1); }
+bool kvt_buf_puts(kvt_buf *b, const char *s) { return kvt_buf_put(b, s, strlen(s)); }
 
 /* ------------------------------------------------------------------ UTF-8 */
 
@@ -53,7 +53,7 @@ static int utf8_check(const unsigned char *s, size_t n, int *valid_prefix) {
     return need;
 }
 
-int tok_js_space(const char *s, size_t n) {
+int kvt_js_space(const char *s, size_t n) {
     unsigned char c = (unsigned char)s[0];
     if (n == 0) return 0;
     if (c == ' ' || (c >= 0x09 && c <= 0x0D)) return 1;
@@ -69,26 +69,26 @@ int tok_js_space(const char *s, size_t n) {
     return 0;
 }
 
-int tok_utf8_len(const unsigned char *s, size_t n) {
+int kvt_utf8_len(const unsigned char *s, size_t n) {
     int vp;
     return n ? utf8_check(s, n, &vp) : 0;
 }
 
-char *tok_utf8_sanitize(const char *s, size_t n, size_t *out_len) {
+char *kvt_utf8_sanitize(const char *s, size_t n, size_t *out_len) {
     const unsigned char *u = (const unsigned char *)s;
-    tok_buf b = {0};
-    if (!tok_buf_put(&b, "", 0)) return NULL;
+    kvt_buf b = {0};
+    if (!kvt_buf_put(&b, "", 0)) return NULL;
     size_t i = 0, run = 0;
     while (i < n) {
         int vp = 0;
         int l = utf8_check(u + i, n - i, &vp);
         if (l > 0) { i += (size_t)l; continue; }
-        if (!tok_buf_put(&b, s + run, i - run)) goto fail;
-        if (!tok_buf_put(&b, "\xEF\xBF\xBD", 3)) goto fail;
+        if (!kvt_buf_put(&b, s + run, i - run)) goto fail;
+        if (!kvt_buf_put(&b, "\xEF\xBF\xBD", 3)) goto fail;
         i += (size_t)(vp < 0 ? -vp : vp);
         run = i;
     }
-    if (!tok_buf_put(&b, s + run, n - run)) goto fail;
+    if (!kvt_buf_put(&b, s + run, n - run)) goto fail;
     if (out_len) *out_len = b.n;
     return b.p;
 fail:
@@ -99,8 +99,8 @@ fail:
 /* Feeds bytes to a streaming UTF-8 decoder with a held-back incomplete
  * character (pend/n_pend, at most 3 bytes). Valid characters are appended to
  * out; each maximal invalid subpart becomes U+FFFD. */
-bool tok_utf8_feed(unsigned char *pend, int *n_pend, const unsigned char *s, size_t n,
-                   tok_buf *out) {
+bool kvt_utf8_feed(unsigned char *pend, int *n_pend, const unsigned char *s, size_t n,
+                   kvt_buf *out) {
     size_t i = 0;
     while (i < n) {
         if (*n_pend == 0) {
@@ -114,7 +114,7 @@ bool tok_utf8_feed(unsigned char *pend, int *n_pend, const unsigned char *s, siz
                 if (l <= 0) break;
                 j += (size_t)l;
             }
-            if (!tok_buf_put(out, s + i, j - i)) return false;
+            if (!kvt_buf_put(out, s + i, j - i)) return false;
             i = j;
             if (i >= n) break;
         }
@@ -124,13 +124,13 @@ bool tok_utf8_feed(unsigned char *pend, int *n_pend, const unsigned char *s, siz
             int vp = 0;
             int l = utf8_check(pend, (size_t)*n_pend, &vp);
             if (l > 0) {
-                if (!tok_buf_put(out, pend, (size_t)l)) return false;
+                if (!kvt_buf_put(out, pend, (size_t)l)) return false;
                 memmove(pend, pend + l, (size_t)(*n_pend - l));
                 *n_pend -= l;
             } else if (vp < 0) {
                 break; /* incomplete: wait for more bytes */
             } else {
-                if (!tok_buf_put(out, "\xEF\xBF\xBD", 3)) return false;
+                if (!kvt_buf_put(out, "\xEF\xBF\xBD", 3)) return false;
                 memmove(pend, pend + vp, (size_t)(*n_pend - vp));
                 *n_pend -= vp;
             }
@@ -159,13 +159,13 @@ static uint64_t hash_u64(uint64_t x) {
     return x;
 }
 
-int32_t tok_find(const kvp_tokenizer *t, const char *s, size_t len) {
+int32_t kvt_find(const kvp_tokenizer *t, const char *s, size_t len) {
     if (!t->vocab.cap) return -1;
     uint32_t mask = t->vocab.cap - 1;
     uint64_t h = hash_bytes(s, len);
     uint32_t i = (uint32_t)h & mask, fp = (uint32_t)(h >> 32);
     for (;;) {
-        const tok_slot *sl = &t->vocab.slots[i];
+        const kvt_slot *sl = &t->vocab.slots[i];
         if (sl->id < 0) return -1;
         if (sl->fp == fp && t->len[sl->id] == len && memcmp(t->text[sl->id], s, len) == 0) return sl->id;
         i = (i + 1) & mask;
@@ -174,7 +174,7 @@ int32_t tok_find(const kvp_tokenizer *t, const char *s, size_t len) {
 
 /* ------------------------------------------------------------ building */
 
-kvp_tokenizer *tok_alloc(const char *source) {
+kvp_tokenizer *kvt_alloc(const char *source) {
     kvp_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->source = strdup(source ? source : "");
@@ -187,22 +187,22 @@ kvp_tokenizer *tok_alloc(const char *source) {
     return t;
 }
 
-kvp_status tok_set_vocab_size(kvp_tokenizer *t, int32_t n, kvp_error *err) {
+kvp_status kvt_set_vocab_size(kvp_tokenizer *t, int32_t n, kvp_error *err) {
     if (n <= 0 || n > (1 << 26))
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: invalid vocabulary size %d", t->source, n);
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: invalid vocabulary size %d", t->source, n);
     t->n_vocab = n;
     t->text = calloc((size_t)n, sizeof *t->text);
     t->len = calloc((size_t)n, sizeof *t->len);
     t->type = calloc((size_t)n, 1);
     if (!t->text || !t->len || !t->type)
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory for %d tokens", t->source, n);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory for %d tokens", t->source, n);
     return KVP_OK;
 }
 
-kvp_status tok_set_token(kvp_tokenizer *t, int32_t id, const char *s, size_t len, uint8_t type,
+kvp_status kvt_set_token(kvp_tokenizer *t, int32_t id, const char *s, size_t len, uint8_t type,
                          kvp_error *err) {
     if (id < 0 || id >= t->n_vocab)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: token id %d out of range [0, %d)", t->source,
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: token id %d out of range [0, %d)", t->source,
                         id, t->n_vocab);
     if (t->text[id]) {
         /* An added token may restate a vocabulary entry: same text is fine. */
@@ -210,11 +210,11 @@ kvp_status tok_set_token(kvp_tokenizer *t, int32_t id, const char *s, size_t len
             if (type != TOK_TYPE_NORMAL) t->type[id] = type;
             return KVP_OK;
         }
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: token id %d given twice ('%s' and '%.*s')",
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: token id %d given twice ('%s' and '%.*s')",
                         t->source, id, t->text[id], (int)(len > 60 ? 60 : len), s);
     }
     char *p = malloc(len + 1);
-    if (!p) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
+    if (!p) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
     memcpy(p, s, len);
     p[len] = '\0';
     t->text[id] = p;
@@ -237,7 +237,7 @@ static int is_byte_token(const char *s, size_t n) {
 
 /* GPT-2's bytes_to_unicode: printable bytes map to themselves, the others
  * to U+0100.. in byte order. */
-uint32_t tok_byte_to_cp(int b) {
+uint32_t kvt_byte_to_cp(int b) {
     if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))
         return (uint32_t)b;
     int n = 0;
@@ -246,7 +246,7 @@ uint32_t tok_byte_to_cp(int b) {
     return 256u + (uint32_t)n;
 }
 
-int tok_cp_to_utf8(uint32_t cp, char *out) {
+int kvt_cp_to_utf8(uint32_t cp, char *out) {
     if (cp < 0x80) { out[0] = (char)cp; return 1; }
     if (cp < 0x800) {
         out[0] = (char)(0xC0 | (cp >> 6));
@@ -289,7 +289,7 @@ static kvp_status build_trie(kvp_tokenizer *t, kvp_error *err) {
     t->trie_n_nodes = 0;
     if (t->n_added == 0) return KVP_OK;
     added_key *keys = malloc((size_t)t->n_added * sizeof *keys);
-    if (!keys) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
+    if (!keys) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
     for (int32_t i = 0; i < t->n_added; i++)
         keys[i] = (added_key){t->text[t->added[i]], t->len[t->added[i]], t->added[i]};
     qsort(keys, (size_t)t->n_added, sizeof *keys, cmp_added);
@@ -299,11 +299,11 @@ static kvp_status build_trie(kvp_tokenizer *t, kvp_error *err) {
     for (int32_t i = 0; i < t->n_added; i++) total += t->len[t->added[i]];
     t->trie = calloc(total, sizeof *t->trie);
     t->trie_edges = calloc(total, sizeof *t->trie_edges);
-    if (!t->trie || !t->trie_edges) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
+    if (!t->trie || !t->trie_edges) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
     /* Breadth-first over (node, range of sorted tokens sharing its prefix). */
     typedef struct { int32_t node, lo, hi, depth; } item;
     item *q = malloc(total * sizeof *q);
-    if (!q) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
+    if (!q) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
     size_t qh = 0, qt = 0;
     int32_t n_nodes = 1, n_edges = 0;
     t->trie[0].token = -1;
@@ -339,19 +339,19 @@ static kvp_status build_trie(kvp_tokenizer *t, kvp_error *err) {
     return KVP_OK;
 }
 
-kvp_status tok_finalize(kvp_tokenizer *t, kvp_error *err) {
+kvp_status kvt_finalize(kvp_tokenizer *t, kvp_error *err) {
     uint32_t cap = 16;
     while (cap < (uint32_t)t->n_vocab * 2u) cap *= 2;
     free(t->vocab.slots);
-    t->vocab.slots = malloc(cap * sizeof(tok_slot));
-    if (!t->vocab.slots) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
-    memset(t->vocab.slots, 0xff, cap * sizeof(tok_slot));
+    t->vocab.slots = malloc(cap * sizeof(kvt_slot));
+    if (!t->vocab.slots) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
+    memset(t->vocab.slots, 0xff, cap * sizeof(kvt_slot));
     t->vocab.cap = cap;
     uint32_t mask = cap - 1;
     for (int32_t id = 0; id < t->n_vocab; id++) {
         if (!t->text[id]) {
             /* ids without a token (padding of the vocabulary) */
-            if (tok_set_token(t, id, "", 0, TOK_TYPE_UNUSED, err) != KVP_OK) return err ? err->status : KVP_ERR_NOMEM;
+            if (kvt_set_token(t, id, "", 0, TOK_TYPE_UNUSED, err) != KVP_OK) return err ? err->status : KVP_ERR_NOMEM;
             continue;
         }
         if (t->type[id] == TOK_TYPE_UNUSED && t->len[id] == 0) continue;
@@ -366,7 +366,7 @@ kvp_status tok_finalize(kvp_tokenizer *t, kvp_error *err) {
             }
             i = (i + 1) & mask;
         }
-        if (!dup) t->vocab.slots[i] = (tok_slot){id, (uint32_t)(h >> 32)};
+        if (!dup) t->vocab.slots[i] = (kvt_slot){id, (uint32_t)(h >> 32)};
     }
     /* byte tables */
     for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
@@ -381,19 +381,19 @@ kvp_status tok_finalize(kvp_tokenizer *t, kvp_error *err) {
     } else {
         for (int b = 0; b < 256; b++) {
             char u[4];
-            int n = tok_cp_to_utf8(tok_byte_to_cp(b), u);
-            t->byte_tok[b] = tok_find(t, u, (size_t)n);
+            int n = kvt_cp_to_utf8(kvt_byte_to_cp(b), u);
+            t->byte_tok[b] = kvt_find(t, u, (size_t)n);
             memcpy(t->byte_chr[b], u, 2);
             t->byte_chr_len[b] = (uint8_t)n;
         }
         for (int c = 0; c < 324; c++) t->cp_byte[c] = -1;
-        for (int b = 0; b < 256; b++) t->cp_byte[tok_byte_to_cp(b)] = (int16_t)b;
+        for (int b = 0; b < 256; b++) t->cp_byte[kvt_byte_to_cp(b)] = (int16_t)b;
     }
     /* added tokens: everything that is not a plain vocabulary entry */
     free(t->added);
     t->n_added = 0;
     t->added = malloc(((size_t)t->n_vocab + 1) * sizeof(int32_t));
-    if (!t->added) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
+    if (!t->added) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
     for (int32_t id = 0; id < t->n_vocab; id++) {
         uint8_t ty = t->type[id];
         if ((ty == TOK_TYPE_CONTROL || ty == TOK_TYPE_USER_DEFINED || ty == TOK_TYPE_UNKNOWN) &&
@@ -408,41 +408,41 @@ kvp_status tok_finalize(kvp_tokenizer *t, kvp_error *err) {
 
 /* ---------------------------------------------------------------- merges */
 
-kvp_status tok_merges_reserve(kvp_tokenizer *t, int32_t n, kvp_error *err) {
+kvp_status kvt_merges_reserve(kvp_tokenizer *t, int32_t n, kvp_error *err) {
     uint32_t cap = 16;
     while (cap < (uint32_t)n * 2u + 2u) cap *= 2;
     t->merges.e = malloc(cap * sizeof *t->merges.e);
     t->merge_left = malloc(((size_t)n + 1) * sizeof(int32_t));
     t->merge_right = malloc(((size_t)n + 1) * sizeof(int32_t));
     if (!t->merges.e || !t->merge_left || !t->merge_right)
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory for %d merges", t->source, n);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory for %d merges", t->source, n);
     for (uint32_t i = 0; i < cap; i++) t->merges.e[i].key = UINT64_MAX;
     t->merges.cap = cap;
     uint32_t bits = 1u << 16;
     while (bits < (uint32_t)n * 8u && bits < (1u << 24)) bits *= 2;
     t->merges.filter = calloc(bits / 64, sizeof(uint64_t));
-    if (!t->merges.filter) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
+    if (!t->merges.filter) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
     t->merges.filter_mask = bits - 1;
     t->n_merges = 0;
     return KVP_OK;
 }
 
-kvp_status tok_add_merge(kvp_tokenizer *t, const char *l, size_t ll, const char *r, size_t rl,
+kvp_status kvt_add_merge(kvp_tokenizer *t, const char *l, size_t ll, const char *r, size_t rl,
                          kvp_error *err) {
-    int32_t a = tok_find(t, l, ll), b = tok_find(t, r, rl);
+    int32_t a = kvt_find(t, l, ll), b = kvt_find(t, r, rl);
     if (a < 0 || b < 0)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: merge %d ('%.*s' '%.*s') names a token that is not in the vocabulary ('%.*s')",
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: merge %d ('%.*s' '%.*s') names a token that is not in the vocabulary ('%.*s')",
                         t->source, t->n_merges, (int)ll, l, (int)rl, r,
                         (int)(a < 0 ? ll : rl), a < 0 ? l : r);
     char stackbuf[256];
     char *cat = ll + rl <= sizeof stackbuf ? stackbuf : malloc(ll + rl);
-    if (!cat) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
+    if (!cat) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
     memcpy(cat, l, ll);
     memcpy(cat + ll, r, rl);
-    int32_t m = tok_find(t, cat, ll + rl);
+    int32_t m = kvt_find(t, cat, ll + rl);
     if (cat != stackbuf) free(cat);
     if (m < 0)
-        return kvp_fail(err, KVP_ERR_FORMAT, "%s: merge %d ('%.*s' '%.*s') gives a token that is not in the vocabulary",
+        return kvu_fail(err, KVP_ERR_FORMAT, "%s: merge %d ('%.*s' '%.*s') gives a token that is not in the vocabulary",
                         t->source, t->n_merges, (int)ll, l, (int)rl, r);
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     uint32_t mask = t->merges.cap - 1;
@@ -464,7 +464,7 @@ kvp_status tok_add_merge(kvp_tokenizer *t, const char *l, size_t ll, const char 
     return KVP_OK;
 }
 
-const tok_merge_entry *tok_merge_find(const kvp_tokenizer *t, int32_t a, int32_t b) {
+const kvt_merge_entry *kvt_merge_find(const kvp_tokenizer *t, int32_t a, int32_t b) {
     if (!t->merges.cap) return NULL;
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     uint64_t h = hash_u64(key);
@@ -473,23 +473,23 @@ const tok_merge_entry *tok_merge_find(const kvp_tokenizer *t, int32_t a, int32_t
     uint32_t mask = t->merges.cap - 1;
     uint32_t i = (uint32_t)h & mask;
     for (;;) {
-        const tok_merge_entry *e = &t->merges.e[i];
+        const kvt_merge_entry *e = &t->merges.e[i];
         if (e->key == key) return e;
         if (e->key == UINT64_MAX) return NULL;
         i = (i + 1) & mask;
     }
 }
 
-kvp_status tok_merges_done(kvp_tokenizer *t, kvp_error *err) {
+kvp_status kvt_merges_done(kvp_tokenizer *t, kvp_error *err) {
     if (t->kind != TOK_KIND_BYTE_BPE) return KVP_OK;
     free(t->byte_pairs);
     t->byte_pairs = malloc(65536 * sizeof *t->byte_pairs);
-    if (!t->byte_pairs) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
+    if (!t->byte_pairs) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
     for (int i = 0; i < 65536; i++) t->byte_pairs[i].key = UINT64_MAX;
     for (int a = 0; a < 256; a++) {
         for (int b = 0; b < 256; b++) {
             if (t->byte_tok[a] < 0 || t->byte_tok[b] < 0) continue;
-            const tok_merge_entry *m = tok_merge_find(t, t->byte_tok[a], t->byte_tok[b]);
+            const kvt_merge_entry *m = kvt_merge_find(t, t->byte_tok[a], t->byte_tok[b]);
             if (m) t->byte_pairs[(a << 8) | b] = *m;
         }
     }
@@ -502,17 +502,17 @@ kvp_status tok_merges_done(kvp_tokenizer *t, kvp_error *err) {
  * regex engine uses); PCRE2's Unicode \s differs on U+0085 and U+FEFF. */
 #define JS_SPACE_SET "\\t\\n\\x0B\\f\\r\\x20\\xA0\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
 
-kvp_status tok_set_regex(kvp_tokenizer *t, const char *pattern, kvp_error *err) {
+kvp_status kvt_set_regex(kvp_tokenizer *t, const char *pattern, kvp_error *err) {
     /* The contraction group uses (?i:...), which the reference rewrites to
      * an ASCII-only case-insensitive alternation; do the same. */
     static const char contr_from[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)";
     static const char contr_to[] = "(?:'([sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD]))";
-    tok_buf b = {0};
+    kvt_buf b = {0};
     bool in_class = false;
     size_t n = strlen(pattern);
     for (size_t i = 0; i < n;) {
         if (!in_class && strncmp(pattern + i, contr_from, sizeof contr_from - 1) == 0) {
-            if (!tok_buf_puts(&b, contr_to)) goto nomem;
+            if (!kvt_buf_puts(&b, contr_to)) goto nomem;
             i += sizeof contr_from - 1;
             continue;
         }
@@ -520,25 +520,25 @@ kvp_status tok_set_regex(kvp_tokenizer *t, const char *pattern, kvp_error *err) 
         if (c == '\\' && i + 1 < n) {
             char d = pattern[i + 1];
             if (d == 's') {
-                if (!tok_buf_puts(&b, in_class ? JS_SPACE_SET : "[" JS_SPACE_SET "]")) goto nomem;
+                if (!kvt_buf_puts(&b, in_class ? JS_SPACE_SET : "[" JS_SPACE_SET "]")) goto nomem;
             } else if (d == 'S' && !in_class) {
-                if (!tok_buf_puts(&b, "[^" JS_SPACE_SET "]")) goto nomem;
+                if (!kvt_buf_puts(&b, "[^" JS_SPACE_SET "]")) goto nomem;
             } else {
-                if (!tok_buf_put(&b, pattern + i, 2)) goto nomem;
+                if (!kvt_buf_put(&b, pattern + i, 2)) goto nomem;
             }
             i += 2;
             continue;
         }
         if (!in_class && c == '[') {
             in_class = true;
-            if (!tok_buf_putc(&b, c)) goto nomem;
+            if (!kvt_buf_putc(&b, c)) goto nomem;
             i++;
-            if (i < n && pattern[i] == '^') { if (!tok_buf_putc(&b, '^')) goto nomem; i++; }
-            if (i < n && pattern[i] == ']') { if (!tok_buf_putc(&b, ']')) goto nomem; i++; }
+            if (i < n && pattern[i] == '^') { if (!kvt_buf_putc(&b, '^')) goto nomem; i++; }
+            if (i < n && pattern[i] == ']') { if (!kvt_buf_putc(&b, ']')) goto nomem; i++; }
             continue;
         }
         if (in_class && c == ']') in_class = false;
-        if (!tok_buf_putc(&b, c)) goto nomem;
+        if (!kvt_buf_putc(&b, c)) goto nomem;
         i++;
     }
     int ec = 0;
@@ -549,7 +549,7 @@ kvp_status tok_set_regex(kvp_tokenizer *t, const char *pattern, kvp_error *err) 
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof msg);
-        return kvp_fail(err, KVP_ERR_UNSUPPORTED, "%s: pre-tokenizer regex '%s' does not compile: %s (offset %zu)",
+        return kvu_fail(err, KVP_ERR_UNSUPPORTED, "%s: pre-tokenizer regex '%s' does not compile: %s (offset %zu)",
                         t->source, pattern, (const char *)msg, (size_t)eo);
     }
     (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
@@ -557,42 +557,42 @@ kvp_status tok_set_regex(kvp_tokenizer *t, const char *pattern, kvp_error *err) 
     t->regex = re;
     free(t->regex_src);
     t->regex_src = strdup(pattern);
-    if (!t->regex_src) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
+    if (!t->regex_src) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
     return KVP_OK;
 nomem:
     free(b.p);
-    return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
+    return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", t->source);
 }
 
 /* Pre-tokenizer regexes as the reference tokenizers write them. */
-const char TOK_RE_LLAMA3[] =
+const char KVT_RE_LLAMA3[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const char TOK_RE_QWEN2[] =
+const char KVT_RE_QWEN2[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const char TOK_RE_GPT2[] =
+const char KVT_RE_GPT2[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
-const char *tok_regex_for_pre(const char *pre, bool *nfc, bool *ignore_merges) {
+const char *kvt_regex_for_pre(const char *pre, bool *nfc, bool *ignore_merges) {
     *nfc = false;
     *ignore_merges = false;
     if (!pre) return NULL;
     if (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3") || !strcmp(pre, "llama-v3") ||
         !strcmp(pre, "smaug-bpe")) {
         *ignore_merges = true;
-        return TOK_RE_LLAMA3;
+        return KVT_RE_LLAMA3;
     }
     if (!strcmp(pre, "qwen2") || !strcmp(pre, "qwen35")) {
         *nfc = true;
-        return TOK_RE_QWEN2;
+        return KVT_RE_QWEN2;
     }
-    if (!strcmp(pre, "default") || !strcmp(pre, "gpt-2") || !strcmp(pre, "gpt2")) return TOK_RE_GPT2;
+    if (!strcmp(pre, "default") || !strcmp(pre, "gpt-2") || !strcmp(pre, "gpt2")) return KVT_RE_GPT2;
     return NULL;
 }
 
-const char *tok_pre_for_regex(const char *re) {
+const char *kvt_pre_for_regex(const char *re) {
     if (!re) return NULL;
-    if (!strcmp(re, TOK_RE_LLAMA3)) return "llama-bpe";
-    if (!strcmp(re, TOK_RE_QWEN2)) return "qwen2";
-    if (!strcmp(re, TOK_RE_GPT2)) return "gpt-2";
+    if (!strcmp(re, KVT_RE_LLAMA3)) return "llama-bpe";
+    if (!strcmp(re, KVT_RE_QWEN2)) return "qwen2";
+    if (!strcmp(re, KVT_RE_GPT2)) return "gpt-2";
     return NULL;
 }

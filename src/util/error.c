@@ -21,13 +21,13 @@ const char *kvp_status_str(kvp_status s) {
 
 void kvp_free(void *p) { free(p); }
 
-void kvp_error_clear(kvp_error *err) {
+void kvu_error_clear(kvp_error *err) {
     if (!err) return;
     err->status = KVP_OK;
     err->message[0] = '\0';
 }
 
-kvp_status kvp_fail(kvp_error *err, kvp_status status, const char *fmt, ...) {
+kvp_status kvu_fail(kvp_error *err, kvp_status status, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
@@ -38,7 +38,7 @@ kvp_status kvp_fail(kvp_error *err, kvp_status status, const char *fmt, ...) {
     return status;
 }
 
-kvp_status kvp_fail_prefix(kvp_error *err, kvp_status status, const char *fmt, ...) {
+kvp_status kvu_fail_prefix(kvp_error *err, kvp_status status, const char *fmt, ...) {
     if (!err) return status;
     char prefix[KVP_ERROR_MSG_MAX];
     char old[KVP_ERROR_MSG_MAX];

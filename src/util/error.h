@@ -11,17 +11,17 @@
 #endif
 
 /* Fills err (if not NULL) and returns status, so callers can write
- * `return kvp_fail(err, KVP_ERR_FORMAT, "%s: bad magic", path);`. */
-kvp_status kvp_fail(kvp_error *err, kvp_status status, const char *fmt, ...)
+ * `return kvu_fail(err, KVP_ERR_FORMAT, "%s: bad magic", path);`. */
+kvp_status kvu_fail(kvp_error *err, kvp_status status, const char *fmt, ...)
     KVP_PRINTF(3, 4);
 
 /* Prefixes an existing message with more context ("loading X: <old>") and
  * returns status, the failed call's own (err may be NULL, so the status
  * cannot come from it). */
-kvp_status kvp_fail_prefix(kvp_error *err, kvp_status status, const char *fmt, ...)
+kvp_status kvu_fail_prefix(kvp_error *err, kvp_status status, const char *fmt, ...)
     KVP_PRINTF(3, 4);
 
 /* Clears err to KVP_OK with an empty message. */
-void kvp_error_clear(kvp_error *err);
+void kvu_error_clear(kvp_error *err);
 
 #endif

@@ -13,13 +13,13 @@
 
 #include "util/error.h"
 
-kvp_status kvp_read_file(const char *path, char **out, size_t *len, kvp_error *err) {
+kvp_status kvu_read_file(const char *path, char **out, size_t *len, kvp_error *err) {
     FILE *f = fopen(path, "rb");
-    if (!f) return kvp_fail(err, KVP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return kvu_fail(err, KVP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
         fclose(f);
-        return kvp_fail(err, KVP_ERR_IO, "%s: is a directory, not a file", path);
+        return kvu_fail(err, KVP_ERR_IO, "%s: is a directory, not a file", path);
     }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
@@ -39,10 +39,10 @@ kvp_status kvp_read_file(const char *path, char **out, size_t *len, kvp_error *e
     }
     bool bad = ferror(f);
     fclose(f);
-    if (!buf) return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory reading the file", path);
+    if (!buf) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory reading the file", path);
     if (bad) {
         free(buf);
-        return kvp_fail(err, KVP_ERR_IO, "%s: read error", path);
+        return kvu_fail(err, KVP_ERR_IO, "%s: read error", path);
     }
     buf[n] = '\0';
     *out = buf;
@@ -68,7 +68,7 @@ kvp_status kvf_atomic_open(kvf_atomic *a, const char *path, kvp_error *err) {
     if (!a->path || !a->tmp || !dir) {
         free(dir);
         kvf_atomic_abort(a);
-        return kvp_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
     }
     /* Unnamed until committed: a process killed while writing leaves
      * nothing behind. Where the file system has no O_TMPFILE, a named
@@ -84,7 +84,7 @@ kvp_status kvf_atomic_open(kvf_atomic *a, const char *path, kvp_error *err) {
         snprintf(a->tmp, n, "%s.tmp.XXXXXX", path);
         a->fd = mkstemp(a->tmp);
         if (a->fd < 0) {
-            kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+            kvp_status st = kvu_fail(err, KVP_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
             kvf_atomic_abort(a);
             return st;
         }
@@ -92,7 +92,7 @@ kvp_status kvf_atomic_open(kvf_atomic *a, const char *path, kvp_error *err) {
     }
     a->f = fdopen(a->fd, "wb");
     if (!a->f) {
-        kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot open for writing: %s", path,
+        kvp_status st = kvu_fail(err, KVP_ERR_IO, "%s: cannot open for writing: %s", path,
                                  strerror(errno));
         kvf_atomic_abort(a);
         return st;
@@ -136,7 +136,7 @@ kvp_status kvf_atomic_commit(kvf_atomic *a, kvp_error *err) {
         e = errno;
     }
     if (!ok) {
-        kvp_status st = kvp_fail(err, KVP_ERR_IO, "%s: cannot write: %s", a->path, strerror(e));
+        kvp_status st = kvu_fail(err, KVP_ERR_IO, "%s: cannot write: %s", a->path, strerror(e));
         kvf_atomic_abort(a);
         return st;
     }
@@ -157,12 +157,12 @@ void kvf_atomic_abort(kvf_atomic *a) {
     a->fd = -1;
 }
 
-kvp_status kvp_write_file_atomic(const char *path, const char *data, size_t len, kvp_error *err) {
+kvp_status kvu_write_file_atomic(const char *path, const char *data, size_t len, kvp_error *err) {
     kvf_atomic a;
     kvp_status st = kvf_atomic_open(&a, path, err);
     if (st != KVP_OK) return st;
     if (len && fwrite(data, 1, len, a.f) != len) {
-        st = kvp_fail(err, KVP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        st = kvu_fail(err, KVP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
         kvf_atomic_abort(&a);
         return st;
     }

@@ -27,8 +27,8 @@ static float frand(void) {
 
 /* x rounded to type t, as a float. */
 static float round_to(float x, kvp_kv_type t) {
-    if (t == KVP_KV_F16) return kvp_f16_to_f32(kvp_f32_to_f16(x));
-    if (t == KVP_KV_BF16) return kvp_bf16_to_f32(kvp_f32_to_bf16(x));
+    if (t == KVP_KV_F16) return kvk_f16_to_f32(kvk_f32_to_f16(x));
+    if (t == KVP_KV_BF16) return kvk_bf16_to_f32(kvk_f32_to_bf16(x));
     return x;
 }
 
@@ -53,7 +53,7 @@ static void check_case(int n_q, int kv_base, int d, int col_begin, int col_end, 
     void *ks = stored(k, (size_t)n_kv * d, t), *vs = stored(v, (size_t)n_kv * d, t);
     float scale = 1.0f / sqrtf((float)d);
     float *zrow = malloc(sizeof(float) * n_kv);
-    kvp_attn_forward(q, (size_t)d, n_q, ks, vs, t, d, kv_base, scale, o, (size_t)d, mx, sm,
+    kvk_attn_forward(q, (size_t)d, n_q, ks, vs, t, d, kv_base, scale, o, (size_t)d, mx, sm,
                      n_q == 1 ? zrow : NULL);
     for (int j = 0; j < n_kv; j++) {
         double s = 0;
@@ -96,17 +96,17 @@ static void check_case(int n_q, int kv_base, int d, int col_begin, int col_end, 
             }
         free(z);
     }
-    kvp_colreduce_req req = {2, true, true, v2, o2};
-    kvp_attn_colreduce(q, (size_t)d, row_begin, n_q, ks, vs, t, d, kv_base, scale, mx, sm, o,
+    kvk_colreduce_req req = {2, true, true, v2, o2};
+    kvk_attn_colreduce(q, (size_t)d, row_begin, n_q, ks, vs, t, d, kv_base, scale, mx, sm, o,
                        (size_t)d, col_begin, col_end, &req, NULL, ca, ck);
     if (t != KVP_KV_F32) {
         /* the same bits as float32 rows holding the rounded values */
         float *o3 = malloc(sizeof(float) * (size_t)n_q * d), *mx3 = malloc(sizeof(float) * n_q);
         float *sm3 = malloc(sizeof(float) * n_q);
         double *ca3 = calloc((size_t)n_kv, sizeof(double)), *ck3 = calloc((size_t)n_kv, sizeof(double));
-        kvp_attn_forward(q, (size_t)d, n_q, k, v, KVP_KV_F32, d, kv_base, scale, o3, (size_t)d, mx3,
+        kvk_attn_forward(q, (size_t)d, n_q, k, v, KVP_KV_F32, d, kv_base, scale, o3, (size_t)d, mx3,
                          sm3, NULL);
-        kvp_attn_colreduce(q, (size_t)d, row_begin, n_q, k, v, KVP_KV_F32, d, kv_base, scale, mx3,
+        kvk_attn_colreduce(q, (size_t)d, row_begin, n_q, k, v, KVP_KV_F32, d, kv_base, scale, mx3,
                            sm3, o3, (size_t)d, col_begin, col_end, &req, NULL, ca3, ck3);
         CHECK_MSG(memcmp(o, o3, sizeof(float) * (size_t)n_q * d) == 0 &&
                       memcmp(mx, mx3, sizeof(float) * n_q) == 0 &&
@@ -120,7 +120,7 @@ static void check_case(int n_q, int kv_base, int d, int col_begin, int col_end, 
     if (n_q == 1) {
         /* decode: pass 2 from pass 1's saved logits gives the same bits */
         double *ca2 = calloc((size_t)n_kv, sizeof(double)), *ck2 = calloc((size_t)n_kv, sizeof(double));
-        kvp_attn_colreduce(q, (size_t)d, 0, 1, ks, vs, t, d, kv_base, scale, mx, sm, o, (size_t)d,
+        kvk_attn_colreduce(q, (size_t)d, 0, 1, ks, vs, t, d, kv_base, scale, mx, sm, o, (size_t)d,
                            col_begin, col_end, &req, zrow, ca2, ck2);
         CHECK_MSG(memcmp(ca, ca2, sizeof(double) * n_kv) == 0 &&
                       memcmp(ck, ck2, sizeof(double) * n_kv) == 0,
@@ -156,16 +156,16 @@ static void check_heads(int g, int n_keys, int d, kvp_kv_type t) {
     void *ks = stored(k, (size_t)n_keys * d, t), *vs = stored(v, (size_t)n_keys * d, t);
     float scale = 1.0f / sqrtf((float)d);
     for (int h = 0; h < g; h++)
-        kvp_attn_forward(q + (size_t)h * d, (size_t)d, 1, ks, vs, t, d, n_keys - 1, scale,
+        kvk_attn_forward(q + (size_t)h * d, (size_t)d, 1, ks, vs, t, d, n_keys - 1, scale,
                          o1 + (size_t)h * d, (size_t)d, m1 + h, l1 + h, z1 + (size_t)h * n_keys);
     /* row_max/row_sum with a stride of 2, as the cache lays them out */
-    kvp_attn_forward_heads(q, (size_t)d, g, ks, vs, t, d, n_keys, scale, o2, (size_t)d, m2, l2, 2,
+    kvk_attn_forward_heads(q, (size_t)d, g, ks, vs, t, d, n_keys, scale, o2, (size_t)d, m2, l2, 2,
                            z2, (size_t)n_keys);
     bool same = memcmp(o1, o2, sizeof(float) * (size_t)g * d) == 0 &&
                 memcmp(z1, z2, sizeof(float) * (size_t)g * n_keys) == 0;
     for (int h = 0; h < g; h++) same = same && m1[h] == m2[2 * h] && l1[h] == l2[2 * h];
     if (t != KVP_KV_F32) { /* float32 rows of the rounded values: the same bits */
-        kvp_attn_forward_heads(q, (size_t)d, g, k, v, KVP_KV_F32, d, n_keys, scale, o1, (size_t)d,
+        kvk_attn_forward_heads(q, (size_t)d, g, k, v, KVP_KV_F32, d, n_keys, scale, o1, (size_t)d,
                                m1, l1, 1, z1, (size_t)n_keys);
         same = same && memcmp(o1, o2, sizeof(float) * (size_t)g * d) == 0 &&
                memcmp(z1, z2, sizeof(float) * (size_t)g * n_keys) == 0;
@@ -186,7 +186,7 @@ static void check_conversions(void) {
     for (int t = KVP_KV_F16; t <= KVP_KV_BF16; t++) {
         int n = 0;
         for (uint32_t b = 0; b < N; b++) {
-            float x = t == KVP_KV_F16 ? kvp_f16_to_f32((uint16_t)b) : kvp_bf16_to_f32((uint16_t)b);
+            float x = t == KVP_KV_F16 ? kvk_f16_to_f32((uint16_t)b) : kvk_bf16_to_f32((uint16_t)b);
             if (x != x) continue; /* NaN payloads are not kept */
             h[n++] = (uint16_t)b;
         }
@@ -195,7 +195,7 @@ static void check_conversions(void) {
         CHECK_MSG(memcmp(h, back, sizeof(uint16_t) * (size_t)n) == 0, "%s: round trip differs",
                   kvp_kv_type_name((kvp_kv_type)t));
         for (int i = 0; i < n; i++) {
-            float want = t == KVP_KV_F16 ? kvp_f16_to_f32(h[i]) : kvp_bf16_to_f32(h[i]);
+            float want = t == KVP_KV_F16 ? kvk_f16_to_f32(h[i]) : kvk_bf16_to_f32(h[i]);
             if (memcmp(&f[i], &want, sizeof want) != 0) {
                 CHECK_MSG(0, "%s: widening 0x%04x", kvp_kv_type_name((kvp_kv_type)t), h[i]);
                 break;
@@ -206,7 +206,7 @@ static void check_conversions(void) {
         kva_store_rows(back, f, N, (kvp_kv_type)t);
         int bad = 0;
         for (int i = 0; i < N; i++)
-            bad += back[i] != (t == KVP_KV_F16 ? kvp_f32_to_f16(f[i]) : kvp_f32_to_bf16(f[i]));
+            bad += back[i] != (t == KVP_KV_F16 ? kvk_f32_to_f16(f[i]) : kvk_f32_to_bf16(f[i]));
         CHECK_MSG(bad == 0, "%s: %d roundings differ from fp16.h", kvp_kv_type_name((kvp_kv_type)t),
                   bad);
     }

@@ -49,10 +49,10 @@ static void test_pyfloat(void) {
         char hx[64], hr[64], rep[64];
         if (sscanf(line, "%63s %63s %63s", hx, hr, rep) != 3) continue;
         double x = strtod(hx, NULL), r = strtod(hr, NULL);
-        double got = kvp_py_round(x, 2);
+        double got = kvev_py_round(x, 2);
         CHECK_MSG(got == r, "round(%s, 2): got %.17g want %.17g", rep, got, r);
         char buf[40];
-        kvp_py_float_repr(x, buf, sizeof buf);
+        kvev_py_float_repr(x, buf, sizeof buf);
         CHECK_STR(buf, rep);
         n++;
     }
@@ -61,10 +61,10 @@ static void test_pyfloat(void) {
 }
 
 static void test_scan_vs_oracle(void) {
-    kvp_task_scores *tasks;
+    kvev_task_scores *tasks;
     size_t nt;
     kvp_error err;
-    kvp_status st = kvp_needle_scan("tests/data/eval/sweep", &tasks, &nt, &err);
+    kvp_status st = kvev_needle_scan("tests/data/eval/sweep", &tasks, &nt, &err);
     CHECK_MSG(st == KVP_OK, "%s", err.message);
     if (st != KVP_OK) return;
     CHECK_EQ_INT(nt, 2);
@@ -81,7 +81,7 @@ static void test_scan_vs_oracle(void) {
         json_t *cover = json_object_get(exp, "_samples");
         CHECK_EQ_INT(json_object_size(cover), tasks[t].n);
         for (size_t i = 0; i < tasks[t].n; i++) {
-            const kvp_exp_score *e = &tasks[t].exps[i];
+            const kvev_exp_score *e = &tasks[t].exps[i];
             json_t *v = json_object_get(exp, e->name);
             CHECK_MSG(v && json_is_number(v), "%s missing", e->name);
             if (v)
@@ -98,7 +98,7 @@ static void test_scan_vs_oracle(void) {
         /* result.json byte for byte like json.dump(indent=4). */
         char *dir_saved = tasks[t].dir;
         tasks[t].dir = tmp;
-        st = kvp_needle_write_result(&tasks[t], &err);
+        st = kvev_needle_write_result(&tasks[t], &err);
         tasks[t].dir = dir_saved;
         CHECK_MSG(st == KVP_OK, "%s", err.message);
         char got_path[600];
@@ -112,10 +112,10 @@ static void test_scan_vs_oracle(void) {
         unlink(got_path);
     }
     /* The hand-made task: -1 for the folder without pred.jsonl, names parsed. */
-    const kvp_task_scores *ns = &tasks[0];
+    const kvev_task_scores *ns = &tasks[0];
     CHECK_STR(ns->name, "niah_single");
     for (size_t i = 0; i < ns->n; i++) {
-        const kvp_exp_score *e = &ns->exps[i];
+        const kvev_exp_score *e = &ns->exps[i];
         if (!strcmp(e->name, "tova-cr0.1")) {
             CHECK(e->score == -1);
             CHECK_STR(e->method, "tova");
@@ -131,7 +131,7 @@ static void test_scan_vs_oracle(void) {
     /* What interrupted runs leave is scored on what it has (the oracle's
      * numbers above), with the count and the torn line said. */
     for (size_t i = 0; i < ns->n; i++) {
-        const kvp_exp_score *e = &ns->exps[i];
+        const kvev_exp_score *e = &ns->exps[i];
         CHECK(e->error == NULL);
         if (!strcmp(e->name, "kvcV-cr0.1"))
             CHECK(e->torn_line == 3 && e->n_samples == 2 && e->n_expected == 4);
@@ -139,7 +139,7 @@ static void test_scan_vs_oracle(void) {
         if (!strcmp(e->name, "h2o-cr0.05")) CHECK(e->score == 50 && !kvev_exp_complete(e));
         if (!strcmp(e->name, "h2o-cr0.02")) CHECK(kvev_exp_complete(e));
     }
-    char *table = kvp_needle_table(ns);
+    char *table = kvev_needle_table(ns);
     CHECK(table && strstr(table, "cr=0.05") && strstr(table, "missing") &&
           strstr(table, "snapkv no_decode_evict"));
     CHECK(table && strstr(table, "50.00*") && strstr(table, "* h2o-cr0.05: 2 of 4 samples") &&
@@ -148,7 +148,7 @@ static void test_scan_vs_oracle(void) {
     free(table);
     char svg[600];
     snprintf(svg, sizeof svg, "%s/plot.svg", tmp);
-    st = kvp_needle_plot_ratio(ns, svg, &err);
+    st = kvev_needle_plot_ratio(ns, svg, &err);
     CHECK_MSG(st == KVP_OK, "%s", err.message);
     size_t n;
     char *s = slurp(svg, &n);
@@ -156,7 +156,7 @@ static void test_scan_vs_oracle(void) {
     free(s);
     unlink(svg);
     snprintf(svg, sizeof svg, "%s/heat.svg", tmp);
-    st = kvp_needle_plot_heatmap("tests/data/eval/sweep/niah_single/h2o-cr0.02/pred.jsonl", "t",
+    st = kvev_needle_plot_heatmap("tests/data/eval/sweep/niah_single/h2o-cr0.02/pred.jsonl", "t",
                                  svg, &err);
     CHECK_MSG(st == KVP_OK, "%s", err.message);
     s = slurp(svg, &n);
@@ -166,7 +166,7 @@ static void test_scan_vs_oracle(void) {
     unlink(svg);
     rmdir(tmp);
     free(tmp);
-    kvp_task_scores_free(tasks, nt);
+    kvev_task_scores_free(tasks, nt);
 }
 
 static void test_bad_input(void) {
@@ -177,20 +177,20 @@ static void test_bad_input(void) {
     size_t n;
     snprintf(p, sizeof p, "%s/bad.jsonl", tmp);
     write_text(p, "{\"response\": \"a\", \"outputs\": [\"a\"]}\n\n{\"response\": \"a\", \"outp\n");
-    CHECK(kvp_needle_score_file(p, &sc, &n, &err) == KVP_ERR_FORMAT);
+    CHECK(kvev_needle_score_file(p, &sc, &n, &err) == KVP_ERR_FORMAT);
     CHECK_MSG(strstr(err.message, "bad.jsonl:3:") != NULL, "%s", err.message);
     write_text(p, "{\"response\": \"a\", \"outputs\": [\"a\"]}\n{\"response\": \"b\"}\n");
-    CHECK(kvp_needle_score_file(p, &sc, &n, &err) == KVP_ERR_FORMAT);
+    CHECK(kvev_needle_score_file(p, &sc, &n, &err) == KVP_ERR_FORMAT);
     CHECK_MSG(strstr(err.message, "bad.jsonl:2: missing field 'outputs'") != NULL, "%s",
               err.message);
     write_text(p, "{\"outputs\": [\"a\"]}\n");
-    CHECK(kvp_needle_score_file(p, &sc, &n, &err) == KVP_ERR_FORMAT);
+    CHECK(kvev_needle_score_file(p, &sc, &n, &err) == KVP_ERR_FORMAT);
     CHECK_MSG(strstr(err.message, ":1: missing field") != NULL, "%s", err.message);
     write_text(p, "{\"response\": \"a\", \"outputs\": []}\n");
-    CHECK(kvp_needle_score_file(p, &sc, &n, &err) == KVP_ERR_FORMAT);
+    CHECK(kvev_needle_score_file(p, &sc, &n, &err) == KVP_ERR_FORMAT);
     CHECK_MSG(strstr(err.message, "empty") != NULL, "%s", err.message);
     write_text(p, "[1, 2]\n");
-    CHECK(kvp_needle_score_file(p, &sc, &n, &err) == KVP_ERR_FORMAT);
+    CHECK(kvev_needle_score_file(p, &sc, &n, &err) == KVP_ERR_FORMAT);
     CHECK_MSG(strstr(err.message, ":1: expected a JSON object") != NULL, "%s", err.message);
     unlink(p);
 
@@ -202,23 +202,23 @@ static void test_bad_input(void) {
     mkdir(exp, 0777);
     snprintf(p, sizeof p, "%s/pred.jsonl", exp);
     write_text(p, "{\"response\": 1, \"outputs\": [\"a\"]}\n");
-    kvp_task_scores *ts;
+    kvev_task_scores *ts;
     size_t nt;
-    CHECK(kvp_needle_scan(tmp, &ts, &nt, &err) == KVP_OK);
+    CHECK(kvev_needle_scan(tmp, &ts, &nt, &err) == KVP_OK);
     CHECK(nt == 1 && ts[0].n == 1 && ts[0].exps[0].score == -1 && ts[0].exps[0].error &&
           strstr(ts[0].exps[0].error, "pred.jsonl:1: field 'response' must be a string"));
     if (nt == 1) {
-        char *table = kvp_needle_table(&ts[0]);
+        char *table = kvev_needle_table(&ts[0]);
         CHECK(table && strstr(table, "error") && strstr(table, "must be a string"));
         free(table);
     }
-    kvp_task_scores_free(ts, nt);
+    kvev_task_scores_free(ts, nt);
     /* a torn line that is not the last one is corruption, not a kill */
     write_text(p, "{\"response\": \"a\", \"outputs\": [\"a\"]}\n{\"resp\n"
                   "{\"response\": \"a\", \"outputs\": [\"a\"]}\n");
-    CHECK(kvp_needle_scan(tmp, &ts, &nt, &err) == KVP_OK);
+    CHECK(kvev_needle_scan(tmp, &ts, &nt, &err) == KVP_OK);
     CHECK(nt == 1 && ts[0].exps[0].error && strstr(ts[0].exps[0].error, "pred.jsonl:2:"));
-    kvp_task_scores_free(ts, nt);
+    kvev_task_scores_free(ts, nt);
     unlink(p);
     rmdir(exp);
     rmdir(task);
@@ -227,31 +227,31 @@ static void test_bad_input(void) {
     snprintf(p, sizeof p, "%s/torn.jsonl", tmp);
     write_text(p, "{\"a\": 1}\n{\"a\": 2}\n{\"a\": 3, \"b");
     size_t dropped;
-    CHECK(kvp_jsonl_repair(p, &dropped, &err) == KVP_OK);
+    CHECK(kvev_jsonl_repair(p, &dropped, &err) == KVP_OK);
     CHECK_EQ_INT(dropped, strlen("{\"a\": 3, \"b"));
-    kvp_jsonl j;
-    CHECK(kvp_jsonl_read(p, &j, &err) == KVP_OK);
+    kvev_jsonl j;
+    CHECK(kvev_jsonl_read(p, &j, &err) == KVP_OK);
     CHECK_EQ_INT(j.n, 2);
-    kvp_jsonl_free(&j);
-    CHECK(kvp_jsonl_repair(p, &dropped, &err) == KVP_OK);
+    kvev_jsonl_free(&j);
+    CHECK(kvev_jsonl_repair(p, &dropped, &err) == KVP_OK);
     CHECK_EQ_INT(dropped, 0);
     unlink(p);
     snprintf(p, sizeof p, "%s/none.jsonl", tmp);
-    CHECK(kvp_jsonl_repair(p, &dropped, &err) == KVP_OK && dropped == 0);
+    CHECK(kvev_jsonl_repair(p, &dropped, &err) == KVP_OK && dropped == 0);
     rmdir(tmp);
     free(tmp);
 }
 
 static void test_postprocess(void) {
     char a[] = "  The answer is 42.assistant\n\nmore";
-    size_t n = kvp_niah_postprocess(a, strlen(a));
+    size_t n = kvev_niah_postprocess(a, strlen(a));
     CHECK_STR(a, "The answer is 42");
     CHECK_EQ_INT(n, strlen("The answer is 42"));
     char b[] = "x\n\nQuestion: y</s>";
-    kvp_niah_postprocess(b, strlen(b));
+    kvev_niah_postprocess(b, strlen(b));
     CHECK_STR(b, "x");
     char c[] = "a</s>b\n\nQuestion";
-    kvp_niah_postprocess(c, strlen(c));
+    kvev_niah_postprocess(c, strlen(c));
     CHECK_STR(c, "a");
 }
 

@@ -147,7 +147,7 @@ static void test_pred_matches_generate(void) {
             char *text = slurp(outp, &n);
             if (!text) continue;
             if (n && text[n - 1] == '\n') text[--n] = '\0';
-            n = kvp_niah_postprocess(text, n);
+            n = kvev_niah_postprocess(text, n);
             json_t *pl = line_of(m == 0 ? full : h2o, k);
             CHECK(pl && json_integer_value(json_object_get(pl, "index")) ==
                             json_integer_value(json_object_get(d, "index")));
@@ -419,7 +419,7 @@ int main(int argc, char **argv) {
     }
     cli = argv[1];
     const char *base = getenv("TMPDIR");
-    snprintf(tmp, sizeof tmp, "%s/kvp_needle_XXXXXX", base && *base ? base : P_tmpdir);
+    snprintf(tmp, sizeof tmp, "%s/kvev_needle_XXXXXX", base && *base ? base : P_tmpdir);
     if (!mkdtemp(tmp)) return 2;
     test_gen();
     test_pred_matches_generate();

@@ -35,14 +35,14 @@ static kvp_status fake_measure(void *user, const char *input, bool chat, size_t 
     return KVP_OK;
 }
 
-static json_t *gen(kvp_niah_variant v, int nn, const int *lens, size_t nl, const double *deps,
-                   size_t nd, int samples, uint64_t seed, const kvp_haystack *hay,
-                   const kvp_niah_phrasing *ph, kvp_niah_stats *stats) {
-    kvp_niah_params p = {v, nn, lens, nl, deps, nd, samples, seed, 64, true};
+static json_t *gen(kvev_niah_variant v, int nn, const int *lens, size_t nl, const double *deps,
+                   size_t nd, int samples, uint64_t seed, const kvev_haystack *hay,
+                   const kvev_niah_phrasing *ph, kvev_niah_stats *stats) {
+    kvev_niah_params p = {v, nn, lens, nl, deps, nd, samples, seed, 64, true};
     int calls = 0;
     json_t *out = NULL;
     kvp_error err;
-    kvp_status st = kvp_niah_generate(&p, ph, hay, fake_measure, &calls, &out, stats, &err);
+    kvp_status st = kvev_niah_generate(&p, ph, hay, fake_measure, &calls, &out, stats, &err);
     CHECK_MSG(st == KVP_OK, "%s", err.message);
     return out;
 }
@@ -89,7 +89,7 @@ static void test_depth_grid(void) {
     int c, rows = 0;
     while (fscanf(f, "%d", &c) == 1) {
         double g[64];
-        kvp_niah_depth_grid(c, g);
+        kvev_niah_depth_grid(c, g);
         for (int i = 0; i < c; i++) {
             int want;
             CHECK(fscanf(f, "%d", &want) == 1);
@@ -106,19 +106,19 @@ static void test_format(void) {
     const char *vals[] = {"k", "7"};
     char *o;
     kvp_error err;
-    CHECK(kvp_format_fields("{{x}} {key}={value}{key}", names, vals, 2, "t", &o, &err) == KVP_OK);
+    CHECK(kvev_format_fields("{{x}} {key}={value}{key}", names, vals, 2, "t", &o, &err) == KVP_OK);
     CHECK_STR(o, "{x} k=7k");
     free(o);
-    CHECK(kvp_format_fields("{nope}", names, vals, 2, "needle", &o, &err) == KVP_ERR_FORMAT);
+    CHECK(kvev_format_fields("{nope}", names, vals, 2, "needle", &o, &err) == KVP_ERR_FORMAT);
     CHECK(strstr(err.message, "needle: unknown field {nope}") != NULL);
-    CHECK(kvp_format_fields("{key", names, vals, 2, "t", &o, &err) == KVP_ERR_FORMAT);
-    CHECK(kvp_format_fields("a}b", names, vals, 2, "t", &o, &err) == KVP_ERR_FORMAT);
+    CHECK(kvev_format_fields("{key", names, vals, 2, "t", &o, &err) == KVP_ERR_FORMAT);
+    CHECK(kvev_format_fields("a}b", names, vals, 2, "t", &o, &err) == KVP_ERR_FORMAT);
 }
 
-static void test_single(const kvp_haystack *hay, const kvp_niah_phrasing *ph) {
+static void test_single(const kvev_haystack *hay, const kvev_niah_phrasing *ph) {
     int lens[] = {300, 1000};
     double deps[] = {0, 10, 33, 50, 77, 100};
-    kvp_niah_stats st;
+    kvev_niah_stats st;
     json_t *a = gen(KVP_NIAH_SINGLE, 1, lens, 2, deps, 6, 3, 42, hay, ph, &st);
     json_t *b = gen(KVP_NIAH_SINGLE, 1, lens, 2, deps, 6, 3, 42, hay, ph, &st);
     json_t *c = gen(KVP_NIAH_SINGLE, 1, lens, 2, deps, 6, 3, 43, hay, ph, &st);
@@ -162,10 +162,10 @@ static void test_single(const kvp_haystack *hay, const kvp_niah_phrasing *ph) {
         const char *dash = strchr(q, '-');
         CHECK(dash != NULL);
         bool adj_ok = false, noun_ok = false;
-        for (int k = 0; kvp_niah_adjectives[k]; k++)
-            adj_ok |= strlen(kvp_niah_adjectives[k]) == (size_t)(dash - q) &&
-                      !strncmp(q, kvp_niah_adjectives[k], (size_t)(dash - q));
-        for (int k = 0; kvp_niah_nouns[k]; k++) noun_ok |= !strcmp(dash + 1, kvp_niah_nouns[k]);
+        for (int k = 0; kvev_niah_adjectives[k]; k++)
+            adj_ok |= strlen(kvev_niah_adjectives[k]) == (size_t)(dash - q) &&
+                      !strncmp(q, kvev_niah_adjectives[k], (size_t)(dash - q));
+        for (int k = 0; kvev_niah_nouns[k]; k++) noun_ok |= !strcmp(dash + 1, kvev_niah_nouns[k]);
         CHECK_MSG(adj_ok && noun_ok, "key %s", q);
         /* The needle is at the sentence boundary int(n * depth / 100). */
         const char *head = "it.\n";
@@ -189,12 +189,12 @@ static void test_single(const kvp_haystack *hay, const kvp_niah_phrasing *ph) {
     json_decref(a), json_decref(b), json_decref(c);
 }
 
-static void test_multi(const kvp_haystack *hay, const kvp_niah_phrasing *ph) {
+static void test_multi(const kvev_haystack *hay, const kvev_niah_phrasing *ph) {
     int lens[] = {600};
     double deps[] = {20, 80};
-    kvp_niah_stats st;
+    kvev_niah_stats st;
     for (int v = KVP_NIAH_MULTIKEY; v <= KVP_NIAH_MULTIQUERY; v++) {
-        json_t *a = gen((kvp_niah_variant)v, 3, lens, 1, deps, 2, 4, 7, hay, ph, &st);
+        json_t *a = gen((kvev_niah_variant)v, 3, lens, 1, deps, 2, 4, 7, hay, ph, &st);
         CHECK(a != NULL);
         if (!a) continue;
         size_t i;
@@ -245,16 +245,16 @@ static void test_multi(const kvp_haystack *hay, const kvp_niah_phrasing *ph) {
     }
 }
 
-static void test_template_file(const kvp_haystack *hay) {
-    kvp_niah_phrasing ph;
+static void test_template_file(const kvev_haystack *hay) {
+    kvev_niah_phrasing ph;
     kvp_error err;
-    kvp_status st = kvp_niah_phrasing_load("tests/data/eval/template_ruler_keys.json", &ph, &err);
+    kvp_status st = kvev_niah_phrasing_load("tests/data/eval/template_ruler_keys.json", &ph, &err);
     CHECK_MSG(st == KVP_OK, "%s", err.message);
     if (st != KVP_OK) return;
     CHECK(ph.template_multi == NULL);
     int lens[] = {400};
     double deps[] = {50};
-    kvp_niah_stats stats;
+    kvev_niah_stats stats;
     json_t *a = gen(KVP_NIAH_MULTIVALUE, 2, lens, 1, deps, 1, 1, 1, hay, &ph, &stats);
     if (a) {
         const char *input = json_string_value(json_object_get(json_array_get(a, 0), "input"));
@@ -262,27 +262,27 @@ static void test_template_file(const kvp_haystack *hay) {
         CHECK(strstr(input, "One code for ") != NULL);
         json_decref(a);
     }
-    kvp_niah_phrasing_free(&ph);
-    CHECK(kvp_niah_phrasing_load("tests/data/eval/template_bad.json", &ph, &err) ==
+    kvev_niah_phrasing_free(&ph);
+    CHECK(kvev_niah_phrasing_load("tests/data/eval/template_bad.json", &ph, &err) ==
           KVP_ERR_FORMAT);
     CHECK_MSG(strstr(err.message, "missing key \"needle\"") != NULL, "%s", err.message);
-    CHECK(kvp_niah_phrasing_load("tests/data/eval/no_such.json", &ph, &err) == KVP_ERR_FORMAT);
+    CHECK(kvev_niah_phrasing_load("tests/data/eval/no_such.json", &ph, &err) == KVP_ERR_FORMAT);
 }
 
-static void test_too_short(const kvp_haystack *hay, const kvp_niah_phrasing *ph) {
+static void test_too_short(const kvev_haystack *hay, const kvev_niah_phrasing *ph) {
     int lens[] = {80};
     double deps[] = {0};
-    kvp_niah_params p = {KVP_NIAH_SINGLE, 1, lens, 1, deps, 1, 1, 0, 64, true};
+    kvev_niah_params p = {KVP_NIAH_SINGLE, 1, lens, 1, deps, 1, 1, 0, 64, true};
     int calls = 0;
     json_t *out;
-    kvp_niah_stats st;
+    kvev_niah_stats st;
     kvp_error err;
-    CHECK(kvp_niah_generate(&p, ph, hay, fake_measure, &calls, &out, &st, &err) == KVP_ERR_RANGE);
+    CHECK(kvev_niah_generate(&p, ph, hay, fake_measure, &calls, &out, &st, &err) == KVP_ERR_RANGE);
     CHECK(strstr(err.message, "too small") != NULL);
     double bad[] = {101};
     int ok_len[] = {500};
-    kvp_niah_params q = {KVP_NIAH_SINGLE, 1, ok_len, 1, bad, 1, 1, 0, 64, true};
-    CHECK(kvp_niah_generate(&q, ph, hay, fake_measure, &calls, &out, &st, &err) ==
+    kvev_niah_params q = {KVP_NIAH_SINGLE, 1, ok_len, 1, bad, 1, 1, 0, 64, true};
+    CHECK(kvev_niah_generate(&q, ph, hay, fake_measure, &calls, &out, &st, &err) ==
           KVP_ERR_INVALID_ARG);
 }
 
@@ -307,10 +307,10 @@ static void test_held_out_words(void) {
         blocks++;
         for (char *w = strtok(p, " \n\t"); w; w = strtok(NULL, " \n\t")) {
             words++;
-            for (int k = 0; kvp_niah_adjectives[k]; k++)
-                CHECK_MSG(strcmp(w, kvp_niah_adjectives[k]) != 0, "shared word %s", w);
-            for (int k = 0; kvp_niah_nouns[k]; k++)
-                CHECK_MSG(strcmp(w, kvp_niah_nouns[k]) != 0, "shared word %s", w);
+            for (int k = 0; kvev_niah_adjectives[k]; k++)
+                CHECK_MSG(strcmp(w, kvev_niah_adjectives[k]) != 0, "shared word %s", w);
+            for (int k = 0; kvev_niah_nouns[k]; k++)
+                CHECK_MSG(strcmp(w, kvev_niah_nouns[k]) != 0, "shared word %s", w);
         }
         p = end + 3;
     }
@@ -319,14 +319,14 @@ static void test_held_out_words(void) {
 }
 
 int main(void) {
-    kvp_haystack noise, essay;
-    kvp_niah_phrasing ph;
+    kvev_haystack noise, essay;
+    kvev_niah_phrasing ph;
     kvp_error err;
-    CHECK(kvp_haystack_noise(&noise, &err) == KVP_OK);
+    CHECK(kvev_haystack_noise(&noise, &err) == KVP_OK);
     CHECK_EQ_INT(noise.n_words, 22);
-    CHECK(kvp_haystack_load("tests/data/eval/essays", &essay, &err) == KVP_OK);
+    CHECK(kvev_haystack_load("tests/data/eval/essays", &essay, &err) == KVP_OK);
     CHECK_STR(essay.name, "essays");
-    CHECK(kvp_niah_phrasing_default(&ph, &err) == KVP_OK);
+    CHECK(kvev_niah_phrasing_default(&ph, &err) == KVP_OK);
     test_depth_grid();
     test_format();
     test_single(&noise, &ph);
@@ -336,10 +336,10 @@ int main(void) {
     test_template_file(&essay);
     test_too_short(&noise, &ph);
     test_held_out_words();
-    kvp_haystack h2;
-    CHECK(kvp_haystack_load("tests/data/eval/no_such_dir", &h2, &err) == KVP_ERR_IO);
-    kvp_niah_phrasing_free(&ph);
-    kvp_haystack_free(&noise);
-    kvp_haystack_free(&essay);
+    kvev_haystack h2;
+    CHECK(kvev_haystack_load("tests/data/eval/no_such_dir", &h2, &err) == KVP_ERR_IO);
+    kvev_niah_phrasing_free(&ph);
+    kvev_haystack_free(&noise);
+    kvev_haystack_free(&essay);
     return kvp_test_done("test_needle_gen");
 }

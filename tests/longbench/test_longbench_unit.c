@@ -40,8 +40,8 @@ static void check_exp(bool full, bool nde, bool absolute, double r_or_heavy, dou
     char buf[256];
     double heavy = r_or_heavy;
     if (!full && !absolute) { /* the seed's split of a cache ratio */
-        heavy = kvp_py_round(0.95 * r_or_heavy, 4);
-        recent = kvp_py_round(0.05 * r_or_heavy, 4);
+        heavy = kvev_py_round(0.95 * r_or_heavy, 4);
+        recent = kvev_py_round(0.05 * r_or_heavy, 4);
     }
     kvlb_exp_name("Llama-3-8B-Instruct-8k", full, nde, absolute, heavy, recent, buf, sizeof buf);
     CHECK_STR(buf, want);

@@ -80,7 +80,7 @@ int main(void) {
             const void *wp = w;
             if (types[ti] != GGML_TYPE_F32) {
                 for (int i = 0; i < N * K; i++)
-                    wh[i] = types[ti] == GGML_TYPE_F16 ? kvp_f32_to_f16(w[i]) : kvp_f32_to_bf16(w[i]);
+                    wh[i] = types[ti] == GGML_TYPE_F16 ? kvk_f32_to_f16(w[i]) : kvk_f32_to_bf16(w[i]);
                 wp = wh;
             }
             for (int acc = 0; acc < 2; acc++) {

@@ -28,21 +28,21 @@ int main(void) {
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {
         if (((h >> 10) & 0x1f) == 0x1f && (h & 0x3ff)) continue; /* NaN */
-        if (kvp_f32_to_f16(kvp_f16_to_f32((uint16_t)h)) != h) bad++;
+        if (kvk_f32_to_f16(kvk_f16_to_f32((uint16_t)h)) != h) bad++;
     }
     CHECK_EQ_INT(bad, 0);
-    CHECK(kvp_f16_to_f32(0x3c00) == 1.0f);
-    CHECK(kvp_f16_to_f32(0xc000) == -2.0f);
-    CHECK(kvp_f16_to_f32(0x0001) == ldexpf(1.0f, -24));
-    CHECK(kvp_f16_to_f32(0x7bff) == 65504.0f);
-    CHECK(kvp_f32_to_f16(1.0f + ldexpf(1.0f, -11)) == 0x3c00);   /* tie to even */
-    CHECK(kvp_f32_to_f16(1.0f + 3 * ldexpf(1.0f, -11)) == 0x3c02);
-    CHECK(kvp_f32_to_f16(70000.0f) == 0x7c00);
-    CHECK(kvp_f32_to_f16(ldexpf(1.0f, -26)) == 0);
-    CHECK(kvp_f32_to_bf16(1.0f) == 0x3f80);
-    CHECK(kvp_bf16_to_f32(0x3f80) == 1.0f);
-    CHECK(kvp_f32_to_bf16(1.0f + ldexpf(1.0f, -8)) == 0x3f80);   /* tie to even */
-    CHECK(kvp_f32_to_bf16(1.0f + 3 * ldexpf(1.0f, -8)) == 0x3f82);
+    CHECK(kvk_f16_to_f32(0x3c00) == 1.0f);
+    CHECK(kvk_f16_to_f32(0xc000) == -2.0f);
+    CHECK(kvk_f16_to_f32(0x0001) == ldexpf(1.0f, -24));
+    CHECK(kvk_f16_to_f32(0x7bff) == 65504.0f);
+    CHECK(kvk_f32_to_f16(1.0f + ldexpf(1.0f, -11)) == 0x3c00);   /* tie to even */
+    CHECK(kvk_f32_to_f16(1.0f + 3 * ldexpf(1.0f, -11)) == 0x3c02);
+    CHECK(kvk_f32_to_f16(70000.0f) == 0x7c00);
+    CHECK(kvk_f32_to_f16(ldexpf(1.0f, -26)) == 0);
+    CHECK(kvk_f32_to_bf16(1.0f) == 0x3f80);
+    CHECK(kvk_bf16_to_f32(0x3f80) == 1.0f);
+    CHECK(kvk_f32_to_bf16(1.0f + ldexpf(1.0f, -8)) == 0x3f80);   /* tie to even */
+    CHECK(kvk_f32_to_bf16(1.0f + 3 * ldexpf(1.0f, -8)) == 0x3f82);
 
     /* Matrix products. */
     /* The last two exceed the single-thread cut-off, so threads really split them. */
@@ -62,16 +62,16 @@ int main(void) {
             float *wref = malloc(sizeof(float) * N * K);
             if (types[ti] != GGML_TYPE_F32) {
                 for (int i = 0; i < N * K; i++)
-                    wh[i] = types[ti] == GGML_TYPE_F16 ? kvp_f32_to_f16(w[i]) : kvp_f32_to_bf16(w[i]);
+                    wh[i] = types[ti] == GGML_TYPE_F16 ? kvk_f32_to_f16(w[i]) : kvk_f32_to_bf16(w[i]);
                 wp = wh;
             }
-            kvp_to_f32(wref, wp, types[ti], (int64_t)N * K);
-            CHECK(kvp_matmul(y1, x, T, wp, types[ti], N, K, false, 1));
-            CHECK(kvp_matmul(y2, x, T, wp, types[ti], N, K, false, 3));
+            kvk_to_f32(wref, wp, types[ti], (int64_t)N * K);
+            CHECK(kvk_matmul(y1, x, T, wp, types[ti], N, K, false, 1));
+            CHECK(kvk_matmul(y2, x, T, wp, types[ti], N, K, false, 3));
             CHECK(memcmp(y1, y2, sizeof(float) * T * N) == 0);
             /* Row by row (no token tiles) gives the same bits. */
             for (int t = 0; t < T; t++)
-                CHECK(kvp_matmul(y3 + (size_t)t * N, x + (size_t)t * K, 1, wp, types[ti], N, K, false, 2));
+                CHECK(kvk_matmul(y3 + (size_t)t * N, x + (size_t)t * K, 1, wp, types[ti], N, K, false, 2));
             CHECK_MSG(memcmp(y1, y3, sizeof(float) * T * N) == 0, "T=%d N=%d K=%d type %u", T, N, K,
                       types[ti]);
             double worst = 0;
@@ -85,7 +85,7 @@ int main(void) {
             CHECK_MSG(worst < 1e-5 * K, "T=%d N=%d K=%d: %g", T, N, K, worst);
             /* Accumulate adds onto y. */
             memcpy(y2, y1, sizeof(float) * T * N);
-            CHECK(kvp_matmul(y2, x, T, wp, types[ti], N, K, true, 2));
+            CHECK(kvk_matmul(y2, x, T, wp, types[ti], N, K, true, 2));
             for (int i = 0; i < T * N; i++) CHECK_NEAR(y2[i], 2 * y1[i], 1e-6);
             free(wref);
         }
@@ -117,17 +117,17 @@ int main(void) {
             for (int i = 0; i < T * K; i++) x[i] = frand();
             for (int i = 0; i < N * K; i++) w[i] = frand();
             for (int i = 0; i < T * K; i++)
-                xref[i] = ct == KVDN_COMPUTE_BF16 ? kvp_bf16_to_f32(kvp_f32_to_bf16(x[i])) : x[i];
+                xref[i] = ct == KVDN_COMPUTE_BF16 ? kvk_bf16_to_f32(kvk_f32_to_bf16(x[i])) : x[i];
             for (int ti = 0; ti < 3; ti++) {
                 const void *wp = w;
                 if (types[ti] != GGML_TYPE_F32) {
                     for (int i = 0; i < N * K; i++)
-                        wh[i] = types[ti] == GGML_TYPE_F16 ? kvp_f32_to_f16(w[i]) : kvp_f32_to_bf16(w[i]);
+                        wh[i] = types[ti] == GGML_TYPE_F16 ? kvk_f32_to_f16(w[i]) : kvk_f32_to_bf16(w[i]);
                     wp = wh;
                 }
-                kvp_to_f32(wref, wp, types[ti], (int64_t)N * K);
+                kvk_to_f32(wref, wp, types[ti], (int64_t)N * K);
                 if (ct == KVDN_COMPUTE_BF16)
-                    for (int i = 0; i < N * K; i++) wref[i] = kvp_bf16_to_f32(kvp_f32_to_bf16(wref[i]));
+                    for (int i = 0; i < N * K; i++) wref[i] = kvk_bf16_to_f32(kvk_f32_to_bf16(wref[i]));
                 for (int nt = 1; nt <= 4; nt++)
                     CHECK(kvdn_matmul(dc, y[nt - 1], x, T, wp, types[ti], N, K, false, nt) == 1);
                 for (int nt = 2; nt <= 4; nt++)
@@ -182,7 +182,7 @@ int main(void) {
                     CHECK(kvq_quantize_row_ref(qtypes[qi], w + (size_t)n * K, wq + rb * n, K));
                 kvq_dequantize_rows_f32(qtypes[qi], wq, wref, N, K);
                 if (ct == KVDN_COMPUTE_BF16)
-                    for (int i = 0; i < N * K; i++) wref[i] = kvp_bf16_to_f32(kvp_f32_to_bf16(wref[i]));
+                    for (int i = 0; i < N * K; i++) wref[i] = kvk_bf16_to_f32(kvk_f32_to_bf16(wref[i]));
                 CHECK(kvdn_matmul(dc, y1, x, T, wq, qtypes[qi], N, K, false, 1) == 1);
                 CHECK(kvdn_matmul(dc, y2, x, T, wq, qtypes[qi], N, K, false, 3) == 1);
                 CHECK(memcmp(y1, y2, sizeof(float) * T * N) == 0);
@@ -191,7 +191,7 @@ int main(void) {
                     for (int n = 0; n < N; n++) {
                         double sum = 0, mag = 0;
                         for (int k = 0; k < K; k++) {
-                            double xv = ct == KVDN_COMPUTE_BF16 ? kvp_bf16_to_f32(kvp_f32_to_bf16(x[t * K + k]))
+                            double xv = ct == KVDN_COMPUTE_BF16 ? kvk_bf16_to_f32(kvk_f32_to_bf16(x[t * K + k]))
                                                                 : x[t * K + k];
                             sum += xv * wref[n * K + k];
                             mag += fabs(xv * wref[n * K + k]);
@@ -213,16 +213,16 @@ int main(void) {
 
     /* RMSNorm and RoPE on small known cases. */
     float v[4] = {1, 2, 3, 4}, w4[4] = {1, 1, 2, 0.5f}, o[4];
-    kvp_rmsnorm(o, v, w4, 1, 4, 0.0f);
+    kvk_rmsnorm(o, v, w4, 1, 4, 0.0f);
     double r = sqrt(7.5);
     CHECK_NEAR(o[0], 1 / r, 1e-6);
     CHECK_NEAR(o[2], 6 / r, 1e-6);
     CHECK_NEAR(o[3], 2 / r, 1e-6);
     double inv[2] = {1.0, 0.5};
     float cs[2 * 2 * 2];
-    kvp_rope_table(cs, 2, 3, inv, 2); /* positions 3 and 4 */
+    kvk_rope_table(cs, 2, 3, inv, 2); /* positions 3 and 4 */
     float q[2][4] = {{1, 0, 0, 1}, {1, 2, 3, 4}};
-    kvp_rope_apply(&q[0][0], 2, 1, 4, cs, 2);
+    kvk_rope_apply(&q[0][0], 2, 1, 4, cs, 2);
     /* pair (0,2) rotates by pos*1, pair (1,3) by pos*0.5 */
     CHECK_NEAR(q[0][0], cos(3.0), 1e-6);
     CHECK_NEAR(q[0][2], sin(3.0), 1e-6);
@@ -234,25 +234,25 @@ int main(void) {
     /* Sampler: greedy ties pick the lowest id; a seed fixes the draw;
      * top-k 1 is greedy; sampled frequencies follow the softmax. */
     float logits[5] = {0.5f, 2.0f, 2.0f, -1.0f, 1.0f};
-    kvp_sampler s;
-    CHECK(kvp_sampler_init(&s, 5, 0.0f, 0, 1.0f, 1));
-    CHECK_EQ_INT(kvp_sampler_pick(&s, logits), 1);
-    kvp_sampler_free(&s);
-    CHECK(kvp_sampler_init(&s, 5, 1.0f, 1, 1.0f, 1));
-    for (int i = 0; i < 20; i++) CHECK_EQ_INT(kvp_sampler_pick(&s, logits), 1);
-    kvp_sampler_free(&s);
+    kvg_sampler s;
+    CHECK(kvg_sampler_init(&s, 5, 0.0f, 0, 1.0f, 1));
+    CHECK_EQ_INT(kvg_sampler_pick(&s, logits), 1);
+    kvg_sampler_free(&s);
+    CHECK(kvg_sampler_init(&s, 5, 1.0f, 1, 1.0f, 1));
+    for (int i = 0; i < 20; i++) CHECK_EQ_INT(kvg_sampler_pick(&s, logits), 1);
+    kvg_sampler_free(&s);
     int counts[5] = {0};
-    CHECK(kvp_sampler_init(&s, 5, 1.0f, 0, 1.0f, 42));
-    for (int i = 0; i < 20000; i++) counts[kvp_sampler_pick(&s, logits)]++;
-    kvp_sampler_free(&s);
+    CHECK(kvg_sampler_init(&s, 5, 1.0f, 0, 1.0f, 42));
+    for (int i = 0; i < 20000; i++) counts[kvg_sampler_pick(&s, logits)]++;
+    kvg_sampler_free(&s);
     double z = 0;
     for (int i = 0; i < 5; i++) z += exp(logits[i]);
     for (int i = 0; i < 5; i++) CHECK_NEAR(counts[i] / 20000.0, exp(logits[i]) / z, 0.015);
     /* top-p 0.5 keeps only the two tied best tokens (together > 0.5). */
     memset(counts, 0, sizeof counts);
-    CHECK(kvp_sampler_init(&s, 5, 1.0f, 0, 0.5f, 3));
-    for (int i = 0; i < 2000; i++) counts[kvp_sampler_pick(&s, logits)]++;
-    kvp_sampler_free(&s);
+    CHECK(kvg_sampler_init(&s, 5, 1.0f, 0, 0.5f, 3));
+    for (int i = 0; i < 2000; i++) counts[kvg_sampler_pick(&s, logits)]++;
+    kvg_sampler_free(&s);
     CHECK(counts[0] == 0 && counts[3] == 0 && counts[4] == 0 && counts[1] > 800 && counts[2] > 800);
     return kvp_test_done("test_kernels");
 }

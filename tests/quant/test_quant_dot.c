@@ -60,10 +60,10 @@ static void random_blocks(uint32_t type, void *dst, int64_t n) {
         case GGML_TYPE_IQ4_NL: h1 = &((block_iq4_nl *)blk)->d; break;
         case GGML_TYPE_IQ4_XS: h1 = &((block_iq4_xs *)blk)->d; break;
         }
-        uint16_t v = kvp_f32_to_f16(frand() * 0.01f);
+        uint16_t v = kvk_f32_to_f16(frand() * 0.01f);
         memcpy(h1, &v, 2);
         if (h2) {
-            v = kvp_f32_to_f16(frand() * 0.01f);
+            v = kvk_f32_to_f16(frand() * 0.01f);
             memcpy(h2, &v, 2);
         }
     }

@@ -177,19 +177,19 @@ static char eval_dir[600], eval_result[700];
 static kvp_status sc_needle_eval(kvp_error *err, char **res, size_t *rn) {
     const char *result = eval_result;
     unlink(result);
-    kvp_task_scores *tasks = NULL;
+    kvev_task_scores *tasks = NULL;
     size_t nt = 0;
-    kvp_status st = kvp_needle_scan(eval_dir, &tasks, &nt, err);
+    kvp_status st = kvev_needle_scan(eval_dir, &tasks, &nt, err);
     for (size_t t = 0; t < nt && st == KVP_OK; t++) {
         if (strcmp(tasks[t].name, "niah_single")) continue;
-        st = kvp_needle_write_result(&tasks[t], err);
-        char *table = kvp_needle_table(&tasks[t]);
+        st = kvev_needle_write_result(&tasks[t], err);
+        char *table = kvev_needle_table(&tasks[t]);
         free(table);
         char svg[700];
         snprintf(svg, sizeof svg, "%s/plot.svg", tasks[t].dir);
-        if (st == KVP_OK) st = kvp_needle_plot_ratio(&tasks[t], svg, err);
+        if (st == KVP_OK) st = kvev_needle_plot_ratio(&tasks[t], svg, err);
     }
-    kvp_task_scores_free(tasks, nt);
+    kvev_task_scores_free(tasks, nt);
     if (st == KVP_OK) *res = slurp(result, rn);
     return st;
 }

@@ -1,7 +1,7 @@
 /* Conformance of the tokenizer with the reference (@lenml/tokenizers on the
  * real tokenizer.json files): ids, decode with and without special tokens,
  * and streaming decode, for every corpus string; once from tokenizer.json
- * once from a GGUF written here by kvp_tokenizer_to_gguf, and, when given,
+ * once from a GGUF written here by kvt_tokenizer_to_gguf, and, when given,
  * from a GGUF made by `kvprune convert --vocab-only`.
  * Usage: test_tok_conformance NAME TOKENIZER_DIR CORPUS GOLDEN GGUF_OUT [CONVERTED_GGUF] */
 #include <stdio.h>
@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
     const char *gpath = argv[5];
     gguf_writer *w = kvgguf_writer_new();
     CHECK(w != NULL);
-    st = kvp_tokenizer_to_gguf(tok, w, &err);
+    st = kvt_tokenizer_to_gguf(tok, w, &err);
     CHECK_MSG(st == KVP_OK, "%s", err.message);
     if (st == KVP_OK) {
         st = kvgguf_writer_write(w, gpath, &err);

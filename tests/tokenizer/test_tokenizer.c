@@ -32,7 +32,7 @@ static kvp_tokenizer *gguf_roundtrip(const kvp_tokenizer *t, const char *name) {
     snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, name);
     kvp_error err = {0};
     gguf_writer *w = kvgguf_writer_new();
-    kvp_status st = kvp_tokenizer_to_gguf(t, w, &err);
+    kvp_status st = kvt_tokenizer_to_gguf(t, w, &err);
     CHECK_MSG(st == KVP_OK, "%s", err.message);
     if (st == KVP_OK) {
         st = kvgguf_writer_write(w, path, &err);
@@ -142,10 +142,10 @@ static void test_streaming(void) {
     CHECK(n == 5 || n == 6); /* "▁a" or "▁" "a", then 4 byte tokens */
     const char *p = NULL;
     size_t k = 0;
-    tok_buf all = {0};
+    kvt_buf all = {0};
     for (; k + 4 < n; k++) {
         CHECK(kvp_detok_push(d, ids[k], &p, &err) == KVP_OK);
-        tok_buf_puts(&all, p);
+        kvt_buf_puts(&all, p);
     }
     CHECK_STR(all.p, "a");
     for (int j = 0; j < 3; j++, k++) {
@@ -167,11 +167,11 @@ static void test_streaming(void) {
 
 static void test_sanitize(void) {
     size_t n;
-    char *s = tok_utf8_sanitize("a\x80" "b\xE2\x82" "c\xF0\x9F\x98", 9, &n);
+    char *s = kvt_utf8_sanitize("a\x80" "b\xE2\x82" "c\xF0\x9F\x98", 9, &n);
     /* one U+FFFD per maximal subpart (as Python's errors="replace") */
     CHECK_STR(s, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\xEF\xBF\xBD");
     free(s);
-    s = tok_utf8_sanitize("\xED\xA0\x80", 3, &n); /* a surrogate: 3 subparts */
+    s = kvt_utf8_sanitize("\xED\xA0\x80", 3, &n); /* a surrogate: 3 subparts */
     CHECK_STR(s, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
     free(s);
 }
@@ -199,13 +199,13 @@ static void test_chat(void) {
         if (!t) continue;
         free(t->chat_template);
         t->chat_template = strdup(tmpl);
-        tok_recognise_template(t);
+        kvt_recognise_template(t);
         CHECK_MSG(t->chat_name && !strcmp(t->chat_name, builtin), "%s recognised as %s", name,
                   t->chat_name ? t->chat_name : "(none)");
         const char *bos = json_string_value(json_object_get(src, "bos_token"));
         const char *eos = json_string_value(json_object_get(src, "eos_token"));
-        if (bos) t->bos = tok_find(t, bos, strlen(bos));
-        if (eos && tok_find(t, eos, strlen(eos)) >= 0) t->eos = tok_find(t, eos, strlen(eos));
+        if (bos) t->bos = kvt_find(t, bos, strlen(bos));
+        if (eos && kvt_find(t, eos, strlen(eos)) >= 0) t->eos = kvt_find(t, eos, strlen(eos));
         size_t k;
         json_t *c;
         json_array_foreach(json_object_get(src, "cases"), k, c) {
@@ -249,7 +249,7 @@ static void test_chat(void) {
         free(out);
         free(t->chat_template);
         t->chat_template = NULL;
-        tok_recognise_template(t);
+        kvt_recognise_template(t);
         CHECK(kvp_chat_apply(t, "auto", &m, 1, true, &out, &err) == KVP_ERR_UNSUPPORTED);
         CHECK(strstr(err.message, "no chat template") != NULL);
         kvp_tokenizer_free(t);

@@ -160,7 +160,7 @@ static void run(const char *label, const kvp_tokenizer *tok, char **corpus, char
         }
         /* decode the reference ids (so a decode check does not depend on encode) */
         size_t text_len;
-        char *text = tok_utf8_sanitize(raw, raw_len, &text_len);
+        char *text = kvt_utf8_sanitize(raw, raw_len, &text_len);
         {
             /* exact round trip: no BOS/EOS added, special tokens kept */
             kvp_tokenize_params np = {.add_special = false, .parse_special = true};

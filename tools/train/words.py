@@ -50,7 +50,7 @@ def c_generator_words(repo_root):
     with open(repo_root + "/src/eval/needle_gen.c", encoding="utf-8") as f:
         src = f.read()
     out = set()
-    for name in ("kvp_niah_adjectives", "kvp_niah_nouns"):
+    for name in ("kvev_niah_adjectives", "kvev_niah_nouns"):
         body = re.search(name + r"\[\] = \{(.*?)NULL\}", src, re.S).group(1)
         out |= set(re.findall(r'"([a-z]+)"', body))
     return out
