@@ -17,7 +17,8 @@ const char cli_cache_flags_help[] =
     "  --cache-ratio R        with --num-recent: heavy = int(n*R) - num_recent\n"
     "  --no-decode-evict      evict only after the prompt (the cache then grows\n"
     "                         by one token per generated token)\n"
-    "  --streaming            always keep the first 4 tokens (attention sinks)\n"
+    "  --streaming            always keep the first tokens (attention sinks)\n"
+    "  --num-sink N           how many first tokens --streaming keeps (default 4)\n"
     "  --gqa-mode MODE        per-kv-head (default: one stream per KV head, the\n"
     "                         group's scores summed; group-size times less KV\n"
     "                         memory) or per-query-head (the seed's: one stream\n"
@@ -81,6 +82,12 @@ int cli_cache_flag(int argc, char **argv, int *i, kvp_cache_params *p) {
         p->streaming = true;
         return 1;
     }
+    if (strcmp(a, "--num-sink") == 0) {
+        if (!cli_take_value(argc, argv, i, &v) || !cli_parse_int(a, v, 0, 1L << 30, &n))
+            return -1;
+        p->num_sink = (int)n;
+        return 1;
+    }
     if (strcmp(a, "--kv-type") == 0) {
         if (!cli_take_value(argc, argv, i, &v)) return -1;
         if (!kvp_kv_type_parse(v, &p->kv_type)) {
@@ -109,7 +116,7 @@ void cli_warn_unused_budget(const kvp_cache_params *p, const char *const *method
     if (p->num_recent != d.num_recent || p->num_heavy != d.num_heavy ||
         p->recent_ratio != d.recent_ratio || p->heavy_ratio != d.heavy_ratio ||
         p->cache_ratio != d.cache_ratio || p->streaming != d.streaming ||
-        p->decode_evict != d.decode_evict)
+        p->num_sink != d.num_sink || p->decode_evict != d.decode_evict)
         cli_warn("the full cache keeps every token: budget flags (--num-recent, --num-heavy, "
-                 "--*-ratio, --streaming, --no-decode-evict) are ignored");
+                 "--*-ratio, --streaming, --num-sink, --no-decode-evict) are ignored");
 }

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache/cache.h"
 #include "cli.h"
 #include "kept_dump.h"
 
@@ -53,7 +52,9 @@ static bool on_token(void *user, int32_t id, const float *logits, int n_vocab) {
     snap_ctx *s = user;
     /* the first token comes right after the prefill, before any decode step */
     if (s->calls++ == 0) {
-        s->attn_after_prefill = kvc_attn_ms(s->cache);
+        kvp_cache_stats st;
+        kvp_cache_get_stats(s->cache, &st);
+        s->attn_after_prefill = st.attn_ms;
         if (s->want) cli_kept_capture(s->cache, &s->snap);
     }
     return true;

@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "model/model.h"
 
 int cmd_convert(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *type = "f32";
@@ -51,7 +50,7 @@ int cmd_convert(int argc, char **argv) {
                                type);
     const kvp_ftype ft = types[ti].ft;
     kvp_error err = {0};
-    kvp_status s = vocab_only ? kvm_convert_vocab_only(in, out, &err)
+    kvp_status s = vocab_only ? kvp_convert_vocab_only(in, out, &err)
                               : kvp_convert_to_gguf(in, out, ft, &err);
     if (s) return cli_lib_error(&err);
     fprintf(stderr, "kvprune convert: wrote %s\n", out);

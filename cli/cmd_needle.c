@@ -58,7 +58,7 @@ static bool parse_seed(const char *v, uint64_t *out) {
 /* Writes text to path through a temporary file (never a half file). */
 static bool write_atomic(const char *path, const char *text, size_t len) {
     kvp_error err;
-    if (kvu_write_file_atomic(path, text, len, &err) != KVP_OK) {
+    if (kvev_write_file_atomic(path, text, len, &err) != KVP_OK) {
         cli_lib_error(&err);
         return false;
     }

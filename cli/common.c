@@ -1,5 +1,4 @@
 #include "cli.h"
-#include "util/file.h"
 
 #include <errno.h>
 #include <math.h>
@@ -7,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* The command being run ("generate", "needle pred"): every message starts
  * with "kvprune <command>: ". */
@@ -157,11 +157,41 @@ bool cli_parse_double_list(const char *flag, const char *s, double min, double m
 }
 
 bool cli_read_file(const char *flag, const char *path, char **out, size_t *len) {
-    kvp_error err;
-    if (kvu_read_file(path, out, len, &err) != KVP_OK) {
-        cli_error("%s: %s", flag, err.message);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error("%s: %s: cannot open: %s", flag, path, strerror(errno));
         return false;
     }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(f);
+        cli_error("%s: %s: is a directory, not a file", flag, path);
+        return false;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n + 1 < cap) break;
+        char *nb = realloc(buf, cap * 2);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        cli_error("%s: %s: %s", flag, path, bad ? "read error" : "out of memory reading the file");
+        return false;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
     return true;
 }
 

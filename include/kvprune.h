@@ -10,7 +10,7 @@
  *  - Opaque handles, created by *_load / *_new and released by *_free.
  *    *_free(NULL) is a no-op.
  *  - Functions that can fail return a kvp_status and, when `err` is not NULL,
- *    fill it with the code and a message naming the file/flag/value and the
+ *    fill it with the code and a message naming the file/parameter/value and the
  *    problem. Nothing is printed and the process is never terminated.
  *  - Memory returned through an output pointer (ids, strings, arrays) is
  *    owned by the caller and released with kvp_free().
@@ -42,7 +42,7 @@ extern "C" {
 #  define KVP_API
 #endif
 
-/* The version of the library linked, e.g. "0.1.0" (KVP_VERSION is the
+/* The version of the library linked, e.g. "0.2.0" (KVP_VERSION is the
  * version of these headers). */
 KVP_API const char *kvp_version(void);
 
@@ -55,7 +55,7 @@ typedef enum kvp_status {
     KVP_ERR_IO,          /* a file could not be opened, read or written      */
     KVP_ERR_FORMAT,      /* a file is malformed, truncated or inconsistent    */
     KVP_ERR_UNSUPPORTED, /* valid input that this build does not handle       */
-    KVP_ERR_INVALID_ARG, /* a bad parameter, flag value or method name        */
+    KVP_ERR_INVALID_ARG, /* a bad parameter value or method name              */
     KVP_ERR_NOMEM,       /* an allocation failed                              */
     KVP_ERR_RANGE,       /* e.g. a prompt longer than the model's context     */
     KVP_ERR_INTERNAL     /* a bug: please report it                           */
@@ -124,9 +124,11 @@ KVP_API kvp_status kvp_model_load(const char *path, const kvp_model_params *para
                           kvp_model **out, kvp_error *err);
 KVP_API void kvp_model_free(kvp_model *model);
 
+/* Strings and the EOS ids point into the model (valid until
+ * kvp_model_free). Later versions of the library only append fields. */
 typedef struct kvp_model_info {
-    char arch[32];          /* "llama", "qwen2", "qwen3"                     */
-    char name[128];         /* general.name or the folder name               */
+    const char *arch;       /* "llama", "qwen2", "qwen3"                     */
+    const char *name;       /* general.name or the folder name               */
     int n_vocab;
     int n_ctx_train;        /* context length the model was trained for      */
     int n_embd;
@@ -138,19 +140,26 @@ typedef struct kvp_model_info {
     float rope_theta;
     float rms_norm_eps;
     int32_t bos_id;         /* -1 if none                                    */
-    int32_t eos_ids[8];     /* generation stops at any of these              */
+    const int32_t *eos_ids; /* n_eos ids: generation stops at any of these   */
     int n_eos;
     uint64_t n_params;
     uint64_t weight_bytes;  /* bytes of tensor data as stored                */
-    char weight_types[160]; /* stored types of the loaded tensors with their
-                               counts, e.g. "F32 x49, Q4_K x97, Q6_K x16" */
+    const char *weight_types; /* stored types of the loaded tensors with
+                               their counts, e.g. "F32 x49, Q4_K x97, Q6_K x16" */
     uint64_t repack_bytes;  /* bytes of repacked copies (kvp_model_params)   */
-    char compute[16];       /* "f32", "bf16" or "auto" (per weight type)     */
+    const char *compute;    /* "f32", "bf16" or "auto" (per weight type)     */
     bool onednn;            /* products of many tokens run through oneDNN    */
 } kvp_model_info;
 
-/* model NULL: info is zeroed. */
-KVP_API void kvp_model_get_info(const kvp_model *model, kvp_model_info *info);
+/* Fills the first info_size bytes of *info (sizeof(kvp_model_info) of the
+ * caller's headers), so that a program built against an older, shorter
+ * struct keeps working with a newer library. model NULL: numbers zero,
+ * strings "", no EOS ids. Call it through kvp_model_get_info. */
+KVP_API void kvp_model_get_info_sized(const kvp_model *model, kvp_model_info *info,
+                                      size_t info_size);
+static inline void kvp_model_get_info(const kvp_model *model, kvp_model_info *info) {
+    kvp_model_get_info_sized(model, info, sizeof *info);
+}
 
 typedef enum kvp_ftype {
     KVP_FTYPE_F32 = 0,   /* every matrix in the type (vectors stay F32) */
@@ -177,6 +186,12 @@ typedef enum kvp_ftype {
  * Q5_K -> Q5_1, Q6_K -> Q8_0), and write llama.cpp's general.file_type. */
 KVP_API kvp_status kvp_convert_to_gguf(const char *in_path, const char *out_path,
                                kvp_ftype type, kvp_error *err);
+/* Writes only the tokenizer of in_path (a GGUF file, a Hugging Face folder
+ * or a tokenizer.json) as a GGUF file: general.architecture and the
+ * tokenizer.ggml.* metadata, no tensors (llama.cpp's --vocab-only files).
+ * Written atomically like kvp_convert_to_gguf. */
+KVP_API kvp_status kvp_convert_vocab_only(const char *in_path, const char *out_path,
+                                  kvp_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Tokenizers and chat templates                                            */
@@ -221,7 +236,7 @@ typedef struct kvp_detok kvp_detok;
 KVP_API kvp_status kvp_detok_new(const kvp_tokenizer *tok, bool skip_special,
                          kvp_detok **out, kvp_error *err);
 /* Sets *piece to the text completed by `id` alone (possibly ""; NUL-
- * terminated, owned by the stream, replaced by the next call). */
+ * terminated, owned by d, replaced by the next call: copy it to keep it). */
 KVP_API kvp_status kvp_detok_push(kvp_detok *d, int32_t id, const char **piece,
                           kvp_error *err);
 /* Returns what is still held back (invalid bytes become U+FFFD). */
@@ -355,7 +370,8 @@ typedef struct kvp_cache_params {
     double heavy_ratio;
     double cache_ratio;
     bool decode_evict;    /* evict one token per decode step (default true)  */
-    bool streaming;       /* always keep 4 sink tokens                       */
+    bool streaming;       /* always keep the first num_sink tokens (attention
+                             sinks; they count in the heavy budget)          */
     /* Default per-kv-head: group-size times less KV memory for the same
      * budget, and better agreement with the full cache at equal memory
      * (BENCHMARKS.md); per-query-head keeps one stream per query head. */
@@ -369,6 +385,8 @@ typedef struct kvp_cache_params {
     int max_tokens;
     /* Storage type of K and V (default KVP_KV_F16). */
     kvp_kv_type kv_type;
+    /* Sink tokens of streaming (default 4, >= 0). */
+    int num_sink;
 } kvp_cache_params;
 
 KVP_API kvp_cache_params kvp_cache_default_params(void);
@@ -405,6 +423,10 @@ typedef struct kvp_cache_stats {
     size_t kv_bytes_full;   /* bytes a full cache in the same head mode would
                                hold for n_seen tokens (per-query-head mode
                                stores group-size copies of each KV head)     */
+    double attn_ms;         /* milliseconds spent in the cache's attention
+                               (scoring and eviction included) since the
+                               last reset: taken before and after a decode,
+                               the difference is the decode's share          */
 } kvp_cache_stats;
 
 KVP_API void kvp_cache_get_stats(const kvp_cache *cache, kvp_cache_stats *stats);
@@ -427,7 +449,7 @@ KVP_API kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_
                           int32_t **history, size_t *n_history, char **app_data, kvp_error *err);
 
 /* Bytes of K/V one token takes in every stream of every layer: a budget of
- * B tokens holds B times this (what --max-kv-mib divides by). */
+ * B tokens holds B times this (a memory cap divided by it is a budget). */
 KVP_API size_t kvp_cache_token_bytes(const kvp_cache *cache);
 
 /* Absolute positions of the tokens kept by (layer, stream), oldest first.

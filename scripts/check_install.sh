@@ -30,7 +30,7 @@ mkdir "$tmp/cm"
 cat > "$tmp/cm/CMakeLists.txt" <<CMAKE
 cmake_minimum_required(VERSION 3.18)
 project(kvprune_example C)
-find_package(kvprune 0.1 REQUIRED)
+find_package(kvprune 0.2 REQUIRED)
 add_executable(example_shared $tmp/example.c)
 target_link_libraries(example_shared PRIVATE kvprune::kvprune)
 add_executable(example_static $tmp/example.c)

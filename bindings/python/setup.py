@@ -7,7 +7,7 @@ from setuptools import setup
 
 setup(
     name="kvprune",
-    version="0.1.0",
+    version="0.2.0",
     description="Python binding of kv-cache-pruner (pruned KV cache inference on CPU)",
     packages=["kvprune"],
     package_data={"kvprune": ["libkvprune.so*"]},

@@ -68,9 +68,9 @@ uint64_t kvsrv_digest(const kvp_chat_message *m, size_t n) {
 }
 
 static void cache_sig(const kvp_cache_params *p, char *out, size_t n) {
-    snprintf(out, n, "%s|%d|%d|%.17g|%.17g|%.17g|%d|%d|%d|%d", p->method, p->num_recent, p->num_heavy,
+    snprintf(out, n, "%s|%d|%d|%.17g|%.17g|%.17g|%d|%d|%d|%d|%d", p->method, p->num_recent, p->num_heavy,
              p->recent_ratio, p->heavy_ratio, p->cache_ratio, p->decode_evict, p->streaming,
-             (int)p->gqa_mode, p->max_tokens);
+             p->num_sink, (int)p->gqa_mode, p->max_tokens);
 }
 
 static void session_free(kvsrv_session *ss) {

@@ -278,6 +278,7 @@ kvp_cache_params kvp_cache_default_params(void) {
     p.cache_ratio = -1.0;
     p.decode_evict = true;
     p.streaming = false;
+    p.num_sink = 4;
     /* per-kv-head: at equal KV memory its outputs agree with the full
      * cache's far more often than the seed's per-query-head mode, at equal
      * token budgets about as often (BENCHMARKS.md); the seed's mode stays
@@ -315,6 +316,9 @@ kvp_status kvc_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim,
     if (p.max_tokens < 0)
         return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "cache: max_tokens must be >= 0 (got %d)", p.max_tokens);
+    if (p.num_sink < 0)
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: num_sink must be >= 0 (got %d)", p.num_sink);
     kvc_method m;
     kvp_status st = kvc_method_parse(p.method, &m, err);
     if (st != KVP_OK) return st;
@@ -406,6 +410,7 @@ void kvp_cache_get_stats(const kvp_cache *c, kvp_cache_stats *st) {
     st->kv_bytes_peak = (size_t)c->held_peak * tok_bytes;
     st->kv_bytes_full =
         (size_t)c->n_seen * (size_t)c->n_layer * c->n_streams * tok_bytes;
+    st->attn_ms = c->attn_ms;
 }
 
 size_t kvp_cache_token_bytes(const kvp_cache *c) {
@@ -814,7 +819,8 @@ bool kvp_kv_type_parse(const char *name, kvp_kv_type *out) {
  *   "KVPCACHE" u32 version u32 0
  *   u64 model identity (kvm_model_identity)  u32 kv element bytes  u32 kv_type
  *   char method[64]  i32 gqa_mode decode_evict streaming max_tokens
- *   i32 num_recent num_heavy  f64 recent_ratio heavy_ratio cache_ratio
+ *   i32 num_recent num_heavy [i32 num_sink: version 2 on; version 1 files
+ *   mean 4]  f64 recent_ratio heavy_ratio cache_ratio
  *   i32 budget_set n_recent n_heavy window num_sink
  *   i32 n_layer n_streams head_dim  i64 n_seen prompt_end held_peak
  *   per stream, layer-major: i32 len, then in position order
@@ -823,7 +829,7 @@ bool kvp_kv_type_parse(const char *name, kvp_kv_type *out) {
  *   u64 n_history, i32 history[n]; u64 app_len, app bytes
  *   u64 FNV-1a of everything before it. */
 #define CACHE_MAGIC "KVPCACHE"
-#define CACHE_VERSION 1u
+#define CACHE_VERSION 2u
 
 typedef struct wbuf {
     char *p;
@@ -888,7 +894,7 @@ kvp_status kvp_cache_save(const kvp_model *model, const kvp_cache *c, const char
     wput(&b, method, sizeof method);
     const kvp_cache_params *p = &c->params;
     int32_t ints[] = {(int32_t)p->gqa_mode, p->decode_evict, p->streaming, p->max_tokens, p->num_recent,
-                      p->num_heavy};
+                      p->num_heavy, p->num_sink};
     wput(&b, ints, sizeof ints);
     f = p->recent_ratio;
     WPUT(&b, f);
@@ -969,9 +975,10 @@ kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **
         st = kvu_fail(err, KVP_ERR_FORMAT, "%s: not a kvprune cache file", path);
         goto fail;
     }
-    if (!RGET(&b, version) || !RGET(&b, pad) || version != CACHE_VERSION) {
-        st = kvu_fail(err, KVP_ERR_UNSUPPORTED, "%s: cache file format version %u; this build reads version %u",
-                      path, version, CACHE_VERSION);
+    if (!RGET(&b, version) || !RGET(&b, pad) || version < 1 || version > CACHE_VERSION) {
+        st = kvu_fail(err, KVP_ERR_UNSUPPORTED,
+                      "%s: cache file format version %u; this build reads versions 1 to %u", path, version,
+                      CACHE_VERSION);
         goto fail;
     }
     if (len < 8 + 8 || (memcpy(&sum, data + len - 8, 8), sum != fnv1a(data, len - 8))) {
@@ -991,10 +998,12 @@ kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **
         goto fail;
     }
     char method[64];
-    int32_t ints[6], bud[5], shape[3];
+    /* version 1 has no num_sink (its streaming caches kept 4) */
+    int32_t ints[7] = {0, 0, 0, 0, 0, 0, 4}, bud[5], shape[3];
+    const size_t n_ints = version >= 2 ? 7 : 6;
     int64_t counts[3];
     double ratios[3];
-    if (!rget(&b, method, sizeof method) || !rget(&b, ints, sizeof ints) || !rget(&b, ratios, sizeof ratios) ||
+    if (!rget(&b, method, sizeof method) || !rget(&b, ints, n_ints * sizeof ints[0]) || !rget(&b, ratios, sizeof ratios) ||
         !rget(&b, bud, sizeof bud) || !rget(&b, shape, sizeof shape) || !rget(&b, counts, sizeof counts))
         goto trunc;
     method[63] = '\0';
@@ -1006,6 +1015,7 @@ kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **
     p.max_tokens = ints[3];
     p.num_recent = ints[4];
     p.num_heavy = ints[5];
+    p.num_sink = ints[6];
     p.recent_ratio = ratios[0];
     p.heavy_ratio = ratios[1];
     p.cache_ratio = ratios[2];

@@ -275,6 +275,6 @@ kvp_status kvc_budget_resolve(const kvc_method *m, const kvp_cache_params *p,
     case KVC_WINDOW_ONE: b->window = 1; break;
     }
     if (m->kind == KVC_KIND_SINK) b->num_sink = h;
-    else b->num_sink = p->streaming ? 4 : 0;
+    else b->num_sink = p->streaming ? p->num_sink : 0;
     return KVP_OK;
 }

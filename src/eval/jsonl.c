@@ -309,6 +309,11 @@ kvp_status kvev_json_write_file_atomic(const char *path, const json_t *value, kv
     return st;
 }
 
+kvp_status kvev_write_file_atomic(const char *path, const char *data, size_t len,
+                                  kvp_error *err) {
+    return kvu_write_file_atomic(path, data, len, err);
+}
+
 kvp_status kvev_mkdirs(const char *path, kvp_error *err) {
     char *p = strdup(path);
     if (!p) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);

@@ -82,6 +82,10 @@ void kvev_strv_free(char **v, size_t n);
 kvp_status kvev_json_write_file_atomic(const char *path, const json_t *value,
                                       kvp_error *err);
 
+/* Writes len bytes of data to path atomically (temporary file + rename). */
+kvp_status kvev_write_file_atomic(const char *path, const char *data, size_t len,
+                                  kvp_error *err);
+
 /* Creates a directory and its parents (like mkdir -p). */
 kvp_status kvev_mkdirs(const char *path, kvp_error *err);
 

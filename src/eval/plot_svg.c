@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "util/error.h"
+#include "util/file.h"
 
 typedef struct sbuf {
     char *s;

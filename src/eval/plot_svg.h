@@ -8,7 +8,6 @@
 #include <stddef.h>
 
 #include "kvprune.h"
-#include "util/file.h"
 
 typedef struct kvev_plot_series {
     const char *label;

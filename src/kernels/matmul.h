@@ -2,8 +2,12 @@
  * through kvq_matmul in kernels/quant.h, ggml's quantized types).
  *
  * Every output element is computed by one thread with one fixed summation
- * order (16 interleaved partial sums over k, then a fixed reduction), so the
- * results are bit-identical for any thread count and any blocking. */
+ * order, so the results are bit-identical for any thread count and any
+ * blocking: for F32/F16/BF16 weights 16 interleaved partial sums over the
+ * k multiple of 16 (fused multiply-adds), added in lane order, then the k
+ * tail in order (matmul_isa.h); for quantized weights ggml's block dot
+ * products of rows quantized to the weight's dot type (few rows), or
+ * panels dequantized to float32 and the float kernel (matmul_quant.c). */
 #ifndef KVP_KERNELS_MATMUL_H
 #define KVP_KERNELS_MATMUL_H
 

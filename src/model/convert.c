@@ -280,8 +280,10 @@ done:
     return st;
 }
 
-kvp_status kvm_convert_vocab_only(const char *in_path, const char *out_path, kvp_error *err) {
+kvp_status kvp_convert_vocab_only(const char *in_path, const char *out_path, kvp_error *err) {
     kvu_error_clear(err);
+    if (!in_path || !out_path)
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_convert_vocab_only: no input or output path");
     kvp_tokenizer *tok = NULL;
     kvp_status st = kvp_tokenizer_load(in_path, &tok, err);
     if (st) return st;

@@ -355,7 +355,7 @@ static kvp_status setup_products(kvp_model *m, const kvp_model_params *p, kvp_er
         return kvu_fail(err, KVP_ERR_INVALID_ARG, "compute type %d is not auto, f32 or bf16",
                         (int)p->compute);
     static const char *names[] = {"auto", "f32", "bf16"};
-    snprintf(m->info.compute, sizeof m->info.compute, "%s", names[p->compute]);
+    snprintf(m->text.compute, sizeof m->text.compute, "%s", names[p->compute]);
     if (kvdn_available()) m->dnnl = kvdn_new((int)p->compute);
     m->info.onednn = m->dnnl != NULL;
     if (!m->dnnl && p->compute == KVP_COMPUTE_BF16)
@@ -425,7 +425,7 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
                         "%s: unknown architecture '%s' (supported: llama, mistral, qwen2, qwen3)",
                         m->path, a);
     kvp_model_info *I = &m->info;
-    snprintf(I->arch, sizeof I->arch, "%s", kvm_arch_name(m->arch));
+    snprintf(m->text.arch, sizeof m->text.arch, "%s", kvm_arch_name(m->arch));
     if ((s = gguf_u32_req(g, a, "embedding_length", &I->n_embd, err)) ||
         (s = gguf_u32_req(g, a, "block_count", &I->n_layer, err)) ||
         (s = gguf_u32_req(g, a, "feed_forward_length", &I->n_ff, err)) ||
@@ -498,15 +498,15 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
         if (!kvgguf_get_i64(g, eos_keys[i], &i64) || i64 < 0 || i64 > INT32_MAX) continue;
         bool dup = false;
         for (int j = 0; j < I->n_eos; j++) dup |= I->eos_ids[j] == i64;
-        if (!dup && I->n_eos < 8) I->eos_ids[I->n_eos++] = (int32_t)i64;
+        if (!dup && I->n_eos < 8) m->text.eos_ids[I->n_eos++] = (int32_t)i64;
     }
     size_t nl;
     const char *name = kvgguf_get_str(g, "general.name", &nl);
     if (name) {
-        snprintf(I->name, sizeof I->name, "%.*s", (int)(nl < 127 ? nl : 127), name);
+        snprintf(m->text.name, sizeof m->text.name, "%.*s", (int)(nl < 255 ? nl : 255), name);
     } else {
         const char *base = strrchr(m->path, '/');
-        snprintf(I->name, sizeof I->name, "%s", base ? base + 1 : m->path);
+        snprintf(m->text.name, sizeof m->text.name, "%s", base ? base + 1 : m->path);
     }
     loader L = {m, err, true};
     if ((s = load_weights(&L))) return s;
@@ -527,7 +527,7 @@ static kvp_status load_hf(kvp_model *m, const kvp_model_params *p, kvp_error *er
     kvp_model_info *I = &m->info;
     m->arch = !strcmp(c.arch, "qwen2") ? KVP_ARCH_QWEN2
               : !strcmp(c.arch, "qwen3") ? KVP_ARCH_QWEN3 : KVP_ARCH_LLAMA;
-    snprintf(I->arch, sizeof I->arch, "%s", c.arch);
+    snprintf(m->text.arch, sizeof m->text.arch, "%s", c.arch);
     I->n_vocab = c.vocab_size;
     I->n_ctx_train = c.max_position;
     I->n_embd = c.hidden_size;
@@ -540,7 +540,7 @@ static kvp_status load_hf(kvp_model *m, const kvp_model_params *p, kvp_error *er
     I->rms_norm_eps = (float)c.rms_norm_eps;
     I->bos_id = c.bos_id;
     I->n_eos = c.n_eos;
-    memcpy(I->eos_ids, c.eos_ids, sizeof I->eos_ids);
+    memcpy(m->text.eos_ids, c.eos_ids, sizeof m->text.eos_ids);
     m->tied = c.tie_word_embeddings;
     m->rope_kind = c.rope_kind;
     m->rope_factor = c.rope_factor;
@@ -554,7 +554,7 @@ static kvp_status load_hf(kvp_model *m, const kvp_model_params *p, kvp_error *er
     if ((s = check_dims(m, cfgpath, err))) return s;
     const char *base = strrchr(m->path, '/');
     base = base && base[1] ? base + 1 : m->path;
-    snprintf(I->name, sizeof I->name, "%s", base);
+    snprintf(m->text.name, sizeof m->text.name, "%s", base);
     if ((s = kvst_model_open(m->path, p->use_mmap, &m->st, err))) return s;
     loader L = {m, err, false};
     if ((s = load_weights(&L))) return s;
@@ -578,6 +578,11 @@ kvp_status kvp_model_load(const char *path, const kvp_model_params *params, kvp_
         free(m);
         return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", path);
     }
+    m->info.arch = m->text.arch;
+    m->info.name = m->text.name;
+    m->info.weight_types = m->text.weight_types;
+    m->info.compute = m->text.compute;
+    m->info.eos_ids = m->text.eos_ids;
     /* Trailing slashes would make the folder's name empty. */
     for (size_t n = strlen(m->path); n > 1 && m->path[n - 1] == '/'; n--) m->path[n - 1] = '\0';
     m->n_threads = p.n_threads > 0 ? p.n_threads : omp_get_num_procs();
@@ -591,9 +596,9 @@ kvp_status kvp_model_load(const char *path, const kvp_model_params *params, kvp_
     size_t used = 0;
     for (uint32_t t = 0; t < GGML_TYPE_COUNT; t++) {
         if (!m->type_counts[t]) continue;
-        int k = snprintf(m->info.weight_types + used, sizeof m->info.weight_types - used, "%s%s x%d",
+        int k = snprintf(m->text.weight_types + used, sizeof m->text.weight_types - used, "%s%s x%d",
                          used ? ", " : "", kvq_type_traits_of(t)->name, m->type_counts[t]);
-        if (k < 0 || (size_t)k >= sizeof m->info.weight_types - used) break;
+        if (k < 0 || (size_t)k >= sizeof m->text.weight_types - used) break;
         used += (size_t)k;
     }
     if ((s = setup_products(m, &p, err))) {
@@ -604,10 +609,17 @@ kvp_status kvp_model_load(const char *path, const kvp_model_params *params, kvp_
     return KVP_OK;
 }
 
-void kvp_model_get_info(const kvp_model *model, kvp_model_info *info) {
+void kvp_model_get_info_sized(const kvp_model *model, kvp_model_info *info, size_t info_size) {
     if (!info) return;
-    if (model) *info = model->info;
-    else memset(info, 0, sizeof *info);
+    kvp_model_info all;
+    if (model) {
+        all = model->info;
+    } else {
+        memset(&all, 0, sizeof all);
+        all.arch = all.name = all.weight_types = all.compute = "";
+    }
+    /* A caller built against an older, shorter struct gets its prefix. */
+    memcpy(info, &all, info_size < sizeof all ? info_size : sizeof all);
 }
 
 const kvp_tokenizer *kvp_model_tokenizer(const kvp_model *model) { return model ? model->tok : NULL; }

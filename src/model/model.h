@@ -43,7 +43,11 @@ typedef struct kvm_layer {
 struct kvp_model {
     char *path;
     kvm_arch arch;
-    kvp_model_info info;
+    kvp_model_info info;   /* its strings and eos ids point into text   */
+    struct {
+        char arch[32], name[256], weight_types[512], compute[16];
+        int32_t eos_ids[8];
+    } text;
     double *inv_freq;      /* [head_dim/2], scaling applied             */
     float *rope_factors;   /* llama.cpp rope_freqs (llama3), or NULL    */
     double hf_rope_theta, hf_eps; /* the config's values in double (HF)  */
@@ -76,9 +80,5 @@ uint64_t kvm_model_identity(const kvp_model *m);
  * token's n_vocab logits. */
 kvp_status kvm_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int n,
                        int n_prompt_total, float *logits, int n_threads, kvp_error *err);
-
-/* Writes only in_path's tokenizer as a GGUF (general.architecture plus
- * tokenizer.ggml.*), for tokenizer conformance checks. */
-kvp_status kvm_convert_vocab_only(const char *in_path, const char *out_path, kvp_error *err);
 
 #endif

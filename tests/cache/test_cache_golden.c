@@ -93,6 +93,8 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
     p.method = json_string_value(json_object_get(cfg, "method"));
     p.decode_evict = json_is_true(json_object_get(cfg, "decode_evict"));
     p.streaming = json_is_true(json_object_get(cfg, "streaming"));
+    if (json_object_get(cfg, "num_sink"))
+        p.num_sink = (int)json_integer_value(json_object_get(cfg, "num_sink"));
     p.gqa_mode = strcmp(json_string_value(json_object_get(cfg, "gqa")), "kv") == 0
                      ? KVP_GQA_PER_KV_HEAD
                      : KVP_GQA_PER_QUERY_HEAD;
@@ -115,8 +117,8 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
         p.num_recent = (int)json_integer_value(json_object_get(cfg, "num_recent"));
         p.cache_ratio = json_real_value(json_object_get(cfg, "cache_ratio"));
     }
-    snprintf(name, sizeof name, "%s/%s/evict=%d/%s/stream=%d/chunk=%d%s/%s", p.method,
-             budget, p.decode_evict, p.gqa_mode ? "kv" : "q", p.streaming, chunk,
+    snprintf(name, sizeof name, "%s/%s/evict=%d/%s/stream=%d(%d)/chunk=%d%s/%s", p.method,
+             budget, p.decode_evict, p.gqa_mode ? "kv" : "q", p.streaming, p.num_sink, chunk,
              json_object_get(cfg, "decode_blocks") ? "/decode-blocks" : "",
              kvp_kv_type_name(p.kv_type));
     double margin = json_real_value(json_object_get(cfg, "min_margin"));

@@ -100,7 +100,7 @@ def resolve_budget(m, cfg, n):
     if m["kind"] == "sink":
         sink = h
     else:
-        sink = 4 if cfg.get("streaming") else 0
+        sink = cfg.get("num_sink", 4) if cfg.get("streaming") else 0
     return r, h, window, sink
 
 

@@ -101,6 +101,14 @@ def configs():
                 c["decode_blocks"] = blocks
             c.update(BUDGETS[0])
             out.append(c)
+    # streaming with other sink counts (num_sink; 12 > the heavy budget of
+    # 10: every heavy slot goes to the first tokens)
+    for name, sinks in (("h2o", 1), ("kvcVK", 2), ("snapkv", 7), ("kvcK+maxpool", 12)):
+        for gqa in ("q", "kv"):
+            c = dict(method=name, decode_evict=True, gqa=gqa, streaming=True,
+                     num_sink=sinks, chunk=0)
+            c.update(BUDGETS[0])
+            out.append(c)
     return out
 
 

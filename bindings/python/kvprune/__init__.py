@@ -41,7 +41,7 @@ def _take_ids(ptr, n):
 
 
 def version():
-    """The version of the loaded library, e.g. "0.1.0"."""
+    """The version of the loaded library, e.g. "0.2.0"."""
     return _lib.kvp_version().decode()
 
 
@@ -110,11 +110,11 @@ class Model:
     def info(self):
         """Dimensions and metadata of the model (a dict)."""
         mi = ModelInfo()
-        _lib.kvp_model_get_info(self._h, ctypes.byref(mi))
+        _lib.kvp_model_get_info_sized(self._h, ctypes.byref(mi), ctypes.sizeof(mi))
         d = {f: getattr(mi, f) for f, _ in ModelInfo._fields_}
         for k in ("arch", "name", "weight_types", "compute"):
             d[k] = d[k].decode()
-        d["eos_ids"] = list(mi.eos_ids)[: mi.n_eos]
+        d["eos_ids"] = [mi.eos_ids[i] for i in range(mi.n_eos)]
         return d
 
     def _need_tokenizer(self):
@@ -170,7 +170,7 @@ class Model:
 
     def generate(self, prompt, max_new_tokens=64, method="full", num_recent=None, num_heavy=None,
                  recent_ratio=None, heavy_ratio=None, cache_ratio=None, decode_evict=True,
-                 streaming=False, gqa_mode=None, kv_type=None, max_tokens=None, cache=None,
+                 streaming=False, num_sink=None, gqa_mode=None, kv_type=None, max_tokens=None, cache=None,
                  chat=True, system=None, chat_template=None, temperature=0.0, top_k=0,
                  top_p=1.0, seed=0, ignore_eos=False, prefill_chunk=0, n_threads=0,
                  on_token=None):
@@ -188,7 +188,7 @@ class Model:
             cache = Cache(self, method, num_recent=num_recent, num_heavy=num_heavy,
                           recent_ratio=recent_ratio, heavy_ratio=heavy_ratio,
                           cache_ratio=cache_ratio, decode_evict=decode_evict, streaming=streaming,
-                          gqa_mode=gqa_mode, kv_type=kv_type, max_tokens=max_tokens)
+                          num_sink=num_sink, gqa_mode=gqa_mode, kv_type=kv_type, max_tokens=max_tokens)
         elif cache._model is not self:
             raise ValueError("generate: the cache belongs to another model")
         gp = _lib.kvp_gen_default_params()
@@ -211,10 +211,12 @@ class Model:
             _check(_lib.kvp_generate(self._h, cache._h, arr, n, ctypes.byref(gp),
                                      ctypes.byref(res), ctypes.byref(err)), err)
             out_ids = [res.ids[i] for i in range(res.n_ids)]
-            stats = {"prompt_tokens": res.n_prompt, "generated_tokens": res.n_ids,
-                     "prefill_ms": res.prefill_ms, "decode_ms": res.decode_ms,
-                     "attn_ms": res.attn_ms}
-            stats.update(_stats_dict(res.cache))
+            # the cache's figures, then this generation's own (its attn_ms
+            # is this call's, the cache's counts since the last reset)
+            stats = _stats_dict(res.cache)
+            stats.update({"prompt_tokens": res.n_prompt, "generated_tokens": res.n_ids,
+                          "prefill_ms": res.prefill_ms, "decode_ms": res.decode_ms,
+                          "attn_ms": res.attn_ms})
             stopped = bool(res.stopped_at_eos)
             _lib.kvp_gen_result_free(ctypes.byref(res))
         finally:
@@ -232,12 +234,12 @@ class Cache:
 
     def __init__(self, model, method="full", num_recent=None, num_heavy=None, recent_ratio=None,
                  heavy_ratio=None, cache_ratio=None, decode_evict=True, streaming=False,
-                 gqa_mode=None, kv_type=None, max_tokens=None):
+                 num_sink=None, gqa_mode=None, kv_type=None, max_tokens=None):
         cp = _lib.kvp_cache_default_params()
         self._method = str(method).encode()  # kept alive for the call
         cp.method = self._method
         for name, v in (("num_recent", num_recent), ("num_heavy", num_heavy),
-                        ("max_tokens", max_tokens)):
+                        ("max_tokens", max_tokens), ("num_sink", num_sink)):
             if v is not None:
                 setattr(cp, name, int(v))
         for name, v in (("recent_ratio", recent_ratio), ("heavy_ratio", heavy_ratio),

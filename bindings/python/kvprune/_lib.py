@@ -6,7 +6,7 @@ import glob
 import os
 
 # The ABI this module was written for: the library's SONAME version.
-ABI = (0, 1)
+ABI = (0, 2)
 
 
 class KvpError(Exception):
@@ -30,16 +30,16 @@ class ModelParams(ctypes.Structure):
 
 
 class ModelInfo(ctypes.Structure):
-    _fields_ = [("arch", ctypes.c_char * 32), ("name", ctypes.c_char * 128),
+    _fields_ = [("arch", ctypes.c_char_p), ("name", ctypes.c_char_p),
                 ("n_vocab", ctypes.c_int), ("n_ctx_train", ctypes.c_int),
                 ("n_embd", ctypes.c_int), ("n_layer", ctypes.c_int),
                 ("n_head", ctypes.c_int), ("n_head_kv", ctypes.c_int),
                 ("head_dim", ctypes.c_int), ("n_ff", ctypes.c_int),
                 ("rope_theta", ctypes.c_float), ("rms_norm_eps", ctypes.c_float),
-                ("bos_id", ctypes.c_int32), ("eos_ids", ctypes.c_int32 * 8),
+                ("bos_id", ctypes.c_int32), ("eos_ids", ctypes.POINTER(ctypes.c_int32)),
                 ("n_eos", ctypes.c_int), ("n_params", ctypes.c_uint64),
-                ("weight_bytes", ctypes.c_uint64), ("weight_types", ctypes.c_char * 160),
-                ("repack_bytes", ctypes.c_uint64), ("compute", ctypes.c_char * 16),
+                ("weight_bytes", ctypes.c_uint64), ("weight_types", ctypes.c_char_p),
+                ("repack_bytes", ctypes.c_uint64), ("compute", ctypes.c_char_p),
                 ("onednn", ctypes.c_bool)]
 
 
@@ -57,7 +57,7 @@ class CacheParams(ctypes.Structure):
                 ("heavy_ratio", ctypes.c_double), ("cache_ratio", ctypes.c_double),
                 ("decode_evict", ctypes.c_bool), ("streaming", ctypes.c_bool),
                 ("gqa_mode", ctypes.c_int), ("max_tokens", ctypes.c_int),
-                ("kv_type", ctypes.c_int)]
+                ("kv_type", ctypes.c_int), ("num_sink", ctypes.c_int)]
 
 
 class CacheStats(ctypes.Structure):
@@ -65,7 +65,7 @@ class CacheStats(ctypes.Structure):
                 ("n_seen", ctypes.c_int64), ("n_kept_total", ctypes.c_int64),
                 ("num_recent", ctypes.c_int), ("num_heavy", ctypes.c_int),
                 ("kv_bytes", ctypes.c_size_t), ("kv_bytes_peak", ctypes.c_size_t),
-                ("kv_bytes_full", ctypes.c_size_t)]
+                ("kv_bytes_full", ctypes.c_size_t), ("attn_ms", ctypes.c_double)]
 
 
 TOKEN_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_int32,
@@ -77,7 +77,7 @@ class GenParams(ctypes.Structure):
                 ("top_k", ctypes.c_int), ("top_p", ctypes.c_float),
                 ("seed", ctypes.c_uint64), ("ignore_eos", ctypes.c_bool),
                 ("prefill_chunk", ctypes.c_int), ("n_threads", ctypes.c_int),
-                ("on_token", TOKEN_CB), ("user", ctypes.c_void_p)]
+                ("keep_cache", ctypes.c_bool), ("on_token", TOKEN_CB), ("user", ctypes.c_void_p)]
 
 
 class GenResult(ctypes.Structure):
@@ -109,7 +109,7 @@ _SIGNATURES = {
     "kvp_model_load": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(ModelParams),
                                       ctypes.POINTER(_P), _ERR]),
     "kvp_model_free": (None, [_P]),
-    "kvp_model_get_info": (None, [_P, ctypes.POINTER(ModelInfo)]),
+    "kvp_model_get_info_sized": (None, [_P, ctypes.POINTER(ModelInfo), ctypes.c_size_t]),
     "kvp_model_tokenizer": (_P, [_P]),
     "kvp_tokenize_default_params": (TokenizeParams, []),
     "kvp_tokenize": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_size_t,
