@@ -38,7 +38,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "cache/cache.h"
+#include "kvprune.h"
 
 enum { H = 12, KV = 4, D = 64 };
 
@@ -118,15 +118,21 @@ static kvp_cache *make(const char *method, int r, int h, kvp_gqa_mode mode, int 
     p.gqa_mode = mode;
     kvp_cache *c = NULL;
     kvp_error err;
-    if (kvc_new_dims(layers, H, KV, D, 0, &p, &c, &err) != KVP_OK) {
+    if (kvp_cache_new_dims(layers, H, KV, D, 0, &p, &c, &err) != KVP_OK) {
         fprintf(stderr, "%s\n", err.message);
         exit(1);
     }
     return c;
 }
 
+static double attn_ms(const kvp_cache *c) {
+    kvp_cache_stats st;
+    kvp_cache_get_stats(c, &st);
+    return st.attn_ms;
+}
+
 /* Runs n tokens (in chunks; 0: one block) through `layers` layers; returns
- * the milliseconds inside kvc_attend. */
+ * the milliseconds inside the cache's attention. */
 static double run_prefill(kvp_cache *c, int n, int chunk, int layers, int nt) {
     if (chunk <= 0) chunk = n;
     float *q = malloc(sizeof(float) * (size_t)chunk * H * D);
@@ -139,16 +145,16 @@ static double run_prefill(kvp_cache *c, int n, int chunk, int layers, int nt) {
         fill(q, (size_t)m * H * D);
         fill(k, (size_t)m * KV * D);
         fill(v, (size_t)m * KV * D);
-        if (kvc_begin(c, m, n, &err) != KVP_OK) goto fail;
+        if (kvp_cache_begin(c, m, n, &err) != KVP_OK) goto fail;
         for (int l = 0; l < layers; l++)
-            if (kvc_attend(c, l, q, k, v, o, nt, &err) != KVP_OK) goto fail;
-        kvc_end(c);
+            if (kvp_cache_attend(c, l, q, k, v, o, nt, &err) != KVP_OK) goto fail;
+        if (kvp_cache_end(c, &err) != KVP_OK) goto fail;
     }
     free(q);
     free(k);
     free(v);
     free(o);
-    return kvc_attn_ms(c);
+    return attn_ms(c);
 fail:
     fprintf(stderr, "%s\n", err.message);
     exit(1);
@@ -186,21 +192,24 @@ static double decode_ms(kvp_cache *c, int layers, int steps, int nt, const float
     kvp_error err;
     double per[3];
     for (int b = 0; b < 3; b++) {
-        double t0 = kvc_attn_ms(c);
+        double t0 = attn_ms(c);
         for (int s = 0; s < steps; s++) {
             fill(q, H * D);
             fill(k, KV * D);
             fill(v, KV * D);
-            kvc_begin(c, 1, 0, &err);
+            if (kvp_cache_begin(c, 1, 0, &err) != KVP_OK) goto fail;
             for (int l = 0; l < layers; l++) {
                 sweep_caches(sweep, sweep_n, nt);
-                kvc_attend(c, l, q, k, v, o, nt, &err);
+                if (kvp_cache_attend(c, l, q, k, v, o, nt, &err) != KVP_OK) goto fail;
             }
-            kvc_end(c);
+            if (kvp_cache_end(c, &err) != KVP_OK) goto fail;
         }
-        per[b] = (kvc_attn_ms(c) - t0) / steps;
+        per[b] = (attn_ms(c) - t0) / steps;
     }
     return median(per, 3);
+fail:
+    fprintf(stderr, "%s\n", err.message);
+    exit(1);
 }
 
 int main(int argc, char **argv) {

@@ -33,6 +33,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 /* Prints a library error; returns 2 (usage) for KVP_ERR_INVALID_ARG, else
  * 1. */
 int cli_lib_error(const kvp_error *err);
+/* cli_lib_error for the evaluation library, whose messages name its
+ * parameters (model_name, ratios, ...): they are shown as the flags that
+ * set them (--model-name, --cache-ratio, ...). */
+int cli_eval_error(const kvp_error *err);
 
 /* Flag value helpers: each names the flag in its error and returns false on
  * a bad value (after printing). `i` is advanced past the value. */

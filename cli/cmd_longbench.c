@@ -54,7 +54,7 @@ static void pred_help(void) {
         "                         --shard merges the parts and fills any gap\n"
         "  --threads N            threads (default: all cores)\n"
         "  --quiet                no progress output\n"
-        "  --gqa-mode, --streaming, --cache-max-tokens   as in 'kvprune generate'\n");
+        "  --gqa-mode, --streaming, --num-sink, --cache-max-tokens   as in 'kvprune generate'\n");
 }
 
 static void on_progress(void *user, const kvlb_progress *p) {
@@ -193,7 +193,7 @@ static int lb_pred(int argc, char **argv) {
     kvp_model_params mp = kvp_model_default_params();
     mp.n_threads = (int)threads;
     if (kvp_model_load(model_path, &mp, &model, &err)) {
-        rc = cli_lib_error(&err);
+        rc = cli_eval_error(&err);
         goto out;
     }
     cli_progress pc = {isatty(2) != 0, quiet, 0, 0};
@@ -202,7 +202,7 @@ static int lb_pred(int argc, char **argv) {
     kvlb_pred_summary sum;
     if (kvlb_pred(model, &p, &sum, &err) != KVP_OK) {
         if (pc.tty && !quiet) fputc('\n', stderr);
-        fprintf(stderr, "kvprune longbench pred: %s\n", err.message);
+        cli_eval_error(&err); /* exit status 1, whatever the error */
         goto out;
     }
     if (sum.torn_lines)
@@ -273,13 +273,13 @@ static int lb_eval(int argc, char **argv) {
     kvp_error err = {0}, jerr = {0};
     kvlb_cutter *cutter = NULL;
     if (kvlb_cutter_default(jieba_dir, &cutter, &jerr) != KVP_OK && jieba_dir)
-        return cli_lib_error(&jerr);
+        return cli_eval_error(&jerr);
     p.cutter = cutter;
     kvlb_exp_scores *ex = NULL;
     size_t n = 0;
     int rc = 0;
     if (kvlb_eval_scan(&p, &ex, &n, &err) != KVP_OK) {
-        rc = cli_lib_error(&err);
+        rc = cli_eval_error(&err);
         goto out;
     }
     size_t zh_skipped = 0;
@@ -291,7 +291,7 @@ static int lb_eval(int argc, char **argv) {
         for (size_t k = 0; k < ex[i].n; k++) {
             const kvlb_file_score *f = &ex[i].files[k];
             if (!f->note) continue;
-            if (!f->scored && !cutter && strstr(f->note, "--jieba-dir")) {
+            if (!f->scored && !cutter && strstr(f->note, "jieba's dictionary")) {
                 zh_skipped++;
                 continue;
             }
@@ -299,7 +299,7 @@ static int lb_eval(int argc, char **argv) {
                     f->scored ? "" : "not scored: ", f->note);
         }
         if (kvlb_eval_write_result(&ex[i], p.e, &err) != KVP_OK) {
-            rc = cli_lib_error(&err);
+            rc = cli_eval_error(&err);
             goto out;
         }
     }
@@ -375,7 +375,7 @@ static int lb_prompt(int argc, char **argv) {
     kvev_jsonl j = {0};
     char *path = NULL, *prompt = NULL, *cut = NULL;
     int rc = 1, ml = (int)max_length, max_gen = 0;
-    if (kvlb_config_load(config_dir, &cfg, &err)) return cli_lib_error(&err);
+    if (kvlb_config_load(config_dir, &cfg, &err)) return cli_eval_error(&err);
     if (!kvlb_dataset_known(task)) {
         rc = cli_error("--task: unknown dataset '%s'", task);
         goto out;
@@ -387,14 +387,14 @@ static int lb_prompt(int argc, char **argv) {
     }
     max_gen = (int)json_integer_value(mg);
     if (ml <= 0 && kvlb_config_max_length(&cfg, model_name, &ml, &err)) {
-        rc = cli_lib_error(&err);
+        rc = cli_eval_error(&err);
         goto out;
     }
     size_t pl = strlen(data_dir) + strlen(task) + 16;
     path = malloc(pl);
     snprintf(path, pl, "%s/%s%s.jsonl", data_dir, task, e ? "_e" : "");
     if (kvev_jsonl_read(path, &j, &err) || kvp_tokenizer_load(model ? model : tok_path, &tok, &err)) {
-        rc = cli_lib_error(&err);
+        rc = cli_eval_error(&err);
         goto out;
     }
     if ((size_t)index >= j.n) {
@@ -404,7 +404,7 @@ static int lb_prompt(int argc, char **argv) {
     size_t n_tok = 0;
     if (kvlb_format_prompt(json_string_value(t), j.items[index].value, &prompt, &err) ||
         kvlb_truncate_middle(tok, prompt, ml, &cut, &n_tok, &err)) {
-        rc = cli_lib_error(&err);
+        rc = cli_eval_error(&err);
         goto out;
     }
     fputs(cut, stdout);

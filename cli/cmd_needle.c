@@ -59,7 +59,7 @@ static bool parse_seed(const char *v, uint64_t *out) {
 static bool write_atomic(const char *path, const char *text, size_t len) {
     kvp_error err;
     if (kvev_write_file_atomic(path, text, len, &err) != KVP_OK) {
-        cli_lib_error(&err);
+        cli_eval_error(&err);
         return false;
     }
     return true;
@@ -150,17 +150,17 @@ static int needle_gen(int argc, char **argv) {
     }
     rc = 1;
     if (kvp_tokenizer_load(model ? model : tok_path, &tok, &err)) {
-        rc = cli_lib_error(&err);
+        rc = cli_eval_error(&err);
         goto out;
     }
     if (!strcmp(hay_arg, "noise") ? kvev_haystack_noise(&hay, &err)
                                   : kvev_haystack_load(hay_arg, &hay, &err)) {
-        rc = cli_lib_error(&err);
+        rc = cli_eval_error(&err);
         goto out;
     }
     if (tmpl_path ? kvev_niah_phrasing_load(tmpl_path, &ph, &err)
                   : kvev_niah_phrasing_default(&ph, &err)) {
-        rc = cli_lib_error(&err);
+        rc = cli_eval_error(&err);
         goto out;
     }
     if (!lens32) {
@@ -199,7 +199,7 @@ static int needle_gen(int argc, char **argv) {
                          seed, (int)max_new, !no_chat};
     kvev_niah_stats stats;
     if (kvev_niah_generate(&p, &ph, &hay, kvev_prompt_measure, &ps, &lines, &stats, &err)) {
-        rc = cli_lib_error(&err);
+        rc = cli_eval_error(&err);
         goto out;
     }
     /* One line per sample, then one atomic write. */
@@ -244,7 +244,7 @@ static int needle_gen(int argc, char **argv) {
         kvp_status ms = kvev_mkdirs(dir, &err);
         free(dir);
         if (ms != KVP_OK) {
-            rc = cli_lib_error(&err);
+            rc = cli_eval_error(&err);
             goto out;
         }
     }
@@ -299,7 +299,7 @@ static void pred_help(void) {
         "  --compute TYPE         auto, f32 or bf16 (see 'kvprune generate --help')\n"
         "  --repack               converted copies of the weights (see generate)\n"
         "  --quiet                no progress output\n"
-        "\nother cache options (--gqa-mode, --streaming, --cache-max-tokens, --kv-type)\n"
+        "\nother cache options (--gqa-mode, --streaming, --num-sink, --cache-max-tokens, --kv-type)\n"
         "as in 'kvprune generate'.\n");
 }
 
@@ -442,7 +442,7 @@ static int needle_pred(int argc, char **argv) {
     p.n_ratios = n_ratios;
     mp.n_threads = (int)threads;
     if (kvp_model_load(model_path, &mp, &model, &err)) {
-        rc = cli_lib_error(&err);
+        rc = cli_eval_error(&err);
         goto out;
     }
     cli_model_note(model);
@@ -456,7 +456,7 @@ static int needle_pred(int argc, char **argv) {
     signal(SIGINT, old_int);
     if (st != KVP_OK) {
         if (pc.tty && !quiet) fputc('\n', stderr);
-        rc = cli_lib_error(&err);
+        rc = cli_eval_error(&err);
         goto out;
     }
     if (sum.interrupted) {
@@ -553,7 +553,7 @@ static int needle_eval(int argc, char **argv) {
     kvp_error err = {0};
     /* Everything is scored before anything is written. */
     if (kvev_needle_scan(save_dir, &tasks, &nt, &err)) {
-        int rc = cli_lib_error(&err);
+        int rc = cli_eval_error(&err);
         DIR *d = opendir(save_dir);
         for (struct dirent *e; d && (e = readdir(d));) {
             if (e->d_name[0] == '.' || (only_task && strcmp(e->d_name, only_task))) continue;
@@ -601,7 +601,7 @@ static int needle_eval(int argc, char **argv) {
             }
         }
         if (kvev_needle_write_result(ts, &err)) {
-            rc = cli_lib_error(&err);
+            rc = cli_eval_error(&err);
             remove_stale(ts->dir, heatmap);
             break;
         }
@@ -622,7 +622,7 @@ static int needle_eval(int argc, char **argv) {
             break;
         }
         if (kvev_needle_plot_ratio(ts, pp, &err)) {
-            rc = cli_lib_error(&err);
+            rc = cli_eval_error(&err);
             free(pp);
             remove_stale(ts->dir, heatmap);
             break;
@@ -648,7 +648,7 @@ static int needle_eval(int argc, char **argv) {
                 snprintf(title, sizeof title, "Needle accuracy by depth and length: %s, %s",
                          ts->name, heatmap);
                 if (kvev_needle_plot_heatmap(pred, title, hp, &err)) {
-                    rc = cli_lib_error(&err);
+                    rc = cli_eval_error(&err);
                     unlink(hp);
                 } else
                     printf("heatmap: %s\n", hp);

@@ -49,11 +49,82 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     return 2;
 }
 
+/* Library parameters named in messages and the flags that set them. Names
+ * that are ordinary words are replaced only where they open the message
+ * ("ratios: ..."); identifiers and phrases wherever they stand. */
+typedef struct param_flag {
+    const char *param, *flag;
+    bool lead_only;
+} param_flag;
+
+static const param_flag core_flags[] = {
+    {"max_tokens", "--cache-max-tokens", false},
+};
+
+static const param_flag eval_flags[] = {
+    {"shard_index/shard_count", "--shard", false},
+    {"prompt.chat_template", "--chat-template", false},
+    {"prompt.no_chat", "--no-chat", false},
+    {"set max_length", "give --max-length N", false},
+    {"pass its folder as dir", "give --jieba-dir DIR", false},
+    {"model_name", "--model-name", false},
+    {"config_dir", "--config-dir", false},
+    {"data_dir", "--data-dir", false},
+    {"save_dir", "--save-dir", false},
+    {"num_recent", "--num-recent", false},
+    {"num_heavy", "--num-heavy", false},
+    {"num_needles", "--num-needles", false},
+    {"ratios", "--cache-ratio", false},
+    {"methods", "--method", true},
+    {"datasets", "--task", true},
+    {"task", "--task", true},
+    {"template", "--template", true},
+    {"haystack", "--haystack", true},
+    {"samples", "--samples", true},
+    {"depths", "--depths", true},
+};
+
+static bool ident_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+}
+
+static void name_flags(kvp_error *out, const param_flag *map, size_t n_map) {
+    for (size_t e = 0; e < n_map; e++) {
+        const char *param = map[e].param, *flag = map[e].flag;
+        size_t pl = strlen(param), fl = strlen(flag);
+        char *m = out->message;
+        for (char *at = strstr(m, param); at; at = strstr(at, param)) {
+            char after = at[pl];
+            bool whole = (at == m || !ident_char(at[-1])) && (!ident_char(after) || after == '.');
+            if (map[e].lead_only) whole = whole && at == m && (after == ':' || after == ' ');
+            size_t len = strlen(m);
+            if (!whole || len - pl + fl >= sizeof out->message) {
+                at += pl;
+                continue;
+            }
+            memmove(at + fl, at + pl, len - (size_t)(at - m) - pl + 1);
+            memcpy(at, flag, fl);
+            at += fl;
+        }
+    }
+}
+
 int cli_lib_error(const kvp_error *err) {
-    cli_error("%s", err && err->message[0] ? err->message : "unknown failure");
+    kvp_error out = {KVP_ERR_INTERNAL, "unknown failure"};
+    if (err && err->message[0]) out = *err;
+    name_flags(&out, core_flags, sizeof core_flags / sizeof core_flags[0]);
+    cli_error("%s", out.message);
     /* A bad parameter, flag value or name is the user's to fix: a usage
      * error, whichever layer noticed it. */
     return err && err->status == KVP_ERR_INVALID_ARG ? 2 : 1;
+}
+
+int cli_eval_error(const kvp_error *err) {
+    if (!err || !err->message[0]) return cli_lib_error(err);
+    kvp_error out = *err;
+    name_flags(&out, eval_flags, sizeof eval_flags / sizeof eval_flags[0]);
+    return cli_lib_error(&out);
 }
 
 bool cli_take_value(int argc, char **argv, int *i, const char **out) {

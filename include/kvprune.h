@@ -458,6 +458,40 @@ KVP_API kvp_status kvp_cache_kept_positions(const kvp_cache *cache, int layer,
                                     int stream, const int32_t **pos,
                                     size_t *n, kvp_error *err);
 
+/* The cache under an engine of the caller's own (its own weights,
+ * projections and RoPE): a cache shaped by dimensions instead of a model,
+ * driven one forward block of n_new tokens at a time:
+ *
+ *   kvp_cache_begin(cache, n_new, n_prompt_total)
+ *   for layer = 0 .. n_layer-1, in order:
+ *       kvp_cache_attend(cache, layer, q, k, v, out)
+ *   kvp_cache_end(cache)
+ *
+ * The cache appends the block's keys and values, computes the block's
+ * attention over the cached tokens and itself (causal), scores and evicts
+ * exactly as under kvp_eval (all the semantics above). n_ctx: the context
+ * past which positions raise a warning (0: none). A failed call leaves the
+ * block unfinished: the cache refuses further blocks until kvp_cache_reset. */
+KVP_API kvp_status kvp_cache_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim,
+                                      int n_ctx, const kvp_cache_params *params,
+                                      kvp_cache **out, kvp_error *err);
+/* n_prompt_total: the whole prompt's length when the block is a prompt or
+ * a chunk of one (the first block after a reset sets ratio budgets from
+ * it), 0 for decode blocks. */
+KVP_API kvp_status kvp_cache_begin(kvp_cache *cache, int n_new, int n_prompt_total,
+                                   kvp_error *err);
+/* Row-major float32, positions in block order:
+ *   q   [n_new][n_head][head_dim]     queries after RoPE
+ *   k   [n_new][n_head_kv][head_dim]  keys after RoPE
+ *   v   [n_new][n_head_kv][head_dim]
+ *   out [n_new][n_head][head_dim]     softmax(q.k / sqrt(head_dim) + causal
+ *                                     mask) v
+ * n_threads 0: OpenMP's default. Results do not depend on it. */
+KVP_API kvp_status kvp_cache_attend(kvp_cache *cache, int layer, const float *q, const float *k,
+                                    const float *v, float *out, int n_threads, kvp_error *err);
+/* Fails when a layer has not attended (the block stays unfinished). */
+KVP_API kvp_status kvp_cache_end(kvp_cache *cache, kvp_error *err);
+
 /* ------------------------------------------------------------------------ */
 /* Standalone scorer (the method math over plain arrays, for tests and for  */
 /* other engines).                                                          */

@@ -86,6 +86,7 @@ struct kvp_cache {
     /* the current block */
     bool in_block;
     int blk_n_new;
+    int blk_next_layer;  /* layers attend in order, each once per block    */
     int blk_row_begin;   /* rows that score: [row_begin, n_new)            */
     int blk_pre_coming;  /* num_coming of the eviction before appending    */
     bool blk_post_evict; /* evict to budget after the attention            */
@@ -507,7 +508,7 @@ kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
             return kvu_fail(err, KVP_ERR_RANGE,
                             "cache: %lld cached + %d new tokens exceed the "
                             "cache capacity of %d tokens per stream "
-                            "(max_tokens, --cache-max-tokens in the CLI)",
+                            "(max_tokens)",
                             (long long)maxlen, n_new, c->capacity);
     }
     if (c->n_ctx_train > 0 && !c->ctx_warned &&
@@ -531,6 +532,7 @@ kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
         c->scratch_cap = need;
     }
     c->blk_n_new = n_new;
+    c->blk_next_layer = 0;
     c->blk_pre_coming = pre;
     if (prefill) {
         int w = c->budget.window;
@@ -550,6 +552,53 @@ void kvc_end(kvp_cache *c) {
     if (!c->in_block) return;
     c->n_seen += c->blk_n_new;
     c->in_block = false;
+}
+
+/* ---- the same contract for other engines (kvprune.h) --------------------- */
+
+kvp_status kvp_cache_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim, int n_ctx,
+                              const kvp_cache_params *params, kvp_cache **out, kvp_error *err) {
+    kvu_error_clear(err);
+    if (!out) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_cache_new_dims: no output pointer");
+    if (n_ctx < 0)
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "cache: n_ctx must be >= 0 (got %d)", n_ctx);
+    return kvc_new_dims(n_layer, n_head, n_head_kv, head_dim, n_ctx, params, out, err);
+}
+
+kvp_status kvp_cache_begin(kvp_cache *cache, int n_new, int n_prompt_total, kvp_error *err) {
+    kvu_error_clear(err);
+    if (!cache) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_cache_begin: no cache");
+    if (n_prompt_total < 0 || (n_prompt_total > 0 && n_prompt_total < n_new))
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: n_prompt_total %d must be 0 (decode) or at least the block's "
+                        "%d tokens",
+                        n_prompt_total, n_new);
+    return kvc_begin(cache, n_new, n_prompt_total, err);
+}
+
+kvp_status kvp_cache_attend(kvp_cache *cache, int layer, const float *q, const float *k,
+                            const float *v, float *out, int n_threads, kvp_error *err) {
+    kvu_error_clear(err);
+    if (!cache || !q || !k || !v || !out)
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_cache_attend: a NULL cache or array");
+    if (!cache->in_block)
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: kvp_cache_attend outside kvp_cache_begin/kvp_cache_end");
+    return kvc_attend(cache, layer, q, k, v, out, n_threads, err);
+}
+
+kvp_status kvp_cache_end(kvp_cache *cache, kvp_error *err) {
+    kvu_error_clear(err);
+    if (!cache) return kvu_fail(err, KVP_ERR_INVALID_ARG, "kvp_cache_end: no cache");
+    if (!cache->in_block)
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "cache: kvp_cache_end without kvp_cache_begin");
+    if (cache->blk_next_layer != cache->n_layer)
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: kvp_cache_end after %d of %d layers; the block is incomplete "
+                        "(kvp_cache_reset to use the cache again)",
+                        cache->blk_next_layer, cache->n_layer);
+    kvc_end(cache);
+    return KVP_OK;
 }
 
 /* The steps of kvc_attend for one stream. Every step touches only its own
@@ -670,8 +719,12 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
                       kvp_error *err) {
     if (!c->in_block)
         return kvu_fail(err, KVP_ERR_INTERNAL, "cache: kvc_attend outside kvc_begin/kvc_end");
-    if (layer < 0 || layer >= c->n_layer)
-        return kvu_fail(err, KVP_ERR_INTERNAL, "cache: layer %d out of range", layer);
+    if (layer != c->blk_next_layer)
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: layer %d attended out of order (layers 0..%d attend in order, "
+                        "each once per block; expected %d)",
+                        layer, c->n_layer - 1, c->blk_next_layer);
+    c->blk_next_layer++;
     double t0 = now_ms();
     const int n_new = c->blk_n_new, d = c->head_dim, H = c->n_head;
     const int S = c->n_streams;

@@ -15,7 +15,7 @@ kvp_status kvlb_cutter_default(const char *dir, kvlb_cutter **out, kvp_error *er
     if (!dir) dir = kvjb_default_dir();
     if (!dir)
         return kvu_fail(err, KVP_ERR_IO,
-                        "no jieba dictionary found: give --jieba-dir DIR (a folder with jieba's "
+                        "no jieba dictionary found: pass its folder as dir (one with jieba's "
                         "dict.txt and finalseg/prob_*.py, e.g. from python3-jieba)");
     kvlb_cutter *c = calloc(1, sizeof *c);
     if (!c) return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");
@@ -23,7 +23,7 @@ kvp_status kvlb_cutter_default(const char *dir, kvlb_cutter **out, kvp_error *er
     kvp_status st = kvjb_load(dir, &d, err);
     if (st != KVP_OK) {
         free(c);
-        return kvu_fail_prefix(err, st, "--jieba-dir %s", dir);
+        return kvu_fail_prefix(err, st, "jieba dictionary %s", dir);
     }
     c->cut = jb_cut;
     c->free_words = kvjb_words_free;

@@ -6,7 +6,7 @@
 #include "eval/lb_metrics.h"
 
 /* Loads jieba's dictionary and HMM tables from `dir` (NULL: where Debian's
- * python3-jieba installs them). Fails with a message naming --jieba-dir
+ * python3-jieba installs them). Fails with a message naming the dictionary folder
  * when there is no dictionary. */
 kvp_status kvlb_cutter_default(const char *dir, kvlb_cutter **out, kvp_error *err);
 void kvlb_cutter_free(kvlb_cutter *c);

@@ -247,7 +247,7 @@ static kvp_status cut(const kvlb_score_opts *o, const char *s, size_t len, char 
                       kvp_error *err) {
     if (!o || !o->cutter || !o->cutter->cut)
         return kvu_fail(err, KVP_ERR_INVALID_ARG,
-                        "the Chinese metrics need jieba's dictionary (--jieba-dir)");
+                        "the Chinese metrics need jieba's dictionary (a kvlb_cutter)");
     return o->cutter->cut(o->cutter->user, s, len, w, n, err);
 }
 

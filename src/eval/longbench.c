@@ -43,7 +43,7 @@ static kvp_status load_object(const char *dir, const char *name, json_t **out, k
     kvp_status st = KVP_OK;
     if (!*out) {
         if (access(path, R_OK) != 0)
-            st = kvu_fail(err, KVP_ERR_IO, "--config-dir: cannot read %s: %s", path,
+            st = kvu_fail(err, KVP_ERR_IO, "config_dir: cannot read %s: %s", path,
                           strerror(errno));
         else
             st = kvu_fail(err, KVP_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line,
@@ -102,8 +102,8 @@ kvp_status kvlb_config_max_length(const kvlb_config *c, const char *model_name, 
             off += (size_t)snprintf(known + off, sizeof known - off, "%s%s", off ? ", " : "", k);
     }
     return kvu_fail(err, KVP_ERR_INVALID_ARG,
-                    "--model-name: '%s' is not in %s/model2maxlen.json (known: %s); give "
-                    "--max-length N", model_name, c->dir, known);
+                    "model_name: '%s' is not in %s/model2maxlen.json (known: %s); set "
+                    "max_length", model_name, c->dir, known);
 }
 
 /* -------------------------------------------------------------- prompt --- */
@@ -503,34 +503,34 @@ static kvp_status generate_one(kvp_model *model, kvp_cache *cache, const kvlb_pr
 }
 
 static kvp_status check_params(const kvlb_pred_params *p, kvp_error *err) {
-    if (p->n_methods == 0) return kvu_fail(err, KVP_ERR_INVALID_ARG, "--method: no method given");
+    if (p->n_methods == 0) return kvu_fail(err, KVP_ERR_INVALID_ARG, "methods: no method given");
     bool pruned = false;
     for (size_t m = 0; m < p->n_methods; m++) {
         if (!kvev_needle_method_known(p->methods[m]))
-            return kvu_fail(err, KVP_ERR_INVALID_ARG, "--method: unknown method '%s'",
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "methods: unknown method '%s'",
                             p->methods[m]);
         pruned |= strcmp(p->methods[m], "full") != 0;
     }
     for (size_t r = 0; r < p->n_ratios; r++)
         if (!(p->ratios[r] > 0 && p->ratios[r] <= 1))
-            return kvu_fail(err, KVP_ERR_INVALID_ARG, "--cache-ratio: %g is outside (0, 1]",
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "ratios: %g is outside (0, 1]",
                             p->ratios[r]);
     bool absolute = p->num_recent >= 0 || p->num_heavy >= 0;
     if (absolute && (p->num_recent < 0 || p->num_heavy < 0))
-        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--num-recent and --num-heavy go together");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "num_recent and num_heavy go together");
     if (absolute && p->n_ratios)
         return kvu_fail(err, KVP_ERR_INVALID_ARG,
-                        "give --cache-ratio or --num-recent/--num-heavy, not both");
+                        "give ratios or num_recent/num_heavy, not both");
     if (pruned && !absolute && p->n_ratios == 0)
         return kvu_fail(err, KVP_ERR_INVALID_ARG,
-                        "pruning methods need --cache-ratio LIST or --num-recent N --num-heavy N");
+                        "pruning methods need ratios or num_recent and num_heavy");
     if (p->shard_count < 1 || p->shard_index < 0 || p->shard_index >= p->shard_count)
-        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--shard: %d/%d is not I/N with 0 <= I < N",
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "shard_index/shard_count: %d/%d is not i/n with 0 <= i < n",
                         p->shard_index, p->shard_count);
     if (!p->model_name || !*p->model_name)
-        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--model-name: empty");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "model_name: empty");
     if (strchr(p->model_name, '/'))
-        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--model-name: '%s' holds a '/'",
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "model_name: '%s' holds a '/'",
                         p->model_name);
     return KVP_OK;
 }
@@ -560,7 +560,7 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
         st = kvp_chat_apply(ps.tok, ps.chat_template, &msg, 1, true, &rendered, err);
         kvp_free(rendered);
         if (st != KVP_OK) {
-            kvu_fail_prefix(err, st, "the chat template (use --chat-template NAME or --no-chat)");
+            kvu_fail_prefix(err, st, "the chat template (set prompt.chat_template, or prompt.no_chat)");
             kvlb_config_free(&cfg);
             return st;
         }
@@ -591,13 +591,13 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
             for (const char *const *k = kvlb_datasets; *k && off < sizeof list; k++)
                 off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", off ? ", " : "",
                                         *k);
-            st = kvu_fail(err, KVP_ERR_INVALID_ARG, "--task: unknown dataset '%s' (known: %s)",
+            st = kvu_fail(err, KVP_ERR_INVALID_ARG, "datasets: unknown dataset '%s' (known: %s)",
                           d->name, list);
             break;
         }
         for (size_t k = 0; k < i && st == KVP_OK; k++)
             if (!strcmp(data[k].name, d->name))
-                st = kvu_fail(err, KVP_ERR_INVALID_ARG, "--task: '%s' is listed twice", d->name);
+                st = kvu_fail(err, KVP_ERR_INVALID_ARG, "datasets: '%s' is listed twice", d->name);
         if (st != KVP_OK) break;
         json_t *t = json_object_get(cfg.prompt, d->name);
         if (!t) {
@@ -621,7 +621,7 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
             break;
         }
         if (access(d->path, R_OK) != 0) {
-            st = kvu_fail(err, KVP_ERR_IO, "--data-dir: cannot read %s: %s", d->path,
+            st = kvu_fail(err, KVP_ERR_IO, "data_dir: cannot read %s: %s", d->path,
                           strerror(errno));
             break;
         }

@@ -81,7 +81,7 @@ typedef struct kvlb_pred_params {
     bool e;                       /* <name>_e.jsonl -> save_dir/pred_e/          */
     const char *const *methods;
     size_t n_methods;
-    const double *ratios;         /* --cache-ratio values                       */
+    const double *ratios;         /* cache ratios, each in (0, 1]               */
     size_t n_ratios;
     int num_recent, num_heavy;    /* absolute budgets when >= 0 (no ratios)     */
     bool no_decode_evict;
@@ -119,8 +119,8 @@ typedef struct kvlb_file_score {
     char *dataset, *method;
     size_t n_rows;
     bool scored;
-    double score;         /* without --e                                      */
-    double buckets[3];    /* --e: 0-4k, 4-8k, 8k+ (NaN when empty)            */
+    double score;         /* without e                                        */
+    double buckets[3];    /* e: 0-4k, 4-8k, 8k+ (NaN when empty)              */
     char *note;           /* why it was not scored                            */
 } kvlb_file_score;
 

@@ -133,7 +133,7 @@ static kvp_status score_file(const kvlb_eval_params *p, const char *dir, kvlb_fi
         return (fs->note = strdup(note)) ? KVP_OK : oom(err);
     }
     if ((metric == KVLB_QA_F1_ZH || metric == KVLB_ROUGE_ZH) && !p->cutter) {
-        fs->note = strdup("needs jieba's dictionary (--jieba-dir)");
+        fs->note = strdup("needs jieba's dictionary");
         return fs->note ? KVP_OK : oom(err);
     }
     char *path = kvfile_join(dir, name);
@@ -262,7 +262,7 @@ kvp_status kvlb_eval_scan(const kvlb_eval_params *p, kvlb_exp_scores **out, size
     char *root = kvfile_join(p->save_dir, p->e ? "pred_e" : "pred");
     if (!root) return oom(err);
     if (!kvfile_is_dir(root)) {
-        kvp_status st = kvu_fail(err, KVP_ERR_IO, "--save-dir: no folder %s", root);
+        kvp_status st = kvu_fail(err, KVP_ERR_IO, "save_dir: no folder %s", root);
         free(root);
         return st;
     }
@@ -282,7 +282,7 @@ kvp_status kvlb_eval_scan(const kvlb_eval_params *p, kvlb_exp_scores **out, size
         st = list_dir(root, keep_exp, p->model_name, &names, &nn, err);
         if (st == KVP_OK && nn == 0)
             st = kvu_fail(err, KVP_ERR_IO,
-                          "--model-name: no experiment folder %s or %s-* under %s",
+                          "model_name: no experiment folder %s or %s-* under %s",
                           p->model_name, p->model_name, root);
     }
     free(exact);

@@ -251,7 +251,7 @@ kvp_status kvev_needle_scan(const char *save_dir, kvev_task_scores **tasks, size
     *tasks = NULL;
     *n = 0;
     if (!kvfile_is_dir(save_dir))
-        return kvu_fail(err, KVP_ERR_IO, "--save-dir: '%s' is not a folder", save_dir);
+        return kvu_fail(err, KVP_ERR_IO, "save_dir: '%s' is not a folder", save_dir);
     char **subs;
     size_t ns;
     kvp_status st = list_subdirs(save_dir, &subs, &ns, err);

@@ -165,11 +165,11 @@ kvp_status kvev_niah_phrasing_load(const char *path, kvev_niah_phrasing *p, kvp_
     json_error_t jerr;
     json_t *root = json_load_file(path, 0, &jerr);
     if (!root)
-        return kvu_fail(err, KVP_ERR_FORMAT, "--template %s:%d: invalid JSON: %s", path, jerr.line,
+        return kvu_fail(err, KVP_ERR_FORMAT, "template %s:%d: invalid JSON: %s", path, jerr.line,
                         jerr.text);
     if (!json_is_object(root)) {
         json_decref(root);
-        return kvu_fail(err, KVP_ERR_FORMAT, "--template %s: expected a JSON object", path);
+        return kvu_fail(err, KVP_ERR_FORMAT, "template %s: expected a JSON object", path);
     }
     static const char *const keys[] = {"template", "template_multi", "needle", "answer_prefix",
                                        "answer_prefix_multi"};
@@ -181,12 +181,12 @@ kvp_status kvev_niah_phrasing_load(const char *path, kvev_niah_phrasing *p, kvp_
         json_t *v = json_object_get(root, keys[i]);
         if (!v) {
             if (required[i])
-                st = kvu_fail(err, KVP_ERR_FORMAT, "--template %s: missing key \"%s\"", path,
+                st = kvu_fail(err, KVP_ERR_FORMAT, "template %s: missing key \"%s\"", path,
                               keys[i]);
             continue;
         }
         if (!json_is_string(v)) {
-            st = kvu_fail(err, KVP_ERR_FORMAT, "--template %s: \"%s\" must be a string", path,
+            st = kvu_fail(err, KVP_ERR_FORMAT, "template %s: \"%s\" must be a string", path,
                           keys[i]);
             continue;
         }
@@ -196,7 +196,7 @@ kvp_status kvev_niah_phrasing_load(const char *path, kvev_niah_phrasing *p, kvp_
     json_decref(root);
     if (st == KVP_OK) {
         char src[300];
-        snprintf(src, sizeof src, "--template %s", path);
+        snprintf(src, sizeof src, "template %s", path);
         st = check_fields(p, src, err);
     }
     if (st != KVP_OK) kvev_niah_phrasing_free(p);
@@ -261,7 +261,7 @@ static int cmp_str(const void *a, const void *b) {
 
 static kvp_status append_file(const char *path, char **buf, size_t *len, kvp_error *err) {
     FILE *f = fopen(path, "rb");
-    if (!f) return kvu_fail(err, KVP_ERR_IO, "--haystack: cannot open '%s': %s", path,
+    if (!f) return kvu_fail(err, KVP_ERR_IO, "haystack: cannot open '%s': %s", path,
                             strerror(errno));
     char chunk[65536];
     size_t got;
@@ -277,7 +277,7 @@ static kvp_status append_file(const char *path, char **buf, size_t *len, kvp_err
         *len += got;
     }
     if (st == KVP_OK && ferror(f))
-        st = kvu_fail(err, KVP_ERR_IO, "--haystack: read error in '%s'", path);
+        st = kvu_fail(err, KVP_ERR_IO, "haystack: read error in '%s'", path);
     fclose(f);
     if (st == KVP_OK) {
         char *nb = realloc(*buf, *len + 2);
@@ -293,7 +293,7 @@ kvp_status kvev_haystack_load(const char *path, kvev_haystack *h, kvp_error *err
     memset(h, 0, sizeof *h);
     struct stat sb;
     if (stat(path, &sb) != 0)
-        return kvu_fail(err, KVP_ERR_IO, "--haystack: cannot open '%s': %s", path,
+        return kvu_fail(err, KVP_ERR_IO, "haystack: cannot open '%s': %s", path,
                         strerror(errno));
     char *buf = NULL;
     size_t len = 0;
@@ -301,7 +301,7 @@ kvp_status kvev_haystack_load(const char *path, kvev_haystack *h, kvp_error *err
     if (S_ISDIR(sb.st_mode)) {
         DIR *d = opendir(path);
         if (!d)
-            return kvu_fail(err, KVP_ERR_IO, "--haystack: cannot open folder '%s': %s", path,
+            return kvu_fail(err, KVP_ERR_IO, "haystack: cannot open folder '%s': %s", path,
                             strerror(errno));
         char **names = NULL;
         size_t n = 0, cap = 0;
@@ -327,7 +327,7 @@ kvp_status kvev_haystack_load(const char *path, kvev_haystack *h, kvp_error *err
         }
         closedir(d);
         if (st == KVP_OK && n == 0)
-            st = kvu_fail(err, KVP_ERR_INVALID_ARG, "--haystack: folder '%s' has no .txt files",
+            st = kvu_fail(err, KVP_ERR_INVALID_ARG, "haystack: folder '%s' has no .txt files",
                           path);
         if (n) qsort(names, n, sizeof *names, cmp_str);
         for (size_t i = 0; i < n && st == KVP_OK; i++) {
@@ -365,7 +365,7 @@ kvp_status kvev_haystack_load(const char *path, kvev_haystack *h, kvp_error *err
     }
     st = split_words(h, err);
     if (st == KVP_OK && h->n_words == 0)
-        st = kvu_fail(err, KVP_ERR_INVALID_ARG, "--haystack: '%s' holds no text", path);
+        st = kvu_fail(err, KVP_ERR_INVALID_ARG, "haystack: '%s' holds no text", path);
     if (st != KVP_OK) kvev_haystack_free(h);
     return st;
 }
@@ -700,13 +700,13 @@ kvp_status kvev_niah_generate(const kvev_niah_params *p, const kvev_niah_phrasin
     *out = NULL;
     memset(stats, 0, sizeof *stats);
     if (p->variant != KVP_NIAH_SINGLE && p->num_needles < 2)
-        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--num-needles: %s needs at least 2, got %d",
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "num_needles: %s needs at least 2, got %d",
                         kvev_niah_variant_name(p->variant), p->num_needles);
     if (p->samples < 1)
-        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--samples: must be at least 1");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "samples: must be at least 1");
     for (size_t d = 0; d < p->n_depths; d++)
         if (!(p->depths[d] >= 0 && p->depths[d] <= 100))
-            return kvu_fail(err, KVP_ERR_INVALID_ARG, "--depths: %g is outside [0, 100]",
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "depths: %g is outside [0, 100]",
                             p->depths[d]);
     json_t *arr = json_array();
     if (!arr) return kvu_fail(err, KVP_ERR_NOMEM, "out of memory");

@@ -254,21 +254,21 @@ static kvp_status run_one(kvp_model *model, kvp_cache *cache, const kvev_needle_
 kvp_status kvev_needle_pred(kvp_model *model, const kvev_needle_pred_params *p,
                            kvev_needle_pred_summary *sum, kvp_error *err) {
     memset(sum, 0, sizeof *sum);
-    if (p->n_methods == 0) return kvu_fail(err, KVP_ERR_INVALID_ARG, "--method: no method given");
+    if (p->n_methods == 0) return kvu_fail(err, KVP_ERR_INVALID_ARG, "methods: no method given");
     for (size_t m = 0; m < p->n_methods; m++)
         if (!kvev_needle_method_known(p->methods[m]))
-            return kvu_fail(err, KVP_ERR_INVALID_ARG, "--method: unknown method '%s'",
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "methods: unknown method '%s'",
                             p->methods[m]);
     for (size_t r = 0; r < p->n_ratios; r++)
         if (!(p->ratios[r] > 0 && p->ratios[r] <= 1))
-            return kvu_fail(err, KVP_ERR_INVALID_ARG, "--cache-ratio: %g is outside (0, 1]",
+            return kvu_fail(err, KVP_ERR_INVALID_ARG, "ratios: %g is outside (0, 1]",
                             p->ratios[r]);
     bool need_ratio = false;
     for (size_t m = 0; m < p->n_methods; m++) need_ratio |= strcmp(p->methods[m], "full") != 0;
     if (need_ratio && p->n_ratios == 0)
-        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--cache-ratio: needed for pruning methods");
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "ratios: needed for pruning methods");
     if (p->shard_count < 1 || p->shard_index < 0 || p->shard_index >= p->shard_count)
-        return kvu_fail(err, KVP_ERR_INVALID_ARG, "--shard: %d/%d is not i/n with 0 <= i < n",
+        return kvu_fail(err, KVP_ERR_INVALID_ARG, "shard_index/shard_count: %d/%d is not i/n with 0 <= i < n",
                         p->shard_index, p->shard_count);
     const kvp_tokenizer *tok = p->prompt.tok ? p->prompt.tok : kvp_model_tokenizer(model);
     if (!tok) return kvu_fail(err, KVP_ERR_INVALID_ARG, "the model has no tokenizer");
@@ -292,7 +292,7 @@ kvp_status kvev_needle_pred(kvp_model *model, const kvev_needle_pred_params *p,
      * nothing is written outside it. */
     if (!*task || !strcmp(task, ".") || !strcmp(task, "..") || strchr(task, '/')) {
         st = kvu_fail(err, KVP_ERR_INVALID_ARG,
-                      "--task: '%s' is not a plain folder name (no '/', not '.' or '..')", task);
+                      "task: '%s' is not a plain folder name (no '/', not '.' or '..')", task);
         goto out;
     }
     snprintf(sum->task, sizeof sum->task, "%s", task);

@@ -3,7 +3,8 @@
  * the prefill and at the end, every step's output energy, and the last
  * step's outputs, for every method x budget kind x decode-evict x head mode
  * on a GQA and an MHA shape (plus streaming, chunked prefill, multi-token
- * decode blocks, aliases).
+ * decode blocks, aliases), through the API other engines use
+ * (kvp_cache_new_dims, kvp_cache_begin/attend/end).
  *
  * Selections are compared wherever the reference's smallest relative score
  * gap at a selection boundary (min_margin) is >= 1e-4: float32 rounding
@@ -16,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache/cache.h"
+#include "kvprune.h"
 #include "test_util.h"
 
 #define MARGIN_MIN 1e-4
@@ -128,7 +129,7 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
 
     kvp_cache *c = NULL;
     kvp_error err;
-    if (kvc_new_dims(s->n_layer, s->n_head, s->n_head_kv, s->d, 0, &p, &c, &err) != KVP_OK) {
+    if (kvp_cache_new_dims(s->n_layer, s->n_head, s->n_head_kv, s->d, 0, &p, &c, &err) != KVP_OK) {
         fprintf(stderr, "%s: %s\n", name, err.message);
         return 1;
     }
@@ -154,8 +155,10 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
             break;
         }
         int total = start < s->prompt ? s->prompt : 0;
-        CHECK_EQ_INT(kvc_next_pos(c), start);
-        if (kvc_begin(c, n, total, &err) != KVP_OK) {
+        kvp_cache_stats cs;
+        kvp_cache_get_stats(c, &cs);
+        CHECK_EQ_INT(cs.n_seen, start);
+        if (kvp_cache_begin(c, n, total, &err) != KVP_OK) {
             fprintf(stderr, "%s: begin: %s\n", name, err.message);
             fails++;
             break;
@@ -163,7 +166,7 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
         double sq = 0.0;
         for (int l = 0; l < s->n_layer; l++) {
             float *o = outs + ((size_t)l * T + start) * step_out;
-            if (kvc_attend(c, l, layer_q(s, l) + (size_t)start * H * d,
+            if (kvp_cache_attend(c, l, layer_q(s, l) + (size_t)start * H * d,
                            layer_k(s, l) + (size_t)start * Hkv * d,
                            layer_v(s, l) + (size_t)start * Hkv * d, o, n_threads,
                            &err) != KVP_OK) {
@@ -172,7 +175,11 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
             }
             for (size_t t = 0; t < (size_t)n * step_out; t++) sq += (double)o[t] * o[t];
         }
-        kvc_end(c);
+        if (kvp_cache_end(c, &err) != KVP_OK) {
+            fprintf(stderr, "%s: end: %s\n", name, err.message);
+            fails++;
+            break;
+        }
         start += n;
         if (start >= s->prompt && start - n < s->prompt) {
             /* the prefill is done */

@@ -414,7 +414,7 @@ static void test_memory(void) {
     CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_OK);
     CHECK(feed(c, 5120, 256, 5120, &err) == KVP_ERR_RANGE);
     CHECK(strstr(err.message, "capacity") != NULL);
-    CHECK(strstr(err.message, "--cache-max-tokens") != NULL);
+    CHECK(strstr(err.message, "max_tokens") != NULL);
     kvp_cache_free(c);
     /* ... a pruned cache with the same limit streams it in chunks: the peak
      * is budget + chunk, whatever the prompt length */

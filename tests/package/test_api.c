@@ -1,7 +1,9 @@
 /* Parts of the API made for programs outside the project, through the
  * shared library as such a program links it: the model info's size
  * versioning, the attention time in the cache statistics, the sink count
- * of streaming, vocab-only conversion's argument errors. */
+ * of streaming, vocab-only conversion's argument errors, the contract of
+ * the cache under another engine (its results are checked against the
+ * reference in tests/cache/test_cache_golden). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -82,6 +84,45 @@ int main(int argc, char **argv) {
     CHECK(kvp_cache_kept_positions(cache, 0, 0, &pos, &n, &err) == KVP_OK);
     CHECK_EQ_INT(n, 16);
     CHECK(pos[0] == 0 && pos[1] == 1);
+    kvp_cache_free(cache);
+
+    /* the cache under another engine: layers in order, each once */
+    enum { L = 2, H = 4, HKV = 2, D = 8, T = 3 };
+    float q[T * H * D], k[T * HKV * D], v[T * HKV * D], o[T * H * D];
+    for (int i = 0; i < T * H * D; i++) q[i] = (float)((i * 37) % 11) / 11.0f - 0.5f;
+    for (int i = 0; i < T * HKV * D; i++) {
+        k[i] = (float)((i * 13) % 7) / 7.0f - 0.5f;
+        v[i] = (float)((i * 5) % 9) / 9.0f;
+    }
+    kvp_cache_params ep = kvp_cache_default_params();
+    ep.kv_type = KVP_KV_F32; /* exact rows for the check of one output below */
+    CHECK(kvp_cache_new_dims(L, H, 3, D, 0, &ep, &cache, &err) == KVP_ERR_INVALID_ARG);
+    CHECK(kvp_cache_new_dims(L, H, HKV, D, -1, &ep, &cache, &err) == KVP_ERR_INVALID_ARG);
+    CHECK_MSG(kvp_cache_new_dims(L, H, HKV, D, 0, &ep, &cache, &err) == KVP_OK, "%s", err.message);
+    CHECK(kvp_cache_attend(cache, 0, q, k, v, o, 1, &err) == KVP_ERR_INVALID_ARG);
+    CHECK(kvp_cache_end(cache, &err) == KVP_ERR_INVALID_ARG);
+    CHECK(kvp_cache_begin(cache, T, 2, &err) == KVP_ERR_INVALID_ARG); /* prompt < block */
+    CHECK(kvp_cache_begin(cache, T, T, &err) == KVP_OK);
+    CHECK(kvp_cache_attend(cache, 1, q, k, v, o, 1, &err) == KVP_ERR_INVALID_ARG);
+    CHECK(strstr(err.message, "order") != NULL);
+    kvp_cache_reset(cache);
+    CHECK(kvp_cache_begin(cache, T, T, &err) == KVP_OK);
+    CHECK(kvp_cache_attend(cache, 0, q, k, v, o, 1, &err) == KVP_OK);
+    /* one token attends only to itself: its output is its value row */
+    for (int h = 0; h < H; h++)
+        for (int d = 0; d < D; d++) CHECK(o[h * D + d] == v[(h / (H / HKV)) * D + d]);
+    CHECK(kvp_cache_end(cache, &err) == KVP_ERR_INVALID_ARG); /* layer 1 missing */
+    CHECK(kvp_cache_begin(cache, 1, 0, &err) == KVP_ERR_INVALID_ARG);
+    kvp_cache_reset(cache);
+    CHECK(kvp_cache_begin(cache, T, T, &err) == KVP_OK);
+    for (int l = 0; l < L; l++) CHECK(kvp_cache_attend(cache, l, q, k, v, o, 0, &err) == KVP_OK);
+    CHECK(kvp_cache_attend(cache, 1, q, k, v, o, 0, &err) == KVP_ERR_INVALID_ARG);
+    kvp_cache_reset(cache);
+    CHECK(kvp_cache_begin(cache, T, T, &err) == KVP_OK);
+    for (int l = 0; l < L; l++) CHECK(kvp_cache_attend(cache, l, q, k, v, o, 0, &err) == KVP_OK);
+    CHECK(kvp_cache_end(cache, &err) == KVP_OK);
+    kvp_cache_get_stats(cache, &st);
+    CHECK_EQ_INT(st.n_seen, T);
     kvp_cache_free(cache);
 
     CHECK(kvp_convert_vocab_only(NULL, "x.gguf", &err) == KVP_ERR_INVALID_ARG);

@@ -25,6 +25,7 @@ cli = sys.argv[1]
 model_path = "models/kvp-mini.gguf"
 model = kvprune.Model(model_path)
 check(model.info["arch"] == "llama", "model info arch")
+check(len(model.info["eos_ids"]) >= 1 and model.info["name"] != "", "model info eos ids, name")
 check(kvprune.version().count(".") == 2, "version")
 
 # generate: the same ids and text as the CLI, for several methods and budgets.
@@ -35,6 +36,8 @@ runs = [
      ["--num-recent", "4", "--cache-ratio", "0.5", "--no-decode-evict"]),
     ({"method": "snapkv", "recent_ratio": 0.2, "heavy_ratio": 0.2},
      ["--recent-ratio", "0.2", "--heavy-ratio", "0.2"]),
+    ({"method": "h2o", "num_recent": 4, "num_heavy": 6, "streaming": True, "num_sink": 2},
+     ["--num-recent", "4", "--num-heavy", "6", "--streaming", "--num-sink", "2"]),
 ]
 prompt = "Summarize the main benefits of cache pruning in one sentence."
 for kw, flags in runs:
@@ -123,6 +126,8 @@ raises(lambda: model.generate(prompt, method="nope", num_recent=4, num_heavy=4),
 raises(lambda: model.generate(prompt, method="h2o"), kvprune.KvpError, "budget", "no budget")
 raises(lambda: model.cache("h2o", num_recent=4, num_heavy=4, kv_type="f8"), ValueError, "f8",
        "kv_type")
+raises(lambda: model.cache("h2o", num_recent=4, num_heavy=4, streaming=True, num_sink=-1),
+       kvprune.KvpError, "num_sink", "num_sink")
 raises(lambda: kvprune.score_tokens(q, k[:, :4], v, "h2o", 1, 1), ValueError, "q [n_q, d]",
        "score shapes")
 raises(lambda: kvprune.score_attention(attn, attn, v, attn @ v, "nope", 1, 1), kvprune.KvpError,
