@@ -9,7 +9,7 @@
  *   for each layer: kvc_attend(cache, layer, q, k, v, out)
  *   kvc_end(cache)                             once, after the last layer
  *
- * Storage (kvcache.c), one stream per (layer, stream of the head mode),
+ * Storage (store.h), one stream per (layer, stream of the head mode),
  * streams ordered layer-major: per storage row j < len, the key (after
  * RoPE) at k + j*row_bytes and the value at v + j*row_bytes, each head_dim
  * elements of kvp_cache_params.kv_type (float32, or IEEE f16 / bf16 bits
