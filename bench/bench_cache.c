@@ -25,7 +25,9 @@
  *
  * K/V storage: KV_TYPE=f32|f16|bf16 in the environment (default: the
  * library's, f16); in a method list, "method:type" sets it per entry (e.g.
- * full:f32,full:f16), so that types alternate within one run.
+ * full:f32,full:f16), so that types alternate within one run; "@adaptive",
+ * "@pyramid" or "@both" after it sets the budget allocation (Ada-KV heads,
+ * PyramidKV layers, both; e.g. snapkv,snapkv@adaptive).
  *
  * Threads: OMP_NUM_THREADS (or all cores). Medians of `runs` (default 3). */
 #include <math.h>
@@ -103,6 +105,17 @@ static kvp_cache *make(const char *method, int r, int h, kvp_gqa_mode mode, int 
     char name[64];
     snprintf(name, sizeof name, "%s", method);
     p.kv_type = env_kv_type();
+    char *at = strchr(name, '@');
+    if (at) {
+        *at = '\0';
+        const char *a = at + 1;
+        if (!strcmp(a, "adaptive") || !strcmp(a, "both")) p.budget_alloc = KVP_BUDGET_ADAPTIVE;
+        if (!strcmp(a, "pyramid") || !strcmp(a, "both")) p.layer_alloc = KVP_LAYER_PYRAMID;
+        if (strcmp(a, "adaptive") && strcmp(a, "pyramid") && strcmp(a, "both")) {
+            fprintf(stderr, "%s: '%s' is not adaptive, pyramid or both\n", method, a);
+            exit(2);
+        }
+    }
     char *colon = strchr(name, ':');
     if (colon) {
         *colon = '\0';
@@ -290,7 +303,8 @@ int main(int argc, char **argv) {
                "%d steps, per-kv-head, budget %d+%d\n",
                n, layers, mb, nt, steps, r, budget - r);
         printf("| method | KV tokens/stream | attention ms/step | vs first | plain read of the KV, "
-               "ms/step | attention / read |\n|---|---:|---:|---:|---:|---:|\n");
+               "ms/step | attention / read | kept per stream, min-max |\n"
+               "|---|---:|---:|---:|---:|---:|---|\n");
         double first = 0.0;
         for (int m = 0; m < nm; m++) {
             bool full = strncmp(list[m], "full", 4) == 0 && (list[m][4] == '\0' || list[m][4] == ':');
@@ -300,6 +314,14 @@ int main(int argc, char **argv) {
             if (m == 0) first = ms;
             kvp_cache_stats st;
             kvp_cache_get_stats(c, &st);
+            int kmin = 1 << 30, kmax = 0;
+            for (int l = 0; l < layers; l++) {
+                kvp_cache_layer_stats ls;
+                kvp_error lerr;
+                if (kvp_cache_get_layer_stats(c, l, &ls, &lerr) != KVP_OK) continue;
+                if (ls.min_kept < kmin) kmin = ls.min_kept;
+                if (ls.max_kept > kmax) kmax = ls.max_kept;
+            }
             kvp_cache_free(c);
             /* the floor: a plain read of as many K/V bytes, laid out the
              * same way (one block per stream), with the same sweeps */
@@ -328,8 +350,8 @@ int main(int argc, char **argv) {
             }
             free(kvb);
             double floor_ms = median(rd, 3);
-            printf("| %s | %d | %.3f | %.1fx | %.3f | %.2f |\n", list[m], per_stream, ms,
-                   first / ms, floor_ms, ms / floor_ms);
+            printf("| %s | %d | %.3f | %.1fx | %.3f | %.2f | %d-%d |\n", list[m], per_stream, ms,
+                   first / ms, floor_ms, ms / floor_ms, kmin, kmax);
             fflush(stdout);
         }
         free(sweep);

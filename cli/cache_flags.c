@@ -26,7 +26,17 @@ const char cli_cache_flags_help[] =
     "  --cache-max-tokens N   capacity of each cache stream (0: the model's context\n"
     "                         for the full cache, unlimited for pruned ones)\n"
     "  --kv-type TYPE         how K and V are stored: f16 (default, as llama.cpp;\n"
-    "                         half the memory of f32), bf16, or f32 (exact)\n";
+    "                         half the memory of f32), bf16, or f32 (exact)\n"
+    "  --budget-alloc A       uniform (default: every stream the same heavy budget)\n"
+    "                         or adaptive (Ada-KV: a layer's streams share their\n"
+    "                         heavy budgets by score)\n"
+    "  --safeguard F          adaptive: each stream keeps at least floor(F x heavy)\n"
+    "                         tokens by score (0..1, default 0.2)\n"
+    "  --layer-alloc A        uniform (default) or pyramid (PyramidKV: more heavy\n"
+    "                         budget in the lower layers, same total)\n"
+    "  --pyramid-beta B       pyramid: the top layer keeps 1/B of the mean heavy\n"
+    "                         budget, the bottom about 2 - 1/B times it (>= 1,\n"
+    "                         default 20)\n";
 
 static bool known_method(const char *name) {
     const char *n = strncmp(name, "obc", 3) == 0 ? name + 3 : name;
@@ -96,6 +106,32 @@ int cli_cache_flag(int argc, char **argv, int *i, kvp_cache_params *p) {
         }
         return 1;
     }
+    if (strcmp(a, "--budget-alloc") == 0) {
+        if (!cli_take_value(argc, argv, i, &v)) return -1;
+        if (!kvp_budget_alloc_parse(v, &p->budget_alloc)) {
+            cli_error("--budget-alloc: '%s' is not uniform or adaptive", v);
+            return -1;
+        }
+        return 1;
+    }
+    if (strcmp(a, "--layer-alloc") == 0) {
+        if (!cli_take_value(argc, argv, i, &v)) return -1;
+        if (!kvp_layer_alloc_parse(v, &p->layer_alloc)) {
+            cli_error("--layer-alloc: '%s' is not uniform or pyramid", v);
+            return -1;
+        }
+        return 1;
+    }
+    if (strcmp(a, "--safeguard") == 0) {
+        if (!cli_take_value(argc, argv, i, &v) || !cli_parse_double(a, v, 0.0, 1.0, &r)) return -1;
+        p->safeguard = r;
+        return 1;
+    }
+    if (strcmp(a, "--pyramid-beta") == 0) {
+        if (!cli_take_value(argc, argv, i, &v) || !cli_parse_double(a, v, 1.0, 1e9, &r)) return -1;
+        p->pyramid_beta = r;
+        return 1;
+    }
     if (strcmp(a, "--gqa-mode") == 0) {
         if (!cli_take_value(argc, argv, i, &v)) return -1;
         if (strcmp(v, "per-query-head") == 0) p->gqa_mode = KVP_GQA_PER_QUERY_HEAD;
@@ -116,7 +152,10 @@ void cli_warn_unused_budget(const kvp_cache_params *p, const char *const *method
     if (p->num_recent != d.num_recent || p->num_heavy != d.num_heavy ||
         p->recent_ratio != d.recent_ratio || p->heavy_ratio != d.heavy_ratio ||
         p->cache_ratio != d.cache_ratio || p->streaming != d.streaming ||
-        p->num_sink != d.num_sink || p->decode_evict != d.decode_evict)
+        p->num_sink != d.num_sink || p->decode_evict != d.decode_evict ||
+        p->budget_alloc != d.budget_alloc || p->layer_alloc != d.layer_alloc ||
+        p->safeguard != d.safeguard || p->pyramid_beta != d.pyramid_beta)
         cli_warn("the full cache keeps every token: budget flags (--num-recent, --num-heavy, "
-                 "--*-ratio, --streaming, --num-sink, --no-decode-evict) are ignored");
+                 "--*-ratio, --streaming, --num-sink, --no-decode-evict, --budget-alloc, "
+                 "--safeguard, --layer-alloc, --pyramid-beta) are ignored");
 }

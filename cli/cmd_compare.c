@@ -35,6 +35,7 @@ typedef struct run_result {
     bool text_ours;  /* ids_text's (free), else kvp_detokenize's (kvp_free) */
     char warning[256];
     size_t same_prefix;
+    json_t *layers; /* per layer: heavy budget and the streams' kept counts */
 } run_result;
 
 typedef struct snap_ctx {
@@ -249,6 +250,7 @@ int cmd_compare(int argc, char **argv) {
         r->decode_attn_ms = sc.calls > 0 ? r->res.attn_ms - sc.attn_after_prefill : 0.0;
         const char *w = kvp_cache_warning(cache);
         snprintf(r->warning, sizeof r->warning, "%s", w ? w : "");
+        r->layers = cli_layer_stats_json(cache);
         kvp_cache_free(cache);
         if (st != KVP_OK) {
             if (st != KVP_ERR_IO) rc = method_error(methods[m], &err);
@@ -298,6 +300,7 @@ int cmd_compare(int argc, char **argv) {
             json_object_set_new(o, "kv_bytes", json_integer((json_int_t)s->kv_bytes));
             json_object_set_new(o, "kv_bytes_peak", json_integer((json_int_t)s->kv_bytes_peak));
             json_object_set_new(o, "kv_bytes_full", json_integer((json_int_t)s->kv_bytes_full));
+            if (r->layers) json_object_set(o, "layers", r->layers);
             if (r->warning[0]) json_object_set_new(o, "warning", json_string(r->warning));
             json_array_append_new(arr, o);
         }
@@ -339,6 +342,7 @@ done:
     if (runs)
         for (int m = 0; m < n_methods; m++) {
             kvp_gen_result_free(&runs[m].res);
+            json_decref(runs[m].layers);
             if (runs[m].text_ours) free(runs[m].text);
             else kvp_free(runs[m].text);
         }

@@ -316,10 +316,16 @@ int cmd_generate(int argc, char **argv) {
         printf(",\"stopped_at_eos\":%s", res.stopped_at_eos ? "true" : "false");
         printf(",\"stats\":{\"prompt_tokens\":%zu,\"generated_tokens\":%zu,\"prefill_ms\":%.3f,"
                "\"decode_ms\":%.3f,\"attn_ms\":%.3f,\"tokens_per_s\":%.3f,\"kv_bytes\":%zu,"
-               "\"kv_bytes_full\":%zu,\"kv_bytes_peak\":%zu,\"kept_tokens\":%lld,\"cpu\":\"%s\"}}\n",
+               "\"kv_bytes_full\":%zu,\"kv_bytes_peak\":%zu,\"kept_tokens\":%lld,\"cpu\":\"%s\",",
                res.n_prompt, res.n_ids, res.prefill_ms, res.decode_ms, res.attn_ms, tps,
                res.cache.kv_bytes, res.cache.kv_bytes_full, res.cache.kv_bytes_peak,
                (long long)res.cache.n_kept_total, si.cpu_path);
+        /* per layer: heavy budget and the streams' kept counts */
+        json_t *layers = cli_layer_stats_json(cache);
+        char *lj = layers ? json_dumps(layers, JSON_COMPACT) : NULL;
+        printf("\"layers\":%s}}\n", lj ? lj : "[]");
+        free(lj);
+        json_decref(layers);
     } else if (text) {
         printf("%s\n", text);
     } else {

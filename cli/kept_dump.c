@@ -62,6 +62,22 @@ static json_t *snapshot_json(const cli_kept_snapshot *s) {
     return layers;
 }
 
+json_t *cli_layer_stats_json(const kvp_cache *cache) {
+    kvp_cache_stats st;
+    kvp_cache_get_stats(cache, &st);
+    json_t *arr = json_array();
+    for (int l = 0; l < st.n_layer; l++) {
+        kvp_cache_layer_stats ls;
+        kvp_error err;
+        if (kvp_cache_get_layer_stats(cache, l, &ls, &err) != KVP_OK) continue;
+        json_array_append_new(arr, json_pack("{s:i,s:i,s:i,s:f,s:I}", "num_heavy", ls.num_heavy,
+                                             "min_kept", ls.min_kept, "max_kept", ls.max_kept,
+                                             "mean_kept", ls.mean_kept, "total_kept",
+                                             (json_int_t)ls.total_kept));
+    }
+    return arr;
+}
+
 bool cli_write_kept_json(const char *path, const cli_kept_snapshot *after_prefill,
                          const kvp_cache *final_state) {
     cli_kept_snapshot fin = {0};
@@ -74,6 +90,7 @@ bool cli_write_kept_json(const char *path, const cli_kept_snapshot *after_prefil
     json_t *doc = json_object();
     json_object_set_new(doc, "after_prefill", snapshot_json(pre));
     json_object_set_new(doc, "final", snapshot_json(&fin));
+    json_object_set_new(doc, "final_layers", cli_layer_stats_json(final_state));
     int rc = json_dump_file(doc, path, JSON_COMPACT);
     json_decref(doc);
     cli_kept_free(&fin);

@@ -1,5 +1,8 @@
 /* --dump-kept: the absolute positions each cache stream keeps, as JSON
- * {"after_prefill": [[[pos, ...] per stream] per layer], "final": same}.
+ * {"after_prefill": [[[pos, ...] per stream] per layer], "final": same,
+ *  "final_layers": [{"num_heavy", "min_kept", "max_kept", "mean_kept",
+ *  "total_kept"} per layer]} (streams differ with adaptive budgets, layers
+ * with pyramid budgets).
  *
  * How a command uses it (generate, compare):
  *   cli_kept_snapshot snap = {0};
@@ -19,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "kvprune.h"
 
 typedef struct cli_kept_snapshot {
@@ -30,6 +35,9 @@ typedef struct cli_kept_snapshot {
 /* Copies the cache's kept positions (returns false when out of memory). */
 bool cli_kept_capture(const kvp_cache *cache, cli_kept_snapshot *snap);
 void cli_kept_free(cli_kept_snapshot *snap);
+
+/* Per layer: the heavy budget and the streams' kept counts (a new array). */
+json_t *cli_layer_stats_json(const kvp_cache *cache);
 
 /* Writes the JSON file; `after_prefill` may be NULL or empty (then the
  * cache's current state is used for both). Prints an error naming the

@@ -331,6 +331,12 @@ KVP_API const char *kvp_chat_template_name(const kvp_tokenizer *tok);
  *    like the chunks after the first of a chunked prefill, with the budgets
  *    the first prompt after the last reset fixed (a ratio budget is a
  *    fraction of that first prompt, not of the conversation).
+ *  - Budget allocation (budget_alloc, layer_alloc; docs/cache.md): with
+ *    pyramid layers the heavy budget of layer l is PyramidKV's share of
+ *    n_layer x num_heavy (more at the bottom); with adaptive heads a
+ *    layer's streams share streams x heavy tokens by score (each keeping
+ *    at least floor(safeguard x heavy)) and evict together. Streams hold
+ *    their own lengths (kvp_cache_get_layer_stats).
  *  - Decode: each step scores with its one query and, when decode_evict,
  *    evicts one token; otherwise the cache grows by one token per step.
  *  - Results do not depend on the number of threads.
@@ -353,6 +359,29 @@ typedef enum kvp_kv_type {
                         significand, |x| up to 65504                       */
     KVP_KV_BF16 = 2  /* bfloat16: float32's range, 8-bit significand       */
 } kvp_kv_type;
+
+/* How a layer's heavy budget is shared by its streams (docs/cache.md,
+ * "Budget allocation"). */
+typedef enum kvp_budget_alloc {
+    KVP_BUDGET_UNIFORM = 0,  /* every stream keeps the same heavy budget     */
+    KVP_BUDGET_ADAPTIVE = 1  /* Ada-KV: streams x heavy budget shared by
+                                score, each stream keeping at least
+                                floor(safeguard x heavy)                    */
+} kvp_budget_alloc;
+
+/* How the model's heavy budget is split over layers. */
+typedef enum kvp_layer_alloc {
+    KVP_LAYER_UNIFORM = 0,  /* every layer the same heavy budget            */
+    KVP_LAYER_PYRAMID = 1   /* PyramidKV: an arithmetic sequence, more at
+                               the bottom, same total (pyramid_beta)        */
+} kvp_layer_alloc;
+
+/* "uniform" / "adaptive" and "uniform" / "pyramid" (NULL for an unknown
+ * value), and their parsers (false for an unknown name). */
+KVP_API const char *kvp_budget_alloc_name(kvp_budget_alloc a);
+KVP_API bool kvp_budget_alloc_parse(const char *name, kvp_budget_alloc *out);
+KVP_API const char *kvp_layer_alloc_name(kvp_layer_alloc a);
+KVP_API bool kvp_layer_alloc_parse(const char *name, kvp_layer_alloc *out);
 
 /* "f32", "f16", "bf16" (NULL for an unknown value). */
 KVP_API const char *kvp_kv_type_name(kvp_kv_type t);
@@ -387,6 +416,16 @@ typedef struct kvp_cache_params {
     kvp_kv_type kv_type;
     /* Sink tokens of streaming (default 4, >= 0). */
     int num_sink;
+    /* Budget allocation (docs/cache.md, "Budget allocation"); the defaults
+     * (uniform, uniform) give every stream of every layer the same budget.
+     * safeguard: adaptive's per-stream floor as a fraction of the heavy
+     * budget, in [0, 1] (default 0.2). pyramid_beta: >= 1, the bottom
+     * layer's heavy budget is about 2 - 1/beta times the mean, the top
+     * layer's 1/beta of it (default 20, as PyramidKV). */
+    kvp_budget_alloc budget_alloc;
+    double safeguard;
+    kvp_layer_alloc layer_alloc;
+    double pyramid_beta;
 } kvp_cache_params;
 
 KVP_API kvp_cache_params kvp_cache_default_params(void);
@@ -430,6 +469,21 @@ typedef struct kvp_cache_stats {
 } kvp_cache_stats;
 
 KVP_API void kvp_cache_get_stats(const kvp_cache *cache, kvp_cache_stats *stats);
+
+/* One layer's streams: how many tokens each keeps (with adaptive budgets
+ * they differ) and the layer's heavy budget per stream (with pyramid
+ * budgets it differs between layers; -1 for the full cache, 0 before the
+ * first block resolves the budgets). */
+typedef struct kvp_cache_layer_stats {
+    int min_kept;
+    int max_kept;
+    double mean_kept;
+    int64_t total_kept;
+    int num_heavy;
+} kvp_cache_layer_stats;
+
+KVP_API kvp_status kvp_cache_get_layer_stats(const kvp_cache *cache, int layer,
+                                             kvp_cache_layer_stats *stats, kvp_error *err);
 
 /* Cache files: "read a long document once, ask many questions". Saves
  * everything the cache needs to continue exactly where it was (method and

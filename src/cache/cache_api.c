@@ -33,6 +33,10 @@ kvp_cache_params kvp_cache_default_params(void) {
     /* f16 like llama.cpp: half the memory and half the bytes a decode step
      * reads; outputs move by ~1e-3 relative (docs/cache.md) */
     p.kv_type = KVP_KV_F16;
+    p.budget_alloc = KVP_BUDGET_UNIFORM;
+    p.safeguard = 0.2; /* Ada-KV's alpha */
+    p.layer_alloc = KVP_LAYER_UNIFORM;
+    p.pyramid_beta = 20.0; /* PyramidKV's beta */
     return p;
 }
 
@@ -64,6 +68,20 @@ kvp_status kvc_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim,
     if (p.num_sink < 0)
         return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "cache: num_sink must be >= 0 (got %d)", p.num_sink);
+    if (!kvp_budget_alloc_name(p.budget_alloc))
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: unknown budget_alloc %d (uniform or adaptive)", (int)p.budget_alloc);
+    if (!kvp_layer_alloc_name(p.layer_alloc))
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: unknown layer_alloc %d (uniform or pyramid)", (int)p.layer_alloc);
+    /* checked only where used, so params built without
+     * kvp_cache_default_params keep working with uniform budgets */
+    if (p.budget_alloc == KVP_BUDGET_ADAPTIVE && !(p.safeguard >= 0.0 && p.safeguard <= 1.0))
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: safeguard must be in [0, 1] (got %g)", p.safeguard);
+    if (p.layer_alloc == KVP_LAYER_PYRAMID && !(p.pyramid_beta >= 1.0 && p.pyramid_beta <= 1e9))
+        return kvu_fail(err, KVP_ERR_INVALID_ARG,
+                        "cache: pyramid_beta must be >= 1 (got %g)", p.pyramid_beta);
     kvc_method m;
     kvp_status st = kvc_method_parse(p.method, &m, err);
     if (st != KVP_OK) return st;
@@ -86,7 +104,14 @@ kvp_status kvc_new_dims(int n_layer, int n_head, int n_head_kv, int head_dim,
     c->capacity = p.max_tokens;
     c->n_ctx_train = n_ctx > 0 ? n_ctx : 0;
     c->streams = calloc((size_t)n_layer * c->n_streams, sizeof(kvc_stream));
-    if (!c->streams) {
+    c->layer_heavy = calloc((size_t)n_layer, sizeof(int));
+    c->ev_off = calloc((size_t)c->n_streams, sizeof(size_t));
+    c->ev_k = calloc((size_t)c->n_streams, sizeof(int));
+    if (!c->streams || !c->layer_heavy || !c->ev_off || !c->ev_k) {
+        free(c->streams);
+        free(c->layer_heavy);
+        free(c->ev_off);
+        free(c->ev_k);
         free(c);
         return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory");
     }
@@ -127,6 +152,11 @@ void kvp_cache_free(kvp_cache *c) {
     free(c->row_sum);
     free(c->out_sq);
     free(c->z_rows);
+    free(c->ev_score);
+    free(c->ev_cand);
+    free(c->ev_off);
+    free(c->ev_k);
+    free(c->layer_heavy);
     free(c);
 }
 
@@ -156,6 +186,26 @@ void kvp_cache_get_stats(const kvp_cache *c, kvp_cache_stats *st) {
     st->kv_bytes_full =
         (size_t)c->n_seen * (size_t)c->n_layer * c->n_streams * tok_bytes;
     st->attn_ms = c->attn_ms;
+}
+
+kvp_status kvp_cache_get_layer_stats(const kvp_cache *c, int layer, kvp_cache_layer_stats *st,
+                                     kvp_error *err) {
+    if (!c || !st || layer < 0 || layer >= c->n_layer)
+        return kvu_fail(err, KVP_ERR_RANGE, "cache: no layer %d; the cache has %d layers", layer,
+                        c ? c->n_layer : 0);
+    memset(st, 0, sizeof *st);
+    const kvc_stream *ss = &c->streams[(size_t)layer * c->n_streams];
+    st->min_kept = ss[0].len;
+    for (int s = 0; s < c->n_streams; s++) {
+        if (ss[s].len < st->min_kept) st->min_kept = ss[s].len;
+        if (ss[s].len > st->max_kept) st->max_kept = ss[s].len;
+        st->total_kept += ss[s].len;
+    }
+    st->mean_kept = (double)st->total_kept / c->n_streams;
+    st->num_heavy = c->method.kind == KVC_KIND_FULL ? -1
+                    : c->budget_set                 ? c->layer_heavy[layer]
+                                                    : 0;
+    return KVP_OK;
 }
 
 size_t kvp_cache_token_bytes(const kvp_cache *c) {
@@ -220,6 +270,36 @@ const char *kvp_kv_type_name(kvp_kv_type t) {
     case KVP_KV_BF16: return "bf16";
     }
     return NULL;
+}
+
+const char *kvp_budget_alloc_name(kvp_budget_alloc a) {
+    switch (a) {
+    case KVP_BUDGET_UNIFORM: return "uniform";
+    case KVP_BUDGET_ADAPTIVE: return "adaptive";
+    }
+    return NULL;
+}
+
+bool kvp_budget_alloc_parse(const char *name, kvp_budget_alloc *out) {
+    if (name && strcmp(name, "uniform") == 0) *out = KVP_BUDGET_UNIFORM;
+    else if (name && strcmp(name, "adaptive") == 0) *out = KVP_BUDGET_ADAPTIVE;
+    else return false;
+    return true;
+}
+
+const char *kvp_layer_alloc_name(kvp_layer_alloc a) {
+    switch (a) {
+    case KVP_LAYER_UNIFORM: return "uniform";
+    case KVP_LAYER_PYRAMID: return "pyramid";
+    }
+    return NULL;
+}
+
+bool kvp_layer_alloc_parse(const char *name, kvp_layer_alloc *out) {
+    if (name && strcmp(name, "uniform") == 0) *out = KVP_LAYER_UNIFORM;
+    else if (name && strcmp(name, "pyramid") == 0) *out = KVP_LAYER_PYRAMID;
+    else return false;
+    return true;
 }
 
 bool kvp_kv_type_parse(const char *name, kvp_kv_type *out) {

@@ -17,6 +17,8 @@
  *   char method[64]  i32 gqa_mode decode_evict streaming max_tokens
  *   i32 num_recent num_heavy [i32 num_sink: version 2 on; version 1 files
  *   mean 4]  f64 recent_ratio heavy_ratio cache_ratio
+ *   [version 3 on: i32 budget_alloc layer_alloc  f64 safeguard pyramid_beta;
+ *   older files mean uniform, uniform]
  *   i32 budget_set n_recent n_heavy window num_sink
  *   i32 n_layer n_streams head_dim  i64 n_seen prompt_end held_peak
  *   per stream, layer-major: i32 len, then in position order
@@ -25,7 +27,9 @@
  *   u64 n_history, i32 history[n]; u64 app_len, app bytes
  *   u64 FNV-1a of everything before it. */
 #define CACHE_MAGIC "KVPCACHE"
-#define CACHE_VERSION 2u
+#define CACHE_VERSION 3u
+/* Versions 1 (no num_sink) and 2 (no budget allocation) are still read. */
+#define CACHE_VERSION_MIN 1u
 /* Bytes one saved token takes besides its K and V rows: i32 pos, f64
  * sattn, skey, vnorm and f32 v2 (bounds a stream's length by the bytes
  * left before anything is allocated). */
@@ -102,6 +106,12 @@ kvp_status kvp_cache_save(const kvp_model *model, const kvp_cache *c, const char
     WPUT(&b, f);
     f = p->cache_ratio;
     WPUT(&b, f);
+    int32_t alloc[] = {(int32_t)p->budget_alloc, (int32_t)p->layer_alloc};
+    wput(&b, alloc, sizeof alloc);
+    f = p->safeguard;
+    WPUT(&b, f);
+    f = p->pyramid_beta;
+    WPUT(&b, f);
     int32_t bud[] = {c->budget_set, c->budget.n_recent, c->budget.n_heavy, c->budget.window, c->budget.num_sink};
     wput(&b, bud, sizeof bud);
     int32_t shape[] = {c->n_layer, c->n_streams, c->head_dim};
@@ -175,10 +185,10 @@ kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **
         st = kvu_fail(err, KVP_ERR_FORMAT, "%s: not a kvprune cache file", path);
         goto fail;
     }
-    if (!RGET(&b, version) || !RGET(&b, pad) || version < 1 || version > CACHE_VERSION) {
+    if (!RGET(&b, version) || !RGET(&b, pad) || version < CACHE_VERSION_MIN || version > CACHE_VERSION) {
         st = kvu_fail(err, KVP_ERR_UNSUPPORTED,
-                      "%s: cache file format version %u; this build reads versions 1 to %u", path, version,
-                      CACHE_VERSION);
+                      "%s: cache file format version %u; this build reads versions %u to %u", path, version,
+                      CACHE_VERSION_MIN, CACHE_VERSION);
         goto fail;
     }
     if (len < 8 + 8 || (memcpy(&sum, data + len - 8, 8), sum != fnv1a(data, len - 8))) {
@@ -202,8 +212,10 @@ kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **
     int32_t ints[7] = {0, 0, 0, 0, 0, 0, 4}, bud[5], shape[3];
     const size_t n_ints = version >= 2 ? 7 : 6;
     int64_t counts[3];
-    double ratios[3];
+    double ratios[3], alloc_f[2] = {0.2, 20.0};
+    int32_t alloc[2] = {KVP_BUDGET_UNIFORM, KVP_LAYER_UNIFORM};
     if (!rget(&b, method, sizeof method) || !rget(&b, ints, n_ints * sizeof ints[0]) || !rget(&b, ratios, sizeof ratios) ||
+        (version >= 3 && (!rget(&b, alloc, sizeof alloc) || !rget(&b, alloc_f, sizeof alloc_f))) ||
         !rget(&b, bud, sizeof bud) || !rget(&b, shape, sizeof shape) || !rget(&b, counts, sizeof counts))
         goto trunc;
     method[63] = '\0';
@@ -220,6 +232,10 @@ kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **
     p.heavy_ratio = ratios[1];
     p.cache_ratio = ratios[2];
     p.kv_type = (kvp_kv_type)kvt;
+    p.budget_alloc = (kvp_budget_alloc)alloc[0];
+    p.layer_alloc = (kvp_layer_alloc)alloc[1];
+    p.safeguard = alloc_f[0];
+    p.pyramid_beta = alloc_f[1];
     if ((st = kvp_cache_new(model, &p, &c, err))) {
         kvu_fail_prefix(err, st, "%s: ", path);
         goto fail;
@@ -235,6 +251,7 @@ kvp_status kvp_cache_load(const kvp_model *model, const char *path, kvp_cache **
     c->budget.n_heavy = bud[2];
     c->budget.window = bud[3];
     c->budget.num_sink = bud[4];
+    if (c->budget_set) kvc_set_layer_budgets(c);
     c->n_seen = counts[0];
     c->prompt_end = counts[1];
     c->held = 0;

@@ -278,3 +278,21 @@ kvp_status kvc_budget_resolve(const kvc_method *m, const kvp_cache_params *p,
     else b->num_sink = p->streaming ? p->num_sink : 0;
     return KVP_OK;
 }
+
+void kvc_pyramid_split(int b, int n_layer, double beta, int *out) {
+    if (n_layer == 1) {
+        out[0] = b;
+        return;
+    }
+    /* lo + hi = 2b, so the exact sequence from hi (bottom) down to lo (top)
+     * sums to n_layer x b; each floor loses less than one token, and the
+     * remainder (< n_layer) goes to the bottom layers, one each. */
+    const int lo = (int)floor((double)b / beta), hi = 2 * b - lo;
+    int64_t sum = 0;
+    for (int l = 0; l < n_layer; l++) {
+        out[l] = lo + (int)((int64_t)(hi - lo) * (n_layer - 1 - l) / (n_layer - 1));
+        sum += out[l];
+    }
+    int64_t rem = (int64_t)n_layer * b - sum;
+    for (int l = 0; l < rem; l++) out[l]++;
+}

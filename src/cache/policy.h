@@ -64,6 +64,11 @@ kvp_status kvc_budget_resolve(const kvc_method *m, const kvp_cache_params *p,
                               int n_prompt, kvc_budget *b, char *warn,
                               size_t warn_len, kvp_error *err);
 
+/* PyramidKV's split of a heavy budget b per stream over n_layer layers
+ * (docs/cache.md, "Budget allocation"): out[l] for layer l (0 = bottom),
+ * non-increasing, summing to exactly n_layer x b. beta >= 1. */
+void kvc_pyramid_split(int b, int n_layer, double beta, int *out);
+
 /* ---- score.c ----------------------------------------------------------- */
 
 /* Vnorm_j = sum_dims |v_j|^p. */

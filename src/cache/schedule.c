@@ -109,6 +109,7 @@ kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
                                            sizeof c->warning, err);
         if (st != KVP_OK) return st;
         c->budget_set = true;
+        kvc_set_layer_budgets(c);
     }
     bool pruned = c->method.kind != KVC_KIND_FULL;
     int pre = prefill && !first && pruned ? n_new : 0;
@@ -118,7 +119,14 @@ kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
         int64_t maxlen = 0;
         for (size_t i = 0; i < (size_t)c->n_layer * c->n_streams; i++)
             if (c->streams[i].len > maxlen) maxlen = c->streams[i].len;
-        int64_t budget = (int64_t)c->budget.n_recent + c->budget.n_heavy;
+        /* the longest a stream can be after the pre-eviction: its recent
+         * window and the largest layer's heavy budget (with adaptive
+         * budgets, a whole layer's) */
+        int max_heavy = 0;
+        for (int l = 0; l < c->n_layer; l++)
+            if (c->layer_heavy[l] > max_heavy) max_heavy = c->layer_heavy[l];
+        if (c->params.budget_alloc == KVP_BUDGET_ADAPTIVE) max_heavy *= c->n_streams;
+        int64_t budget = (int64_t)c->budget.n_recent + max_heavy;
         if (pre > 0 && maxlen + n_new > budget)
             maxlen = budget - n_new > 0 ? budget - n_new : 0;
         if (maxlen + n_new > c->capacity)
@@ -161,6 +169,7 @@ kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
         c->blk_post_evict = c->params.decode_evict;
     }
     c->blk_post_evict = c->blk_post_evict && pruned;
+    c->blk_layerwise = pruned && c->params.budget_alloc == KVP_BUDGET_ADAPTIVE;
     c->in_block = true;
     return KVP_OK;
 }
@@ -226,7 +235,7 @@ typedef struct attend_ctx {
     float *out;
     float scale;
     size_t qs;            /* floats per query/output row                    */
-    int n_new, slack, heads_per_stream;
+    int layer, n_new, slack, heads_per_stream;
     float *z_rows;        /* decode: [n_head][max_len] logits, or NULL      */
     int max_len;
 } attend_ctx;
@@ -240,8 +249,8 @@ static int64_t step_append(const attend_ctx *a, int s) {
     kvc_stream *st = &a->ss[s];
     const int d = c->head_dim, n_new = a->n_new;
     int64_t delta = 0;
-    if (c->blk_pre_coming > 0) {
-        int r = kvc_stream_evict(c, st, c->blk_pre_coming, n_new + a->slack);
+    if (c->blk_pre_coming > 0 && !c->blk_layerwise) {
+        int r = kvc_stream_evict(c, a->layer, st, c->blk_pre_coming, n_new + a->slack);
         if (r > 0) return APPEND_FAILED;
         delta += r;
     }
@@ -346,10 +355,23 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     const int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
     const bool scored = c->method.kind == KVC_KIND_SCORED;
     attend_ctx a = {c, stream_at(c, layer, 0), q, k, v, out, 1.0f / sqrtf((float)d),
-                    (size_t)H * d, n_new, n_new > SLACK_MAX ? SLACK_MAX : n_new + SLACK_EXTRA, H / S, NULL, 0};
+                    (size_t)H * d, layer, n_new, n_new > SLACK_MAX ? SLACK_MAX : n_new + SLACK_EXTRA, H / S,
+                    NULL, 0};
     kvc_stream *ss = a.ss;
     int failed = 0;
     int64_t delta = 0;
+    /* Adaptive budgets evict a layer's streams together: before the chunk
+     * arrives (here) and after the attention (below), between the
+     * per-stream parallel steps. */
+    const bool layerwise = c->blk_layerwise;
+    if (layerwise && c->blk_pre_coming > 0) {
+        int64_t r = kvc_layer_evict(c, layer, c->blk_pre_coming, n_new + a.slack);
+        if (r > 0) {
+            c->attn_ms += now_ms() - t0;
+            return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
+        }
+        c->held += r;
+    }
 
     /* A scored decode step keeps each head's logits for the scoring pass
      * instead of recomputing them. */
@@ -366,7 +388,7 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
         }
         if (need <= c->z_cap) a.z_rows = c->z_rows; /* else recompute: slower, same bits */
     }
-    const int64_t kv_len = ss[0].len + n_new;
+    const int64_t kv_len = a.max_len; /* the longest stream, block included */
     const int64_t work = (int64_t)H * n_new * kv_len * d;
 
     if (n_new < GROUP_ROWS) {
@@ -374,6 +396,16 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
          * steps, so a block costs one fork/join, not four, and both cores
          * share even a pruned cache's attention. */
         int64_t evicted = 0;
+        /* adaptive: plan the layer's eviction for the lengths after the
+         * append, let each stream's task collect its candidates */
+        int plan = 0;
+        if (c->blk_post_evict && layerwise) {
+            plan = kvc_layer_evict_plan(c, layer, 0, n_new);
+            if (plan < 0) {
+                c->attn_ms += now_ms() - t0;
+                return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
+            }
+        }
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : failed, delta, evicted) if (work > PAR_MIN_WORK_FEW_ROWS)
         for (int s = 0; s < S; s++) {
             int64_t dl = step_append(&a, s);
@@ -384,8 +416,9 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
             delta += dl;
             for (int r = 0; r < n_new; r++) step_rows_grouped(&a, s, r);
             if (scored) step_score_cols(&a, s, 0, ss[s].len);
-            if (c->blk_post_evict) {
-                int r = kvc_stream_evict(c, &ss[s], 0, a.slack);
+            if (plan > 0) kvc_layer_evict_collect(c, layer, s);
+            if (c->blk_post_evict && !layerwise) {
+                int r = kvc_stream_evict(c, layer, &ss[s], 0, a.slack);
                 if (r > 0) failed++;
                 else evicted += r;
             }
@@ -394,6 +427,11 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
         c->held += delta;
         if (c->held > c->held_peak) c->held_peak = c->held;
         c->held += evicted;
+        if (plan > 0 && !failed) {
+            int64_t r = kvc_layer_evict_apply(c, layer, a.slack);
+            if (r > 0) failed++;
+            else c->held += r;
+        }
         c->attn_ms += now_ms() - t0;
         if (failed)
             return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
@@ -440,11 +478,15 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     }
 
     /* 4. evict to budget (prefill; decode when decode_evict). */
-    if (c->blk_post_evict) {
+    if (c->blk_post_evict && layerwise) {
+        int64_t r = kvc_layer_evict(c, layer, 0, a.slack);
+        if (r > 0) failed++;
+        else c->held += r;
+    } else if (c->blk_post_evict) {
         delta = 0;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : failed, delta) if (n_new > PAR_MIN_EVICT_ROWS || kv_len > PAR_MIN_EVICT_LEN)
         for (int s = 0; s < S; s++) {
-            int r = kvc_stream_evict(c, &ss[s], 0, a.slack);
+            int r = kvc_stream_evict(c, layer, &ss[s], 0, a.slack);
             if (r > 0) failed++;
             else delta += r;
         }

@@ -53,6 +53,8 @@ struct kvp_cache {
     kvc_stream *streams;  /* [n_layer][n_streams]                          */
     kvc_budget budget;
     bool budget_set;
+    int *layer_heavy;     /* [n_layer] heavy budget per stream of each layer
+                             (budget.n_heavy, or its pyramid split)        */
     char warning[512];
     int64_t n_seen;
     int64_t prompt_end;   /* position where the prompt being read ends     */
@@ -65,10 +67,22 @@ struct kvp_cache {
     int blk_row_begin;   /* rows that score: [row_begin, n_new)            */
     int blk_pre_coming;  /* num_coming of the eviction before appending    */
     bool blk_post_evict; /* evict to budget after the attention            */
+    bool blk_layerwise;  /* adaptive: a layer's streams evict together     */
     float *row_max, *row_sum, *out_sq; /* [n_head][n_new]                  */
     size_t scratch_cap;
     float *z_rows;       /* decode: each head's logits, pass 1 -> pass 2   */
     size_t z_cap;
+    /* adaptive eviction of one layer (plan, per-stream collect, apply) */
+    bool ev_active;
+    int64_t ev_E;        /* candidates the layer gives up                  */
+    int ev_recent;       /* recent tail per stream                         */
+    int ev_sink;         /* sink candidates per stream                     */
+    size_t *ev_off;      /* [n_streams] each stream's slice of the scratch */
+    int *ev_k;           /* [n_streams] its most evictable to collect      */
+    double *ev_score;    /* per stream 2 x candidates: raw, pooled scores  */
+    size_t ev_score_cap;
+    struct kvc_cand *ev_cand; /* per stream its candidates' slice          */
+    size_t ev_cand_cap;
 };
 
 /* Frees a stream's storage and zeroes it. */
@@ -81,6 +95,29 @@ bool kvc_stream_reserve(kvc_stream *s, int need, size_t rb);
  * arrive); after a many-token eviction the stream keeps room for `slack`
  * more rows. Returns the change in held tokens (<= 0), or 1 when out of
  * memory. */
-int kvc_stream_evict(const kvp_cache *c, kvc_stream *s, int num_coming, int slack);
+int kvc_stream_evict(const kvp_cache *c, int layer, kvc_stream *s, int num_coming, int slack);
+
+/* Fills layer_heavy from the resolved budget and the layer allocation. */
+void kvc_set_layer_budgets(kvp_cache *c);
+
+/* A layer's heavy budget per stream and its sink count (the sink method
+ * keeps its heavy budget as sinks). */
+void kvc_layer_budget(const kvp_cache *c, int layer, int *heavy, int *num_sink);
+
+/* Adaptive (Ada-KV) eviction of all streams of one layer to the layer's
+ * shared budget (docs/cache.md, "Budget allocation"); num_coming and slack
+ * as in kvc_stream_evict. Returns the change in held tokens (<= 0), or 1
+ * when out of memory. */
+int64_t kvc_layer_evict(kvp_cache *c, int layer, int num_coming, int slack);
+
+/* The same in three steps, so that the per-stream part runs in the
+ * parallel per-stream tasks of a decode step: the plan before the streams
+ * append n_new tokens each (1 when the layer will evict, 0 when not, -1
+ * when out of memory); each stream's collect once it has appended and
+ * scored (any thread, one stream each); the apply after all of them
+ * (returns as kvc_layer_evict). */
+int kvc_layer_evict_plan(kvp_cache *c, int layer, int num_coming, int n_new);
+void kvc_layer_evict_collect(kvp_cache *c, int layer, int stream);
+int64_t kvc_layer_evict_apply(kvp_cache *c, int layer, int slack);
 
 #endif

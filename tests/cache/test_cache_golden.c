@@ -4,7 +4,9 @@
  * step's outputs, for every method x budget kind x decode-evict x head mode
  * on a GQA and an MHA shape (plus streaming, chunked prefill, multi-token
  * decode blocks, aliases), through the API other engines use
- * (kvp_cache_new_dims, kvp_cache_begin/attend/end).
+ * (kvp_cache_new_dims, kvp_cache_begin/attend/end), and the same breadth
+ * for the budget allocations (<shape>_alloc.json: head-adaptive, pyramid,
+ * both).
  *
  * Selections are compared wherever the reference's smallest relative score
  * gap at a selection boundary (min_margin) is >= 1e-4: float32 rounding
@@ -21,10 +23,13 @@
 #include "test_util.h"
 
 #define MARGIN_MIN 1e-4
-/* Each shape's golden holds 459 configurations, all but a dozen above the
- * margin: a run comparing fewer in full has lost its coverage (a changed
+/* Each shape's golden holds 555 configurations, all but 14 above the
+ * margin (the allocations': 810, all but 70-80, as a selection across
+ * streams also compares key scores that are small differences of large
+ * terms): a run comparing fewer in full has lost its coverage (a changed
  * golden, a broken reader) and fails. */
-#define MIN_COMPARED 440
+#define MIN_COMPARED 520
+#define MIN_COMPARED_ALLOC 720
 #define OUT_TOL 1e-4
 
 typedef struct shape {
@@ -89,7 +94,7 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
                       float **out_all, size_t *out_len, double *max_diff,
                       int *compared_sel) {
     kvp_cache_params p = kvp_cache_default_params();
-    char name[160];
+    char name[256];
     const char *budget = json_string_value(json_object_get(cfg, "budget"));
     p.method = json_string_value(json_object_get(cfg, "method"));
     p.decode_evict = json_is_true(json_object_get(cfg, "decode_evict"));
@@ -108,6 +113,18 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
         return 1;
     }
     int chunk = (int)json_integer_value(json_object_get(cfg, "chunk"));
+    /* budget allocation: uniform unless the configuration names one */
+    const char *ba = json_string_value(json_object_get(cfg, "budget_alloc"));
+    const char *la = json_string_value(json_object_get(cfg, "layer_alloc"));
+    if ((ba && !kvp_budget_alloc_parse(ba, &p.budget_alloc)) ||
+        (la && !kvp_layer_alloc_parse(la, &p.layer_alloc))) {
+        fprintf(stderr, "bad budget_alloc/layer_alloc in the golden\n");
+        return 1;
+    }
+    if (json_object_get(cfg, "safeguard"))
+        p.safeguard = json_number_value(json_object_get(cfg, "safeguard"));
+    if (json_object_get(cfg, "pyramid_beta"))
+        p.pyramid_beta = json_number_value(json_object_get(cfg, "pyramid_beta"));
     if (strcmp(budget, "abs") == 0) {
         p.num_recent = (int)json_integer_value(json_object_get(cfg, "num_recent"));
         p.num_heavy = (int)json_integer_value(json_object_get(cfg, "num_heavy"));
@@ -118,10 +135,11 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
         p.num_recent = (int)json_integer_value(json_object_get(cfg, "num_recent"));
         p.cache_ratio = json_real_value(json_object_get(cfg, "cache_ratio"));
     }
-    snprintf(name, sizeof name, "%s/%s/evict=%d/%s/stream=%d(%d)/chunk=%d%s/%s", p.method,
+    snprintf(name, sizeof name, "%s/%s/evict=%d/%s/stream=%d(%d)/chunk=%d%s/%s/%s:%g/%s:%g", p.method,
              budget, p.decode_evict, p.gqa_mode ? "kv" : "q", p.streaming, p.num_sink, chunk,
              json_object_get(cfg, "decode_blocks") ? "/decode-blocks" : "",
-             kvp_kv_type_name(p.kv_type));
+             kvp_kv_type_name(p.kv_type), kvp_budget_alloc_name(p.budget_alloc), p.safeguard,
+             kvp_layer_alloc_name(p.layer_alloc), p.pyramid_beta);
     double margin = json_real_value(json_object_get(cfg, "min_margin"));
     if (json_is_integer(json_object_get(cfg, "min_margin")))
         margin = (double)json_integer_value(json_object_get(cfg, "min_margin"));
@@ -225,13 +243,67 @@ static int run_config(const shape *s, json_t *cfg, int n_threads,
     CHECK_EQ_INT(st.n_seen, T);
     CHECK_EQ_INT(st.kv_bytes, (size_t)st.n_kept_total * 2 * d *
                                   (p.kv_type == KVP_KV_F32 ? sizeof(float) : sizeof(uint16_t)));
+    /* per-layer statistics: the streams' own lengths */
+    int64_t sum_layers = 0;
+    for (int l = 0; l < s->n_layer; l++) {
+        kvp_cache_layer_stats ls;
+        CHECK(kvp_cache_get_layer_stats(c, l, &ls, &err) == KVP_OK);
+        int64_t tot = 0;
+        int mn = 1 << 30, mx = 0;
+        for (int q = 0; q < st.n_streams; q++) {
+            const int32_t *pos;
+            size_t n;
+            CHECK(kvp_cache_kept_positions(c, l, q, &pos, &n, &err) == KVP_OK);
+            tot += (int64_t)n;
+            if ((int)n < mn) mn = (int)n;
+            if ((int)n > mx) mx = (int)n;
+        }
+        CHECK_EQ_INT(ls.total_kept, tot);
+        CHECK_EQ_INT(ls.min_kept, mn);
+        CHECK_EQ_INT(ls.max_kept, mx);
+        sum_layers += ls.total_kept;
+    }
+    CHECK_EQ_INT(sum_layers, st.n_kept_total);
     kvp_cache_free(c);
     *out_all = outs;
     *out_len = (size_t)s->n_layer * T * step_out;
     return fails;
 }
 
-static int run_shape(const char *base) {
+/* PyramidKV's layer budgets against the reference's split (deeper models
+ * than the shapes): the heavy budget of every layer after the budgets are
+ * resolved. */
+static void check_pyramid_splits(json_t *splits) {
+    for (size_t i = 0; i < json_array_size(splits); i++) {
+        json_t *e = json_array_get(splits, i);
+        kvp_cache_params p = kvp_cache_default_params();
+        p.method = "h2o";
+        p.num_recent = 1;
+        p.num_heavy = (int)json_integer_value(json_object_get(e, "heavy"));
+        p.layer_alloc = KVP_LAYER_PYRAMID;
+        p.pyramid_beta = json_number_value(json_object_get(e, "beta"));
+        int n_layer = (int)json_integer_value(json_object_get(e, "n_layer"));
+        kvp_cache *c = NULL;
+        kvp_error err;
+        CHECK(kvp_cache_new_dims(n_layer, 2, 1, 8, 0, &p, &c, &err) == KVP_OK);
+        if (!c) continue;
+        CHECK(kvp_cache_begin(c, 4, 4, &err) == KVP_OK);
+        json_t *split = json_object_get(e, "split");
+        CHECK_EQ_INT((int)json_array_size(split), n_layer);
+        for (int l = 0; l < n_layer; l++) {
+            kvp_cache_layer_stats ls;
+            CHECK(kvp_cache_get_layer_stats(c, l, &ls, &err) == KVP_OK);
+            CHECK_MSG(ls.num_heavy == (int)json_integer_value(json_array_get(split, (size_t)l)),
+                      "pyramid %d x %d beta %g: layer %d heavy %d, want %d", p.num_heavy, n_layer,
+                      p.pyramid_beta, l, ls.num_heavy,
+                      (int)json_integer_value(json_array_get(split, (size_t)l)));
+        }
+        kvp_cache_free(c);
+    }
+}
+
+/* base: the golden (<base>.json); inputs: the q/k/v file (<inputs>.bin). */
+static int run_shape(const char *base, const char *inputs, int min_compared) {
     char path[256];
     snprintf(path, sizeof path, "tests/data/cache/%s.json", base);
     json_error_t jerr;
@@ -251,7 +323,7 @@ static int run_shape(const char *base) {
     int T = s.prompt + s.decode;
     size_t nf = (size_t)s.n_layer * T * s.d * (s.n_head + 2 * s.n_head_kv);
     s.data = malloc(nf * sizeof(float));
-    snprintf(path, sizeof path, "tests/data/cache/%s.bin", base);
+    snprintf(path, sizeof path, "tests/data/cache/%s.bin", inputs);
     FILE *f = fopen(path, "rb");
     CHECK(f != NULL);
     if (!f || fread(s.data, sizeof(float), nf, f) != nf) {
@@ -263,6 +335,7 @@ static int run_shape(const char *base) {
         return 1;
     }
     fclose(f);
+    check_pyramid_splits(json_object_get(doc, "pyramid_splits"));
     json_t *cfgs = json_object_get(doc, "configs");
     int n_cfg = (int)json_array_size(cfgs), n_bad = 0, n_sel = 0;
     /* per kv_type (f32, f16, bf16): configurations, fully compared, max diff */
@@ -296,15 +369,17 @@ static int run_shape(const char *base) {
     for (int t = 0; t < 3; t++)
         printf("  kv_type %-4s: %3d configurations, %3d compared in full, max output diff %.3g\n",
                kvp_kv_type_name((kvp_kv_type)t), n_type[t], sel_type[t], diff_type[t]);
-    CHECK_MSG(n_sel >= MIN_COMPARED, "%s: only %d configurations compared in full (want >= %d)",
-              base, n_sel, MIN_COMPARED);
+    CHECK_MSG(n_sel >= min_compared, "%s: only %d configurations compared in full (want >= %d)",
+              base, n_sel, min_compared);
     free(s.data);
     json_decref(doc);
     return n_bad;
 }
 
 int main(void) {
-    run_shape("gqa");
-    run_shape("mha");
+    run_shape("gqa", "gqa", MIN_COMPARED);
+    run_shape("mha", "mha", MIN_COMPARED);
+    run_shape("gqa_alloc", "gqa", MIN_COMPARED_ALLOC);
+    run_shape("mha_alloc", "mha", MIN_COMPARED_ALLOC);
     return kvp_test_done("test_cache_golden");
 }

@@ -3,7 +3,8 @@
  * cache configuration, against the float64 numpy reference
  * (tools/cacheref/make_model_goldens.py): kept positions after the prefill
  * and at the end, greedy ids for 16 steps, and the logits of the first and
- * last steps within 1e-3 relative.
+ * last steps within 1e-3 relative; tiny-*.alloc.golden.json the same for
+ * the budget allocations (head-adaptive, pyramid, both).
  *
  * float32 here vs float64 there: selections are compared where the
  * reference's smallest relative score gap at a selection boundary is
@@ -98,9 +99,10 @@ static double logits_diff(const float *got, json_t *want, int n) {
     return worst;
 }
 
-static void run_fixture(const char *name) {
+/* golden: "golden" or "alloc.golden" */
+static void run_fixture(const char *name, const char *golden) {
     char path[256];
-    snprintf(path, sizeof path, "tests/data/cache/%s.golden.json", name);
+    snprintf(path, sizeof path, "tests/data/cache/%s.%s.json", name, golden);
     json_error_t jerr;
     json_t *doc = json_load_file(path, 0, &jerr);
     CHECK_MSG(doc != NULL, "%s: %s", path, jerr.text);
@@ -154,10 +156,23 @@ static void run_fixture(const char *name) {
             p.num_recent = (int)json_integer_value(json_object_get(cfg, "num_recent"));
             p.cache_ratio = json_real_value(json_object_get(cfg, "cache_ratio"));
         }
-        char label[160];
-        snprintf(label, sizeof label, "%s: %s/%s/evict=%d/%s/stream=%d/chunk=%d/%s", name,
+        /* budget allocation: uniform unless the configuration names one */
+        const char *ba = json_string_value(json_object_get(cfg, "budget_alloc"));
+        const char *la = json_string_value(json_object_get(cfg, "layer_alloc"));
+        if ((ba && !kvp_budget_alloc_parse(ba, &p.budget_alloc)) ||
+            (la && !kvp_layer_alloc_parse(la, &p.layer_alloc))) {
+            CHECK_MSG(0, "%s: bad budget_alloc/layer_alloc in the golden", name);
+            continue;
+        }
+        if (json_object_get(cfg, "safeguard"))
+            p.safeguard = json_number_value(json_object_get(cfg, "safeguard"));
+        if (json_object_get(cfg, "pyramid_beta"))
+            p.pyramid_beta = json_number_value(json_object_get(cfg, "pyramid_beta"));
+        char label[200];
+        snprintf(label, sizeof label, "%s: %s/%s/evict=%d/%s/stream=%d/chunk=%d/%s/%s/%s", name,
                  p.method, budget, p.decode_evict, p.gqa_mode ? "kv" : "q", p.streaming,
-                 (int)json_integer_value(json_object_get(cfg, "chunk")), kvp_kv_type_name(p.kv_type));
+                 (int)json_integer_value(json_object_get(cfg, "chunk")), kvp_kv_type_name(p.kv_type),
+                 kvp_budget_alloc_name(p.budget_alloc), kvp_layer_alloc_name(p.layer_alloc));
         kvp_cache *cache = NULL;
         st = kvp_cache_new(model, &p, &cache, &err);
         CHECK_MSG(st == KVP_OK, "%s: %s", label, err.message);
@@ -239,17 +254,19 @@ static void run_fixture(const char *name) {
         free(cap.last);
         kvp_cache_free(cache);
     }
-    printf("%s: %d configurations, %d failed; %d with kept positions and ids compared, %d "
+    printf("%s.%s: %d configurations, %d failed; %d with kept positions and ids compared, %d "
            "matched in full (kept after prefill and at the end, %d ids, last logits); max "
            "relative logit diff: first step %.3g, last step %.3g\n",
-           name, n_cfg, n_bad, ids_compared, n_full, steps, max_first, max_last);
+           name, golden, n_cfg, n_bad, ids_compared, n_full, steps, max_first, max_last);
     free(prompt);
     kvp_model_free(model);
     json_decref(doc);
 }
 
 int main(void) {
-    run_fixture("tiny-gqa");
-    run_fixture("tiny-mha");
+    run_fixture("tiny-gqa", "golden");
+    run_fixture("tiny-mha", "golden");
+    run_fixture("tiny-gqa", "alloc.golden");
+    run_fixture("tiny-mha", "alloc.golden");
     return kvp_test_done("test_cache_model");
 }

@@ -509,7 +509,54 @@ static void test_threads(void) {
     }
 }
 
+/* The allocation options: defaults, names, and invalid values (checked
+ * only where used). */
+static void test_alloc_params(void) {
+    kvp_error err;
+    kvp_cache *c = NULL;
+    kvp_cache_params p = kvp_cache_default_params();
+    CHECK(p.budget_alloc == KVP_BUDGET_UNIFORM && p.layer_alloc == KVP_LAYER_UNIFORM);
+    CHECK(p.safeguard == 0.2 && p.pyramid_beta == 20.0);
+    kvp_budget_alloc ba;
+    kvp_layer_alloc la;
+    CHECK(kvp_budget_alloc_parse("adaptive", &ba) && ba == KVP_BUDGET_ADAPTIVE);
+    CHECK(kvp_layer_alloc_parse("pyramid", &la) && la == KVP_LAYER_PYRAMID);
+    CHECK(!kvp_budget_alloc_parse("Adaptive", &ba) && !kvp_layer_alloc_parse(NULL, &la));
+    CHECK_STR(kvp_budget_alloc_name(KVP_BUDGET_UNIFORM), "uniform");
+    CHECK_STR(kvp_layer_alloc_name(KVP_LAYER_PYRAMID), "pyramid");
+    CHECK(kvp_budget_alloc_name((kvp_budget_alloc)7) == NULL);
+    p.method = "h2o";
+    p.num_recent = 2;
+    p.num_heavy = 4;
+    p.safeguard = 1.5; /* unused with uniform budgets */
+    p.pyramid_beta = 0.0;
+    CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_OK);
+    kvp_cache_free(c);
+    c = NULL;
+    p.budget_alloc = KVP_BUDGET_ADAPTIVE;
+    CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_ERR_INVALID_ARG);
+    CHECK(strstr(err.message, "safeguard") && strstr(err.message, "1.5"));
+    p.safeguard = 0.0 / 0.0;
+    CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_ERR_INVALID_ARG);
+    p.safeguard = 1.0;
+    p.layer_alloc = KVP_LAYER_PYRAMID;
+    CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_ERR_INVALID_ARG);
+    CHECK(strstr(err.message, "pyramid_beta") != NULL);
+    p.pyramid_beta = 1.0;
+    CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_OK);
+    kvp_cache_free(c);
+    c = NULL;
+    p.budget_alloc = (kvp_budget_alloc)3;
+    CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_ERR_INVALID_ARG);
+    CHECK(strstr(err.message, "budget_alloc") != NULL);
+    p.budget_alloc = KVP_BUDGET_UNIFORM;
+    p.layer_alloc = (kvp_layer_alloc)-1;
+    CHECK(kvc_new_dims(NL, NH, NKV, D, 0, &p, &c, &err) == KVP_ERR_INVALID_ARG);
+    CHECK(c == NULL);
+}
+
 int main(void) {
+    test_alloc_params();
     test_threads();
     test_names();
     test_budgets();

@@ -91,8 +91,17 @@ static void write_bytes(const char *path, const char *d, size_t n) {
     }
 }
 
-static void round_trip(const char *method, int nr, int nh, double ratio, kvp_kv_type kt, const char *dir) {
+/* alloc: adaptive heads and pyramid layers (the file keeps the options,
+ * and the streams' own lengths) */
+static void round_trip(const char *method, int nr, int nh, double ratio, kvp_kv_type kt, bool alloc,
+                       const char *dir) {
     kvp_cache_params cp = kvp_cache_default_params();
+    if (alloc) {
+        cp.budget_alloc = KVP_BUDGET_ADAPTIVE;
+        cp.safeguard = 0.3;
+        cp.layer_alloc = KVP_LAYER_PYRAMID;
+        cp.pyramid_beta = 6.0;
+    }
     cp.method = method;
     cp.num_recent = nr;
     cp.num_heavy = nh;
@@ -112,7 +121,7 @@ static void round_trip(const char *method, int nr, int nh, double ratio, kvp_kv_
     /* saved after the prompt, continued in a new process */
     read_prompt(b, p, np);
     char path[600], cmd[1400];
-    snprintf(path, sizeof path, "%s/%s-%s.kvc", dir, method, kvp_kv_type_name(kt));
+    snprintf(path, sizeof path, "%s/%s-%s%s.kvc", dir, method, kvp_kv_type_name(kt), alloc ? "-alloc" : "");
     int32_t hist[2] = {7, 9};
     CHECK_MSG(kvp_cache_save(model, b, path, hist, 2, "{\"note\":\"app\"}", &err) == KVP_OK, "%s", err.message);
     char self[512];
@@ -141,6 +150,14 @@ static void round_trip(const char *method, int nr, int nh, double ratio, kvp_kv_
         kvp_cache_get_stats(c, &s2);
         CHECK(s1.n_seen == s2.n_seen && s1.n_kept_total == s2.n_kept_total && s1.kv_bytes == s2.kv_bytes &&
               s1.num_recent == s2.num_recent && s1.num_heavy == s2.num_heavy);
+        for (int l = 0; l < s1.n_layer; l++) {
+            kvp_cache_layer_stats l1, l2;
+            CHECK(kvp_cache_get_layer_stats(b, l, &l1, &err) == KVP_OK &&
+                  kvp_cache_get_layer_stats(c, l, &l2, &err) == KVP_OK);
+            CHECK(l1.num_heavy == l2.num_heavy && l1.min_kept == l2.min_kept && l1.max_kept == l2.max_kept &&
+                  l1.total_kept == l2.total_kept);
+            if (alloc) CHECK(l1.num_heavy != s1.num_heavy || s1.n_layer == 1); /* pyramid */
+        }
         CHECK(nh_ == 2 && h[0] == 7 && h[1] == 9 && app && !strcmp(app, "{\"note\":\"app\"}"));
         for (int l = 0; l < s1.n_layer; l++)
             for (int st = 0; st < s1.n_streams; st++) {
@@ -176,10 +193,12 @@ int main(int argc, char **argv) {
     }
     char dir[] = "/tmp/kvp_cache_file_XXXXXX";
     if (!mkdtemp(dir)) return 1;
-    round_trip("full", -1, -1, -1, KVP_KV_F16, dir);
-    round_trip("snapkv", 8, 24, -1, KVP_KV_F16, dir);
-    round_trip("kvcVK", 16, -1, 0.25, KVP_KV_F32, dir);
-    round_trip("h2o", 4, 12, -1, KVP_KV_BF16, dir);
+    round_trip("full", -1, -1, -1, KVP_KV_F16, false, dir);
+    round_trip("snapkv", 8, 24, -1, KVP_KV_F16, false, dir);
+    round_trip("kvcVK", 16, -1, 0.25, KVP_KV_F32, false, dir);
+    round_trip("h2o", 4, 12, -1, KVP_KV_BF16, false, dir);
+    round_trip("snapkv", 8, 24, -1, KVP_KV_F16, true, dir);
+    round_trip("kvcVK", 16, -1, 0.25, KVP_KV_F32, true, dir);
 
     /* errors */
     char path[600], bad[600];

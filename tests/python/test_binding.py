@@ -38,6 +38,10 @@ runs = [
      ["--recent-ratio", "0.2", "--heavy-ratio", "0.2"]),
     ({"method": "h2o", "num_recent": 4, "num_heavy": 6, "streaming": True, "num_sink": 2},
      ["--num-recent", "4", "--num-heavy", "6", "--streaming", "--num-sink", "2"]),
+    ({"method": "kvcVK", "num_recent": 4, "num_heavy": 6, "budget_alloc": "adaptive",
+      "safeguard": 0.3, "layer_alloc": "pyramid", "pyramid_beta": 5.0},
+     ["--num-recent", "4", "--num-heavy", "6", "--budget-alloc", "adaptive", "--safeguard", "0.3",
+      "--layer-alloc", "pyramid", "--pyramid-beta", "5"]),
 ]
 prompt = "Summarize the main benefits of cache pruning in one sentence."
 for kw, flags in runs:
@@ -58,6 +62,17 @@ check(cache.stats["n_seen"] == 0, "reset empties the cache")
 b = model.generate(a.prompt_ids, max_new_tokens=8, cache=cache)
 check(a.ids == b.ids, "cache reuse")
 check(len(cache.kept_positions(0, 0)) == 8, "kept positions within budget")
+# adaptive budgets: the per-layer statistics are the streams' own lengths
+ada = kvprune.Cache(model, "h2o", num_recent=4, num_heavy=4, budget_alloc="adaptive")
+model.generate(prompt, max_new_tokens=8, cache=ada)
+n_streams = ada.stats["n_streams"]
+for layer in range(ada.stats["n_layer"]):
+    lens = [len(ada.kept_positions(layer, s)) for s in range(n_streams)]
+    ls = ada.layer_stats(layer)
+    check((ls["min_kept"], ls["max_kept"], ls["total_kept"], ls["num_heavy"]) ==
+          (min(lens), max(lens), sum(lens), 4), "layer %d stats %s vs %s" % (layer, ls, lens))
+    check(sum(lens) == n_streams * 8, "layer %d holds streams x budget" % layer)
+ada.close()
 for text, flags, kw in ((prompt, [], {}), ("<s> plain", ["--no-special", "--no-parse-special"],
                                           {"add_special": False, "parse_special": False})):
     ref = json.loads(subprocess.run([cli, "tokenize", "-m", model_path, "--json", "--text", text]

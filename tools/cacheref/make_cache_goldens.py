@@ -13,6 +13,12 @@ reference) can only disagree on a choice whose margin is within rounding,
 so the C test demands identical selections where min_margin >= 1e-4 and
 counts the rest (the fixtures are random, so such configurations are rare).
 
+tests/data/cache/<shape>_alloc.json holds the same for the budget
+allocations (docs/cache.md, "Budget allocation"): head-adaptive (Ada-KV)
+and layer-adaptive (PyramidKV) budgets, alone and together, over the same
+methods, budget kinds, head modes, decode eviction, chunked prefill and
+decode blocks, on the same inputs.
+
 usage: /usr/bin/python3 tools/cacheref/make_cache_goldens.py [out_dir]
 """
 import json
@@ -112,6 +118,59 @@ def configs():
     return out
 
 
+def alloc_configs():
+    out = []
+    base = dict(decode_evict=True, streaming=False, chunk=0)
+
+    def add(name, budget, gqa, **kw):
+        c = dict(base, method=name, gqa=gqa)
+        c.update(budget)
+        c.update(kw)
+        out.append(c)
+    names = cacheref.method_names()
+    adaptive = dict(budget_alloc="adaptive", safeguard=0.2)
+    # head-adaptive: every method x budget kind x decode eviction x head mode
+    for name in names:
+        for b in (BUDGETS if name != "full" else BUDGETS[:1]):
+            for de in (True, False):
+                for gqa in ("q", "kv"):
+                    add(name, b, gqa, decode_evict=de, **adaptive)
+    # layer-adaptive alone (beta 20: the top layer keeps ~1/20 of the mean)
+    # and with head-adaptive (beta 4)
+    for name in names:
+        for gqa in ("q", "kv"):
+            add(name, BUDGETS[0], gqa, layer_alloc="pyramid", pyramid_beta=20.0)
+            for b in BUDGETS:
+                add(name, b, gqa, layer_alloc="pyramid", pyramid_beta=4.0,
+                    **adaptive)
+    # the safeguard's extremes: 0 (pure score) and 1 (uniform)
+    for name in ("h2o", "snapkv", "kvcVK", "tova", "sink"):
+        for alpha in (0.0, 0.5, 1.0):
+            for gqa in ("q", "kv"):
+                add(name, BUDGETS[0], gqa, budget_alloc="adaptive",
+                    safeguard=alpha)
+    # streaming sinks, chunked prefill and decode blocks
+    for name in ("h2o", "kvcVK", "snapkv", "kvcK+maxpool"):
+        for gqa in ("q", "kv"):
+            add(name, BUDGETS[0], gqa, streaming=True, **adaptive)
+    for name in ("full", "h2o", "tova", "snapkv", "kvcV", "kvcK", "kvcVK",
+                 "kvcVK_fullhist", "sink", "kvcV+avgpool"):
+        for chunk in (16, 7, 1000):
+            for gqa in ("q", "kv"):
+                add(name, BUDGETS[0], gqa, chunk=chunk, **adaptive)
+                add(name, BUDGETS[2], gqa, chunk=chunk, layer_alloc="pyramid",
+                    pyramid_beta=4.0, **adaptive)
+    for name in ("h2o", "tova", "snapkv", "kvcVK", "kvcK+maxpool", "sink"):
+        for gqa in ("q", "kv"):
+            add(name, BUDGETS[0], gqa, decode_blocks=DECODE_BLOCKS, **adaptive)
+    # half-precision K/V
+    for kvt in ("f16", "bf16"):
+        for name in ("h2o", "snapkv", "kvcVK", "kvcV_fullhist"):
+            add(name, BUDGETS[1], "kv", kv_type=kvt, layer_alloc="pyramid",
+                pyramid_beta=4.0, **adaptive)
+    return out
+
+
 def masks(kept):
     return [[format(sum(1 << p for p in s), "x") for s in layer]
             for layer in kept]
@@ -170,14 +229,24 @@ def main():
         with open(os.path.join(out_dir, sname + ".bin"), "wb") as f:
             for x in raw:
                 f.write(x.astype("<f4").tobytes())
-        res = [run(shape, inputs, cfg) for cfg in configs()]
-        low = sum(1 for r in res if r["min_margin"] < 1e-4)
-        print(f"{sname}: {len(res)} configurations, {low} with a selection "
-              f"margin < 1e-4")
-        doc = {k: v for k, v in shape.items() if k != "seed"}
-        doc["configs"] = res
-        with open(os.path.join(out_dir, sname + ".json"), "w") as f:
-            json.dump(doc, f, separators=(",", ":"))
+        for suffix, cfgs in (("", configs()), ("_alloc", alloc_configs())):
+            res = [run(shape, inputs, cfg) for cfg in cfgs]
+            low = sum(1 for r in res if r["min_margin"] < 1e-4)
+            print(f"{sname}{suffix}: {len(res)} configurations, {low} with a "
+                  f"selection margin < 1e-4")
+            doc = {k: v for k, v in shape.items() if k != "seed"}
+            doc["configs"] = res
+            if suffix == "_alloc":
+                # PyramidKV's layer split on deeper models than the shapes
+                doc["pyramid_splits"] = [
+                    dict(heavy=b, n_layer=n, beta=beta,
+                         split=cacheref.pyramid_split(b, n, beta))
+                    for b, n, beta in ((40, 12, 20.0), (7, 12, 20.0),
+                                       (100, 28, 20.0), (10, 5, 1.0),
+                                       (13, 16, 3.5), (1, 3, 20.0),
+                                       (0, 4, 20.0), (25, 1, 20.0))]
+            with open(os.path.join(out_dir, sname + suffix + ".json"), "w") as f:
+                json.dump(doc, f, separators=(",", ":"))
 
 
 if __name__ == "__main__":

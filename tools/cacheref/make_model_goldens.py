@@ -11,7 +11,11 @@ selections and ids where min_margin >= 1e-4, and stops comparing ids at
 the first step whose gap is below 1e-3 (float32 vs float64 could flip that
 choice, and everything after it legitimately differs).
 
-usage: /usr/bin/python3 tools/cacheref/make_model_goldens.py [data_dir]
+tests/data/cache/tiny-*.alloc.golden.json holds the same for the budget
+allocations (head-adaptive, pyramid, both; docs/cache.md, "Budget
+allocation").
+
+usage: /usr/bin/python3 tools/cacheref/make_model_goldens.py [data_dir [.golden|.alloc.golden]]
 """
 import json
 import os
@@ -70,6 +74,37 @@ def configs():
     return out
 
 
+def alloc_configs():
+    out = []
+    adaptive = dict(budget_alloc="adaptive", safeguard=0.2)
+    pyramid = dict(layer_alloc="pyramid", pyramid_beta=4.0)
+
+    def add(name, b, gqa, de=True, chunk=0, **kw):
+        c = dict(method=name, decode_evict=de, gqa=gqa, streaming=False,
+                 chunk=chunk)
+        c.update(b)
+        c.update(kw)
+        out.append(c)
+    for name in cacheref.method_names():
+        for gqa in ("q", "kv"):
+            for de in (True, False):
+                add(name, BUDGETS[0], gqa, de, **adaptive)
+            add(name, BUDGETS[1], gqa, **adaptive, **pyramid)
+    for name in ("h2o", "snapkv", "kvcVK", "tova"):
+        for gqa in ("q", "kv"):
+            add(name, BUDGETS[2], gqa, layer_alloc="pyramid",
+                pyramid_beta=20.0)
+            add(name, BUDGETS[0], gqa, streaming=True, **adaptive)
+    for name in ("full", "h2o", "kvcVK", "tova"):
+        for chunk in (8, 64):
+            add(name, BUDGETS[0], "q", chunk=chunk, **adaptive)
+            add(name, BUDGETS[2], "kv", chunk=chunk, **adaptive, **pyramid)
+    for kvt in ("f16", "bf16"):
+        for name in ("h2o", "snapkv", "kvcVK", "sink"):
+            add(name, BUDGETS[0], "kv", kv_type=kvt, **adaptive, **pyramid)
+    return out
+
+
 def masks(kept):
     return [[format(sum(1 << p for p in s), "x") for s in layer]
             for layer in kept]
@@ -77,13 +112,17 @@ def masks(kept):
 
 def main():
     data = sys.argv[1] if len(sys.argv) > 1 else "tests/data/cache"
-    for fx, P in PROMPTS.items():
+    for (fx, P), (suffix, cfgs) in ((f, a) for f in PROMPTS.items()
+                                    for a in ((".golden", configs()),
+                                              (".alloc.golden", alloc_configs()))):
+        if len(sys.argv) > 2 and suffix != sys.argv[2]:
+            continue
         model = llama_ref.Llama(os.path.join(data, fx))
         rng = np.random.default_rng(5)
         V = model.cfg["vocab_size"]
         prompt = [int(x) for x in rng.integers(3, V, size=P)]
         res, first = [], None
-        for cfg in configs():
+        for cfg in cfgs:
             cache = cacheref.Cache(cfg, model.n_layer, model.n_head,
                                    model.n_head_kv, model.hd)
             ids, logits, kept_pre, gaps = model.generate(cache, prompt, STEPS,
@@ -104,9 +143,9 @@ def main():
             res.append(r)
         low = sum(1 for r in res if r["min_margin"] < 1e-4)
         lowgap = sum(1 for r in res if min(r["gaps"]) < 1e-3)
-        print(f"{fx}: {len(res)} configurations, {low} with selection margin "
+        print(f"{fx}{suffix}: {len(res)} configurations, {low} with selection margin "
               f"< 1e-4, {lowgap} with a logit gap < 1e-3 somewhere")
-        with open(os.path.join(data, fx + ".golden.json"), "w") as f:
+        with open(os.path.join(data, fx + suffix + ".json"), "w") as f:
             json.dump(dict(model=fx, prompt=prompt, steps=STEPS,
                            logits_first=[float("%.7g" % x) for x in first],
                            configs=res),

@@ -15,7 +15,7 @@ import ctypes
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from ._lib import (ABI, CacheParams, CacheStats, ChatMessage, Error, GenParams, GenResult,
+from ._lib import (ABI, CacheLayerStats, CacheParams, CacheStats, ChatMessage, Error, GenParams, GenResult,
                    KvpError, ModelInfo, ScoreInput, TOKEN_CB, load)
 
 __all__ = ["Model", "Cache", "GenerateResult", "KvpError", "score_tokens", "score_attention",
@@ -25,6 +25,8 @@ _lib = load()
 
 _GQA = {"per_query_head": 0, "per_kv_head": 1}
 _KV_TYPES = {"f32": 0, "f16": 1, "bf16": 2}
+_BUDGET_ALLOC = {"uniform": 0, "adaptive": 1}
+_LAYER_ALLOC = {"uniform": 0, "pyramid": 1}
 
 
 def _check(status, err):
@@ -170,7 +172,8 @@ class Model:
 
     def generate(self, prompt, max_new_tokens=64, method="full", num_recent=None, num_heavy=None,
                  recent_ratio=None, heavy_ratio=None, cache_ratio=None, decode_evict=True,
-                 streaming=False, num_sink=None, gqa_mode=None, kv_type=None, max_tokens=None, cache=None,
+                 streaming=False, num_sink=None, gqa_mode=None, kv_type=None, max_tokens=None,
+                 budget_alloc=None, safeguard=None, layer_alloc=None, pyramid_beta=None, cache=None,
                  chat=True, system=None, chat_template=None, temperature=0.0, top_k=0,
                  top_p=1.0, seed=0, ignore_eos=False, prefill_chunk=0, n_threads=0,
                  on_token=None):
@@ -188,7 +191,9 @@ class Model:
             cache = Cache(self, method, num_recent=num_recent, num_heavy=num_heavy,
                           recent_ratio=recent_ratio, heavy_ratio=heavy_ratio,
                           cache_ratio=cache_ratio, decode_evict=decode_evict, streaming=streaming,
-                          num_sink=num_sink, gqa_mode=gqa_mode, kv_type=kv_type, max_tokens=max_tokens)
+                          num_sink=num_sink, gqa_mode=gqa_mode, kv_type=kv_type, max_tokens=max_tokens,
+                          budget_alloc=budget_alloc, safeguard=safeguard,
+                          layer_alloc=layer_alloc, pyramid_beta=pyramid_beta)
         elif cache._model is not self:
             raise ValueError("generate: the cache belongs to another model")
         gp = _lib.kvp_gen_default_params()
@@ -234,7 +239,11 @@ class Cache:
 
     def __init__(self, model, method="full", num_recent=None, num_heavy=None, recent_ratio=None,
                  heavy_ratio=None, cache_ratio=None, decode_evict=True, streaming=False,
-                 num_sink=None, gqa_mode=None, kv_type=None, max_tokens=None):
+                 num_sink=None, gqa_mode=None, kv_type=None, max_tokens=None, budget_alloc=None,
+                 safeguard=None, layer_alloc=None, pyramid_beta=None):
+        """budget_alloc: "uniform" or "adaptive" (Ada-KV) with safeguard;
+        layer_alloc: "uniform" or "pyramid" (PyramidKV) with pyramid_beta
+        (docs/cache.md, "Budget allocation")."""
         cp = _lib.kvp_cache_default_params()
         self._method = str(method).encode()  # kept alive for the call
         cp.method = self._method
@@ -243,7 +252,8 @@ class Cache:
             if v is not None:
                 setattr(cp, name, int(v))
         for name, v in (("recent_ratio", recent_ratio), ("heavy_ratio", heavy_ratio),
-                        ("cache_ratio", cache_ratio)):
+                        ("cache_ratio", cache_ratio), ("safeguard", safeguard),
+                        ("pyramid_beta", pyramid_beta)):
             if v is not None:
                 setattr(cp, name, float(v))
         cp.decode_evict, cp.streaming = bool(decode_evict), bool(streaming)
@@ -255,6 +265,12 @@ class Cache:
             if kv_type not in _KV_TYPES:
                 raise ValueError("kv_type must be one of %s, not %r" % (sorted(_KV_TYPES), kv_type))
             cp.kv_type = _KV_TYPES[kv_type]
+        for name, v, table in (("budget_alloc", budget_alloc, _BUDGET_ALLOC),
+                               ("layer_alloc", layer_alloc, _LAYER_ALLOC)):
+            if v is not None:
+                if v not in table:
+                    raise ValueError("%s must be one of %s, not %r" % (name, sorted(table), v))
+                setattr(cp, name, table[v])
         self._model = model
         self._h = ctypes.c_void_p()
         err = Error()
@@ -288,6 +304,14 @@ class Cache:
         _check(_lib.kvp_cache_kept_positions(self._h, int(layer), int(stream), ctypes.byref(pos),
                                              ctypes.byref(n), ctypes.byref(err)), err)
         return [pos[i] for i in range(n.value)]
+
+    def layer_stats(self, layer):
+        """{"min_kept", "max_kept", "mean_kept", "total_kept", "num_heavy"}
+        of one layer's streams."""
+        st, err = CacheLayerStats(), Error()
+        _check(_lib.kvp_cache_get_layer_stats(self._h, int(layer), ctypes.byref(st),
+                                              ctypes.byref(err)), err)
+        return {f: getattr(st, f) for f, _ in CacheLayerStats._fields_}
 
 
 def load_kv_cache(model, method="full", num_recent=None, num_heavy=None, recent_ratio=None,

@@ -57,7 +57,15 @@ class CacheParams(ctypes.Structure):
                 ("heavy_ratio", ctypes.c_double), ("cache_ratio", ctypes.c_double),
                 ("decode_evict", ctypes.c_bool), ("streaming", ctypes.c_bool),
                 ("gqa_mode", ctypes.c_int), ("max_tokens", ctypes.c_int),
-                ("kv_type", ctypes.c_int), ("num_sink", ctypes.c_int)]
+                ("kv_type", ctypes.c_int), ("num_sink", ctypes.c_int),
+                ("budget_alloc", ctypes.c_int), ("safeguard", ctypes.c_double),
+                ("layer_alloc", ctypes.c_int), ("pyramid_beta", ctypes.c_double)]
+
+
+class CacheLayerStats(ctypes.Structure):
+    _fields_ = [("min_kept", ctypes.c_int), ("max_kept", ctypes.c_int),
+                ("mean_kept", ctypes.c_double), ("total_kept", ctypes.c_int64),
+                ("num_heavy", ctypes.c_int)]
 
 
 class CacheStats(ctypes.Structure):
@@ -127,6 +135,8 @@ _SIGNATURES = {
     "kvp_cache_free": (None, [_P]),
     "kvp_cache_warning": (ctypes.c_char_p, [_P]),
     "kvp_cache_get_stats": (None, [_P, ctypes.POINTER(CacheStats)]),
+    "kvp_cache_get_layer_stats": (ctypes.c_int, [_P, ctypes.c_int, ctypes.POINTER(CacheLayerStats),
+                                                 _ERR]),
     "kvp_cache_kept_positions": (ctypes.c_int, [_P, ctypes.c_int, ctypes.c_int,
                                                 ctypes.POINTER(_I32P),
                                                 ctypes.POINTER(ctypes.c_size_t), _ERR]),
