@@ -274,7 +274,7 @@ out:
 static void pred_help(void) {
     printf(
         "usage: kvprune needle pred -m MODEL --data FILE --save-dir DIR [options]\n\n"
-        "Writes DIR/<task>/<method>-cr<ratio>[-no_decode_evict]/pred.jsonl (the full\n"
+        "Writes DIR/<task>/<method>-cr<ratio>[-no_decode_evict][-<alloc>]/pred.jsonl (the full\n"
         "cache: DIR/<task>/full/pred.jsonl), one line per sample: index, response,\n"
         "outputs, others, truncation, length. Resumable: a rerun skips the samples\n"
         "already written (a torn last line from a killed run is dropped first).\n\n"
@@ -284,6 +284,10 @@ static void pred_help(void) {
         "  --task NAME            task folder (default: the data file name)\n"
         "  --method LIST          comma-separated methods (default full)\n"
         "  --cache-ratio LIST     comma-separated ratios in (0, 1] (pruning methods)\n"
+        "  --alloc LIST           budget allocations, one experiment each (pruning\n"
+        "                         methods): uniform (default), adaptive (head-adaptive),\n"
+        "                         pyramid (layer-adaptive), adaptive+pyramid; folders\n"
+        "                         get \"-<alloc>\" appended (uniform: nothing)\n"
         "  --num-recent N         recent tokens always kept (default 16); the budget is\n"
         "                         int(prompt * ratio) tokens in all\n"
         "  --no-decode-evict      evict only after the prompt (the seed's published runs)\n"
@@ -323,7 +327,11 @@ static int needle_pred(int argc, char **argv) {
     kvev_needle_pred_params p;
     kvev_needle_pred_default_params(&p);
     kvp_model_params mp = kvp_model_default_params();
-    const char *model_path = NULL, *methods_arg = "full", *ratios_arg = NULL;
+    const char *model_path = NULL, *methods_arg = "full", *ratios_arg = NULL, *allocs_arg = NULL;
+    char *allocs_copy = NULL;
+    const char **alloc_names = NULL;
+    kvev_alloc *allocs = NULL;
+    size_t n_allocs = 0;
     long threads = 0, lv;
     bool quiet = false;
     int rc = 2;
@@ -351,6 +359,12 @@ static int needle_pred(int argc, char **argv) {
             if (!cli_take_value(argc, argv, &i, &methods_arg)) goto out;
         } else if (!strcmp(a, "--cache-ratio")) {
             if (!cli_take_value(argc, argv, &i, &ratios_arg)) goto out;
+        } else if (!strcmp(a, "--alloc")) {
+            if (!cli_take_value(argc, argv, &i, &allocs_arg)) goto out;
+        } else if (!strcmp(a, "--budget-alloc") || !strcmp(a, "--layer-alloc")) {
+            rc = cli_usage_error("needle pred", "%s: a sweep takes --alloc LIST (uniform, "
+                                 "adaptive, pyramid, adaptive+pyramid), one experiment each", a);
+            goto out;
         } else if (!strcmp(a, "--num-recent")) {
             if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 30, &lv))
                 goto out;
@@ -422,8 +436,25 @@ static int needle_pred(int argc, char **argv) {
                 goto out;
             }
     }
+    if (allocs_arg) {
+        if (!cli_split_list("--alloc", allocs_arg, &allocs_copy, &alloc_names, &n_allocs))
+            goto out;
+        allocs = calloc(n_allocs + 1, sizeof *allocs);
+        if (!allocs) {
+            rc = cli_error("out of memory");
+            goto out;
+        }
+        for (size_t k = 0; k < n_allocs; k++)
+            if (!kvev_alloc_parse(alloc_names[k], &allocs[k])) {
+                rc = cli_usage_error("needle pred", "--alloc: '%s' is not uniform, adaptive, "
+                                     "pyramid or adaptive+pyramid", alloc_names[k]);
+                goto out;
+            }
+    }
     bool pruned = false;
     for (size_t m = 0; m < n_methods; m++) pruned |= strcmp(methods[m], "full") != 0;
+    if (!pruned && allocs_arg)
+        cli_warn("the full cache keeps every token: --alloc is ignored");
     if (!pruned && (ratios || p.num_recent != 16 || p.no_decode_evict))
         cli_warn("the full cache keeps every token: --cache-ratio, --num-recent and "
                  "--no-decode-evict are ignored");
@@ -440,6 +471,8 @@ static int needle_pred(int argc, char **argv) {
     p.n_methods = n_methods;
     p.ratios = ratios;
     p.n_ratios = n_ratios;
+    p.allocs = allocs;
+    p.n_allocs = n_allocs;
     mp.n_threads = (int)threads;
     if (kvp_model_load(model_path, &mp, &model, &err)) {
         rc = cli_eval_error(&err);
@@ -477,6 +510,9 @@ out:
     free(methods);
     free(methods_copy);
     free(ratios);
+    free(allocs);
+    free(alloc_names);
+    free(allocs_copy);
     return rc;
 }
 
@@ -488,8 +524,10 @@ static void eval_help(void) {
         "Scores every DIR/<task>/<experiment>/pred.jsonl with string_match_all\n"
         "(an experiment folder without pred.jsonl scores -1; a torn last line is\n"
         "ignored; incomplete experiments are marked), writes\n"
-        "DIR/<task>/result.json, prints a table (methods x cache ratios) and writes\n"
-        "DIR/<task>/accuracy_vs_cache_ratio.svg.\n\n"
+        "DIR/<task>/result.json, prints a table (methods x cache ratios, with an\n"
+        "allocation column when the sweep has allocations) and writes\n"
+        "DIR/<task>/accuracy_vs_cache_ratio.svg (with allocations: one panel per\n"
+        "method, one line per allocation).\n\n"
         "  --save-dir DIR         the folder 'kvprune needle pred' wrote\n"
         "  --task NAME            only this task\n"
         "  --heatmap FOLDER       also DIR/<task>/heatmap_<FOLDER>.svg: accuracy by\n"

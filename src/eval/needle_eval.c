@@ -15,11 +15,57 @@
 #include "util/error.h"
 #include "util/file.h"
 
-void kvev_needle_parse_exp_name(const char *name, char **method, double *ratio,
-                               bool *no_decode_evict) {
+/* A number as the tags write it: digits, '.', 'e', '+', '-' (a finite
+ * strtod of the whole span). */
+static bool tag_number(const char *s, size_t n) {
+    char buf[48];
+    if (n == 0 || n >= sizeof buf) return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end;
+    double v = strtod(buf, &end);
+    return *end == '\0' && isfinite(v) && (buf[0] >= '0' && buf[0] <= '9');
+}
+
+/* True when s[0..n) is an allocation tag: '+'-joined parts "adaptive" or
+ * "adaptive_sg<x>", "pyramid" or "pyramid_beta<x>", each at most once. */
+static bool is_alloc_tag(const char *s, size_t n) {
+    bool seen_a = false, seen_p = false;
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && s[j] != '+') j++;
+        const char *part = s + i;
+        size_t len = j - i;
+        static const char ad[] = "adaptive", py[] = "pyramid";
+        if (len >= sizeof ad - 1 && !strncmp(part, ad, sizeof ad - 1) && !seen_a) {
+            size_t rest = len - (sizeof ad - 1);
+            const char *r = part + sizeof ad - 1;
+            if (rest && !(rest > 3 && !strncmp(r, "_sg", 3) && tag_number(r + 3, rest - 3)))
+                return false;
+            seen_a = true;
+        } else if (len >= sizeof py - 1 && !strncmp(part, py, sizeof py - 1) && !seen_p) {
+            size_t rest = len - (sizeof py - 1);
+            const char *r = part + sizeof py - 1;
+            if (rest && !(rest > 5 && !strncmp(r, "_beta", 5) && tag_number(r + 5, rest - 5)))
+                return false;
+            seen_p = true;
+        } else {
+            return false;
+        }
+        if (j == n) return true;
+        i = j + 1;
+        if (i == n) return false; /* a trailing '+' */
+    }
+    return false;
+}
+
+/* "<method>-cr<ratio>[-no_decode_evict]" in name[0..n): the method's
+ * length, the ratio (NAN when there is none) and the suffix. */
+static size_t split_ratio(const char *name, size_t n, double *ratio, bool *no_decode_evict) {
     static const char suffix[] = "-no_decode_evict";
-    size_t n = strlen(name), ls = sizeof suffix - 1;
-    *no_decode_evict = n > ls && strcmp(name + n - ls, suffix) == 0;
+    size_t ls = sizeof suffix - 1;
+    *no_decode_evict = n > ls && strncmp(name + n - ls, suffix, ls) == 0;
     if (*no_decode_evict) n -= ls;
     *ratio = NAN;
     size_t mlen = n;
@@ -39,6 +85,25 @@ void kvev_needle_parse_exp_name(const char *name, char **method, double *ratio,
             break;
         }
     }
+    return mlen;
+}
+
+void kvev_needle_parse_exp_name(const char *name, char **method, double *ratio,
+                               bool *no_decode_evict, char **alloc) {
+    size_t n = strlen(name), mlen;
+    /* The allocation tag is the last '-' part, after the ratio; a name with
+     * no ratio before it has no allocation (the tag is part of the name). */
+    const char *dash = strrchr(name, '-');
+    if (dash && is_alloc_tag(dash + 1, strlen(dash + 1))) {
+        mlen = split_ratio(name, (size_t)(dash - name), ratio, no_decode_evict);
+        if (!isnan(*ratio)) {
+            *alloc = strdup(dash + 1);
+            *method = strndup(name, mlen);
+            return;
+        }
+    }
+    mlen = split_ratio(name, n, ratio, no_decode_evict);
+    *alloc = strdup("uniform");
     *method = strndup(name, mlen);
 }
 
@@ -168,6 +233,7 @@ static void task_free_one(kvev_task_scores *t) {
     for (size_t i = 0; i < t->n; i++) {
         free(t->exps[i].name);
         free(t->exps[i].method);
+        free(t->exps[i].alloc);
         free(t->exps[i].error);
     }
     free(t->exps);
@@ -200,10 +266,11 @@ kvp_status kvev_needle_score_task(const char *task_dir, const char *task_name,
         kvev_exp_score *e = &out->exps[out->n++];
         e->name = subs[i];
         subs[i] = NULL;
-        kvev_needle_parse_exp_name(e->name, &e->method, &e->ratio, &e->no_decode_evict);
+        kvev_needle_parse_exp_name(e->name, &e->method, &e->ratio, &e->no_decode_evict,
+                                  &e->alloc);
         char *exp_dir = kvfile_join(task_dir, e->name);
         char *pred = exp_dir ? kvfile_join(exp_dir, "pred.jsonl") : NULL;
-        if (!pred || !e->method) {
+        if (!pred || !e->method || !e->alloc) {
             free(exp_dir);
             free(pred);
             st = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", task_dir);
@@ -375,9 +442,16 @@ kvp_status kvev_needle_write_result(const kvev_task_scores *t, kvp_error *err) {
     return st;
 }
 
-/* Row labels and column ratios of the table/plot. */
+bool kvev_task_has_allocs(const kvev_task_scores *t) {
+    for (size_t i = 0; i < t->n; i++)
+        if (t->exps[i].alloc && strcmp(t->exps[i].alloc, "uniform")) return true;
+    return false;
+}
+
+/* Rows (method label, allocation) and column ratios of the table/plot. */
 typedef struct grid {
-    char **rows;
+    char **rows;    /* "h2o", "snapkv no_decode_evict"                       */
+    char **allocs;  /* per row: "uniform", "adaptive", ...                   */
     size_t nr;
     double *cols;
     size_t nc;
@@ -404,36 +478,56 @@ static size_t method_rank(const char *label) {
     return i;
 }
 
-static int row_cmp(const char *a, const char *b) {
+/* uniform, adaptive, pyramid, adaptive+pyramid, then the others by name. */
+static size_t alloc_rank(const char *alloc) {
+    static const char *const order[] = {"uniform", "adaptive", "pyramid", "adaptive+pyramid"};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (!strcmp(alloc, order[i])) return i;
+    return sizeof order / sizeof order[0];
+}
+
+static int row_cmp(const char *a, const char *aa, const char *b, const char *ba) {
     size_t ra = method_rank(a), rb = method_rank(b);
     if (ra != rb) return ra < rb ? -1 : 1;
-    return strcmp(a, b);
+    int c = strcmp(a, b);
+    if (c) return c;
+    ra = alloc_rank(aa), rb = alloc_rank(ba);
+    if (ra != rb) return ra < rb ? -1 : 1;
+    return strcmp(aa, ba);
 }
 
 static bool grid_build(const kvev_task_scores *t, grid *g) {
     memset(g, 0, sizeof *g);
     g->rows = calloc(t->n + 1, sizeof *g->rows);
+    g->allocs = calloc(t->n + 1, sizeof *g->allocs);
     g->cols = calloc(t->n + 1, sizeof *g->cols);
-    if (!g->rows || !g->cols) return false;
-    for (int pass = 0; pass < 1; pass++)
-        for (size_t i = 0; i < t->n; i++) {
-            const kvev_exp_score *e = &t->exps[i];
-            char *l = row_label(e);
-            if (!l) return false;
-            bool dup = false;
-            for (size_t r = 0; r < g->nr; r++) dup = dup || !strcmp(g->rows[r], l);
-            if (dup)
-                free(l);
-            else
-                g->rows[g->nr++] = l;
+    if (!g->rows || !g->allocs || !g->cols) return false;
+    for (size_t i = 0; i < t->n; i++) {
+        const kvev_exp_score *e = &t->exps[i];
+        char *l = row_label(e);
+        if (!l) return false;
+        bool dup = false;
+        for (size_t r = 0; r < g->nr; r++)
+            dup = dup || (!strcmp(g->rows[r], l) && !strcmp(g->allocs[r], e->alloc));
+        if (dup) {
+            free(l);
+            continue;
         }
+        g->allocs[g->nr] = strdup(e->alloc);
+        g->rows[g->nr++] = l;
+        if (!g->allocs[g->nr - 1]) return false;
+    }
     /* Rows in the method table's order (full, sink, h2o, tova, snapkv, kvc*),
-     * names it does not know after them. */
+     * names it does not know after them; allocations in their order. */
     for (size_t a = 1; a < g->nr; a++)
-        for (size_t b = a; b > 0 && row_cmp(g->rows[b - 1], g->rows[b]) > 0; b--) {
+        for (size_t b = a; b > 0 && row_cmp(g->rows[b - 1], g->allocs[b - 1], g->rows[b],
+                                            g->allocs[b]) > 0; b--) {
             char *tmp = g->rows[b];
             g->rows[b] = g->rows[b - 1];
             g->rows[b - 1] = tmp;
+            tmp = g->allocs[b];
+            g->allocs[b] = g->allocs[b - 1];
+            g->allocs[b - 1] = tmp;
         }
     for (size_t i = 0; i < t->n; i++) {
         double r = t->exps[i].ratio;
@@ -447,16 +541,19 @@ static bool grid_build(const kvev_task_scores *t, grid *g) {
 }
 
 static void grid_free(grid *g) {
-    kvev_strv_free(g->rows, g->nr);
+    if (g->rows) kvev_strv_free(g->rows, g->nr);
+    if (g->allocs) kvev_strv_free(g->allocs, g->nr);
     free(g->cols);
 }
 
 /* The experiment shown at (row, ratio), or NULL when there is none. */
-static const kvev_exp_score *grid_exp(const kvev_task_scores *t, const char *row, double ratio) {
+static const kvev_exp_score *grid_exp(const kvev_task_scores *t, const grid *g, size_t row,
+                                      double ratio) {
     for (size_t i = 0; i < t->n; i++) {
         const kvev_exp_score *e = &t->exps[i];
+        if (strcmp(e->alloc, g->allocs[row])) continue;
         char *l = row_label(e);
-        bool same = l && !strcmp(l, row);
+        bool same = l && !strcmp(l, g->rows[row]);
         free(l);
         if (same && (isnan(e->ratio) || e->ratio == ratio)) return e;
     }
@@ -464,9 +561,15 @@ static const kvev_exp_score *grid_exp(const kvev_task_scores *t, const char *row
 }
 
 /* The score shown for (row, ratio), or NAN when there is none. */
-static double grid_value(const kvev_task_scores *t, const char *row, double ratio) {
-    const kvev_exp_score *e = grid_exp(t, row, ratio);
+static double grid_value(const kvev_task_scores *t, const grid *g, size_t row, double ratio) {
+    const kvev_exp_score *e = grid_exp(t, g, row, ratio);
     return e ? e->score : NAN;
+}
+
+/* A row of a method without a ratio (full): a reference level. */
+static bool grid_is_reference(const kvev_task_scores *t, const grid *g, size_t row) {
+    const kvev_exp_score *e = grid_exp(t, g, row, NAN);
+    return e && isnan(e->ratio);
 }
 
 char *kvev_needle_table(const kvev_task_scores *t) {
@@ -475,11 +578,14 @@ char *kvev_needle_table(const kvev_task_scores *t) {
         grid_free(&g);
         return NULL;
     }
-    size_t w0 = strlen("method");
-    for (size_t r = 0; r < g.nr; r++)
+    bool with_alloc = kvev_task_has_allocs(t);
+    size_t w0 = strlen("method"), w1 = strlen("alloc");
+    for (size_t r = 0; r < g.nr; r++) {
         if (strlen(g.rows[r]) > w0) w0 = strlen(g.rows[r]);
+        if (strlen(g.allocs[r]) > w1) w1 = strlen(g.allocs[r]);
+    }
     size_t ncols = g.nc ? g.nc : 1;
-    size_t cap = (w0 + 16 * ncols + 8) * (g.nr + 4) + strlen(t->name) + 64, len = 0;
+    size_t cap = (w0 + w1 + 16 * ncols + 8) * (g.nr + 4) + strlen(t->name) + 64, len = 0;
     for (size_t i = 0; i < t->n; i++)
         cap += strlen(t->exps[i].name) + (t->exps[i].error ? strlen(t->exps[i].error) : 0) + 96;
     char *s = malloc(cap);
@@ -490,6 +596,7 @@ char *kvev_needle_table(const kvev_task_scores *t) {
 #define PUT(...) len += (size_t)snprintf(s + len, cap - len, __VA_ARGS__)
     PUT("task %s (string_match_all, %%)\n", t->name);
     PUT("%-*s", (int)w0, "method");
+    if (with_alloc) PUT("  %-*s", (int)w1, "alloc");
     for (size_t c = 0; c < g.nc; c++) {
         char h[40];
         snprintf(h, sizeof h, "cr=%g", g.cols[c]);
@@ -499,8 +606,10 @@ char *kvev_needle_table(const kvev_task_scores *t) {
     PUT("\n");
     for (size_t r = 0; r < g.nr; r++) {
         PUT("%-*s", (int)w0, g.rows[r]);
+        if (with_alloc)
+            PUT("  %-*s", (int)w1, grid_is_reference(t, &g, r) ? "-" : g.allocs[r]);
         for (size_t c = 0; c < ncols; c++) {
-            const kvev_exp_score *e = grid_exp(t, g.rows[r], g.nc ? g.cols[c] : NAN);
+            const kvev_exp_score *e = grid_exp(t, &g, r, g.nc ? g.cols[c] : NAN);
             double v = e ? e->score : NAN;
             char cell[40];
             if (isnan(v))
@@ -538,6 +647,93 @@ char *kvev_needle_table(const kvev_task_scores *t) {
     return s;
 }
 
+/* Row r's points (ratio, score) over the columns with a score, or for a
+ * reference row a level from xmin to xmax; false when it has none. */
+static bool row_series(const kvev_task_scores *t, const grid *g, size_t r, double xmin,
+                       double xmax, double *x, double *y, kvev_plot_series *out) {
+    double ref = grid_value(t, g, r, NAN);
+    if (grid_is_reference(t, g, r)) {
+        if (ref < 0) return false;
+        x[0] = xmin, y[0] = ref, x[1] = xmax, y[1] = ref;
+        *out = (kvev_plot_series){g->rows[r], x, y, 2, true};
+        return true;
+    }
+    size_t k = 0;
+    for (size_t c = 0; c < g->nc; c++) {
+        double v = grid_value(t, g, r, g->cols[c]);
+        if (isnan(v) || v < 0) continue;
+        x[k] = g->cols[c];
+        y[k] = v;
+        k++;
+    }
+    *out = (kvev_plot_series){g->rows[r], x, y, k, false};
+    return k > 0;
+}
+
+/* One panel per method label with one line per allocation; the reference
+ * rows (full) are dashed in every panel. */
+static kvp_status plot_panels(const kvev_task_scores *t, const grid *g, const char *svg_path,
+                              const kvev_line_plot *p, double xmin, double xmax, kvp_error *err) {
+    size_t nr = g->nr, per = g->nc + 2;
+    kvev_plot_series *se = calloc(nr * (nr + 1) + 1, sizeof *se);
+    kvev_plot_panel *panels = calloc(nr + 1, sizeof *panels);
+    const char **legend = calloc(nr + 1, sizeof *legend);
+    double *xs = calloc((nr + 1) * per, sizeof *xs), *ys = calloc((nr + 1) * per, sizeof *ys);
+    kvp_status st = KVP_OK;
+    if (!se || !panels || !legend || !xs || !ys) {
+        st = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", svg_path);
+        goto out;
+    }
+    /* Legend: the allocations in their order (so an allocation keeps its
+     * colour from plot to plot), then the reference rows. */
+    size_t nl = 0, n_alloc = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t r = 0; r < nr; r++) {
+            bool ref = grid_is_reference(t, g, r);
+            if (ref != (pass == 1)) continue;
+            const char *l = ref ? g->rows[r] : g->allocs[r];
+            bool dup = false;
+            for (size_t k = 0; k < nl; k++) dup = dup || !strcmp(legend[k], l);
+            if (dup) continue;
+            legend[nl++] = l;
+            if (!ref) n_alloc = nl;
+        }
+    for (size_t a = 1; a < n_alloc; a++)
+        for (size_t b = a; b > 0; b--) {
+            size_t ra = alloc_rank(legend[b - 1]), rb = alloc_rank(legend[b]);
+            if (ra < rb || (ra == rb && strcmp(legend[b - 1], legend[b]) <= 0)) break;
+            const char *tmp = legend[b];
+            legend[b] = legend[b - 1];
+            legend[b - 1] = tmp;
+        }
+    size_t np = 0, ns = 0;
+    for (size_t r = 0; r < nr; r++) {
+        if (grid_is_reference(t, g, r)) continue;
+        if (np && !strcmp(panels[np - 1].title, g->rows[r])) continue; /* rows are grouped */
+        kvev_plot_panel *pn = &panels[np++];
+        pn->title = g->rows[r];
+        pn->series = se + ns;
+        for (size_t q = r; q < nr && !strcmp(g->rows[q], g->rows[r]); q++) {
+            if (grid_is_reference(t, g, q)) continue;
+            if (row_series(t, g, q, xmin, xmax, xs + q * per, ys + q * per, &se[ns])) {
+                se[ns].label = g->allocs[q];
+                ns++;
+                pn->n++;
+            }
+        }
+        for (size_t q = 0; q < nr; q++)
+            if (grid_is_reference(t, g, q) &&
+                row_series(t, g, q, xmin, xmax, xs + q * per, ys + q * per, &se[ns])) {
+                ns++;
+                pn->n++;
+            }
+    }
+    st = kvev_svg_panel_plot(svg_path, p, panels, np, legend, nl, err);
+out:
+    free(se), free(panels), free(legend), free(xs), free(ys);
+    return st;
+}
+
 kvp_status kvev_needle_plot_ratio(const kvev_task_scores *t, const char *svg_path,
                                  kvp_error *err) {
     grid g;
@@ -547,6 +743,20 @@ kvp_status kvev_needle_plot_ratio(const kvev_task_scores *t, const char *svg_pat
     }
     double xmin = 0, xmax = g.nc ? g.cols[g.nc - 1] : 1;
     xmax = xmax > 0 ? xmax * 1.05 : 1;
+    bool panels = kvev_task_has_allocs(t);
+    char title[300];
+    snprintf(title, sizeof title, panels ? "Needle retrieval accuracy vs cache ratio by budget "
+                                           "allocation (%s)"
+                                         : "Needle retrieval accuracy vs cache ratio (%s)",
+             t->name);
+    kvev_line_plot p = {title, "cache ratio (kept fraction of the prompt, + recent tokens)",
+                       "accuracy (string_match_all, %)", xmin, xmax, -2, 102, g.cols, g.nc};
+    if (panels) {
+        p.xlabel = "cache ratio";
+        kvp_status st = plot_panels(t, &g, svg_path, &p, xmin, xmax, err);
+        grid_free(&g);
+        return st;
+    }
     kvev_plot_series *se = calloc(g.nr + 1, sizeof *se);
     double *xs = calloc((g.nr + 1) * (g.nc + 2), sizeof *xs);
     double *ys = calloc((g.nr + 1) * (g.nc + 2), sizeof *ys);
@@ -556,28 +766,10 @@ kvp_status kvev_needle_plot_ratio(const kvev_task_scores *t, const char *svg_pat
         return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", svg_path);
     }
     size_t ns = 0;
-    for (size_t r = 0; r < g.nr; r++) {
-        double *x = xs + r * (g.nc + 2), *y = ys + r * (g.nc + 2);
-        size_t k = 0;
-        double ref = grid_value(t, g.rows[r], NAN);
-        if (!isnan(ref) && ref >= 0) { /* a method without ratio: reference line */
-            x[0] = xmin, y[0] = ref, x[1] = xmax, y[1] = ref;
-            se[ns++] = (kvev_plot_series){g.rows[r], x, y, 2, true};
-            continue;
-        }
-        for (size_t c = 0; c < g.nc; c++) {
-            double v = grid_value(t, g.rows[r], g.cols[c]);
-            if (isnan(v) || v < 0) continue;
-            x[k] = g.cols[c];
-            y[k] = v;
-            k++;
-        }
-        if (k) se[ns++] = (kvev_plot_series){g.rows[r], x, y, k, false};
-    }
-    char title[300];
-    snprintf(title, sizeof title, "Needle retrieval accuracy vs cache ratio (%s)", t->name);
-    kvev_line_plot p = {title, "cache ratio (kept fraction of the prompt, + recent tokens)",
-                       "accuracy (string_match_all, %)", xmin, xmax, -2, 102, g.cols, g.nc};
+    for (size_t r = 0; r < g.nr; r++)
+        if (row_series(&t[0], &g, r, xmin, xmax, xs + r * (g.nc + 2), ys + r * (g.nc + 2),
+                       &se[ns]))
+            ns++;
     kvp_status st = kvev_svg_line_plot(svg_path, &p, se, ns, err);
     free(se), free(xs), free(ys);
     grid_free(&g);

@@ -12,7 +12,10 @@ typedef struct kvev_exp_score {
     char *name;           /* the experiment folder, e.g. "h2o-cr0.05"          */
     char *method;         /* "h2o"; the whole name when it does not parse      */
     double ratio;         /* NAN when the name has no "-cr<ratio>" part        */
-    bool no_decode_evict; /* the name ends with "-no_decode_evict"             */
+    bool no_decode_evict; /* the name has "-no_decode_evict"                   */
+    char *alloc;          /* the budget allocation: the name's allocation tag
+                             ("adaptive", "adaptive+pyramid", ...), else
+                             "uniform"                                         */
     double score;         /* string_match_all; -1 when there is nothing to score
                              (no pred.jsonl, an empty one, or an error)        */
     size_t n_samples;     /* lines scored                                      */
@@ -30,9 +33,17 @@ typedef struct kvev_task_scores {
     size_t n;
 } kvev_task_scores;
 
-/* Splits "<method>-cr<ratio>[-no_decode_evict]". */
+/* Splits "<method>-cr<ratio>[-no_decode_evict][-<alloc>]", where <alloc> is
+ * an allocation tag (kvev_alloc_tag: "adaptive", "pyramid",
+ * "adaptive+pyramid", each part optionally with "_sg<x>" / "_beta<x>");
+ * *alloc is "uniform" when there is none. *method and *alloc are malloc'ed
+ * (NULL when out of memory). */
 void kvev_needle_parse_exp_name(const char *name, char **method, double *ratio,
-                               bool *no_decode_evict);
+                               bool *no_decode_evict, char **alloc);
+
+/* True when some experiment of the task has a non-uniform allocation: the
+ * table then has an allocation column and the plot one panel per method. */
+bool kvev_task_has_allocs(const kvev_task_scores *t);
 
 /* Scores one pred.jsonl (fields `response` or `pred`, and `outputs`). */
 kvp_status kvev_needle_score_file(const char *pred_path, double *score, size_t *n,
@@ -64,14 +75,17 @@ void kvev_task_scores_free(kvev_task_scores *t, size_t n);
 kvp_status kvev_needle_write_result(const kvev_task_scores *t, kvp_error *err);
 
 /* The results as a fixed-width table: one row per method (with
- * " no_decode_evict" when set), one column per cache ratio; methods without a
- * ratio (full) show their score in every column. A score over fewer samples
- * than expected is marked '*' and listed under the table with its count.
- * malloc'ed. */
+ * " no_decode_evict" when set) and, when the task has allocations, per
+ * allocation (an "alloc" column after the method; "-" for methods without a
+ * ratio), one column per cache ratio; methods without a ratio (full) show
+ * their score in every column. A score over fewer samples than expected is
+ * marked '*' and listed under the table with its count. malloc'ed. */
 char *kvev_needle_table(const kvev_task_scores *t);
 
 /* Accuracy vs cache ratio, one line per method; methods without a ratio are
- * drawn as dashed horizontal reference lines. */
+ * drawn as dashed horizontal reference lines. When the task has
+ * allocations: one panel per method, one line per allocation, the methods
+ * without a ratio dashed in every panel. */
 kvp_status kvev_needle_plot_ratio(const kvev_task_scores *t, const char *svg_path,
                                  kvp_error *err);
 

@@ -44,15 +44,49 @@ bool kvev_needle_method_known(const char *name) {
     return false;
 }
 
-void kvev_needle_exp_name(const char *method, double ratio, bool no_decode_evict, char *buf,
-                         size_t size) {
+bool kvev_alloc_parse(const char *s, kvev_alloc *out) {
+    static const struct {
+        const char *name;
+        kvev_alloc a;
+    } known[] = {{"uniform", {false, false}},
+                 {"adaptive", {true, false}},
+                 {"pyramid", {false, true}},
+                 {"adaptive+pyramid", {true, true}},
+                 {"pyramid+adaptive", {true, true}}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(s, known[i].name)) {
+            *out = known[i].a;
+            return true;
+        }
+    return false;
+}
+
+void kvev_alloc_tag(kvev_alloc a, const kvp_cache_params *cp, char *buf, size_t size) {
+    (void)cp;
+    snprintf(buf, size, "%s%s%s", a.adaptive ? "adaptive" : "", a.adaptive && a.pyramid ? "+" : "",
+             a.pyramid ? "pyramid" : "");
+}
+
+kvp_status kvev_alloc_apply(kvev_alloc a, kvp_cache_params *cp, kvp_error *err) {
+    (void)cp;
+    if (a.adaptive || a.pyramid)
+        return kvu_fail(err, KVP_ERR_UNSUPPORTED,
+                        "allocation '%s%s%s': this library has only uniform budgets",
+                        a.adaptive ? "adaptive" : "", a.adaptive && a.pyramid ? "+" : "",
+                        a.pyramid ? "pyramid" : "");
+    return KVP_OK;
+}
+
+void kvev_needle_exp_name(const char *method, double ratio, bool no_decode_evict,
+                         const char *alloc_tag, char *buf, size_t size) {
     if (!strcmp(method, "full")) {
         snprintf(buf, size, "full");
         return;
     }
     char r[40];
     kvev_py_float_repr(ratio, r, sizeof r);
-    snprintf(buf, size, "%s-cr%s%s", method, r, no_decode_evict ? "-no_decode_evict" : "");
+    snprintf(buf, size, "%s-cr%s%s%s%s", method, r, no_decode_evict ? "-no_decode_evict" : "",
+             alloc_tag && *alloc_tag ? "-" : "", alloc_tag ? alloc_tag : "");
 }
 
 void kvev_needle_pred_default_params(kvev_needle_pred_params *p) {
@@ -76,9 +110,10 @@ typedef struct sample {
 } sample;
 
 typedef struct experiment {
-    char name[160];
+    char name[256];
     const char *method;
     double ratio;
+    kvev_alloc alloc;
     char *dir;
     char *pred_path;
     unsigned char *done;  /* per sample: already in pred.jsonl */
@@ -267,6 +302,12 @@ kvp_status kvev_needle_pred(kvp_model *model, const kvev_needle_pred_params *p,
     for (size_t m = 0; m < p->n_methods; m++) need_ratio |= strcmp(p->methods[m], "full") != 0;
     if (need_ratio && p->n_ratios == 0)
         return kvu_fail(err, KVP_ERR_INVALID_ARG, "ratios: needed for pruning methods");
+    if (need_ratio)
+        for (size_t a = 0; a < p->n_allocs; a++) {
+            kvp_cache_params probe = p->base;
+            kvp_status as = kvev_alloc_apply(p->allocs[a], &probe, err);
+            if (as != KVP_OK) return as;
+        }
     if (p->shard_count < 1 || p->shard_index < 0 || p->shard_index >= p->shard_count)
         return kvu_fail(err, KVP_ERR_INVALID_ARG, "shard_index/shard_count: %d/%d is not i/n with 0 <= i < n",
                         p->shard_index, p->shard_count);
@@ -280,7 +321,11 @@ kvp_status kvev_needle_pred(kvp_model *model, const kvev_needle_pred_params *p,
     if (st != KVP_OK) return st;
     size_t n = data.n;
     sample *s = calloc(n ? n : 1, sizeof *s);
-    experiment *ex = calloc(p->n_methods * (p->n_ratios ? p->n_ratios : 1) + 1, sizeof *ex);
+    static const kvev_alloc uniform_only = {false, false};
+    const kvev_alloc *allocs = p->n_allocs ? p->allocs : &uniform_only;
+    size_t n_allocs = p->n_allocs ? p->n_allocs : 1;
+    experiment *ex = calloc(p->n_methods * (p->n_ratios ? p->n_ratios : 1) * n_allocs + 1,
+                            sizeof *ex);
     char *task = p->task ? strdup(p->task) : task_name_of(p->data_path);
     size_t nex = 0;
     kvp_cache *cache = NULL;
@@ -304,23 +349,27 @@ kvp_status kvev_needle_pred(kvp_model *model, const kvev_needle_pred_params *p,
     st = check_data(p->data_path, &data, s, err);
     if (st != KVP_OK) goto out;
 
-    /* Experiments of this shard, in method-major order. */
+    /* Experiments of this shard, in method-major order (method, ratio,
+     * allocation); the full cache once, whatever the ratios and allocations. */
     size_t k = 0;
     for (size_t m = 0; m < p->n_methods; m++) {
         bool full = !strcmp(p->methods[m], "full");
-        size_t nr = full ? 1 : p->n_ratios;
-        for (size_t r = 0; r < nr; r++, k++) {
-            char name[160];
-            kvev_needle_exp_name(p->methods[m], full ? 0 : p->ratios[r], p->no_decode_evict, name,
-                                sizeof name);
-            bool dup = false;
-            for (size_t q = 0; q < nex; q++) dup |= !strcmp(ex[q].name, name);
-            if (dup || (int)(k % (size_t)p->shard_count) != p->shard_index) continue;
-            experiment *e = &ex[nex++];
-            snprintf(e->name, sizeof e->name, "%s", name);
-            e->method = p->methods[m];
-            e->ratio = full ? -1 : p->ratios[r];
-        }
+        size_t nr = full ? 1 : p->n_ratios, na = full ? 1 : n_allocs;
+        for (size_t r = 0; r < nr; r++)
+            for (size_t a = 0; a < na; a++, k++) {
+                char name[256], tag[96];
+                kvev_alloc_tag(allocs[a], &p->base, tag, sizeof tag);
+                kvev_needle_exp_name(p->methods[m], full ? 0 : p->ratios[r], p->no_decode_evict,
+                                    tag, name, sizeof name);
+                bool dup = false;
+                for (size_t q = 0; q < nex; q++) dup |= !strcmp(ex[q].name, name);
+                if (dup || (int)(k % (size_t)p->shard_count) != p->shard_index) continue;
+                experiment *e = &ex[nex++];
+                snprintf(e->name, sizeof e->name, "%s", name);
+                e->method = p->methods[m];
+                e->ratio = full ? -1 : p->ratios[r];
+                e->alloc = full ? (kvev_alloc){false, false} : allocs[a];
+            }
     }
     sum->n_exps = nex;
 
@@ -390,6 +439,8 @@ kvp_status kvev_needle_pred(kvp_model *model, const kvev_needle_pred_params *p,
             cp.recent_ratio = -1;
             cp.heavy_ratio = -1;
             cp.decode_evict = !p->no_decode_evict;
+            st = kvev_alloc_apply(e->alloc, &cp, err);
+            if (st != KVP_OK) break;
         }
         st = kvp_cache_new(model, &cp, &cache, err);
         if (st != KVP_OK) {

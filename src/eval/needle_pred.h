@@ -31,11 +31,36 @@ kvp_status kvev_prompt_measure(void *user, const char *input, bool chat, size_t 
 /* True for the names kvp_cache_method_names() lists (and obc* = kvc*). */
 bool kvev_needle_method_known(const char *name);
 
-/* The experiment folder: "full" for the full cache (budgets do not apply),
- * else "<method>-cr<ratio>" with the ratio as Python's str(float) writes it,
- * plus "-no_decode_evict" when decode eviction is off. `buf` >= 160 bytes. */
-void kvev_needle_exp_name(const char *method, double ratio, bool no_decode_evict, char *buf,
-                         size_t size);
+/* How a sweep experiment spreads the cache's budget: over the streams of a
+ * layer (adaptive: head-adaptive, Ada-KV) and over the layers (pyramid:
+ * PyramidKV). Both false: every stream gets the same budget (uniform). */
+typedef struct kvev_alloc {
+    bool adaptive;
+    bool pyramid;
+} kvev_alloc;
+
+/* "uniform", "adaptive", "pyramid", "adaptive+pyramid" (or
+ * "pyramid+adaptive"); false for anything else. */
+bool kvev_alloc_parse(const char *s, kvev_alloc *out);
+
+/* The allocation's part of an experiment name: "" for uniform, else
+ * "adaptive", "pyramid" or "adaptive+pyramid", where "adaptive" carries
+ * "_sg<safeguard>" and "pyramid" "_beta<beta>" when cp's values differ from
+ * the library's defaults (numbers as Python's str(float) writes them), so
+ * that sweeps with other settings never share a folder. `buf` >= 96 bytes. */
+void kvev_alloc_tag(kvev_alloc a, const kvp_cache_params *cp, char *buf, size_t size);
+
+/* Sets cp's allocation fields for `a` (the safeguard and beta stay cp's);
+ * KVP_ERR_UNSUPPORTED when the library cannot allocate that way. */
+kvp_status kvev_alloc_apply(kvev_alloc a, kvp_cache_params *cp, kvp_error *err);
+
+/* The experiment folder: "full" for the full cache (budgets and allocations
+ * do not apply), else "<method>-cr<ratio>" with the ratio as Python's
+ * str(float) writes it, plus "-no_decode_evict" when decode eviction is off,
+ * plus "-<alloc tag>" unless the tag is "" (uniform), so uniform sweeps keep
+ * the names they always had. `buf` >= 256 bytes. */
+void kvev_needle_exp_name(const char *method, double ratio, bool no_decode_evict,
+                         const char *alloc_tag, char *buf, size_t size);
 
 typedef struct kvev_needle_progress {
     const char *experiment;   /* current experiment folder                    */
@@ -54,6 +79,8 @@ typedef struct kvev_needle_pred_params {
     size_t n_methods;
     const double *ratios;         /* each in (0, 1]                            */
     size_t n_ratios;
+    const kvev_alloc *allocs;     /* NULL/0: uniform only                      */
+    size_t n_allocs;
     int num_recent;               /* default 16                                */
     bool no_decode_evict;
     kvp_cache_params base;        /* other cache settings (gqa mode, ...)     */

@@ -99,45 +99,62 @@ static void svg_head(sbuf *b, int w, int h) {
               w, h, w, h, w, h);
 }
 
-kvp_status kvev_svg_line_plot(const char *path, const kvev_line_plot *plot,
-                             const kvev_plot_series *series, size_t n_series, kvp_error *err) {
-    size_t maxlab = 8;
-    for (size_t s = 0; s < n_series; s++)
-        if (series[s].label && strlen(series[s].label) > maxlab) maxlab = strlen(series[s].label);
-    /* Legend width from the longest label (about 7.5 px per character). */
-    const int R = 90 + (int)(maxlab * 7.5);
-    const int W = 630 + R, H = 540, L = 80, T = 60, B = 70;
-    const int pw = W - L - R, ph = H - T - B;
+/* The axis ranges of a plot: its own, or the data's when empty. */
+static void plot_ranges(const kvev_line_plot *plot, const kvev_plot_series *const *series,
+                        const size_t *n_series, size_t n_groups, double r[4]) {
     double xmin = plot->xmin, xmax = plot->xmax, ymin = plot->ymin, ymax = plot->ymax;
     if (!(xmax > xmin)) {
         xmin = INFINITY;
         xmax = -INFINITY;
-        for (size_t s = 0; s < n_series; s++)
-            for (size_t i = 0; i < series[s].n; i++) {
-                xmin = fmin(xmin, series[s].x[i]);
-                xmax = fmax(xmax, series[s].x[i]);
-            }
+        for (size_t g = 0; g < n_groups; g++)
+            for (size_t s = 0; s < n_series[g]; s++)
+                for (size_t i = 0; i < series[g][s].n; i++) {
+                    xmin = fmin(xmin, series[g][s].x[i]);
+                    xmax = fmax(xmax, series[g][s].x[i]);
+                }
         if (!isfinite(xmin)) xmin = 0, xmax = 1;
         if (!(xmax > xmin)) xmin -= 0.5, xmax += 0.5;
     }
     if (!(ymax > ymin)) ymin = 0, ymax = 100;
+    r[0] = xmin, r[1] = xmax, r[2] = ymin, r[3] = ymax;
+}
+
+/* Marker k (circle, square, triangle) centred on (x, y). */
+static void draw_marker(sbuf *b, int k, double x, double y, const char *col) {
+    if (k == 0)
+        sb_printf(b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"4.5\" fill=\"%s\"/>\n", x, y, col);
+    else if (k == 1)
+        sb_printf(b, "<rect x=\"%.2f\" y=\"%.2f\" width=\"8\" height=\"8\" fill=\"%s\"/>\n",
+                  x - 4, y - 4, col);
+    else
+        sb_printf(b, "<path d=\"M%.2f %.2f L%.2f %.2f L%.2f %.2f Z\" fill=\"%s\"/>\n", x, y - 5.5,
+                  x + 5, y + 4, x - 5, y + 4, col);
+}
+
+/* Colour and marker of style k: different marker shapes help where colours
+ * are hard to tell. */
+static const char *style_color(size_t k) { return palette[k % N_PALETTE]; }
+static int style_marker(size_t k) { return (int)(k / N_PALETTE + k) % 3; }
+
+/* One plot area at (L, T), pw x ph: grid, ticks, frame, axis labels (the
+ * y label when ylabel_x >= 0), and the series in styles style[s], clipped
+ * to the area (clip path `clip_id`). */
+static void draw_area(sbuf *b, int L, int T, int pw, int ph, const double r[4],
+                      const kvev_line_plot *plot, const char *xlabel, const char *ylabel,
+                      int ylabel_x, const kvev_plot_series *series, const size_t *style,
+                      size_t n_series, int clip_id) {
+    double xmin = r[0], xmax = r[1], ymin = r[2], ymax = r[3];
 #define PX(v) (L + ((v) - xmin) / (xmax - xmin) * pw)
 #define PY(v) (T + ph - ((v) - ymin) / (ymax - ymin) * ph)
-    sbuf b = {0};
-    svg_head(&b, W, H);
-    sb_printf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"18\" font-weight=\"bold\" "
-                  "text-anchor=\"middle\">", L + pw / 2, 32);
-    sb_text(&b, plot->title);
-    sb_printf(&b, "</text>\n");
     /* Grid and y ticks. */
     double ystep = nice_step(ymax - ymin, 5);
     for (double v = ceil(ymin / ystep) * ystep; v <= ymax + ystep * 1e-9; v += ystep) {
         char t[32];
         fmt_tick(t, sizeof t, v, ystep);
-        sb_printf(&b, "<line x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\" stroke=\"#dddddd\"/>\n",
+        sb_printf(b, "<line x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\" stroke=\"#dddddd\"/>\n",
                   L, PY(v), L + pw, PY(v));
-        sb_printf(&b, "<text x=\"%d\" y=\"%.2f\" font-size=\"13\" text-anchor=\"end\" "
-                      "dy=\"0.35em\">%s</text>\n", L - 8, PY(v), t);
+        sb_printf(b, "<text x=\"%d\" y=\"%.2f\" font-size=\"13\" text-anchor=\"end\" "
+                     "dy=\"0.35em\">%s</text>\n", L - 8, PY(v), t);
     }
     /* X ticks: given positions or nice ones. */
     double xstep = nice_step(xmax - xmin, 6);
@@ -146,94 +163,189 @@ kvp_status kvev_svg_line_plot(const char *path, const kvev_line_plot *plot,
             char t[32];
             snprintf(t, sizeof t, "%g", plot->xticks[i]);
             double x = PX(plot->xticks[i]);
-            sb_printf(&b, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"#eeeeee\"/>\n",
+            sb_printf(b, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"#eeeeee\"/>\n",
                       x, T, x, T + ph);
-            sb_printf(&b, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"black\"/>\n",
+            sb_printf(b, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"black\"/>\n",
                       x, T + ph, x, T + ph + 5);
-            sb_printf(&b, "<text x=\"%.2f\" y=\"%d\" font-size=\"13\" text-anchor=\"middle\">%s"
-                          "</text>\n", x, T + ph + 22, t);
+            sb_printf(b, "<text x=\"%.2f\" y=\"%d\" font-size=\"13\" text-anchor=\"middle\">%s"
+                         "</text>\n", x, T + ph + 22, t);
         }
     } else {
         for (double v = ceil(xmin / xstep) * xstep; v <= xmax + xstep * 1e-9; v += xstep) {
             char t[32];
             fmt_tick(t, sizeof t, v, xstep);
             double x = PX(v);
-            sb_printf(&b, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"black\"/>\n",
+            sb_printf(b, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"black\"/>\n",
                       x, T + ph, x, T + ph + 5);
-            sb_printf(&b, "<text x=\"%.2f\" y=\"%d\" font-size=\"13\" text-anchor=\"middle\">%s"
-                          "</text>\n", x, T + ph + 22, t);
+            sb_printf(b, "<text x=\"%.2f\" y=\"%d\" font-size=\"13\" text-anchor=\"middle\">%s"
+                         "</text>\n", x, T + ph + 22, t);
         }
     }
     /* Axes. */
-    sb_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
-                  "stroke=\"black\"/>\n", L, T, pw, ph);
-    sb_printf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"15\" text-anchor=\"middle\">", L + pw / 2,
-              H - 20);
-    sb_text(&b, plot->xlabel);
-    sb_printf(&b, "</text>\n<text x=\"%d\" y=\"%d\" font-size=\"15\" text-anchor=\"middle\" "
-                  "transform=\"rotate(-90 %d %d)\">", 24, T + ph / 2, 24, T + ph / 2);
-    sb_text(&b, plot->ylabel);
-    sb_printf(&b, "</text>\n");
+    sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
+                 "stroke=\"black\"/>\n", L, T, pw, ph);
+    if (xlabel) {
+        sb_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"15\" text-anchor=\"middle\">",
+                  L + pw / 2, T + ph + 50);
+        sb_text(b, xlabel);
+        sb_printf(b, "</text>\n");
+    }
+    if (ylabel && ylabel_x >= 0) {
+        sb_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"15\" text-anchor=\"middle\" "
+                     "transform=\"rotate(-90 %d %d)\">", ylabel_x, T + ph / 2, ylabel_x,
+                  T + ph / 2);
+        sb_text(b, ylabel);
+        sb_printf(b, "</text>\n");
+    }
     /* Series, clipped to the plot area. */
-    sb_printf(&b, "<clipPath id=\"area\"><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\"/>"
-                  "</clipPath>\n<g clip-path=\"url(#area)\">\n", L - 6, T - 6, pw + 12, ph + 12);
+    char id[32] = "area";
+    if (clip_id) snprintf(id, sizeof id, "area%d", clip_id);
+    sb_printf(b, "<clipPath id=\"%s\"><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\"/>"
+                 "</clipPath>\n<g clip-path=\"url(#%s)\">\n", id, L - 6, T - 6, pw + 12, ph + 12,
+              id);
     for (size_t s = 0; s < n_series; s++) {
-        const char *col = palette[s % N_PALETTE];
+        const char *col = style_color(style[s]);
         const kvev_plot_series *se = &series[s];
         if (se->n == 0) continue;
-        sb_printf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\"%s points=\"",
+        sb_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\"%s points=\"",
                   col, se->dashed ? " stroke-dasharray=\"8 5\"" : "");
         for (size_t i = 0; i < se->n; i++)
-            sb_printf(&b, "%s%.2f,%.2f", i ? " " : "", PX(se->x[i]), PY(se->y[i]));
-        sb_printf(&b, "\"/>\n");
+            sb_printf(b, "%s%.2f,%.2f", i ? " " : "", PX(se->x[i]), PY(se->y[i]));
+        sb_printf(b, "\"/>\n");
         if (!se->dashed)
-            for (size_t i = 0; i < se->n; i++) {
-                /* Different marker shapes help where colours are hard to tell. */
-                double x = PX(se->x[i]), y = PY(se->y[i]);
-                int shape = (int)(s / N_PALETTE + s) % 3;
-                if (shape == 0)
-                    sb_printf(&b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"4.5\" fill=\"%s\"/>\n", x,
-                              y, col);
-                else if (shape == 1)
-                    sb_printf(&b, "<rect x=\"%.2f\" y=\"%.2f\" width=\"8\" height=\"8\" "
-                                  "fill=\"%s\"/>\n", x - 4, y - 4, col);
-                else
-                    sb_printf(&b, "<path d=\"M%.2f %.2f L%.2f %.2f L%.2f %.2f Z\" fill=\"%s\"/>\n",
-                              x, y - 5.5, x + 5, y + 4, x - 5, y + 4, col);
-            }
+            for (size_t i = 0; i < se->n; i++)
+                draw_marker(b, style_marker(style[s]), PX(se->x[i]), PY(se->y[i]), col);
     }
-    sb_printf(&b, "</g>\n");
-    /* Legend. */
-    int lx = L + pw + 20, ly = T + 10;
-    sb_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%zu\" fill=\"white\" "
-                  "stroke=\"#999999\"/>\n", lx - 10, ly - 14, R - 30, n_series * 22 + 12);
-    for (size_t s = 0; s < n_series; s++) {
-        const char *col = palette[s % N_PALETTE];
-        int y = ly + (int)s * 22;
-        sb_printf(&b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
-                      "stroke-width=\"2.5\"%s/>\n", lx, y, lx + 28, y, col,
-                  series[s].dashed ? " stroke-dasharray=\"8 5\"" : "");
-        if (!series[s].dashed) /* the marker, as drawn on the lines */
-            switch ((int)(s / N_PALETTE + s) % 3) {
-            case 0:
-                sb_printf(&b, "<circle cx=\"%d\" cy=\"%d\" r=\"4.5\" fill=\"%s\"/>\n", lx + 14,
-                          y, col);
-                break;
-            case 1:
-                sb_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"8\" height=\"8\" fill=\"%s\"/>\n",
-                          lx + 10, y - 4, col);
-                break;
-            default:
-                sb_printf(&b, "<path d=\"M%d %.1f L%d %d L%d %d Z\" fill=\"%s\"/>\n", lx + 14,
-                          y - 5.5, lx + 19, y + 4, lx + 9, y + 4, col);
-            }
-        sb_printf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"13\" dy=\"0.35em\">",
-                  lx + 36, y);
-        sb_text(&b, series[s].label);
-        sb_printf(&b, "</text>\n");
-    }
+    sb_printf(b, "</g>\n");
 #undef PX
 #undef PY
+}
+
+/* A legend box at (lx, ly), `width` wide: one entry per label, drawn in
+ * style k for entry k. */
+static void draw_legend(sbuf *b, int lx, int ly, int width, const char *const *labels,
+                        const bool *dashed, size_t n) {
+    sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%zu\" fill=\"white\" "
+                 "stroke=\"#999999\"/>\n", lx - 10, ly - 14, width, n * 22 + 12);
+    for (size_t s = 0; s < n; s++) {
+        const char *col = style_color(s);
+        int y = ly + (int)s * 22;
+        sb_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
+                     "stroke-width=\"2.5\"%s/>\n", lx, y, lx + 28, y, col,
+                  dashed[s] ? " stroke-dasharray=\"8 5\"" : "");
+        if (!dashed[s]) /* the marker, as drawn on the lines */
+            draw_marker(b, style_marker(s), lx + 14, y, col);
+        sb_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"13\" dy=\"0.35em\">", lx + 36, y);
+        sb_text(b, labels[s]);
+        sb_printf(b, "</text>\n");
+    }
+}
+
+static size_t longest(const char *const *labels, size_t n, size_t at_least) {
+    for (size_t s = 0; s < n; s++)
+        if (labels[s] && strlen(labels[s]) > at_least) at_least = strlen(labels[s]);
+    return at_least;
+}
+
+kvp_status kvev_svg_line_plot(const char *path, const kvev_line_plot *plot,
+                             const kvev_plot_series *series, size_t n_series, kvp_error *err) {
+    const char **labels = calloc(n_series + 1, sizeof *labels);
+    bool *dashed = calloc(n_series + 1, sizeof *dashed);
+    size_t *style = calloc(n_series + 1, sizeof *style);
+    if (!labels || !dashed || !style) {
+        free(labels), free(dashed), free(style);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory building the plot", path);
+    }
+    for (size_t s = 0; s < n_series; s++) {
+        labels[s] = series[s].label ? series[s].label : "";
+        dashed[s] = series[s].dashed;
+        style[s] = s;
+    }
+    /* Legend width from the longest label (about 7.5 px per character). */
+    const int R = 90 + (int)(longest(labels, n_series, 8) * 7.5);
+    const int W = 630 + R, H = 540, L = 80, T = 60, B = 70;
+    const int pw = W - L - R, ph = H - T - B;
+    double r[4];
+    plot_ranges(plot, &series, &n_series, 1, r);
+    sbuf b = {0};
+    svg_head(&b, W, H);
+    sb_printf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"18\" font-weight=\"bold\" "
+                  "text-anchor=\"middle\">", L + pw / 2, 32);
+    sb_text(&b, plot->title);
+    sb_printf(&b, "</text>\n");
+    draw_area(&b, L, T, pw, ph, r, plot, plot->xlabel, plot->ylabel, 24, series, style, n_series,
+              0);
+    draw_legend(&b, L + pw + 20, T + 10, R - 30, labels, dashed, n_series);
+    free(labels), free(dashed), free(style);
+    return finish(&b, path, err);
+}
+
+kvp_status kvev_svg_panel_plot(const char *path, const kvev_line_plot *plot,
+                              const kvev_plot_panel *panels, size_t n_panels,
+                              const char *const *legend, size_t n_legend, kvp_error *err) {
+    size_t total = 0;
+    for (size_t p = 0; p < n_panels; p++) total += panels[p].n;
+    const kvev_plot_series **groups = calloc(n_panels + 1, sizeof *groups);
+    size_t *counts = calloc(n_panels + 1, sizeof *counts);
+    size_t *style = calloc(total + 1, sizeof *style);
+    bool *dashed = calloc(n_legend + 1, sizeof *dashed);
+    if (!groups || !counts || !style || !dashed) {
+        free(groups), free(counts), free(style), free(dashed);
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory building the plot", path);
+    }
+    /* A series takes the style of its label's legend entry, the same in
+     * every panel; a label missing from the legend is an error. */
+    kvp_status st = KVP_OK;
+    for (size_t p = 0, k = 0; p < n_panels && st == KVP_OK; p++) {
+        groups[p] = panels[p].series;
+        counts[p] = panels[p].n;
+        for (size_t s = 0; s < panels[p].n; s++, k++) {
+            size_t e = 0;
+            while (e < n_legend && strcmp(legend[e], panels[p].series[s].label ?
+                                                         panels[p].series[s].label : ""))
+                e++;
+            if (e == n_legend) {
+                st = kvu_fail(err, KVP_ERR_INVALID_ARG, "%s: series '%s' is not in the legend",
+                              path, panels[p].series[s].label ? panels[p].series[s].label : "");
+                break;
+            }
+            style[k] = e;
+            dashed[e] = dashed[e] || panels[p].series[s].dashed;
+        }
+    }
+    if (st != KVP_OK) {
+        free(groups), free(counts), free(style), free(dashed);
+        return st;
+    }
+    double r[4];
+    plot_ranges(plot, groups, counts, n_panels, r);
+    /* Up to 3 panels a row, each with its own title and x axis; one y label
+     * on the left and one legend on the right. */
+    const int cols = n_panels < 3 ? (int)(n_panels ? n_panels : 1) : n_panels == 4 ? 2 : 3;
+    const int rows = (int)((n_panels + (size_t)cols - 1) / (size_t)cols);
+    const int pw = 330, ph = 250, gapx = 70, gapy = 100, L = 80, T = 80;
+    const int R = 90 + (int)(longest(legend, n_legend, 8) * 7.5);
+    const int W = L + cols * pw + (cols - 1) * gapx + 20 + R;
+    const int H = T + rows * ph + (rows - 1) * gapy + 75;
+    sbuf b = {0};
+    svg_head(&b, W, H);
+    sb_printf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"18\" font-weight=\"bold\" "
+                  "text-anchor=\"middle\">", (L + W - R) / 2, 32);
+    sb_text(&b, plot->title);
+    sb_printf(&b, "</text>\n");
+    for (size_t p = 0, k = 0; p < n_panels; k += panels[p].n, p++) {
+        int c = (int)p % cols, rw = (int)p / cols;
+        int x0 = L + c * (pw + gapx), y0 = T + rw * (ph + gapy);
+        sb_printf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"15\" font-weight=\"bold\" "
+                      "text-anchor=\"middle\">", x0 + pw / 2, y0 - 10);
+        sb_text(&b, panels[p].title);
+        sb_printf(&b, "</text>\n");
+        draw_area(&b, x0, y0, pw, ph, r, plot, plot->xlabel, plot->ylabel, c == 0 ? 24 : -1,
+                  panels[p].series, style + k, panels[p].n, (int)p + 1);
+    }
+    draw_legend(&b, L + cols * pw + (cols - 1) * gapx + 40, T + 10, R - 30, legend, dashed,
+                n_legend);
+    free(groups), free(counts), free(style), free(dashed);
     return finish(&b, path, err);
 }
 

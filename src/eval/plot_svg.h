@@ -31,6 +31,21 @@ kvp_status kvev_svg_line_plot(const char *path, const kvev_line_plot *plot,
                              const kvev_plot_series *series, size_t n_series,
                              kvp_error *err);
 
+/* One panel of a panel plot: its title and its series. */
+typedef struct kvev_plot_panel {
+    const char *title;
+    const kvev_plot_series *series;
+    size_t n;
+} kvev_plot_panel;
+
+/* Panels side by side (up to 3 a row), sharing the axis ranges of `plot`
+ * (or the data's) and one legend: a series is drawn in the colour and marker
+ * of the legend entry with its label, the same in every panel (a label not
+ * in `legend` is KVP_ERR_INVALID_ARG). */
+kvp_status kvev_svg_panel_plot(const char *path, const kvev_line_plot *plot,
+                              const kvev_plot_panel *panels, size_t n_panels,
+                              const char *const *legend, size_t n_legend, kvp_error *err);
+
 typedef struct kvev_heatmap {
     const char *title;
     const char *xlabel;

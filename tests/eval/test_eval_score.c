@@ -11,6 +11,7 @@
 #include "eval/jsonl.h"
 #include "eval/metrics.h"
 #include "eval/needle_eval.h"
+#include "eval/needle_pred.h"
 #include "test_util.h"
 
 static char *tmpdir_new(void) {
@@ -67,7 +68,7 @@ static void test_scan_vs_oracle(void) {
     kvp_status st = kvev_needle_scan("tests/data/eval/sweep", &tasks, &nt, &err);
     CHECK_MSG(st == KVP_OK, "%s", err.message);
     if (st != KVP_OK) return;
-    CHECK_EQ_INT(nt, 2);
+    CHECK_EQ_INT(nt, 3);
     char *tmp = tmpdir_new();
     CHECK(tmp != NULL);
     for (size_t t = 0; t < nt; t++) {
@@ -169,6 +170,144 @@ static void test_scan_vs_oracle(void) {
     kvev_task_scores_free(tasks, nt);
 }
 
+static size_t count(const char *s, const char *what) {
+    size_t n = 0;
+    for (const char *p = s ? strstr(s, what) : NULL; p; p = strstr(p + 1, what)) n++;
+    return n;
+}
+
+/* A sweep over budget allocations: names parsed, the table as the Python
+ * layout (tools/eval/make_goldens.py) prints it, one panel per method. */
+static void test_alloc_sweep(void) {
+    kvev_task_scores *tasks;
+    size_t nt;
+    kvp_error err;
+    kvp_status st = kvev_needle_scan("tests/data/eval/sweep", &tasks, &nt, &err);
+    CHECK_MSG(st == KVP_OK, "%s", err.message);
+    if (st != KVP_OK) return;
+    CHECK(nt == 3 && !strcmp(tasks[2].name, "sweep_alloc"));
+    if (nt != 3) {
+        kvev_task_scores_free(tasks, nt);
+        return;
+    }
+    const kvev_task_scores *t = &tasks[2];
+    CHECK(kvev_task_has_allocs(t) && !kvev_task_has_allocs(&tasks[0]) &&
+          !kvev_task_has_allocs(&tasks[1]));
+    for (size_t i = 0; i < t->n; i++) {
+        const kvev_exp_score *e = &t->exps[i];
+        if (!strcmp(e->name, "snapkv-cr0.02-no_decode_evict-adaptive+pyramid"))
+            CHECK(!strcmp(e->method, "snapkv") && e->ratio == 0.02 && e->no_decode_evict &&
+                  !strcmp(e->alloc, "adaptive+pyramid") && e->score == 75);
+        if (!strcmp(e->name, "h2o-cr0.05-no_decode_evict-adaptive_sg0.5"))
+            CHECK(!strcmp(e->method, "h2o") && e->ratio == 0.05 && e->no_decode_evict &&
+                  !strcmp(e->alloc, "adaptive_sg0.5") && e->score == 25);
+        if (!strcmp(e->name, "kvcV+tova-cr0.1"))
+            CHECK(!strcmp(e->method, "kvcV+tova") && e->ratio == 0.1 && !e->no_decode_evict &&
+                  !strcmp(e->alloc, "uniform") && e->score == 25);
+        if (!strcmp(e->name, "full"))
+            CHECK(!strcmp(e->method, "full") && isnan(e->ratio) && !strcmp(e->alloc, "uniform"));
+    }
+    char *table = kvev_needle_table(t);
+    size_t n = 0;
+    char *want = slurp("tests/data/eval/expected/sweep_alloc.table.txt", &n);
+    CHECK(table && want);
+    if (table && want) CHECK_STR(table, want);
+    free(table);
+    free(want);
+    /* The plot: panels h2o, snapkv (no_decode_evict) and kvcV+tova, in the
+     * table's order; each has a line per allocation it ran plus full
+     * (dashed): 3 + 1, 3 + 1, 2 + 1 polylines; one legend with the 6
+     * allocations and full. */
+    char *tmp = tmpdir_new();
+    char svg[600];
+    snprintf(svg, sizeof svg, "%s/plot.svg", tmp);
+    st = kvev_needle_plot_ratio(t, svg, &err);
+    CHECK_MSG(st == KVP_OK, "%s", err.message);
+    char *s = slurp(svg, &n);
+    const char *h = s ? strstr(s, ">h2o no_decode_evict</text>") : NULL;
+    const char *sn = s ? strstr(s, ">snapkv no_decode_evict</text>") : NULL;
+    const char *kv = s ? strstr(s, ">kvcV+tova</text>") : NULL;
+    CHECK(h && sn && kv && h < sn && sn < kv);
+    CHECK_EQ_INT(count(s, "<polyline"), 11);
+    CHECK_EQ_INT(count(s, "stroke-dasharray"), 3 + 1); /* full in 3 panels + the legend */
+    CHECK_EQ_INT(count(s, "<clipPath id=\"area"), 3);
+    const char *legend[] = {">uniform<", ">adaptive<", ">pyramid<", ">adaptive+pyramid<",
+                            ">adaptive_sg0.5<", ">pyramid_beta10<", ">full<"};
+    const char *prev = s;
+    for (size_t k = 0; k < sizeof legend / sizeof legend[0]; k++) {
+        const char *at = prev ? strstr(prev, legend[k]) : NULL;
+        CHECK_MSG(at != NULL, "legend entry %s (in order)", legend[k]);
+        prev = at;
+    }
+    free(s);
+    unlink(svg);
+    rmdir(tmp);
+    free(tmp);
+    kvev_task_scores_free(tasks, nt);
+}
+
+/* Experiment names: what pred writes, eval reads back. */
+static void test_alloc_names(void) {
+    kvp_cache_params cp = kvp_cache_default_params();
+    char tag[96], name[256];
+    kvev_alloc a;
+    CHECK(kvev_alloc_parse("uniform", &a) && !a.adaptive && !a.pyramid);
+    CHECK(kvev_alloc_parse("pyramid+adaptive", &a) && a.adaptive && a.pyramid);
+    CHECK(!kvev_alloc_parse("adaptive,pyramid", &a) && !kvev_alloc_parse("", &a) &&
+          !kvev_alloc_parse("Adaptive", &a));
+    const struct {
+        const char *alloc, *tag, *name;
+    } cases[] = {
+        {"uniform", "", "snapkv-cr0.05-no_decode_evict"},
+        {"adaptive", "adaptive", "snapkv-cr0.05-no_decode_evict-adaptive"},
+        {"pyramid", "pyramid", "snapkv-cr0.05-no_decode_evict-pyramid"},
+        {"adaptive+pyramid", "adaptive+pyramid", "snapkv-cr0.05-no_decode_evict-adaptive+pyramid"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK(kvev_alloc_parse(cases[i].alloc, &a));
+        kvev_alloc_tag(a, &cp, tag, sizeof tag);
+        CHECK_STR(tag, cases[i].tag);
+        kvev_needle_exp_name("snapkv", 0.05, true, tag, name, sizeof name);
+        CHECK_STR(name, cases[i].name);
+        char *m, *al;
+        double r;
+        bool nde;
+        kvev_needle_parse_exp_name(name, &m, &r, &nde, &al);
+        CHECK(m && al && !strcmp(m, "snapkv") && r == 0.05 && nde &&
+              !strcmp(al, *cases[i].tag ? cases[i].tag : "uniform"));
+        free(m), free(al);
+    }
+    kvev_needle_exp_name("full", 0.05, true, "adaptive", name, sizeof name);
+    CHECK_STR(name, "full");
+    kvev_needle_exp_name("h2o", 0.1, false, "pyramid", name, sizeof name);
+    CHECK_STR(name, "h2o-cr0.1-pyramid");
+    /* Parts that are no allocation tag stay in the name. */
+    const struct {
+        const char *name, *method, *alloc;
+        double ratio;
+        bool nde;
+    } odd[] = {
+        {"x-adaptive", "x-adaptive", "uniform", NAN, false},
+        {"h2o-cr0.05-adaptive+adaptive", "h2o-cr0.05-adaptive+adaptive", "uniform", NAN, false},
+        {"h2o-cr0.05-pyramid_beta", "h2o-cr0.05-pyramid_beta", "uniform", NAN, false},
+        {"h2o-cr0.05-adaptive_sgx", "h2o-cr0.05-adaptive_sgx", "uniform", NAN, false},
+        {"h2o-cr0.05-adaptive+", "h2o-cr0.05-adaptive+", "uniform", NAN, false},
+        {"kvcK-cr0.02-no_decode_evict-pyramid_beta2.5+adaptive_sg0.1", "kvcK",
+         "pyramid_beta2.5+adaptive_sg0.1", 0.02, true},
+        {"kvcK-cr0.02-adaptive-no_decode_evict", "kvcK-cr0.02-adaptive", "uniform", NAN, true},
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        char *m, *al;
+        double r;
+        bool nde;
+        kvev_needle_parse_exp_name(odd[i].name, &m, &r, &nde, &al);
+        CHECK_MSG(m && al && !strcmp(m, odd[i].method) && !strcmp(al, odd[i].alloc) &&
+                      nde == odd[i].nde && (isnan(odd[i].ratio) ? isnan(r) : r == odd[i].ratio),
+                  "%s: method %s alloc %s ratio %g nde %d", odd[i].name, m, al, r, nde);
+        free(m), free(al);
+    }
+}
+
 static void test_bad_input(void) {
     char *tmp = tmpdir_new();
     char p[800], task[600], exp[600];
@@ -258,6 +397,8 @@ static void test_postprocess(void) {
 int main(void) {
     test_pyfloat();
     test_scan_vs_oracle();
+    test_alloc_sweep();
+    test_alloc_names();
     test_bad_input();
     test_postprocess();
     return kvp_test_done("test_eval_score");

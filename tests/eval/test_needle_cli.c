@@ -254,6 +254,33 @@ static void test_shards(void) {
     CHECK(err_has("--shard"));
 }
 
+/* Budget allocations: one experiment per allocation, uniform keeps the
+ * folder names it always had. */
+static void test_allocs(void) {
+    const char *args = "--method full,h2o,tova --cache-ratio 0.2,0.5 --quiet -n 8 --task niah";
+    CHECK_EQ_INT(run("needle pred -m %s --data %s/a/small.jsonl --save-dir %s/al --alloc uniform "
+                     "%s", model, tmp, tmp, args), 0);
+    const char *exps[] = {"full", "h2o-cr0.2", "h2o-cr0.5", "tova-cr0.2", "tova-cr0.5"};
+    for (int i = 0; i < 5; i++) {
+        char a[700], b[700];
+        snprintf(a, sizeof a, "%s/al/niah/%s/pred.jsonl", tmp, exps[i]);
+        snprintf(b, sizeof b, "%s/one/niah/%s/pred.jsonl", tmp, exps[i]);
+        CHECK_MSG(same_file(a, b), "%s with --alloc uniform", exps[i]);
+    }
+    char sd[600];
+    snprintf(sd, sizeof sd, "%s/al_never", tmp);
+    CHECK_EQ_INT(run("needle pred -m %s --data %s/a/small.jsonl --save-dir %s --alloc "
+                     "uniform,bogus %s", model, tmp, sd, args), 2);
+    CHECK(err_has("--alloc: 'bogus' is not uniform, adaptive, pyramid or adaptive+pyramid"));
+    CHECK_EQ_INT(run("needle pred -m %s --data %s/a/small.jsonl --save-dir %s --budget-alloc "
+                     "adaptive %s", model, tmp, sd, args), 2);
+    CHECK(err_has("--budget-alloc: a sweep takes --alloc LIST"));
+    CHECK_EQ_INT(run("needle pred -m %s --data %s/a/small.jsonl --save-dir %s --alloc "
+                     "uniform,adaptive %s", model, tmp, sd, args), 1);
+    CHECK(err_has("allocation 'adaptive': this library has only uniform budgets"));
+    CHECK(!exists(sd));
+}
+
 static void test_bad_input(void) {
     char bad[600], sd[600];
     snprintf(bad, sizeof bad, "%s/bad.jsonl", tmp);
@@ -425,6 +452,7 @@ int main(int argc, char **argv) {
     test_pred_matches_generate();
     test_resume();
     test_shards();
+    test_allocs();
     test_bad_input();
     test_eval();
     test_eval_interrupted();

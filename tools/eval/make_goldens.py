@@ -5,12 +5,17 @@
 
 Writes tests/data/eval/sweep/<task>/<experiment>/pred.jsonl (hand-made
 predictions), tests/data/eval/expected/<task>.result.json (what the
-reference string_match_all.py gives for them, json.dump(indent=4)) and
-tests/data/eval/pyfloat.tsv (hex double, Python round(x, 2) as hex, repr).
+reference string_match_all.py gives for them, json.dump(indent=4)),
+tests/data/eval/expected/sweep_alloc.table.txt (the table `needle eval`
+prints for a sweep over budget allocations, laid out here from the scores
+as docs/needle.md describes it) and tests/data/eval/pyfloat.tsv (hex double,
+Python round(x, 2) as hex, repr).
 """
 import json
+import math
 import os
 import random
+import re
 import shutil
 import sys
 
@@ -73,6 +78,130 @@ def hand_made():
         f.write(json.dumps({"pred": "It is 6.", "outputs": [7]}))  # no final newline
 
 
+# The cache methods in the library's table order (the table's row order).
+METHOD_ORDER = (["full", "sink", "h2o", "h2o_fullhist", "tova", "snapkv", "snapkv_avgpool"] +
+                [b + s for b in ("kvcV", "kvcV_p1", "kvcK", "kvcVK", "kvcVK_no_cross")
+                 for s in ("", "+tova", "+maxpool", "+avgpool", "_fullhist")])
+ALLOC_ORDER = ["uniform", "adaptive", "pyramid", "adaptive+pyramid"]
+NUM = r"[0-9][0-9.e+-]*"
+ALLOC_PART = re.compile(r"(adaptive(_sg%s)?|pyramid(_beta%s)?)$" % (NUM, NUM))
+
+
+def is_alloc_tag(tag):
+    parts = tag.split("+")
+    if not all(ALLOC_PART.match(p) for p in parts):
+        return False
+    kinds = [p.split("_")[0] for p in parts]
+    if len(set(kinds)) != len(kinds):
+        return False
+    for p in parts:
+        if "_" in p:
+            num = p.split("_", 1)[1].lstrip("sgbeta")
+            try:
+                if not math.isfinite(float(num)):
+                    return False
+            except ValueError:
+                return False
+    return True
+
+
+def split_ratio(name):
+    nde = name.endswith("-no_decode_evict") and len(name) > len("-no_decode_evict")
+    if nde:
+        name = name[:-len("-no_decode_evict")]
+    i = name.rfind("-cr")
+    if i >= 0:
+        try:
+            r = float(name[i + 3:])
+            if math.isfinite(r):
+                return name[:i], r, nde
+        except ValueError:
+            pass
+    return name, None, nde
+
+
+def parse_exp(name):
+    """(method, ratio or None, no_decode_evict, alloc) of an experiment folder."""
+    head, _, tag = name.rpartition("-")
+    if head and is_alloc_tag(tag):
+        m, r, nde = split_ratio(head)
+        if r is not None:
+            return m, r, nde, tag
+    m, r, nde = split_ratio(name)
+    return m, r, nde, "uniform"
+
+
+def table(task, result):
+    """The text of `needle eval`'s table for a task with allocations."""
+    exps = [e for e in result if e != "_samples"]
+    cover = result["_samples"]
+    parsed = {e: parse_exp(e) for e in exps}
+    label = {e: parsed[e][0] + (" no_decode_evict" if parsed[e][2] else "") for e in exps}
+
+    def rank(e):
+        m = parsed[e][0]
+        a = parsed[e][3]
+        return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), label[e],
+                ALLOC_ORDER.index(a) if a in ALLOC_ORDER else len(ALLOC_ORDER), a)
+    rows = []
+    for e in sorted(exps, key=rank):
+        key = (label[e], parsed[e][3])
+        if key not in rows:
+            rows.append(key)
+    cols = sorted({parsed[e][1] for e in exps if parsed[e][1] is not None})
+    w0 = max([len("method")] + [len(r[0]) for r in rows])
+    w1 = max([len("alloc")] + [len(r[1]) for r in rows])
+    out = "task %s (string_match_all, %%)\n" % task
+    out += "method".ljust(w0) + "  " + "alloc".ljust(w1)
+    out += "".join("  %10s" % ("cr=%g" % c) for c in cols) + "\n"
+    for lab, alloc in rows:
+        ref = [e for e in exps if label[e] == lab and parsed[e][3] == alloc and parsed[e][1] is None]
+        out += lab.ljust(w0) + "  " + ("-" if ref else alloc).ljust(w1)
+        for c in cols:
+            hit = ref or [e for e in exps if label[e] == lab and parsed[e][3] == alloc
+                          and parsed[e][1] == c]
+            if not hit:
+                out += "  %10s" % "-"
+                continue
+            e = hit[0]
+            v = result[e]
+            cell = "missing" if v == -1 else "%.2f%s" % (v, "" if cover[e]["complete"] else "*")
+            out += "  %10s" % cell
+        out += "\n"
+    n = max(cover[e]["expected"] for e in exps)
+    assert all(cover[e]["complete"] for e in exps)
+    out += "every score covers its %d samples\n" % n
+    return out
+
+
+def allocations():
+    """A sweep over budget allocations: one fixed set of 4 answers per
+    sample, each experiment answering a different subset right."""
+    t = "sweep_alloc"
+    refs = ["1234567", "7654321", "1111111", "2222222"]
+
+    def rows(right):
+        return [(refs[i] if i in right else "no", [refs[i]]) for i in range(4)]
+    write(t, "full", rows({0, 1, 2, 3}))
+    names = [
+        ("snapkv-cr0.02-no_decode_evict", {0}),
+        ("snapkv-cr0.02-no_decode_evict-adaptive", {0, 1}),
+        ("snapkv-cr0.02-no_decode_evict-adaptive+pyramid", {0, 1, 2}),
+        ("snapkv-cr0.05-no_decode_evict", {0, 1, 2}),
+        ("snapkv-cr0.05-no_decode_evict-adaptive", {0, 1, 2, 3}),
+        ("snapkv-cr0.05-no_decode_evict-adaptive+pyramid", {1, 2, 3}),
+        ("h2o-cr0.05-no_decode_evict-adaptive_sg0.5", {2}),
+        ("h2o-cr0.05-no_decode_evict-pyramid_beta10", set()),
+        ("h2o-cr0.05-no_decode_evict-pyramid", {3}),
+        ("kvcV+tova-cr0.1-adaptive+pyramid", {0, 3}),
+        ("kvcV+tova-cr0.1", {1}),
+    ]
+    for name, right in names:
+        write(t, name, rows(right))
+        with open(os.path.join(SWEEP, t, name, "run.json"), "w") as f:
+            json.dump({"task": t, "experiment": name, "samples": 4}, f, indent=4)
+
+
 def rounding():
     """Many small experiments whose means land near x.xx5 boundaries."""
     rng = random.Random(5)
@@ -116,6 +245,7 @@ def main():
         shutil.rmtree(SWEEP)
     hand_made()
     rounding()
+    allocations()
     pyfloat()
     depth_grid()
     exp_dir = os.path.join(ROOT, "expected")
@@ -123,6 +253,9 @@ def main():
     for task, scores in ref.scan(SWEEP).items():
         with open(os.path.join(exp_dir, task + ".result.json"), "w") as f:
             json.dump(scores, f, indent=4)
+    res = ref.scan(SWEEP)
+    with open(os.path.join(exp_dir, "sweep_alloc.table.txt"), "w") as f:
+        f.write(table("sweep_alloc", res["sweep_alloc"]))
     print(json.dumps(ref.scan(SWEEP)["niah_single"], indent=1))
 
 
