@@ -46,9 +46,12 @@ static void *read_file(const char *path, size_t *n) {
 typedef struct rd {
     const char *p, *end;
 } rd;
-static const void *take(rd *r, size_t n) {
+/* The next n bytes as an aligned copy (the file packs arrays of 4- and
+ * 8-byte values back to back); NULL past the end. */
+static void *take(rd *r, size_t n) {
     if ((size_t)(r->end - r->p) < n) return NULL;
-    const void *x = r->p;
+    void *x = malloc(n ? n : 1);
+    memcpy(x, r->p, n);
     r->p += n;
     return x;
 }
@@ -70,17 +73,20 @@ static void forward_all(const float *q, int H, int n_q, const void *ks, const vo
 }
 
 static int run_case(rd *r, bool active_expected) {
-    const int32_t *hdr = take(r, 11 * sizeof(int32_t));
+    int32_t *hdr = take(r, 11 * sizeof(int32_t));
     if (!hdr) return 0;
     const int n_q = hdr[0], kv_base = hdr[1], d = hdr[2], H = hdr[3], row_begin = hdr[5];
     const int c0 = hdr[6], c1 = hdr[7];
     const kvp_kv_type t = (kvp_kv_type)hdr[4];
     const int n_kv = kv_base + n_q;
     const size_t no = (size_t)n_q * H * d;
-    const float *o_ref = take(r, no * 4), *b_ref = take(r, no * 4);
-    const double *m_ref = take(r, (size_t)H * n_q * 8), *l_ref = take(r, (size_t)H * n_q * 8);
-    const double *ca_ref = take(r, (size_t)n_kv * 8), *ck_ref = take(r, (size_t)n_kv * 8);
-    if (!ck_ref) return 0;
+    float *o_ref = take(r, no * 4), *b_ref = take(r, no * 4);
+    double *m_ref = take(r, (size_t)H * n_q * 8), *l_ref = take(r, (size_t)H * n_q * 8);
+    double *ca_ref = take(r, (size_t)n_kv * 8), *ck_ref = take(r, (size_t)n_kv * 8);
+    if (!o_ref || !b_ref || !m_ref || !l_ref || !ca_ref || !ck_ref) {
+        free(hdr), free(o_ref), free(b_ref), free(m_ref), free(l_ref), free(ca_ref), free(ck_ref);
+        return 0;
+    }
 
     float *q = malloc(sizeof(float) * no), *kv = malloc(sizeof(float) * 2 * n_kv * d);
     float *k = malloc(sizeof(float) * n_kv * d), *v = malloc(sizeof(float) * n_kv * d);
@@ -188,6 +194,7 @@ static int run_case(rd *r, bool active_expected) {
     }
     free(q), free(kv), free(k), free(v), free(ks), free(vs), free(o), free(m), free(l);
     free(o2), free(m2), free(l2), free(v2), free(osq), free(ot), free(ca), free(ck);
+    free(hdr), free(o_ref), free(b_ref), free(m_ref), free(l_ref), free(ca_ref), free(ck_ref);
     return 1;
 }
 
@@ -197,14 +204,14 @@ int main(void) {
     CHECK_MSG(buf != NULL, "tests/data/attn/bf16_goldens.bin: cannot read");
     if (!buf) return kvp_test_done("test_attention_bf16");
     rd r = {buf, buf + n};
-    const char *magic = take(&r, 4);
-    const int32_t *nc = take(&r, 4);
+    char *magic = take(&r, 4);
+    int32_t *nc = take(&r, 4);
     CHECK(magic && memcmp(magic, "KVAB", 4) == 0 && nc);
     const bool active = kvk_attn_bf16_active(64);
     printf("test_attention_bf16: bf16 tiles %s\n", active ? "active" : "inactive (float32 kernels)");
     int done = 0;
     for (int c = 0; nc && c < *nc; c++) done += run_case(&r, active);
     CHECK_MSG(nc && done == *nc && r.p == r.end, "read %d of %d cases", done, nc ? *nc : -1);
-    free(buf);
+    free(magic), free(nc), free(buf);
     return kvp_test_done("test_attention_bf16");
 }
