@@ -25,9 +25,7 @@
  *
  * K/V storage: KV_TYPE=f32|f16|bf16 in the environment (default: the
  * library's, f16); in a method list, "method:type" sets it per entry (e.g.
- * full:f32,full:f16), so that types alternate within one run. A trailing
- * "@bf16" (full@bf16, h2o:f16@bf16) runs the prefill attention in the
- * compute type bf16 (kvc_set_attn_bf16), as a model with bf16 compute does.
+ * full:f32,full:f16), so that types alternate within one run.
  *
  * Threads: OMP_NUM_THREADS (or all cores). Medians of `runs` (default 3). */
 #include <math.h>
@@ -105,15 +103,6 @@ static kvp_cache *make(const char *method, int r, int h, kvp_gqa_mode mode, int 
     char name[64];
     snprintf(name, sizeof name, "%s", method);
     p.kv_type = env_kv_type();
-    char *at = strchr(name, '@');
-    const bool bf16 = at && strcmp(at, "@bf16") == 0;
-    if (at) {
-        if (!bf16) {
-            fprintf(stderr, "%s: '%s' is not @bf16\n", method, at);
-            exit(2);
-        }
-        *at = '\0';
-    }
     char *colon = strchr(name, ':');
     if (colon) {
         *colon = '\0';
@@ -133,7 +122,6 @@ static kvp_cache *make(const char *method, int r, int h, kvp_gqa_mode mode, int 
         fprintf(stderr, "%s\n", err.message);
         exit(1);
     }
-    kvc_set_attn_bf16(c, bf16);
     return c;
 }
 
