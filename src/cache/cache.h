@@ -70,6 +70,13 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
 /* Ends the block: the position counter advances by n_new. */
 void kvc_end(kvp_cache *c);
 
+/* The compute type bf16 for the attention of blocks of 8 or more rows
+ * (prefill): kvk_attn_forward_bf16 / kvk_attn_colreduce_bf16 when the CPU
+ * has AVX512-BF16 (else float32 as before). Decode and blocks of fewer
+ * rows stay float32. The forward pass sets it from the model's compute
+ * type before each block. */
+void kvc_set_attn_bf16(kvp_cache *c, bool on);
+
 /* Milliseconds spent in kvc_attend since the last reset. */
 double kvc_attn_ms(const kvp_cache *c);
 

@@ -33,8 +33,10 @@
  * is reduced by one thread in row order (deterministic for any thread
  * count). */
 #define COL_BLOCK 256
-/* Query rows per pass-1 task. */
+/* Query rows per pass-1 task (bf16 tiles: several 16-row blocks share each
+ * converted key/value chunk). */
 #define ROW_TILE 16
+#define ROW_TILE_BF16 64
 /* Blocks of fewer rows (decode) run per stream, its heads together. */
 #define GROUP_ROWS 8
 
@@ -305,12 +307,19 @@ static void step_rows_tile(const attend_ctx *a, int h, int r0, int nr) {
     kvp_cache *c = a->c;
     const int d = c->head_dim, n_new = a->n_new;
     const kvc_stream *st = &a->ss[stream_of_head(c, h)];
-    kvk_attn_forward(a->q + (size_t)r0 * a->qs + (size_t)h * d, a->qs, nr, st->k, st->v,
-                     c->params.kv_type, d,
-                     st->len - n_new + r0, a->scale, a->out + (size_t)r0 * a->qs + (size_t)h * d,
-                     a->qs, c->row_max + (size_t)h * n_new + r0,
-                     c->row_sum + (size_t)h * n_new + r0,
-                     a->z_rows ? a->z_rows + (size_t)h * a->max_len : NULL);
+    if (c->attn_bf16)
+        kvk_attn_forward_bf16(a->q + (size_t)r0 * a->qs + (size_t)h * d, a->qs, nr, st->k, st->v,
+                              c->params.kv_type, d, st->len - n_new + r0, a->scale,
+                              a->out + (size_t)r0 * a->qs + (size_t)h * d, a->qs,
+                              c->row_max + (size_t)h * n_new + r0,
+                              c->row_sum + (size_t)h * n_new + r0);
+    else
+        kvk_attn_forward(a->q + (size_t)r0 * a->qs + (size_t)h * d, a->qs, nr, st->k, st->v,
+                         c->params.kv_type, d,
+                         st->len - n_new + r0, a->scale, a->out + (size_t)r0 * a->qs + (size_t)h * d,
+                         a->qs, c->row_max + (size_t)h * n_new + r0,
+                         c->row_sum + (size_t)h * n_new + r0,
+                         a->z_rows ? a->z_rows + (size_t)h * a->max_len : NULL);
     if (c->method.kind == KVC_KIND_SCORED && c->method.use_key)
         for (int i = r0; i < r0 + nr; i++)
             c->out_sq[(size_t)h * n_new + i] = sum_sq(a->out + (size_t)i * a->qs + (size_t)h * d, d);
@@ -330,6 +339,14 @@ static void step_score_cols(const attend_ctx *a, int s, int c0, int c1) {
     for (int g = 0; g < a->heads_per_stream; g++) {
         int h = s * a->heads_per_stream + g;
         req.out_sq = c->out_sq + (size_t)h * n_new;
+        if (c->attn_bf16 && n_new >= GROUP_ROWS) {
+            kvk_attn_colreduce_bf16(a->q + (size_t)h * d, a->qs, c->blk_row_begin, n_new, st->k,
+                                    st->v, c->params.kv_type, d, st->len - n_new, a->scale,
+                                    c->row_max + (size_t)h * n_new, c->row_sum + (size_t)h * n_new,
+                                    a->out + (size_t)h * d, a->qs, c0, c1, &req, st->sattn,
+                                    st->skey);
+            continue;
+        }
         kvk_attn_colreduce(a->q + (size_t)h * d, a->qs, c->blk_row_begin, n_new, st->k, st->v,
                            c->params.kv_type, d, st->len - n_new, a->scale, c->row_max + (size_t)h * n_new,
                            c->row_sum + (size_t)h * n_new, a->out + (size_t)h * d, a->qs, c0,
@@ -456,11 +473,12 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     }
 
     /* 2. outputs, row maxima and normalisers. */
-    const int n_tiles = (n_new + ROW_TILE - 1) / ROW_TILE;
+    const int row_tile = c->attn_bf16 ? ROW_TILE_BF16 : ROW_TILE;
+    const int n_tiles = (n_new + row_tile - 1) / row_tile;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (work > PAR_MIN_WORK)
     for (int task = 0; task < H * n_tiles; task++) {
-        int h = task / n_tiles, r0 = (task % n_tiles) * ROW_TILE;
-        step_rows_tile(&a, h, r0, n_new - r0 < ROW_TILE ? n_new - r0 : ROW_TILE);
+        int h = task / n_tiles, r0 = (task % n_tiles) * row_tile;
+        step_rows_tile(&a, h, r0, n_new - r0 < row_tile ? n_new - r0 : row_tile);
     }
 
     /* 3. scores: owned column blocks, so every column is reduced by one
@@ -497,3 +515,5 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
         return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
     return KVP_OK;
 }
+
+void kvc_set_attn_bf16(kvp_cache *c, bool on) { c->attn_bf16 = on && kvk_attn_bf16_active(c->head_dim); }

@@ -72,6 +72,7 @@ struct kvp_cache {
     size_t scratch_cap;
     float *z_rows;       /* decode: each head's logits, pass 1 -> pass 2   */
     size_t z_cap;
+    bool attn_bf16;      /* blocks of GROUP_ROWS+ rows: bf16 tiles         */
     /* adaptive eviction of one layer (plan, per-stream collect, apply) */
     bool ev_active;
     int64_t ev_E;        /* candidates the layer gives up                  */

@@ -53,3 +53,34 @@ void kvk_attn_colreduce(const float *q, size_t q_stride, int row_begin, int row_
              scale, row_max, row_sum, out, out_stride, col_begin, col_end, req, z_row, col_attn,
              col_key);
 }
+
+bool kvk_attn_bf16_active(int d) {
+    return d % 2 == 0 && d <= KVP_ATTN_MAX_HEAD_DIM && kvcpu_current() >= KVCPU_AVX512 &&
+           kvcpu_has_avx512bf16();
+}
+
+void kvk_attn_forward_bf16(const float *q, size_t q_stride, int n_q, const void *k, const void *v,
+                           kvp_kv_type kv_type, int d, int kv_base, float scale, float *out,
+                           size_t out_stride, float *row_max, float *row_sum) {
+    if (kvk_attn_bf16_active(d))
+        kvk_attn_forward_bf16_avx512bf16(q, q_stride, n_q, k, v, kv_type, d, kv_base, scale, out,
+                                         out_stride, row_max, row_sum);
+    else
+        kvk_attn_forward(q, q_stride, n_q, k, v, kv_type, d, kv_base, scale, out, out_stride,
+                         row_max, row_sum, NULL);
+}
+
+void kvk_attn_colreduce_bf16(const float *q, size_t q_stride, int row_begin, int row_end,
+                             const void *k, const void *v, kvp_kv_type kv_type, int d,
+                             int kv_base, float scale, const float *row_max, const float *row_sum,
+                             const float *out, size_t out_stride, int col_begin, int col_end,
+                             const kvk_colreduce_req *req, double *col_attn, double *col_key) {
+    if (kvk_attn_bf16_active(d))
+        kvk_attn_colreduce_bf16_avx512bf16(q, q_stride, row_begin, row_end, k, v, kv_type, d,
+                                           kv_base, scale, row_max, row_sum, out, out_stride,
+                                           col_begin, col_end, req, col_attn, col_key);
+    else
+        kvk_attn_colreduce(q, q_stride, row_begin, row_end, k, v, kv_type, d, kv_base, scale,
+                           row_max, row_sum, out, out_stride, col_begin, col_end, req, NULL,
+                           col_attn, col_key);
+}

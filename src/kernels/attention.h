@@ -84,4 +84,27 @@ void kvk_attn_colreduce(const float *q, size_t q_stride, int row_begin,
                         const kvk_colreduce_req *req, const float *z_row,
                         double *col_attn, double *col_key);
 
+/* Pass 1 and pass 2 with the compute type bf16 (prefill blocks; the
+ * callers keep the float32 kernels above for decode and short blocks):
+ * queries, keys and values are rounded to bfloat16 (nearest even) and
+ * QK^T and PV multiply in pairs with float32 sums (AVX512-BF16
+ * vdpbf16ps); the softmax itself (scaled logits, max, exp, normaliser l) is
+ * float32 as in kvk_attn_forward, and only the weights entering PV are
+ * rounded to bf16. kvk_attn_colreduce_bf16 recomputes
+ * kvk_attn_forward_bf16's logits bit for bit, so the column reductions see
+ * exactly the softmax whose m_i, l_i pass 1 returned. Any split of rows into
+ * calls gives the same bits (keys pair from absolute chunk starts).
+ * kvk_attn_bf16_active(d): these run in bf16 (a CPU with AVX512-BF16, the
+ * level avx512 or above, d even); otherwise they ARE kvk_attn_forward /
+ * kvk_attn_colreduce in float32. */
+bool kvk_attn_bf16_active(int d);
+void kvk_attn_forward_bf16(const float *q, size_t q_stride, int n_q, const void *k, const void *v,
+                           kvp_kv_type kv_type, int d, int kv_base, float scale, float *out,
+                           size_t out_stride, float *row_max, float *row_sum);
+void kvk_attn_colreduce_bf16(const float *q, size_t q_stride, int row_begin, int row_end,
+                             const void *k, const void *v, kvp_kv_type kv_type, int d,
+                             int kv_base, float scale, const float *row_max, const float *row_sum,
+                             const float *out, size_t out_stride, int col_begin, int col_end,
+                             const kvk_colreduce_req *req, double *col_attn, double *col_key);
+
 #endif

@@ -211,6 +211,110 @@ static inline void block_logits16(const float *restrict qt, const float *restric
     for (int t = 0; t < 16; t++) s[t] = acc[t];
 }
 
+#ifdef KVA_BF16
+/* The bf16 prefill tiles (compute type bf16, attention_avx512bf16.c only).
+ * vdpbf16ps multiplies pairs of bf16 and adds both products to a float32
+ * lane, so operands are laid out in pairs along the summed dimension:
+ *   QK^T: q rows transposed into [d/2][16 rows] pairs (u, u+1), each key's
+ *         pair broadcast from a bf16 row-major copy of the keys;
+ *   PV:   the 16 rows' weights of keys (t, t+1) as one vector of pairs,
+ *         each pair (v_t[u], v_t+1[u]) broadcast from a pair-packed copy
+ *         of the chunk's values.
+ * Queries, keys, values and the softmax weights of the PV product are
+ * rounded to bf16 (nearest even); products are exact in float32 and summed
+ * in float32. Keys are paired from chunk starts that are multiples of
+ * KC (absolute stream indices), so every lane's sums are the same whatever
+ * rows share its block. */
+#define NBLK 4 /* row blocks that share one converted key/value chunk */
+
+/* Lane i: bf16(lo[i]) | bf16(hi[i]) << 16 (a pair for vdpbf16ps). */
+static inline __m512i pack_pairs(__m512 lo, __m512 hi) {
+    const __m512i a = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo));
+    const __m512i b = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi));
+    return _mm512_or_si512(a, _mm512_slli_epi32(b, 16));
+}
+
+/* qt2[p*16 + r] = the pair (q_r[2p], q_r[2p+1]) in bf16, rows >= nr zero. */
+static void q_pairs(const float *q, size_t q_stride, int nr, int d, uint32_t *restrict qt2) {
+    for (int p = 0; p < d / 2; p++)
+        for (int r = 0; r < RB; r++) {
+            const float *qr = q + (size_t)r * q_stride + 2 * p;
+            qt2[p * RB + r] = r < nr ? (uint32_t)kvk_f32_to_bf16(qr[0]) |
+                                           (uint32_t)kvk_f32_to_bf16(qr[1]) << 16
+                                     : 0u;
+        }
+}
+
+/* Keys [j0, j0 + n) as bf16 rows of d into dst ([n16][d], n16 = n rounded
+ * up to 16, the padding zero); a bf16 stream is read in place when n is a
+ * multiple of 16. */
+static const uint16_t *keys_bf16(const void *k, int j0, int n, int d, kvp_kv_type type,
+                                 uint16_t *restrict dst) {
+    const int n16 = (n + 15) & ~15;
+    if (type == KVP_KV_BF16 && n == n16) return (const uint16_t *)kv_row(k, (size_t)j0, d, type);
+    const size_t esz = esz_of(type);
+    for (int t = 0; t < n; t++) {
+        const char *row = kv_row(k, (size_t)(j0 + t), d, type);
+        for (int u0 = 0; u0 < d; u0 += 16) {
+            const __mmask16 m = d - u0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)(0xFFFFu >> (16 - (d - u0)));
+            const __m512 x = type == KVP_KV_F32   ? _mm512_maskz_loadu_ps(m, row + u0 * esz)
+                             : type == KVP_KV_F16 ? ld16(row + u0 * esz, m, KVP_KV_F16)
+                                                  : ld16(row + u0 * esz, m, KVP_KV_BF16);
+            _mm256_mask_storeu_epi16(dst + (size_t)t * d + u0, m, (__m256i)_mm512_cvtneps_pbh(x));
+        }
+    }
+    memset(dst + (size_t)n * d, 0, sizeof(uint16_t) * (size_t)(n16 - n) * d);
+    return dst;
+}
+
+/* vp[(t/2)*d + u] = the pair (v_t[u], v_t+1[u]) in bf16 for t < n (keys
+ * j0 + t; a missing odd key pairs with zero). */
+static void values_pairs(const void *v, int j0, int n, int d, kvp_kv_type type,
+                         uint32_t *restrict vp) {
+    const size_t esz = esz_of(type);
+    for (int t = 0; t < n; t += 2) {
+        const char *r0 = kv_row(v, (size_t)(j0 + t), d, type);
+        const char *r1 = t + 1 < n ? kv_row(v, (size_t)(j0 + t + 1), d, type) : NULL;
+        for (int u0 = 0; u0 < d; u0 += 16) {
+            const __mmask16 m = d - u0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)(0xFFFFu >> (16 - (d - u0)));
+            __m512 a, b = _mm512_setzero_ps();
+            if (type == KVP_KV_F32) {
+                a = _mm512_maskz_loadu_ps(m, r0 + u0 * esz);
+                if (r1) b = _mm512_maskz_loadu_ps(m, r1 + u0 * esz);
+            } else if (type == KVP_KV_F16) {
+                a = ld16(r0 + u0 * esz, m, KVP_KV_F16);
+                if (r1) b = ld16(r1 + u0 * esz, m, KVP_KV_F16);
+            } else {
+                a = ld16(r0 + u0 * esz, m, KVP_KV_BF16);
+                if (r1) b = ld16(r1 + u0 * esz, m, KVP_KV_BF16);
+            }
+            _mm512_mask_storeu_epi32(vp + (size_t)(t / 2) * d + u0, m, pack_pairs(a, b));
+        }
+    }
+}
+
+/* Two bf16 at p as one 32-bit pair (p may alias the stream's uint16_t). */
+static inline int ld_pair(const uint16_t *p) {
+    int x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+
+/* s[t] = q_rows . k_t (unscaled) for 16 keys of a bf16 row-major tile kb. */
+static inline void block_logits16_bf16(const uint32_t *restrict qt2, const uint16_t *restrict kb,
+                                       int d, __m512 *restrict s) {
+    const int d2 = d / 2;
+    __m512 acc[16];
+    for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+    for (int p = 0; p < d2; p++) {
+        const __m512bh qp = (__m512bh)_mm512_load_si512(qt2 + (size_t)p * RB);
+        for (int t = 0; t < 16; t++)
+            acc[t] = _mm512_dpbf16_ps(acc[t], qp, (__m512bh)_mm512_set1_epi32(ld_pair(kb + (size_t)t * d + 2 * p)));
+    }
+    for (int t = 0; t < 16; t++) s[t] = acc[t];
+}
+#endif
+
 /* One block of nr <= 16 rows (row 0 sees keys 0..kv_base). */
 static void forward_block16(const float *q, size_t q_stride, int nr, const void *k,
                             const void *v, kvp_kv_type type, int d, int kv_base, float scale,
@@ -287,6 +391,106 @@ static void forward_block16(const float *q, size_t q_stride, int nr, const void 
         row_sum[r] = ll[r];
     }
 }
+
+#ifdef KVA_BF16
+/* Pass 1 in bf16 for n_q <= NBLK * 16 rows (row 0 sees keys 0..kv_base):
+ * forward_block16's online softmax on blocks of 16 rows, each chunk of KC
+ * keys converted once (keys to bf16 rows, values to pairs) for all blocks.
+ * The softmax (logits scaled, masked, max, exp, normaliser l) is float32
+ * as in forward_block16; only the weights entering PV are rounded. */
+static void forward_bf16_group(const float *q, size_t q_stride, int n_q, const void *k,
+                               const void *v, kvp_kv_type type, int d, int kv_base, float scale,
+                               float *out, size_t out_stride, float *row_max, float *row_sum) {
+    const int nb = (n_q + RB - 1) / RB;
+    _Alignas(64) uint32_t qt2[NBLK][MAX_D / 2 * RB];
+    _Alignas(64) float ot[NBLK][MAX_D * RB];
+    _Alignas(64) uint16_t kb[KC * MAX_D];
+    _Alignas(64) uint32_t vp[KC / 2 * MAX_D];
+    __m512 s[KC + 1];
+    __m512i pp[KC / 2];
+    __m512 m[NBLK], l[NBLK];
+    for (int b = 0; b < nb; b++) {
+        const int nr = n_q - b * RB < RB ? n_q - b * RB : RB;
+        q_pairs(q + (size_t)b * RB * q_stride, q_stride, nr, d, qt2[b]);
+        memset(ot[b], 0, sizeof(float) * (size_t)d * RB);
+        m[b] = _mm512_set1_ps(-INFINITY);
+        l[b] = _mm512_setzero_ps();
+    }
+    const __m512 vscale = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
+    const int n_see = kv_base + n_q;
+    for (int j0 = 0; j0 < n_see; j0 += KC) {
+        const int nk = n_see - j0 < KC ? n_see - j0 : KC;
+        const uint16_t *kc = keys_bf16(k, j0, nk, d, type, kb);
+        bool v_ready = false;
+        for (int b = 0; b < nb; b++) {
+            const int nr = n_q - b * RB < RB ? n_q - b * RB : RB, kvb = kv_base + b * RB;
+            /* keys of the chunk any row of this block sees */
+            const int nkb = kvb + nr - j0 < nk ? kvb + nr - j0 : nk;
+            if (nkb <= 0) continue;
+            for (int t0 = 0; t0 < nkb; t0 += 16) block_logits16_bf16(qt2[b], kc + (size_t)t0 * d, d, s + t0);
+            __m512 cmax = m[b];
+            for (int t = 0; t < nkb; t++) {
+                __m512 z = _mm512_mul_ps(s[t], vscale);
+                int lo = j0 + t - kvb; /* lanes below lo do not see this key */
+                if (lo > 0) z = _mm512_mask_mov_ps(z, (__mmask16)(0xFFFFu >> (16 - lo)), ninf);
+                s[t] = z;
+                cmax = _mm512_max_ps(cmax, z);
+            }
+            const __m512 c = exp_le0(_mm512_sub_ps(m[b], cmax)); /* 0 on the first step */
+            m[b] = cmax;
+            __m512 lsum = _mm512_setzero_ps();
+            for (int t = 0; t < nkb; t++) {
+                __m512 z = s[t];
+                __mmask16 seen = _mm512_cmp_ps_mask(z, ninf, _CMP_NEQ_OQ);
+                __m512 w = _mm512_maskz_mov_ps(seen, exp_le0(_mm512_sub_ps(z, cmax)));
+                s[t] = w;
+                lsum = _mm512_add_ps(lsum, w);
+            }
+            l[b] = _mm512_fmadd_ps(l[b], c, lsum);
+            s[nkb] = _mm512_setzero_ps(); /* an odd count pairs its last key with 0 */
+            const int np = (nkb + 1) / 2;
+            for (int t2 = 0; t2 < np; t2++) pp[t2] = pack_pairs(s[2 * t2], s[2 * t2 + 1]);
+            if (!v_ready) {
+                values_pairs(v, j0, nk, d, type, vp);
+                v_ready = true;
+            }
+            float *otb = ot[b];
+            int u0 = 0;
+            for (; u0 + 16 <= d; u0 += 16) {
+                __m512 o[16];
+                for (int g = 0; g < 16; g++) o[g] = _mm512_mul_ps(_mm512_load_ps(otb + (size_t)(u0 + g) * RB), c);
+                for (int t2 = 0; t2 < np; t2++) {
+                    const __m512bh w = (__m512bh)pp[t2];
+                    const uint32_t *vr = vp + (size_t)t2 * d + u0;
+                    for (int g = 0; g < 16; g++)
+                        o[g] = _mm512_dpbf16_ps(o[g], w, (__m512bh)_mm512_set1_epi32((int)vr[g]));
+                }
+                for (int g = 0; g < 16; g++) _mm512_store_ps(otb + (size_t)(u0 + g) * RB, o[g]);
+            }
+            for (; u0 < d; u0++) {
+                __m512 o = _mm512_mul_ps(_mm512_load_ps(otb + (size_t)u0 * RB), c);
+                for (int t2 = 0; t2 < np; t2++)
+                    o = _mm512_dpbf16_ps(o, (__m512bh)pp[t2],
+                                         (__m512bh)_mm512_set1_epi32((int)vp[(size_t)t2 * d + u0]));
+                _mm512_store_ps(otb + (size_t)u0 * RB, o);
+            }
+        }
+    }
+    for (int b = 0; b < nb; b++) {
+        const int nr = n_q - b * RB < RB ? n_q - b * RB : RB;
+        _Alignas(64) float mm[RB], ll[RB];
+        _mm512_store_ps(mm, m[b]);
+        _mm512_store_ps(ll, l[b]);
+        for (int r = 0; r < nr; r++) {
+            float *o = out + (size_t)(b * RB + r) * out_stride;
+            const float inv = 1.0f / ll[r];
+            for (int u = 0; u < d; u++) o[u] = ot[b][u * RB + r] * inv;
+            row_max[b * RB + r] = mm[r];
+            row_sum[b * RB + r] = ll[r];
+        }
+    }
+}
+#endif
 
 /* z[t] = scale * q . k_t for t < nt (row-major keys), 16 keys at a time:
  * per key one vector of partial products, then one hsum16 for all 16
@@ -612,9 +816,17 @@ static void colreduce_block16(const float *q, size_t q_stride, int nr, const voi
                               const float *row_max, const float *row_sum, const float *out,
                               size_t out_stride, int col_begin, int col_end,
                               const kvk_colreduce_req *req, const float *out_sq,
-                              double *col_attn, double *col_key) {
+                              double *col_attn, double *col_key, const bool bf16) {
     const int c_end = kv_base + nr < col_end ? kv_base + nr : col_end;
     if (col_begin >= c_end) return;
+#ifdef KVA_BF16
+    /* the logits of forward_bf16_group, bit for bit */
+    _Alignas(64) uint32_t qt2[MAX_D / 2 * RB];
+    _Alignas(64) uint16_t kb16[16 * MAX_D];
+    if (bf16) q_pairs(q, q_stride, nr, d, qt2);
+#else
+    (void)bf16;
+#endif
     _Alignas(64) float qt[MAX_D * RB];
     _Alignas(64) float ot[MAX_D * RB];
     _Alignas(64) float kpad[16 * MAX_D];
@@ -642,12 +854,19 @@ static void colreduce_block16(const float *q, size_t q_stride, int nr, const voi
          * zero-padded (never read past the keys) */
         const bool direct = type == KVP_KV_F32 && nk == 16;
         const float *kb = (const float *)k + (size_t)j0 * d, *vb = (const float *)v + (size_t)j0 * d;
-        if (!direct) {
-            if (nk < 16) memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
-            KVA_FN(kva_load_rows)(kpad, kv_row(k, (size_t)j0, d, type), (size_t)nk * d, type);
-            kb = kpad;
+#ifdef KVA_BF16
+        if (bf16) {
+            block_logits16_bf16(qt2, keys_bf16(k, j0, nk, d, type, kb16), d, s);
+        } else
+#endif
+        {
+            if (!direct) {
+                if (nk < 16) memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
+                KVA_FN(kva_load_rows)(kpad, kv_row(k, (size_t)j0, d, type), (size_t)nk * d, type);
+                kb = kpad;
+            }
+            block_logits16(qt, kb, d, s);
         }
-        block_logits16(qt, kb, d, s);
         if (key) {
             if (!direct) {
                 if (nk < 16) memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
@@ -767,7 +986,7 @@ void KVA_FN(kvk_attn_colreduce)(const float *q, size_t q_stride, int row_begin,
                               row_end - r0 < RB ? row_end - r0 : RB, k, v, type, d, kv_base + r0,
                               scale, row_max + r0, row_sum + r0, out + (size_t)r0 * out_stride,
                               out_stride, col_begin, col_end, req,
-                              req->key ? req->out_sq + r0 : NULL, col_attn, col_key);
+                              req->key ? req->out_sq + r0 : NULL, col_attn, col_key, false);
     } else {
         colreduce_rows_keyvec(q, q_stride, row_begin, row_end, k, v, type, d, kv_base, scale, row_max,
                               row_sum, out, out_stride, col_begin, col_end, req, z_row, col_attn,
@@ -822,3 +1041,30 @@ void KVA_FN(kvk_attn_colreduce)(const float *q, size_t q_stride, int row_begin,
         }
     }
 }
+
+#ifdef KVA_BF16
+void KVA_FN(kvk_attn_forward_bf16)(const float *q, size_t q_stride, int n_q, const void *k,
+                                   const void *v, kvp_kv_type type, int d, int kv_base,
+                                   float scale, float *out, size_t out_stride, float *row_max,
+                                   float *row_sum) {
+    for (int r0 = 0; r0 < n_q; r0 += NBLK * RB)
+        forward_bf16_group(q + (size_t)r0 * q_stride, q_stride,
+                           n_q - r0 < NBLK * RB ? n_q - r0 : NBLK * RB, k, v, type, d, kv_base + r0,
+                           scale, out + (size_t)r0 * out_stride, out_stride, row_max + r0,
+                           row_sum + r0);
+}
+
+void KVA_FN(kvk_attn_colreduce_bf16)(const float *q, size_t q_stride, int row_begin, int row_end,
+                                     const void *k, const void *v, kvp_kv_type type, int d,
+                                     int kv_base, float scale, const float *row_max,
+                                     const float *row_sum, const float *out, size_t out_stride,
+                                     int col_begin, int col_end, const kvk_colreduce_req *req,
+                                     double *col_attn, double *col_key) {
+    for (int r0 = row_begin; r0 < row_end; r0 += RB)
+        colreduce_block16(q + (size_t)r0 * q_stride, q_stride,
+                          row_end - r0 < RB ? row_end - r0 : RB, k, v, type, d, kv_base + r0,
+                          scale, row_max + r0, row_sum + r0, out + (size_t)r0 * out_stride,
+                          out_stride, col_begin, col_end, req,
+                          req->key ? req->out_sq + r0 : NULL, col_attn, col_key, true);
+}
+#endif

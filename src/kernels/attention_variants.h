@@ -28,5 +28,19 @@
 KVA_DECLARE(scalar)
 KVA_DECLARE(avx2)
 KVA_DECLARE(avx512)
+KVA_DECLARE(avx512bf16)
+
+/* The bf16 prefill tiles (attention_avx512bf16.c only). */
+void kvk_attn_forward_bf16_avx512bf16(const float *q, size_t q_stride, int n_q, const void *k,
+                                      const void *v, kvp_kv_type kv_type, int d, int kv_base,
+                                      float scale, float *out, size_t out_stride, float *row_max,
+                                      float *row_sum);
+void kvk_attn_colreduce_bf16_avx512bf16(const float *q, size_t q_stride, int row_begin,
+                                        int row_end, const void *k, const void *v,
+                                        kvp_kv_type kv_type, int d, int kv_base, float scale,
+                                        const float *row_max, const float *row_sum,
+                                        const float *out, size_t out_stride, int col_begin,
+                                        int col_end, const kvk_colreduce_req *req,
+                                        double *col_attn, double *col_key);
 
 #endif

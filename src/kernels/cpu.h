@@ -6,6 +6,8 @@
  *   *_avx2.c        -mavx2 -mfma -mf16c
  *   *_avx512.c      the above + -mavx512f -mavx512bw -mavx512vl -mavx512dq
  *   *_avx512vnni.c  the above + -mavx512vnni
+ *   *_avx512bf16.c  avx512's flags + -mavx512bf16 (run only where
+ *                   kvcpu_has_avx512bf16() and the level is avx512+)
  * Code in such a file may only run after kvcpu_current() said that level (or
  * a higher one) is in use; the caller picks the variant once per call:
  *

@@ -66,6 +66,8 @@ kvp_status kvm_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int
                    m->tok_embd.type, E);
     int32_t pos0 = kvc_next_pos(c);
     kvk_rope_table(cs, T, pos0, m->inv_freq, half);
+    /* prefill attention computes in the compute type of the layer products */
+    kvc_set_attn_bf16(c, m->dnnl && kvdn_compute_for(m->dnnl, m->layers[0].wq.type) == KVDN_COMPUTE_BF16);
     if ((s = kvc_begin(c, T, n_prompt_total, err))) goto done;
     bool ok = true;
     for (int l = 0; l < I->n_layer && ok; l++) {
