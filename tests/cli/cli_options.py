@@ -42,7 +42,7 @@ CACHE_BUDGET = [
     o("--heavy-ratio", "R"), o("--cache-ratio", "R"), o("--no-decode-evict", "F"),
 ]
 CACHE_STORAGE = [
-    o("--streaming", "F"), o("--gqa-mode", "E", values=["per-kv-head", "per-query-head"]),
+    o("--streaming", "F"), o("--num-sink", "I"), o("--gqa-mode", "E", values=["per-kv-head", "per-query-head"]),
     o("--cache-max-tokens", "I"), o("--kv-type", "E", values=["f16", "bf16", "f32"]),
 ]
 CACHE_ALL = CACHE_METHOD + CACHE_BUDGET + CACHE_STORAGE
