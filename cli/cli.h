@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "kvprune.h"
+#include "options.h"
 
 int cmd_generate(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
@@ -23,6 +24,7 @@ int cmd_serve(int argc, char **argv);
 /* Names the command being run ("generate", "needle pred") for the prefix
  * of every message below. */
 void cli_set_command(const char *name);
+const char *cli_command_name(void);
 /* Prints "kvprune <command>: <msg>" to stderr; returns 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "kvprune <command>: warning: <msg>" to stderr. */
@@ -38,34 +40,27 @@ int cli_lib_error(const kvp_error *err);
  * set them (--model-name, --cache-ratio, ...). */
 int cli_eval_error(const kvp_error *err);
 
-/* Flag value helpers: each names the flag in its error and returns false on
- * a bad value (after printing). `i` is advanced past the value. */
-bool cli_take_value(int argc, char **argv, int *i, const char **out);
+/* Number parsers of the option tables (cli/options.c): each names the
+ * flag in its message and returns false on a bad value (after printing). */
 bool cli_parse_int(const char *flag, const char *s, long min, long max,
                    long *out);
 bool cli_parse_double(const char *flag, const char *s, double min,
                       double max, double *out);
-/* "1,2,3" -> ids (caller frees with free()). */
-bool cli_parse_int_list(const char *flag, const char *s, int32_t **out,
-                        size_t *n);
-/* "0.02,0.05" -> doubles in [min,max] (caller frees). */
-bool cli_parse_double_list(const char *flag, const char *s, double min,
-                           double max, double **out, size_t *n);
 /* Reads a whole file (NUL-terminated). Prints an error naming the flag and
  * the path on failure. */
 bool cli_read_file(const char *flag, const char *path, char **out,
                    size_t *len);
 
-/* Cache flags shared by generate, compare and needle (cli/cache_flags.c):
- * if argv[*i] is one of them, consumes it (and its value) into p and
- * returns 1; returns 0 when it is not a cache flag, -1 on a bad value
- * (already printed). */
-int cli_cache_flag(int argc, char **argv, int *i, kvp_cache_params *p);
-/* "a,b,c" -> items pointing into *copy (free *copy and *items); an empty
- * list is an error naming the flag. */
-bool cli_split_list(const char *flag, const char *s, char **copy, const char ***items,
-                    size_t *n);
-
+/* The cache flags (cli/cache_flags.c) as a table fragment bound to p:
+ * which is a mask of the parts a command takes (the method, the budget
+ * flags, the storage flags). Returns the number of options written. */
+enum { CLI_CACHE_METHOD = 1, CLI_CACHE_BUDGET = 2, CLI_CACHE_STORAGE = 4,
+       CLI_CACHE_ALL = 7, CLI_CACHE_MAX_OPTIONS = 16 };
+size_t cli_cache_options(kvp_cache_params *p, unsigned which, cli_option out[CLI_CACHE_MAX_OPTIONS]);
+/* A cli_check_fn for method names (as kvp_cache_new takes them); its
+ * message lists the valid names. */
+bool cli_check_method(const char *name, char *msg, size_t size);
+void cli_unknown_method(const char *name, char *msg, size_t size);
 /* Progress of a long run on stderr (cli/progress.c). */
 typedef struct cli_progress {
     bool tty, quiet;
@@ -78,13 +73,10 @@ void cli_progress_report(cli_progress *c, const char *label, const char *what, s
 /* Warns (once) that budget flags are ignored when every method given is
  * "full". */
 void cli_warn_unused_budget(const kvp_cache_params *p, const char *const *methods, size_t n);
-/* The help text lines of the cache flags. */
-extern const char cli_cache_flags_help[];
-
-/* Model flags (--compute, --repack; cli/model_flags.c), same contract as
- * cli_cache_flag. */
-int cli_model_flag(int argc, char **argv, int *i, kvp_model_params *p);
-extern const char cli_model_flags_help[];
+/* Model flags (--compute, --repack; cli/model_flags.c) as a table
+ * fragment bound to p. */
+enum { CLI_MODEL_MAX_OPTIONS = 4 };
+size_t cli_model_options(kvp_model_params *p, cli_option out[CLI_MODEL_MAX_OPTIONS]);
 /* Prints what loading cost beyond the file (repacked weights), if any. */
 void cli_model_note(const kvp_model *m);
 

@@ -12,33 +12,16 @@
 #include "cli.h"
 #include "conversation.h"
 
-static void help(void) {
-    printf("usage: kvprune chat -m PATH [cache flags] [--system S] [--max-kv-mib N] [options]\n\n"
-           "  -m, --model PATH      GGUF file or Hugging Face folder (with a tokenizer)\n"
-           "  --system S            system message\n"
-           "  --max-kv-mib N        KV memory cap in MiB: sets the token budget of a pruning\n"
-           "                        method (num_recent recent tokens, the rest by score) or\n"
-           "                        the capacity of the full cache\n"
-           "  -n, --max-new-tokens N  most tokens per reply (default 256)\n"
-           "  --temperature T       0 (default): greedy; --top-k K, --top-p P, --seed S\n"
-           "  --prefill-chunk N     read each turn in chunks of N tokens (default 256; with\n"
-           "                        --max-kv-mib, a quarter of the cap's tokens at most)\n"
-           "  --chat-template NAME  llama2, llama3, llama3.1, chatml, mistral, kvp-mini (default: auto)\n"
-           "  -t, --threads N       threads (default: all cores)\n"
-           "  --json                print one JSON object per turn (reply, ids, stats)\n"
-           "  --ignore-eos          keep generating past EOS (until -n or Ctrl-C)\n"
-           "  --load FILE           start from a saved conversation (/save)\n\n"
-           "Each line is one turn; in a terminal the reply streams as it is generated and\n"
-           "Ctrl-C stops it (not the session). Commands:\n"
-           "  /reset        forget the conversation\n"
-           "  /stats        kept tokens, KV memory against the full cache, speed\n"
-           "  /save FILE    write the conversation's cache to FILE\n"
-           "  /load FILE    continue a saved conversation\n"
-           "  /quit         leave (also Ctrl-D)\n\n"
-           "A ratio budget is fixed by the first turn after a start or /reset (a fraction of\n"
-           "that turn's tokens); absolute budgets or --max-kv-mib hold for any length.\n\n%s",
-           cli_cache_flags_help);
-}
+static const char epilog[] =
+    "Each line is one turn; in a terminal the reply streams as it is generated and\n"
+    "Ctrl-C stops it (not the session). Commands:\n"
+    "  /reset        forget the conversation\n"
+    "  /stats        kept tokens, KV memory against the full cache, speed\n"
+    "  /save FILE    write the conversation's cache to FILE\n"
+    "  /load FILE    continue a saved conversation\n"
+    "  /quit         leave (also Ctrl-D)\n\n"
+    "A ratio budget is fixed by the first turn after a start or /reset (a fraction of\n"
+    "that turn's tokens); absolute budgets or --max-kv-mib hold for any length.\n";
 
 static volatile sig_atomic_t interrupted;
 
@@ -120,57 +103,43 @@ int cmd_chat(int argc, char **argv) {
     gp.max_new_tokens = 256;
     gp.prefill_chunk = 256;
     double max_mib = -1;
-    long threads = 0;
+    int threads = 0;
     bool json = false, chunk_set = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        long lv;
-        double dv;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            help();
-            return 0;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (!cli_take_value(argc, argv, &i, &model_path)) return 2;
-        } else if (!strcmp(a, "--system")) {
-            if (!cli_take_value(argc, argv, &i, &system_msg)) return 2;
-        } else if (!strcmp(a, "--chat-template")) {
-            if (!cli_take_value(argc, argv, &i, &tmpl)) return 2;
-        } else if (!strcmp(a, "--load")) {
-            if (!cli_take_value(argc, argv, &i, &load_path)) return 2;
-        } else if (!strcmp(a, "--max-kv-mib")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_double(a, v, 1e-6, 1e9, &max_mib)) return 2;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--max-new-tokens") || !strcmp(a, "--n-predict")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 24, &lv)) return 2;
-            gp.max_new_tokens = (int)lv;
-        } else if (!strcmp(a, "--prefill-chunk")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 30, &lv)) return 2;
-            gp.prefill_chunk = (int)lv;
-            chunk_set = true;
-        } else if (!strcmp(a, "--temperature")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_double(a, v, 0, 100, &dv)) return 2;
-            gp.temperature = (float)dv;
-        } else if (!strcmp(a, "--top-k")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 30, &lv)) return 2;
-            gp.top_k = (int)lv;
-        } else if (!strcmp(a, "--top-p")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_double(a, v, 1e-9, 1, &dv)) return 2;
-            gp.top_p = (float)dv;
-        } else if (!strcmp(a, "--seed")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 0x7fffffffL, &lv)) return 2;
-            gp.seed = (uint64_t)lv;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 1024, &threads)) return 2;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!strcmp(a, "--ignore-eos")) {
-            gp.ignore_eos = true;
-        } else {
-            int r = cli_cache_flag(argc, argv, &i, &cp);
-            if (r < 0) return 2;
-            if (r == 0) return cli_usage_error("chat", "unknown flag '%s'", a);
-        }
-    }
-    if (!model_path) return cli_usage_error("chat", "-m PATH is required");
+    const cli_option own[] = {
+        CLI_OPT_STRING("-m|--model", "PATH", &model_path, "GGUF file or Hugging Face folder (with a tokenizer)",
+                       .required = true),
+        CLI_OPT_STRING("--system", "S", &system_msg, "system message"),
+        CLI_OPT_FLOAT("--max-kv-mib", "N", &max_mib, 1e-6, 1e9,
+                      "KV memory cap in MiB: sets the token budget of a pruning method (num_recent "
+                      "recent tokens, the rest by score) or the capacity of the full cache",
+                      .deflt = "no cap"),
+        CLI_OPT_INT("-n|--max-new-tokens|--n-predict", "N", &gp.max_new_tokens, 0, 1 << 24,
+                    "most tokens per reply"),
+        CLI_OPT_FLOAT("--temperature", "T", &gp.temperature, 0, 100, "0: greedy"),
+        CLI_OPT_INT("--top-k", "K", &gp.top_k, 0, 1 << 30, "sample from the K most likely (0: off)"),
+        CLI_OPT_FLOAT("--top-p", "P", &gp.top_p, 1e-9, 1, "nucleus sampling (1: off)"),
+        CLI_OPT_UINT("--seed", "S", &gp.seed, 0x7fffffff, "sampling seed"),
+        CLI_OPT_INT("--prefill-chunk", "N", &gp.prefill_chunk, 0, 1 << 30,
+                    "read each turn in chunks of N tokens (with --max-kv-mib, a quarter of the "
+                    "cap's tokens at most)",
+                    .given = &chunk_set),
+        CLI_OPT_STRING("--chat-template", "NAME", &tmpl, "llama2, llama3, llama3.1, chatml, mistral, kvp-mini",
+                       .deflt = "auto"),
+        CLI_OPT_INT("-t|--threads", "N", &threads, 1, 1024, "threads", .deflt = "all cores"),
+        CLI_OPT_FLAG("--json", &json, "print one JSON object per turn (reply, ids, stats)"),
+        CLI_OPT_FLAG("--ignore-eos", &gp.ignore_eos, "keep generating past EOS (until -n or Ctrl-C)"),
+        CLI_OPT_STRING("--load", "FILE", &load_path, "start from a saved conversation (/save)"),
+    };
+    cli_option cache_opts[CLI_CACHE_MAX_OPTIONS];
+    const cli_group groups[] = {
+        {NULL, own, CLI_COUNT(own)},
+        {"Cache (pruning) options", cache_opts, cli_cache_options(&cp, CLI_CACHE_ALL, cache_opts)},
+    };
+    const cli_command cmd = {"chat", "-m PATH [--system S] [--max-kv-mib N] [options]", NULL,
+                             groups, CLI_COUNT(groups), epilog};
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+
 
     int rc = 1;
     kvp_error err = {0};

@@ -8,25 +8,6 @@
 #include "cli.h"
 #include "kept_dump.h"
 
-static const char usage[] =
-    "usage: kvprune compare -m PATH (--prompt TEXT | --prompt-file F | --prompt-ids 1,2,3)\n"
-    "                       [--methods LIST] [cache budget flags]\n"
-    "                       [-n N] [--json] [-t N] [--prefill-chunk N] [--ignore-eos]\n"
-    "                       [--dump-kept PREFIX]\n"
-    "Runs the same prompt with each method (greedy decoding) and prints a table:\n"
-    "kept tokens per cache stream, KV memory (pruned vs full), prefill time, decode\n"
-    "speed, attention time, how many leading tokens agree with the first method,\n"
-    "and each output. Text prompts are tokenized as they are (no chat template).\n"
-    "--dump-kept PREFIX writes PREFIX<method>.json: the kept positions after the\n"
-    "prefill and at the end.\n"
-    "  --methods, --method LIST  comma-separated cache methods, the first is the\n"
-    "                          reference (default full,h2o,kvcV,kvcK,kvcVK); a\n"
-    "                          single name runs just that method\n"
-    "  -m, --model PATH        GGUF file or Hugging Face folder\n"
-    "  -n, --max-new-tokens N  tokens to generate per method (default 64)\n"
-    "  -t, --threads N         threads (default: all cores)\n"
-    "  --json                  one JSON object instead of the table\n";
-
 typedef struct run_result {
     const char *method;
     kvp_gen_result res;
@@ -90,118 +71,89 @@ static char *ids_text(const int32_t *ids, size_t n) {
     return s;
 }
 
+static const char about[] =
+    "Runs the same prompt with each method (greedy decoding) and prints a table:\n"
+    "kept tokens per cache stream, KV memory (pruned vs full), prefill time, decode\n"
+    "speed, attention time, how many leading tokens agree with the first method,\n"
+    "and each output. Text prompts are tokenized as they are (no chat template).\n";
+
 int cmd_compare(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *ids_arg = NULL;
-    const char *methods_arg = "full,h2o,kvcV,kvcK,kvcVK", *dump = NULL;
-    const char *methods_flag = "--methods"; /* as typed, for errors */
-    bool json = false;
-    long n_new = 64, n_threads = 0, chunk = 0;
+    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *dump = NULL;
+    const char **methods = NULL;
+    size_t n_methods = 0;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    bool json = false, ids_given = false;
+    int n_new = 64, n_threads = 0, chunk = 0;
     bool ignore_eos = false;
     kvp_cache_params cp = kvp_cache_default_params();
     kvp_model_params mp = kvp_model_default_params();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        /* Here --method takes a list like --methods (checked below), so it
-         * is taken before the shared cache flags, which accept one name. */
-        if (strcmp(a, "--methods") == 0 || strcmp(a, "--method") == 0) {
-            if (!cli_take_value(argc, argv, &i, &methods_arg)) return 2;
-            methods_flag = a;
-            continue;
-        }
-        int r = cli_cache_flag(argc, argv, &i, &cp);
-        if (r == 0) r = cli_model_flag(argc, argv, &i, &mp);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(usage, stdout);
-            fputs(cli_cache_flags_help, stdout);
-            fputs(cli_model_flags_help, stdout);
-            return 0;
-        } else if (strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0) {
-            if (!cli_take_value(argc, argv, &i, &model_path)) return 2;
-        } else if (strcmp(a, "--prompt") == 0) {
-            if (!cli_take_value(argc, argv, &i, &prompt)) return 2;
-        } else if (strcmp(a, "--prompt-file") == 0) {
-            if (!cli_take_value(argc, argv, &i, &prompt_file)) return 2;
-        } else if (strcmp(a, "--prompt-ids") == 0) {
-            if (!cli_take_value(argc, argv, &i, &ids_arg)) return 2;
-        } else if (strcmp(a, "--dump-kept") == 0) {
-            if (!cli_take_value(argc, argv, &i, &dump)) return 2;
-        } else if (strcmp(a, "-n") == 0 || strcmp(a, "--max-new-tokens") == 0) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 24, &n_new))
-                return 2;
-        } else if (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1024, &n_threads))
-                return 2;
-        } else if (strcmp(a, "--prefill-chunk") == 0) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 30, &chunk))
-                return 2;
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (strcmp(a, "--ignore-eos") == 0) {
-            ignore_eos = true;
-        } else {
-            return cli_usage_error("compare", "unknown argument '%s'", a);
-        }
+    /* Here --method takes a list like --methods, so the shared cache flags
+     * come without their single --method. */
+    const cli_option own[] = {
+        CLI_OPT_STRING("-m|--model", "PATH", &model_path, "GGUF file or Hugging Face folder", .required = true),
+        CLI_OPT_STRING("--prompt", "TEXT", &prompt, "prompt text"),
+        CLI_OPT_STRING("--prompt-file", "F", &prompt_file, "prompt text from a file"),
+        CLI_OPT_LIST_INT("--prompt-ids", "LIST", &ids, &n_ids, 0, INT32_MAX, "prompt token ids",
+                         .given = &ids_given),
+        CLI_OPT_LIST_STRING("--methods|--method", "LIST", &methods, &n_methods, cli_check_method,
+                            "comma-separated cache methods, the first is the reference; a single "
+                            "name runs just that method",
+                            .deflt = "full,h2o,kvcV,kvcK,kvcVK"),
+        CLI_OPT_INT("-n|--max-new-tokens", "N", &n_new, 0, 1 << 24, "tokens to generate per method"),
+        CLI_OPT_INT("-t|--threads", "N", &n_threads, 0, 1024, "threads", .deflt = "all cores"),
+        CLI_OPT_INT("--prefill-chunk", "N", &chunk, 0, 1 << 30, "prefill in chunks of N tokens (0: one pass)"),
+        CLI_OPT_FLAG("--json", &json, "one JSON object instead of the table"),
+        CLI_OPT_FLAG("--ignore-eos", &ignore_eos, "keep generating past EOS"),
+        CLI_OPT_STRING("--dump-kept", "PREFIX", &dump,
+                       "write PREFIX<method>.json: the kept positions after the prefill and at the end"),
+    };
+    cli_option cache_opts[CLI_CACHE_MAX_OPTIONS], model_opts[CLI_MODEL_MAX_OPTIONS];
+    const cli_group groups[] = {
+        {NULL, own, CLI_COUNT(own)},
+        {"Cache (pruning) options", cache_opts,
+         cli_cache_options(&cp, CLI_CACHE_BUDGET | CLI_CACHE_STORAGE, cache_opts)},
+        {"Matrix product options", model_opts, cli_model_options(&mp, model_opts)},
+    };
+    const cli_command cmd = {"compare",
+                             "-m PATH [--methods LIST] [options]\n"
+                             "                       (--prompt TEXT | --prompt-file F | --prompt-ids 1,2,3)",
+                             about, groups, CLI_COUNT(groups), NULL};
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) {
+        free(methods);
+        free(ids);
+        return prc;
     }
-    if (!model_path) return cli_usage_error("compare", "-m PATH is required");
-    if ((prompt != NULL) + (prompt_file != NULL) + (ids_arg != NULL) != 1)
+    if ((prompt != NULL) + (prompt_file != NULL) + (ids_given) != 1) {
+        free(methods);
+        free(ids);
         return cli_usage_error("compare",
                                "give exactly one of --prompt, --prompt-file, --prompt-ids");
-
-    /* the method list, validated before loading the model */
-    char *mcopy = strdup(methods_arg);
-    if (!mcopy) return cli_error("out of memory");
-    enum { MAX_METHODS = 64 };
-    const char *methods[MAX_METHODS];
-    int n_methods = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(mcopy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (n_methods == MAX_METHODS) {
-            free(mcopy);
-            return cli_usage_error("compare", "%s: more than %d methods", methods_flag,
-                                   MAX_METHODS);
-        }
-        kvp_cache_params probe = cp;
-        int k = 1;
-        char *fake[3] = {"compare", "--method", t};
-        if (cli_cache_flag(3, fake, &k, &probe) < 0) {
-            free(mcopy);
-            return 2;
-        }
-        methods[n_methods++] = t;
     }
-    if (n_methods == 0) {
-        free(mcopy);
-        return cli_usage_error("compare", "%s: empty list", methods_flag);
-    }
+    static const char *const default_methods[] = {"full", "h2o", "kvcV", "kvcK", "kvcVK"};
+    const char *const *mlist = methods ? methods : default_methods;
+    if (!methods) n_methods = CLI_COUNT(default_methods);
 
     int rc = 1;
     kvp_error err;
     kvp_model *model = NULL;
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
     char *text = NULL;
     size_t text_len = 0;
-    run_result *runs = calloc((size_t)n_methods, sizeof *runs);
+    run_result *runs = calloc(n_methods, sizeof *runs);
     mp.n_threads = (int)n_threads;
     if (!runs) {
         cli_error("out of memory");
         goto done;
     }
-    cli_warn_unused_budget(&cp, methods, (size_t)n_methods);
+    cli_warn_unused_budget(&cp, mlist, n_methods);
     if (kvp_model_load(model_path, &mp, &model, &err) != KVP_OK) {
         rc = cli_lib_error(&err);
         goto done;
     }
     cli_model_note(model);
     const kvp_tokenizer *tok = kvp_model_tokenizer(model);
-    if (ids_arg) {
-        if (!cli_parse_int_list("--prompt-ids", ids_arg, &ids, &n_ids)) {
-            rc = 2;
-            goto done;
-        }
-    } else {
+    if (!ids_given) {
         if (prompt_file) {
             if (!cli_read_file("--prompt-file", prompt_file, &text, &text_len)) goto done;
         } else {
@@ -222,12 +174,12 @@ int cmd_compare(int argc, char **argv) {
             goto done;
         }
     }
-    for (int m = 0; m < n_methods; m++) {
+    for (size_t m = 0; m < n_methods; m++) {
         kvp_cache_params p = cp;
-        p.method = methods[m];
+        p.method = mlist[m];
         kvp_cache *cache = NULL;
         if (kvp_cache_new(model, &p, &cache, &err) != KVP_OK) {
-            rc = method_error(methods[m], &err);
+            rc = method_error(mlist[m], &err);
             goto done;
         }
         snap_ctx sc = {cache, {0}, dump != NULL, 0, 0.0};
@@ -239,11 +191,11 @@ int cmd_compare(int argc, char **argv) {
         g.on_token = on_token;
         g.user = &sc;
         run_result *r = &runs[m];
-        r->method = methods[m];
+        r->method = mlist[m];
         kvp_status st = kvp_generate(model, cache, ids, n_ids, &g, &r->res, &err);
         if (st == KVP_OK && dump) {
             char path[4096];
-            snprintf(path, sizeof path, "%s%s.json", dump, methods[m]);
+            snprintf(path, sizeof path, "%s%s.json", dump, mlist[m]);
             if (!cli_write_kept_json(path, &sc.snap, cache)) st = KVP_ERR_IO;
         }
         cli_kept_free(&sc.snap);
@@ -253,7 +205,7 @@ int cmd_compare(int argc, char **argv) {
         r->layers = cli_layer_stats_json(cache);
         kvp_cache_free(cache);
         if (st != KVP_OK) {
-            if (st != KVP_ERR_IO) rc = method_error(methods[m], &err);
+            if (st != KVP_ERR_IO) rc = method_error(mlist[m], &err);
             goto done;
         }
         size_t tl = 0;
@@ -277,7 +229,7 @@ int cmd_compare(int argc, char **argv) {
         json_object_set_new(doc, "model", json_string(model_path));
         json_object_set_new(doc, "n_prompt", json_integer((json_int_t)n_ids));
         json_t *arr = json_array();
-        for (int m = 0; m < n_methods; m++) {
+        for (size_t m = 0; m < n_methods; m++) {
             run_result *r = &runs[m];
             kvp_cache_stats *s = &r->res.cache;
             json_t *o = json_object();
@@ -310,12 +262,12 @@ int cmd_compare(int argc, char **argv) {
         free(s);
         json_decref(doc);
     } else {
-        printf("prompt: %zu tokens, %ld new tokens per method, head mode %s\n\n", n_ids, n_new,
+        printf("prompt: %zu tokens, %d new tokens per method, head mode %s\n\n", n_ids, n_new,
                cp.gqa_mode == KVP_GQA_PER_KV_HEAD ? "per-kv-head" : "per-query-head");
         printf("%-22s %8s %9s %7s %9s %10s %10s %12s %7s  %s\n", "method", "kept/str",
                "KV MiB", "of full", "peak MiB", "prefill ms", "decode t/s", "dec attn ms",
                "same", "output");
-        for (int m = 0; m < n_methods; m++) {
+        for (size_t m = 0; m < n_methods; m++) {
             run_result *r = &runs[m];
             kvp_cache_stats *s = &r->res.cache;
             double streams = (double)s->n_layer * s->n_streams;
@@ -331,7 +283,7 @@ int cmd_compare(int argc, char **argv) {
             print_clipped(r->text ? r->text : "", 40);
             putchar('\n');
         }
-        for (int m = 0; m < n_methods; m++) {
+        for (size_t m = 0; m < n_methods; m++) {
             printf("\n== %s ==\n", runs[m].method);
             if (runs[m].warning[0]) printf("(warning: %s)\n", runs[m].warning);
             printf("%s\n", runs[m].text ? runs[m].text : "");
@@ -340,16 +292,16 @@ int cmd_compare(int argc, char **argv) {
     rc = 0;
 done:
     if (runs)
-        for (int m = 0; m < n_methods; m++) {
+        for (size_t m = 0; m < n_methods; m++) {
             kvp_gen_result_free(&runs[m].res);
             json_decref(runs[m].layers);
             if (runs[m].text_ours) free(runs[m].text);
             else kvp_free(runs[m].text);
         }
     free(runs);
-    free(mcopy);
+    free(methods);
     free(text);
-    if (ids_arg) free(ids); /* cli_parse_int_list's */
+    if (ids_given) free(ids); /* the parser's */
     else kvp_free(ids);     /* kvp_tokenize's */
     kvp_model_free(model);
     return rc;

@@ -6,35 +6,6 @@
 #include "cli.h"
 #include "kept_dump.h"
 
-static void help(void) {
-    printf("usage: kvprune generate -m PATH (--prompt-ids 1,2,3 | --prompt TEXT | --prompt-file F)\n"
-           "                        [-n N] [options]\n\n"
-           "  -m, --model PATH      GGUF file or Hugging Face folder\n"
-           "  --prompt-ids LIST     prompt token ids, used verbatim (no BOS added)\n"
-           "  --prompt TEXT         prompt text (wrapped in the chat template unless --no-chat)\n"
-           "  --prompt-file F       prompt text from a file\n"
-           "  -n, --n-predict N     tokens to generate (default 64; also --max-new-tokens)\n"
-           "  --json                print one JSON object (prompt_ids, ids, text, stats)\n"
-           "  --dump-logits FILE    float32 LE logits, one row of n_vocab per generated token\n"
-           "  --save-cache FILE     write the cache after the run (with -n 0: after the prompt)\n"
-           "  --load-cache FILE     continue a saved cache: the prompt (--prompt-ids, or text\n"
-           "                        with --no-chat, no BOS) is appended; the file's cache\n"
-           "                        settings replace the cache flags\n"
-           "  --dump-kept FILE      JSON of the positions each cache stream keeps after the\n"
-           "                        prefill and at the end\n"
-           "  --ignore-eos          keep generating past EOS\n"
-           "  -t, --threads N       threads (default: all cores; results do not depend on it)\n"
-           "  --temperature T       0 (default): greedy\n"
-           "  --top-k K             sample from the K most likely (0: off)\n"
-           "  --top-p P             nucleus sampling (1: off)\n"
-           "  --seed S              sampling seed (default 0)\n"
-           "  --prefill-chunk N     prefill in chunks of N tokens (0: one pass)\n"
-           "  --no-chat             tokenize the prompt text as is\n"
-           "  --chat-template NAME  llama2, llama3, llama3.1, chatml, mistral, kvp-mini (default: auto)\n"
-           "  --system S            system message for the chat template\n\n%s%s",
-           cli_cache_flags_help, cli_model_flags_help);
-}
-
 typedef struct dump_ctx {
     FILE *f;
     bool failed;
@@ -91,7 +62,7 @@ int cmd_generate(int argc, char **argv) {
     kvp_gen_params gp = kvp_gen_default_params();
     kvp_cache_params cp = kvp_cache_default_params();
     kvp_model_params mp = kvp_model_default_params();
-    long threads = 0;
+    int threads = 0;
     int rc = 1;
     char *file_text = NULL;
     kvp_model *model = NULL;
@@ -102,84 +73,47 @@ int cmd_generate(int argc, char **argv) {
     FILE *dump = NULL;
     kvp_error err = {0};
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        long lv;
-        double dv;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            help();
-            rc = 0;
-            goto out;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (!cli_take_value(argc, argv, &i, &model_path)) goto usage;
-        } else if (!strcmp(a, "--prompt-ids")) {
-            if (!cli_take_value(argc, argv, &i, &v)) goto usage;
-            free(prompt_ids);
-            prompt_ids = NULL;
-            prompt_from_ids = true;
-            if (!cli_parse_int_list(a, v, &prompt_ids, &n_prompt)) goto usage;
-        } else if (!strcmp(a, "--prompt")) {
-            if (!cli_take_value(argc, argv, &i, &prompt_text)) goto usage;
-        } else if (!strcmp(a, "--prompt-file")) {
-            if (!cli_take_value(argc, argv, &i, &prompt_file)) goto usage;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict") || !strcmp(a, "--max-new-tokens")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 24, &lv)) goto usage;
-            gp.max_new_tokens = (int)lv;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!strcmp(a, "--dump-logits")) {
-            if (!cli_take_value(argc, argv, &i, &dump_path)) goto usage;
-        } else if (!strcmp(a, "--save-cache")) {
-            if (!cli_take_value(argc, argv, &i, &save_path)) goto usage;
-        } else if (!strcmp(a, "--load-cache")) {
-            if (!cli_take_value(argc, argv, &i, &load_path)) goto usage;
-        } else if (!strcmp(a, "--dump-kept")) {
-            if (!cli_take_value(argc, argv, &i, &kept_path)) goto usage;
-        } else if (!strcmp(a, "--ignore-eos")) {
-            gp.ignore_eos = true;
-        } else if (!strcmp(a, "--threads") || !strcmp(a, "-t")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 1024, &threads)) goto usage;
-        } else if (!strcmp(a, "--temperature")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_double(a, v, 0, 100, &dv)) goto usage;
-            gp.temperature = (float)dv;
-        } else if (!strcmp(a, "--top-k")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 30, &lv)) goto usage;
-            gp.top_k = (int)lv;
-        } else if (!strcmp(a, "--top-p")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_double(a, v, 1e-9, 1, &dv)) goto usage;
-            gp.top_p = (float)dv;
-        } else if (!strcmp(a, "--seed")) {
-            if (!cli_take_value(argc, argv, &i, &v)) goto usage;
-            char *end = NULL;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (!*v || *end || v[0] == '-') {
-                cli_error("--seed: '%s' is not a non-negative integer", v);
-                goto usage;
-            }
-            gp.seed = s;
-        } else if (!strcmp(a, "--prefill-chunk")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 30, &lv)) goto usage;
-            gp.prefill_chunk = (int)lv;
-        } else if (!strcmp(a, "--no-chat")) {
-            no_chat = true;
-        } else if (!strcmp(a, "--chat-template")) {
-            if (!cli_take_value(argc, argv, &i, &chat_template)) goto usage;
-        } else if (!strcmp(a, "--system")) {
-            if (!cli_take_value(argc, argv, &i, &system_msg)) goto usage;
-        } else {
-            int r = cli_cache_flag(argc, argv, &i, &cp);
-            if (r == 0) r = cli_model_flag(argc, argv, &i, &mp);
-            if (r < 0) goto usage;
-            if (r == 0) {
-                rc = cli_usage_error("generate", "unknown flag '%s'", a);
-                goto out;
-            }
-        }
-    }
-    if (!model_path) {
-        rc = cli_usage_error("generate", "-m PATH is required");
-        goto out;
-    }
+    const cli_option own[] = {
+        CLI_OPT_STRING("-m|--model", "PATH", &model_path, "GGUF file or Hugging Face folder", .required = true),
+        CLI_OPT_LIST_INT("--prompt-ids", "LIST", &prompt_ids, &n_prompt, 0, INT32_MAX,
+                         "prompt token ids, used verbatim (no BOS added)", .given = &prompt_from_ids),
+        CLI_OPT_STRING("--prompt", "TEXT", &prompt_text, "prompt text (wrapped in the chat template unless --no-chat)"),
+        CLI_OPT_STRING("--prompt-file", "F", &prompt_file, "prompt text from a file"),
+        CLI_OPT_INT("-n|--n-predict|--max-new-tokens", "N", &gp.max_new_tokens, 0, 1 << 24, "tokens to generate"),
+        CLI_OPT_FLAG("--json", &json, "print one JSON object (prompt_ids, ids, text, stats)"),
+        CLI_OPT_STRING("--dump-logits", "FILE", &dump_path, "float32 LE logits, one row of n_vocab per generated token"),
+        CLI_OPT_STRING("--save-cache", "FILE", &save_path, "write the cache after the run (with -n 0: after the prompt)"),
+        CLI_OPT_STRING("--load-cache", "FILE", &load_path,
+                       "continue a saved cache: the prompt (--prompt-ids, or text with --no-chat, no BOS) "
+                       "is appended; the file's cache settings replace the cache flags"),
+        CLI_OPT_STRING("--dump-kept", "FILE", &kept_path,
+                       "JSON of the positions each cache stream keeps after the prefill and at the end"),
+        CLI_OPT_FLAG("--ignore-eos", &gp.ignore_eos, "keep generating past EOS"),
+        CLI_OPT_INT("-t|--threads", "N", &threads, 1, 1024, "threads (results do not depend on it)",
+                    .deflt = "all cores"),
+        CLI_OPT_FLOAT("--temperature", "T", &gp.temperature, 0, 100, "0: greedy"),
+        CLI_OPT_INT("--top-k", "K", &gp.top_k, 0, 1 << 30, "sample from the K most likely (0: off)"),
+        CLI_OPT_FLOAT("--top-p", "P", &gp.top_p, 1e-9, 1, "nucleus sampling (1: off)"),
+        CLI_OPT_UINT("--seed", "S", &gp.seed, UINT64_MAX, "sampling seed"),
+        CLI_OPT_INT("--prefill-chunk", "N", &gp.prefill_chunk, 0, 1 << 30, "prefill in chunks of N tokens (0: one pass)"),
+        CLI_OPT_FLAG("--no-chat", &no_chat, "tokenize the prompt text as is"),
+        CLI_OPT_STRING("--chat-template", "NAME", &chat_template,
+                       "llama2, llama3, llama3.1, chatml, mistral, kvp-mini", .deflt = "auto"),
+        CLI_OPT_STRING("--system", "S", &system_msg, "system message for the chat template"),
+    };
+    cli_option cache_opts[CLI_CACHE_MAX_OPTIONS], model_opts[CLI_MODEL_MAX_OPTIONS];
+    const cli_group groups[] = {
+        {NULL, own, CLI_COUNT(own)},
+        {"Cache (pruning) options", cache_opts, cli_cache_options(&cp, CLI_CACHE_ALL, cache_opts)},
+        {"Matrix product options", model_opts, cli_model_options(&mp, model_opts)},
+    };
+    const cli_command cmd = {"generate",
+                             "-m PATH [-n N] [options]\n"
+                             "                        (--prompt-ids 1,2,3 | --prompt TEXT | --prompt-file F)",
+                             NULL, groups, CLI_COUNT(groups), NULL};
+    rc = cli_parse(&cmd, argc, argv);
+    if (rc >= 0) goto out;
+    rc = 1;
     int n_sources = (prompt_ids != NULL) + (prompt_text != NULL) + (prompt_file != NULL);
     if (n_sources != 1) {
         rc = cli_usage_error("generate", "give exactly one of --prompt-ids, --prompt, --prompt-file");
@@ -333,9 +267,6 @@ int cmd_generate(int argc, char **argv) {
         putchar('\n');
     }
     rc = 0;
-    goto out;
-usage:
-    rc = 2;
 out:
     if (dump) fclose(dump);
     cli_kept_free(&kept);
@@ -343,7 +274,7 @@ out:
     kvp_gen_result_free(&res);
     kvp_cache_free(cache);
     kvp_model_free(model);
-    if (prompt_from_ids) free(prompt_ids); /* cli_parse_int_list's */
+    if (prompt_from_ids) free(prompt_ids); /* the option parser's */
     else kvp_free(prompt_ids);             /* the tokenizer's */
     kvp_free(hist);
     free(file_text);

@@ -7,21 +7,17 @@
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: kvprune info -m PATH [--json]\n\n"
-                   "Prints the architecture, hyperparameters and tokenizer of a GGUF file or a\n"
-                   "Hugging Face folder.\n");
-            return 0;
-        } else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
-            if (!cli_take_value(argc, argv, &i, &path)) return 2;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = true;
-        } else {
-            return cli_usage_error("info", "unknown flag '%s'", argv[i]);
-        }
-    }
-    if (!path) return cli_usage_error("info", "-m PATH is required");
+    const cli_option own[] = {
+        CLI_OPT_STRING("-m|--model", "PATH", &path, "GGUF file or Hugging Face folder", .required = true),
+        CLI_OPT_FLAG("--json", &json, "one JSON object instead of the text"),
+    };
+    const cli_group groups[] = {{NULL, own, CLI_COUNT(own)}};
+    const cli_command cmd = {"info", "-m PATH [--json]",
+                             "Prints the architecture, hyperparameters and tokenizer of a GGUF file or a\n"
+                             "Hugging Face folder.\n",
+                             groups, CLI_COUNT(groups), NULL};
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
     kvp_model_params mp = kvp_model_default_params();
     mp.n_threads = 1;
     kvp_model *m = NULL;

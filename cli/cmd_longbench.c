@@ -7,55 +7,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "eval_flags.h"
 #include "eval/jsonl.h"
 #include "eval/lb_cut.h"
 #include "eval/longbench.h"
 
 /* --------------------------------------------------------------- pred --- */
-
-static void pred_help(void) {
-    printf(
-        "usage: kvprune longbench pred -m MODEL --data-dir DIR --config-dir DIR\n"
-        "                              --save-dir DIR --method M,... [options]\n\n"
-        "Runs LongBench's prediction (pred.py): for every dataset, the prompt from\n"
-        "dataset2prompt.json, max_gen from dataset2maxlen.json, max_length from\n"
-        "model2maxlen.json[--model-name] (or --max-length), prompts longer than\n"
-        "max_length tokens cut in the middle, the chat template except for trec,\n"
-        "triviaqa, samsum, lsht, lcc and repobench-p, greedy decoding, the cache reset\n"
-        "per sample. Writes DIR/pred/<exp>/<dataset>-<method>.jsonl (--e:\n"
-        "DIR/pred_e/...), rows {pred, answers, all_classes, length}, where <exp> is\n"
-        "<name>-full, <name>[-no_decode_evict]-<heavy>+<recent> (budget ratios with\n"
-        "4 decimals) or the same with --num-heavy/--num-recent token counts.\n"
-        "Resumable: a rerun continues each file where it stopped (a torn last line\n"
-        "from a killed run is dropped first).\n\n"
-        "  -m, --model PATH       GGUF file or Hugging Face folder (loaded once)\n"
-        "  --data-dir DIR         LongBench's <dataset>.jsonl files (<dataset>_e.jsonl)\n"
-        "  --config-dir DIR       dataset2prompt.json, dataset2maxlen.json,\n"
-        "                         model2maxlen.json\n"
-        "  --save-dir DIR         output root\n"
-        "  --model-name NAME      config key and folder prefix (default: the model\n"
-        "                         file or folder name)\n"
-        "  --max-length N         prompt tokens kept (default model2maxlen[NAME])\n"
-        "  --task T,...           datasets (default: LongBench's 21, LongBench-E's 13)\n"
-        "  --e                    LongBench-E: <dataset>_e.jsonl -> DIR/pred_e/\n"
-        "  --method M,...         full and/or pruning methods (see 'kvprune generate')\n"
-        "  --cache-ratio R,...    budget per ratio r: recent = round(0.05 r, 4),\n"
-        "                         heavy = round(0.95 r, 4) of the prompt\n"
-        "  --num-recent N --num-heavy N   absolute budget instead\n"
-        "  --no-decode-evict      evict only after the prompt\n"
-        "  --chat-template NAME   llama2, llama3, llama3.1, chatml, mistral, kvp-mini\n"
-        "                         (default: the model's own)\n"
-        "  --system S             system message for the chat template\n"
-        "  --no-chat              no chat template for any dataset (base models)\n"
-        "  --postprocess P        auto (default: from --model-name: llama-3 -> llama3,\n"
-        "                         xgen, internlm), none, llama3, xgen, internlm\n"
-        "  --shard I/N            this job's block of samples of every file (0-based);\n"
-        "                         writes <file>.part-I-of-N; a later run without\n"
-        "                         --shard merges the parts and fills any gap\n"
-        "  --threads N            threads (default: all cores)\n"
-        "  --quiet                no progress output\n"
-        "  --gqa-mode, --streaming, --num-sink, --cache-max-tokens   as in 'kvprune generate'\n");
-}
 
 static void on_progress(void *user, const kvlb_progress *p) {
     char what[256];
@@ -74,114 +31,97 @@ static const char *base_name(const char *path, char *buf, size_t size) {
     return buf;
 }
 
-static bool parse_shard(const char *v, int *si, int *sn) {
-    int used = 0;
-    if (sscanf(v, "%d/%d%n", si, sn, &used) != 2 || v[used] || *sn < 1 || *si < 0 || *si >= *sn) {
-        cli_error("--shard: '%s' is not I/N with 0 <= I < N", v);
-        return false;
-    }
-    return true;
-}
+/* --postprocess: auto resolves from the model name after parsing. */
+enum { POST_AUTO = -1 };
+static const cli_enum_value postprocessors[] = {{"auto", POST_AUTO},
+                                                {"none", KVLB_POST_NONE},
+                                                {"llama3", KVLB_POST_LLAMA3},
+                                                {"xgen", KVLB_POST_XGEN},
+                                                {"internlm", KVLB_POST_INTERNLM},
+                                                {NULL, 0}};
+
+static const char pred_about[] =
+    "Runs LongBench's prediction (pred.py): for every dataset, the prompt from\n"
+    "dataset2prompt.json, max_gen from dataset2maxlen.json, max_length from\n"
+    "model2maxlen.json[--model-name] (or --max-length), prompts longer than\n"
+    "max_length tokens cut in the middle, the chat template except for trec,\n"
+    "triviaqa, samsum, lsht, lcc and repobench-p, greedy decoding, the cache reset\n"
+    "per sample. Writes DIR/pred/<exp>/<dataset>-<method>.jsonl (--e:\n"
+    "DIR/pred_e/...), rows {pred, answers, all_classes, length}, where <exp> is\n"
+    "<name>-full, <name>[-no_decode_evict]-<heavy>+<recent> (budget ratios with\n"
+    "4 decimals) or the same with --num-heavy/--num-recent token counts.\n"
+    "Resumable: a rerun continues each file where it stopped (a torn last line\n"
+    "from a killed run is dropped first).\n";
 
 static int lb_pred(int argc, char **argv) {
     kvlb_pred_params p;
     kvlb_pred_default_params(&p);
-    const char *model_path = NULL, *methods_arg = NULL, *ratios_arg = NULL, *tasks_arg = NULL;
-    const char *post_arg = "auto";
-    long lv, threads = 0;
+    const char *model_path = NULL;
+    int post = POST_AUTO, threads = 0;
     bool quiet = false;
     int rc = 2;
-    char *methods_copy = NULL, *tasks_copy = NULL, name_buf[256];
+    char name_buf[256];
     const char **methods = NULL, **tasks = NULL;
     size_t n_methods = 0, n_tasks = 0, n_ratios = 0;
     double *ratios = NULL;
+    cli_shard shard = {p.shard_index, p.shard_count};
     kvp_model *model = NULL;
     kvp_error err = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            pred_help();
-            rc = 0;
-            goto out;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (!cli_take_value(argc, argv, &i, &model_path)) goto out;
-        } else if (!strcmp(a, "--data-dir")) {
-            if (!cli_take_value(argc, argv, &i, &p.data_dir)) goto out;
-        } else if (!strcmp(a, "--config-dir")) {
-            if (!cli_take_value(argc, argv, &i, &p.config_dir)) goto out;
-        } else if (!strcmp(a, "--save-dir")) {
-            if (!cli_take_value(argc, argv, &i, &p.save_dir)) goto out;
-        } else if (!strcmp(a, "--model-name")) {
-            if (!cli_take_value(argc, argv, &i, &p.model_name)) goto out;
-        } else if (!strcmp(a, "--max-length")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 2, 1 << 24, &lv))
-                goto out;
-            p.max_length = (int)lv;
-        } else if (!strcmp(a, "--task")) {
-            if (!cli_take_value(argc, argv, &i, &tasks_arg)) goto out;
-        } else if (!strcmp(a, "--e")) {
-            p.e = true;
-        } else if (!strcmp(a, "--method")) {
-            if (!cli_take_value(argc, argv, &i, &methods_arg)) goto out;
-        } else if (!strcmp(a, "--cache-ratio")) {
-            if (!cli_take_value(argc, argv, &i, &ratios_arg)) goto out;
-        } else if (!strcmp(a, "--num-recent") || !strcmp(a, "--num-heavy")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 30, &lv))
-                goto out;
-            if (a[6] == 'r')
-                p.num_recent = (int)lv;
-            else
-                p.num_heavy = (int)lv;
-        } else if (!strcmp(a, "--no-decode-evict")) {
-            p.no_decode_evict = true;
-        } else if (!strcmp(a, "--chat-template")) {
-            if (!cli_take_value(argc, argv, &i, &p.prompt.chat_template)) goto out;
-        } else if (!strcmp(a, "--system")) {
-            if (!cli_take_value(argc, argv, &i, &p.prompt.system)) goto out;
-        } else if (!strcmp(a, "--no-chat")) {
-            p.prompt.no_chat = true;
-        } else if (!strcmp(a, "--postprocess")) {
-            if (!cli_take_value(argc, argv, &i, &post_arg)) goto out;
-        } else if (!strcmp(a, "--shard")) {
-            if (!cli_take_value(argc, argv, &i, &v) ||
-                !parse_shard(v, &p.shard_index, &p.shard_count))
-                goto out;
-        } else if (!strcmp(a, "--threads")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 1024, &threads))
-                goto out;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = true;
-        } else if (!strcmp(a, "--recent-ratio") || !strcmp(a, "--heavy-ratio")) {
-            rc = cli_usage_error("longbench pred", "%s: the budgets are --cache-ratio (the "
-                                 "seed's 5%%/95%% split) or --num-recent/--num-heavy", a);
-            goto out;
-        } else {
-            int r = cli_cache_flag(argc, argv, &i, &p.base);
-            if (r < 0) goto out;
-            if (r == 0) {
-                rc = cli_usage_error("longbench pred", "unknown flag '%s'", a);
-                goto out;
-            }
-        }
-    }
-    if (!model_path || !p.data_dir || !p.config_dir || !p.save_dir || !methods_arg) {
-        rc = cli_usage_error("longbench pred", "-m MODEL, --data-dir, --config-dir, --save-dir "
-                             "and --method are required");
-        goto out;
-    }
-    if (!cli_split_list("--method", methods_arg, &methods_copy, &methods, &n_methods)) goto out;
-    if (tasks_arg && !cli_split_list("--task", tasks_arg, &tasks_copy, &tasks, &n_tasks)) goto out;
-    if (ratios_arg &&
-        !cli_parse_double_list("--cache-ratio", ratios_arg, -1e300, 1e300, &ratios, &n_ratios))
-        goto out;
+    const cli_option own[] = {
+        CLI_OPT_STRING("-m|--model", "MODEL", &model_path, "GGUF file or Hugging Face folder (loaded once)",
+                       .required = true),
+        CLI_OPT_STRING("--data-dir", "DIR", &p.data_dir, "LongBench's <dataset>.jsonl files (<dataset>_e.jsonl)",
+                       .required = true),
+        CLI_OPT_STRING("--config-dir", "DIR", &p.config_dir,
+                       "dataset2prompt.json, dataset2maxlen.json, model2maxlen.json", .required = true),
+        CLI_OPT_STRING("--save-dir", "DIR", &p.save_dir, "output root", .required = true),
+        CLI_OPT_STRING("--model-name", "NAME", &p.model_name, "config key and folder prefix",
+                       .deflt = "the model file or folder name"),
+        CLI_OPT_INT("--max-length", "N", &p.max_length, 2, 1 << 24, "prompt tokens kept",
+                    .deflt = "model2maxlen[NAME]"),
+        CLI_OPT_LIST_STRING("--task", "T,...", &tasks, &n_tasks, NULL, "datasets",
+                            .deflt = "LongBench's 21, LongBench-E's 13"),
+        CLI_OPT_FLAG("--e", &p.e, "LongBench-E: <dataset>_e.jsonl -> DIR/pred_e/"),
+        CLI_OPT_LIST_STRING("--method", "M,...", &methods, &n_methods, cli_check_method,
+                            "full and/or pruning methods (see 'kvprune generate --help')", .required = true),
+        CLI_OPT_LIST_FLOAT("--cache-ratio", "R,...", &ratios, &n_ratios, -1e300, 1e300,
+                           "budget per ratio r: recent = round(0.05 r, 4), heavy = round(0.95 r, 4) "
+                           "of the prompt"),
+        CLI_OPT_INT("--num-recent", "N", &p.num_recent, 0, 1 << 30, "absolute budget instead (with --num-heavy)",
+                    .deflt = ""),
+        CLI_OPT_INT("--num-heavy", "N", &p.num_heavy, 0, 1 << 30, "absolute budget instead (with --num-recent)",
+                    .deflt = ""),
+        CLI_OPT_FLAG("--no-decode-evict", &p.no_decode_evict, "evict only after the prompt"),
+        CLI_OPT_REJECT("--recent-ratio|--heavy-ratio",
+                       "the budgets are --cache-ratio (the seed's 5%/95% split) or --num-recent/--num-heavy"),
+        CLI_OPT_ENUM("--postprocess", &post, postprocessors,
+                     "response clean-up; auto takes it from --model-name (llama-3 -> llama3, xgen, "
+                     "internlm, else none)",
+                     .meta = "P"),
+        CLI_OPT_CUSTOM("--shard", "I/N", &shard, cli_parse_shard,
+                       "this job's block of samples of every file (0-based); writes "
+                       "<file>.part-I-of-N; a later run without --shard merges the parts and fills "
+                       "any gap"),
+        CLI_OPT_INT("--threads", "N", &threads, 1, 1024, "threads", .deflt = "all cores"),
+        CLI_OPT_FLAG("--quiet", &quiet, "no progress output"),
+    };
+    cli_option prompt_opts[CLI_PROMPT_MAX_OPTIONS], cache_opts[CLI_CACHE_MAX_OPTIONS];
+    const cli_group groups[] = {
+        {NULL, own, CLI_COUNT(own)},
+        {"Prompt options", prompt_opts, cli_prompt_options(&p.prompt, prompt_opts)},
+        {"Cache options", cache_opts, cli_cache_options(&p.base, CLI_CACHE_STORAGE, cache_opts)},
+    };
+    const cli_command cmd = {"longbench pred",
+                             "-m MODEL --data-dir DIR --config-dir DIR\n"
+                             "                              --save-dir DIR --method M,... [options]",
+                             pred_about, groups, CLI_COUNT(groups), NULL};
+    rc = cli_parse(&cmd, argc, argv);
+    if (rc >= 0) goto out;
+    rc = 2;
+    p.shard_index = shard.index;
+    p.shard_count = shard.count;
     if (!p.model_name) p.model_name = base_name(model_path, name_buf, sizeof name_buf);
-    if (!strcmp(post_arg, "auto")) {
-        p.post = kvlb_postprocess_for(p.model_name);
-    } else if (!kvlb_postprocess_parse(post_arg, &p.post)) {
-        rc = cli_usage_error("longbench pred", "--postprocess: '%s' is not auto, none, llama3, "
-                             "xgen or internlm", post_arg);
-        goto out;
-    }
+    p.post = post == POST_AUTO ? kvlb_postprocess_for(p.model_name) : (kvlb_postprocess)post;
     p.methods = methods;
     p.n_methods = n_methods;
     p.ratios = ratios;
@@ -217,59 +157,41 @@ static int lb_pred(int argc, char **argv) {
 out:
     kvp_model_free(model);
     free(methods);
-    free(methods_copy);
     free(tasks);
-    free(tasks_copy);
     free(ratios);
     return rc;
 }
 
 /* --------------------------------------------------------------- eval --- */
 
-static void eval_help(void) {
-    printf(
-        "usage: kvprune longbench eval --save-dir DIR --model-name NAME [--e]\n\n"
+static int lb_eval(int argc, char **argv) {
+    kvlb_eval_params p = {0};
+    const char *jieba_dir = NULL;
+    const cli_option own[] = {
+        CLI_OPT_STRING("--save-dir", "DIR", &p.save_dir, "the folder 'kvprune longbench pred' wrote",
+                       .required = true),
+        CLI_OPT_STRING("--model-name", "NAME", &p.model_name, "an experiment folder, or the prefix of several",
+                       .required = true),
+        CLI_OPT_FLAG("--e", &p.e, "LongBench-E (pred_e/, length buckets)"),
+        CLI_OPT_STRING("--jieba-dir", "DIR", &jieba_dir,
+                       "jieba's dict.txt and finalseg tables for the Chinese datasets",
+                       .deflt = "python3-jieba's, when installed"),
+        CLI_OPT_FLAG("--rouge-exact", &p.rouge_exact,
+                     "true ROUGE-L for long sentences (default: 0.0 where the rouge package hits "
+                     "Python's recursion limit, as the official scores do)"),
+    };
+    const cli_group groups[] = {{NULL, own, CLI_COUNT(own)}};
+    const cli_command cmd = {
+        "longbench eval", "--save-dir DIR --model-name NAME [--e]",
         "Scores DIR/pred/<exp>/*.jsonl (--e: DIR/pred_e/) like LongBench's eval.py:\n"
         "<exp> is NAME itself when such a folder exists, else every NAME-* folder.\n"
         "Writes <exp>/result.json (file name -> score, or with --e the buckets\n"
         "0-4k/4-8k/8k+ by `length`) and prints datasets x experiments with the\n"
         "average per column. A file with no rows (or a bad one) is reported and\n"
-        "skipped.\n\n"
-        "  --save-dir DIR         the folder 'kvprune longbench pred' wrote\n"
-        "  --model-name NAME      an experiment folder, or the prefix of several\n"
-        "  --e                    LongBench-E (pred_e/, length buckets)\n"
-        "  --jieba-dir DIR        jieba's dict.txt and finalseg tables for the Chinese\n"
-        "                         datasets (default: python3-jieba's, when installed)\n"
-        "  --rouge-exact          true ROUGE-L for long sentences (default: 0.0 where\n"
-        "                         the rouge package hits Python's recursion limit,\n"
-        "                         as the official scores do)\n");
-}
-
-static int lb_eval(int argc, char **argv) {
-    kvlb_eval_params p = {0};
-    const char *jieba_dir = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            eval_help();
-            return 0;
-        } else if (!strcmp(a, "--save-dir")) {
-            if (!cli_take_value(argc, argv, &i, &p.save_dir)) return 2;
-        } else if (!strcmp(a, "--model-name")) {
-            if (!cli_take_value(argc, argv, &i, &p.model_name)) return 2;
-        } else if (!strcmp(a, "--e")) {
-            p.e = true;
-        } else if (!strcmp(a, "--jieba-dir")) {
-            if (!cli_take_value(argc, argv, &i, &jieba_dir)) return 2;
-        } else if (!strcmp(a, "--rouge-exact")) {
-            p.rouge_exact = true;
-        } else {
-            return cli_usage_error("longbench eval", "unknown flag '%s'", a);
-        }
-    }
-    if (!p.save_dir || !p.model_name)
-        return cli_usage_error("longbench eval", "--save-dir DIR and --model-name NAME are "
-                               "required");
+        "skipped.\n",
+        groups, CLI_COUNT(groups), NULL};
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
     kvp_error err = {0}, jerr = {0};
     kvlb_cutter *cutter = NULL;
     if (kvlb_cutter_default(jieba_dir, &cutter, &jerr) != KVP_OK && jieba_dir)
@@ -318,55 +240,39 @@ out:
 
 /* ------------------------------------------------------------- prompt --- */
 
-static void prompt_help(void) {
-    printf(
-        "usage: kvprune longbench prompt (-m MODEL | --tokenizer PATH) --data-dir DIR\n"
-        "                                --config-dir DIR --task T [--index I] [options]\n\n"
-        "Prints the prompt 'longbench pred' feeds for one sample (line I, 0-based, of\n"
-        "<T>.jsonl): dataset2prompt filled in and cut in the middle to max_length\n"
-        "tokens, before the chat template; stderr says whether the dataset uses the\n"
-        "chat template and max_gen.\n\n"
-        "  --model-name NAME / --max-length N / --e   as in 'longbench pred'\n");
-}
-
 static int lb_prompt(int argc, char **argv) {
     const char *model = NULL, *tok_path = NULL, *data_dir = NULL, *config_dir = NULL;
     const char *task = NULL, *model_name = NULL;
-    long index = 0, max_length = 0;
+    int64_t index = 0;
+    int max_length = 0;
     bool e = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            prompt_help();
-            return 0;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (!cli_take_value(argc, argv, &i, &model)) return 2;
-        } else if (!strcmp(a, "--tokenizer")) {
-            if (!cli_take_value(argc, argv, &i, &tok_path)) return 2;
-        } else if (!strcmp(a, "--data-dir")) {
-            if (!cli_take_value(argc, argv, &i, &data_dir)) return 2;
-        } else if (!strcmp(a, "--config-dir")) {
-            if (!cli_take_value(argc, argv, &i, &config_dir)) return 2;
-        } else if (!strcmp(a, "--task")) {
-            if (!cli_take_value(argc, argv, &i, &task)) return 2;
-        } else if (!strcmp(a, "--model-name")) {
-            if (!cli_take_value(argc, argv, &i, &model_name)) return 2;
-        } else if (!strcmp(a, "--index")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1L << 40, &index))
-                return 2;
-        } else if (!strcmp(a, "--max-length")) {
-            if (!cli_take_value(argc, argv, &i, &v) ||
-                !cli_parse_int(a, v, 2, 1 << 24, &max_length))
-                return 2;
-        } else if (!strcmp(a, "--e")) {
-            e = true;
-        } else {
-            return cli_usage_error("longbench prompt", "unknown flag '%s'", a);
-        }
-    }
-    if (!model == !tok_path || !data_dir || !config_dir || !task)
-        return cli_usage_error("longbench prompt", "one of -m/--tokenizer, --data-dir, "
-                               "--config-dir and --task are required");
+    const cli_option own[] = {
+        CLI_OPT_STRING("-m|--model", "MODEL", &model, "model (GGUF or HF folder); only its tokenizer is loaded"),
+        CLI_OPT_STRING("--tokenizer", "PATH", &tok_path, "tokenizer.json, a folder holding one, or a GGUF file"),
+        CLI_OPT_STRING("--data-dir", "DIR", &data_dir, "LongBench's <dataset>.jsonl files", .required = true),
+        CLI_OPT_STRING("--config-dir", "DIR", &config_dir, "dataset2prompt.json, dataset2maxlen.json, model2maxlen.json",
+                       .required = true),
+        CLI_OPT_STRING("--task", "T", &task, "the dataset", .required = true),
+        CLI_OPT_INT("--index", "I", &index, 0, 1LL << 40, "the sample: line I (0-based) of <T>.jsonl"),
+        CLI_OPT_STRING("--model-name", "NAME", &model_name, "config key (as in 'longbench pred')",
+                       .deflt = "the model file or folder name"),
+        CLI_OPT_INT("--max-length", "N", &max_length, 2, 1 << 24, "prompt tokens kept",
+                    .deflt = "model2maxlen[NAME]"),
+        CLI_OPT_FLAG("--e", &e, "LongBench-E: <T>_e.jsonl"),
+    };
+    const cli_group groups[] = {{NULL, own, CLI_COUNT(own)}};
+    const cli_command cmd = {
+        "longbench prompt",
+        "(-m MODEL | --tokenizer PATH) --data-dir DIR\n"
+        "                                --config-dir DIR --task T [--index I] [options]",
+        "Prints the prompt 'longbench pred' feeds for one sample (line I, 0-based, of\n"
+        "<T>.jsonl): dataset2prompt filled in and cut in the middle to max_length\n"
+        "tokens, before the chat template; stderr says whether the dataset uses the\n"
+        "chat template and max_gen.\n",
+        groups, CLI_COUNT(groups), NULL};
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    if (!model == !tok_path) return cli_usage_error("longbench prompt", "give one of -m MODEL or --tokenizer PATH");
     char name_buf[256];
     if (!model_name) model_name = base_name(model ? model : tok_path, name_buf, sizeof name_buf);
     kvp_error err = {0};
@@ -374,7 +280,7 @@ static int lb_prompt(int argc, char **argv) {
     kvp_tokenizer *tok = NULL;
     kvev_jsonl j = {0};
     char *path = NULL, *prompt = NULL, *cut = NULL;
-    int rc = 1, ml = (int)max_length, max_gen = 0;
+    int rc = 1, ml = max_length, max_gen = 0;
     if (kvlb_config_load(config_dir, &cfg, &err)) return cli_eval_error(&err);
     if (!kvlb_dataset_known(task)) {
         rc = cli_error("--task: unknown dataset '%s'", task);
@@ -398,7 +304,7 @@ static int lb_prompt(int argc, char **argv) {
         goto out;
     }
     if ((size_t)index >= j.n) {
-        rc = cli_error("--index: %ld, but %s has %zu samples", index, path, j.n);
+        rc = cli_error("--index: %lld, but %s has %zu samples", (long long)index, path, j.n);
         goto out;
     }
     size_t n_tok = 0;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "eval_flags.h"
 #include "eval/jsonl.h"
 #include "eval/needle_eval.h"
 #include "eval/needle_gen.h"
@@ -17,43 +18,12 @@
 
 /* ---------------------------------------------------------------- gen --- */
 
-static void gen_help(void) {
-    printf(
-        "usage: kvprune needle gen (-m MODEL | --tokenizer PATH) -o FILE [options]\n\n"
-        "Writes RULER-style jsonl: index, input, outputs, length, length_w_model_temp,\n"
-        "answer_prefix, others {depth, depths, target_length, variant, haystack, query}.\n\n"
-        "  -m, --model PATH       model (GGUF or HF folder); only its tokenizer is loaded\n"
-        "  --tokenizer PATH       tokenizer.json, a folder holding one, or a GGUF file\n"
-        "  -o, --output FILE      the jsonl to write (replaced atomically)\n"
-        "  --haystack H           noise (default: a repeated filler paragraph), a text\n"
-        "                         file, or a folder of .txt files (read in name order)\n"
-        "  --variant V            single (default), multikey, multivalue, multiquery\n"
-        "  --num-needles N        keys/values/queries of the multi variants (default 3)\n"
-        "  --lengths L,...        target lengths in model tokens, prompt with chat\n"
-        "                         template + tokens to generate (default 1024)\n"
-        "  --depths D,...         needle depths in percent (default: --num-depths 5)\n"
-        "  --num-depths N         depths round(linspace(0, 100, N))\n"
-        "  --samples N            samples per (length, depth) (default 4)\n"
-        "  --seed S               random seed (default 42); same seed, same file\n"
-        "  --template FILE        JSON with template / needle / answer_prefix (RULER's\n"
-        "                         task files load as they are); default: our own wording\n"
-        "  --max-new-tokens N     tokens to generate, counted in the length (default 64)\n"
-        "  --chat-template NAME   llama2, llama3, llama3.1, chatml, mistral, kvp-mini (default: auto)\n"
-        "  --no-chat              count the prompt without a chat template\n"
-        "  --system S             system message for the chat template\n");
-}
-
-static bool parse_seed(const char *v, uint64_t *out) {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long s = strtoull(v, &end, 10);
-    if (!*v || *end || v[0] == '-' || errno) {
-        cli_error("--seed: '%s' is not a non-negative integer", v);
-        return false;
-    }
-    *out = s;
-    return true;
-}
+static const cli_enum_value niah_variants[] = {{"single", KVP_NIAH_SINGLE},
+                                               {"multikey", KVP_NIAH_MULTIKEY},
+                                               {"multivalue", KVP_NIAH_MULTIVALUE},
+                                               {"multiquery", KVP_NIAH_MULTIQUERY},
+                                               {NULL, 0}};
+_Static_assert(sizeof(kvev_niah_variant) == sizeof(int), "enum flags are int-sized");
 
 /* Writes text to path through a temporary file (never a half file). */
 static bool write_atomic(const char *path, const char *text, size_t len) {
@@ -67,14 +37,14 @@ static bool write_atomic(const char *path, const char *text, size_t len) {
 
 static int needle_gen(int argc, char **argv) {
     const char *model = NULL, *tok_path = NULL, *out_path = NULL, *hay_arg = "noise";
-    const char *tmpl_path = NULL, *chat_template = NULL, *system_msg = NULL;
+    const char *tmpl_path = NULL;
     kvev_niah_variant variant = KVP_NIAH_SINGLE;
-    long num_needles = 3, samples = 4, num_depths = 5, max_new = 64;
+    int num_needles = 3, samples = 4, num_depths = 5, max_new = 64;
     uint64_t seed = 42;
     int32_t *lens32 = NULL;
     size_t n_lens = 0, n_depths = 0;
     double *depths = NULL;
-    bool no_chat = false;
+    kvev_prompt_style ps = {NULL, NULL, NULL, false};
     int rc = 2;
     kvp_tokenizer *tok = NULL;
     kvev_haystack hay = {0};
@@ -83,67 +53,41 @@ static int needle_gen(int argc, char **argv) {
     int *lens = NULL;
     char *buf = NULL;
     kvp_error err = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            gen_help();
-            rc = 0;
-            goto out;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (!cli_take_value(argc, argv, &i, &model)) goto out;
-        } else if (!strcmp(a, "--tokenizer")) {
-            if (!cli_take_value(argc, argv, &i, &tok_path)) goto out;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            if (!cli_take_value(argc, argv, &i, &out_path)) goto out;
-        } else if (!strcmp(a, "--haystack")) {
-            if (!cli_take_value(argc, argv, &i, &hay_arg)) goto out;
-        } else if (!strcmp(a, "--variant")) {
-            if (!cli_take_value(argc, argv, &i, &v)) goto out;
-            if (!kvev_niah_variant_parse(v, &variant)) {
-                cli_error("--variant: '%s' is not single, multikey, multivalue or multiquery", v);
-                goto out;
-            }
-        } else if (!strcmp(a, "--num-needles")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 2, 64, &num_needles))
-                goto out;
-        } else if (!strcmp(a, "--lengths")) {
-            if (!cli_take_value(argc, argv, &i, &v)) goto out;
-            free(lens32);
-            lens32 = NULL;
-            if (!cli_parse_int_list(a, v, &lens32, &n_lens)) goto out;
-        } else if (!strcmp(a, "--depths")) {
-            if (!cli_take_value(argc, argv, &i, &v)) goto out;
-            free(depths);
-            depths = NULL;
-            if (!cli_parse_double_list(a, v, 0, 100, &depths, &n_depths)) goto out;
-        } else if (!strcmp(a, "--num-depths")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 1000, &num_depths))
-                goto out;
-        } else if (!strcmp(a, "--samples")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 1000000, &samples))
-                goto out;
-        } else if (!strcmp(a, "--seed")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !parse_seed(v, &seed)) goto out;
-        } else if (!strcmp(a, "--template")) {
-            if (!cli_take_value(argc, argv, &i, &tmpl_path)) goto out;
-        } else if (!strcmp(a, "--max-new-tokens") || !strcmp(a, "-n")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 20, &max_new))
-                goto out;
-        } else if (!strcmp(a, "--chat-template")) {
-            if (!cli_take_value(argc, argv, &i, &chat_template)) goto out;
-        } else if (!strcmp(a, "--no-chat")) {
-            no_chat = true;
-        } else if (!strcmp(a, "--system")) {
-            if (!cli_take_value(argc, argv, &i, &system_msg)) goto out;
-        } else {
-            rc = cli_usage_error("needle gen", "unknown flag '%s'", a);
-            goto out;
-        }
-    }
-    if (!out_path) {
-        rc = cli_usage_error("needle gen", "-o FILE is required");
-        goto out;
-    }
+    const cli_option own[] = {
+        CLI_OPT_STRING("-m|--model", "PATH", &model, "model (GGUF or HF folder); only its tokenizer is loaded"),
+        CLI_OPT_STRING("--tokenizer", "PATH", &tok_path, "tokenizer.json, a folder holding one, or a GGUF file"),
+        CLI_OPT_STRING("-o|--output", "FILE", &out_path, "the jsonl to write (replaced atomically)", .required = true),
+        CLI_OPT_STRING("--haystack", "H", &hay_arg,
+                       "noise (a repeated filler paragraph), a text file, or a folder of .txt files "
+                       "(read in name order)"),
+        CLI_OPT_ENUM("--variant", &variant, niah_variants, "the RULER task variant", .meta = "V"),
+        CLI_OPT_INT("--num-needles", "N", &num_needles, 2, 64, "keys/values/queries of the multi variants"),
+        CLI_OPT_LIST_INT("--lengths", "L,...", &lens32, &n_lens, 0, INT32_MAX,
+                         "target lengths in model tokens, prompt with chat template + tokens to generate",
+                         .deflt = "1024"),
+        CLI_OPT_LIST_FLOAT("--depths", "D,...", &depths, &n_depths, 0, 100, "needle depths in percent",
+                           .deflt = "--num-depths"),
+        CLI_OPT_INT("--num-depths", "N", &num_depths, 1, 1000, "depths round(linspace(0, 100, N))"),
+        CLI_OPT_INT("--samples", "N", &samples, 1, 1000000, "samples per (length, depth)"),
+        CLI_OPT_UINT("--seed", "S", &seed, UINT64_MAX, "random seed; same seed, same file"),
+        CLI_OPT_STRING("--template", "FILE", &tmpl_path,
+                       "JSON with template / needle / answer_prefix (RULER's task files load as they are)",
+                       .deflt = "our own wording"),
+        CLI_OPT_INT("-n|--max-new-tokens", "N", &max_new, 0, 1 << 20, "tokens to generate, counted in the length"),
+    };
+    cli_option prompt_opts[CLI_PROMPT_MAX_OPTIONS];
+    const cli_group groups[] = {
+        {NULL, own, CLI_COUNT(own)},
+        {"Prompt options", prompt_opts, cli_prompt_options(&ps, prompt_opts)},
+    };
+    const cli_command cmd = {
+        "needle gen", "(-m MODEL | --tokenizer PATH) -o FILE [options]",
+        "Writes RULER-style jsonl: index, input, outputs, length, length_w_model_temp,\n"
+        "answer_prefix, others {depth, depths, target_length, variant, haystack, query}.\n",
+        groups, CLI_COUNT(groups), NULL};
+    rc = cli_parse(&cmd, argc, argv);
+    if (rc >= 0) goto out;
+    rc = 2;
     if (!model == !tok_path) {
         rc = cli_usage_error("needle gen", "give one of -m MODEL or --tokenizer PATH");
         goto out;
@@ -192,11 +136,11 @@ static int needle_gen(int argc, char **argv) {
             rc = cli_error("out of memory");
             goto out;
         }
-        kvev_niah_depth_grid((int)num_depths, depths);
+        kvev_niah_depth_grid(num_depths, depths);
     }
-    kvev_prompt_style ps = {tok, chat_template, system_msg, no_chat};
-    kvev_niah_params p = {variant, (int)num_needles, lens, n_lens, depths, n_depths, (int)samples,
-                         seed, (int)max_new, !no_chat};
+    ps.tok = tok;
+    kvev_niah_params p = {variant, num_needles, lens, n_lens, depths, n_depths, samples,
+                         seed, max_new, !ps.no_chat};
     kvev_niah_stats stats;
     if (kvev_niah_generate(&p, &ph, &hay, kvev_prompt_measure, &ps, &lines, &stats, &err)) {
         rc = cli_eval_error(&err);
@@ -271,42 +215,6 @@ out:
 
 /* --------------------------------------------------------------- pred --- */
 
-static void pred_help(void) {
-    printf(
-        "usage: kvprune needle pred -m MODEL --data FILE --save-dir DIR [options]\n\n"
-        "Writes DIR/<task>/<method>-cr<ratio>[-no_decode_evict][-<alloc>]/pred.jsonl (the full\n"
-        "cache: DIR/<task>/full/pred.jsonl), one line per sample: index, response,\n"
-        "outputs, others, truncation, length. Resumable: a rerun skips the samples\n"
-        "already written (a torn last line from a killed run is dropped first).\n\n"
-        "  -m, --model PATH       GGUF file or Hugging Face folder (loaded once)\n"
-        "  --data FILE            jsonl from 'kvprune needle gen' (or RULER)\n"
-        "  --save-dir DIR         output root\n"
-        "  --task NAME            task folder (default: the data file name)\n"
-        "  --method LIST          comma-separated methods (default full)\n"
-        "  --cache-ratio LIST     comma-separated ratios in (0, 1] (pruning methods)\n"
-        "  --alloc LIST           budget allocations, one experiment each (pruning\n"
-        "                         methods): uniform (default), adaptive (head-adaptive),\n"
-        "                         pyramid (layer-adaptive), adaptive+pyramid; folders\n"
-        "                         get \"-<alloc>\" appended (uniform: nothing)\n"
-        "  --num-recent N         recent tokens always kept (default 16); the budget is\n"
-        "                         int(prompt * ratio) tokens in all\n"
-        "  --no-decode-evict      evict only after the prompt (the seed's published runs)\n"
-        "  -n, --max-new-tokens N tokens to generate (default 64), greedy\n"
-        "  --chat-template NAME   llama2, llama3, llama3.1, chatml, mistral, kvp-mini (default: auto)\n"
-        "  --no-chat              feed `input` without a chat template\n"
-        "  --system S             system message for the chat template\n"
-        "  --no-postprocess       keep responses as decoded (default: cut at\n"
-        "                         \".assistant\", \"\\n\\nQuestion\", \"</s>\", then strip)\n"
-        "  --shard I/N            run experiments k with k %% N == I (0-based), so N\n"
-        "                         machines can share one save dir\n"
-        "  --threads N            threads (default: all cores)\n"
-        "  --compute TYPE         auto, f32 or bf16 (see 'kvprune generate --help')\n"
-        "  --repack               converted copies of the weights (see generate)\n"
-        "  --quiet                no progress output\n"
-        "\nother cache options (--gqa-mode, --streaming, --num-sink, --cache-max-tokens, --kv-type)\n"
-        "as in 'kvprune generate'.\n");
-}
-
 static void on_progress(void *user, const kvev_needle_progress *p) {
     char what[256];
     snprintf(what, sizeof what, "exp %zu/%zu %s", p->exp_index + 1, p->n_exps, p->experiment);
@@ -323,138 +231,100 @@ static void on_sigint(int sig) {
     signal(SIGINT, SIG_DFL);
 }
 
+static bool check_needle_method(const char *name, char *msg, size_t size) {
+    if (kvev_needle_method_known(name)) return true;
+    cli_unknown_method(name, msg, size);
+    return false;
+}
+
+static bool check_alloc(const char *name, char *msg, size_t size) {
+    kvev_alloc a;
+    if (kvev_alloc_parse(name, &a)) return true;
+    snprintf(msg, size, "'%s' is not uniform, adaptive, pyramid or adaptive+pyramid", name);
+    return false;
+}
+
 static int needle_pred(int argc, char **argv) {
     kvev_needle_pred_params p;
     kvev_needle_pred_default_params(&p);
     kvp_model_params mp = kvp_model_default_params();
-    const char *model_path = NULL, *methods_arg = "full", *ratios_arg = NULL, *allocs_arg = NULL;
-    char *allocs_copy = NULL;
-    const char **alloc_names = NULL;
-    kvev_alloc *allocs = NULL;
-    size_t n_allocs = 0;
-    long threads = 0, lv;
+    const char *model_path = NULL;
+    int threads = 0;
     bool quiet = false;
     int rc = 2;
-    char *methods_copy = NULL;
     const char **methods = NULL;
     double *ratios = NULL;
-    size_t n_methods = 0, n_ratios = 0;
+    size_t n_methods = 0, n_ratios = 0, n_allocs = 0;
+    const char **alloc_names = NULL;
+    kvev_alloc *allocs = NULL;
+    cli_shard shard = {p.shard_index, p.shard_count};
     kvp_model *model = NULL;
     kvp_error err = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            pred_help();
-            rc = 0;
-            goto out;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (!cli_take_value(argc, argv, &i, &model_path)) goto out;
-        } else if (!strcmp(a, "--data")) {
-            if (!cli_take_value(argc, argv, &i, &p.data_path)) goto out;
-        } else if (!strcmp(a, "--save-dir")) {
-            if (!cli_take_value(argc, argv, &i, &p.save_dir)) goto out;
-        } else if (!strcmp(a, "--task")) {
-            if (!cli_take_value(argc, argv, &i, &p.task)) goto out;
-        } else if (!strcmp(a, "--method")) {
-            if (!cli_take_value(argc, argv, &i, &methods_arg)) goto out;
-        } else if (!strcmp(a, "--cache-ratio")) {
-            if (!cli_take_value(argc, argv, &i, &ratios_arg)) goto out;
-        } else if (!strcmp(a, "--alloc")) {
-            if (!cli_take_value(argc, argv, &i, &allocs_arg)) goto out;
-        } else if (!strcmp(a, "--budget-alloc") || !strcmp(a, "--layer-alloc")) {
-            rc = cli_usage_error("needle pred", "%s: a sweep takes --alloc LIST (uniform, "
-                                 "adaptive, pyramid, adaptive+pyramid), one experiment each", a);
-            goto out;
-        } else if (!strcmp(a, "--num-recent")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 30, &lv))
-                goto out;
-            p.num_recent = (int)lv;
-        } else if (!strcmp(a, "--no-decode-evict")) {
-            p.no_decode_evict = true;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--max-new-tokens")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 1 << 20, &lv))
-                goto out;
-            p.gen.max_new_tokens = (int)lv;
-        } else if (!strcmp(a, "--chat-template")) {
-            if (!cli_take_value(argc, argv, &i, &p.prompt.chat_template)) goto out;
-        } else if (!strcmp(a, "--no-chat")) {
-            p.prompt.no_chat = true;
-        } else if (!strcmp(a, "--system")) {
-            if (!cli_take_value(argc, argv, &i, &p.prompt.system)) goto out;
-        } else if (!strcmp(a, "--no-postprocess")) {
-            p.postprocess = false;
-        } else if (!strcmp(a, "--shard")) {
-            if (!cli_take_value(argc, argv, &i, &v)) goto out;
-            int si, sn, used = 0;
-            if (sscanf(v, "%d/%d%n", &si, &sn, &used) != 2 || v[used] || sn < 1 || si < 0 ||
-                si >= sn) {
-                cli_error("--shard: '%s' is not I/N with 0 <= I < N", v);
-                goto out;
-            }
-            p.shard_index = si;
-            p.shard_count = sn;
-        } else if (!strcmp(a, "--threads")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 1024, &threads))
-                goto out;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = true;
-        } else if (!strcmp(a, "--num-heavy") || !strcmp(a, "--recent-ratio") ||
-                   !strcmp(a, "--heavy-ratio")) {
-            rc = cli_usage_error("needle pred", "%s: needle budgets are --num-recent plus "
-                                 "--cache-ratio", a);
-            goto out;
-        } else {
-            int r = cli_cache_flag(argc, argv, &i, &p.base);
-            if (r == 0) r = cli_model_flag(argc, argv, &i, &mp);
-            if (r < 0) goto out;
-            if (r == 0) {
-                rc = cli_usage_error("needle pred", "unknown flag '%s'", a);
-                goto out;
-            }
-        }
-    }
-    if (!model_path || !p.data_path || !p.save_dir) {
-        rc = cli_usage_error("needle pred", "-m MODEL, --data FILE and --save-dir DIR are required");
-        goto out;
-    }
-    if (!cli_split_list("--method", methods_arg, &methods_copy, &methods, &n_methods)) goto out;
-    for (size_t m = 0; m < n_methods; m++)
-        if (!kvev_needle_method_known(methods[m])) {
-            char list[1024];
-            size_t off = 0;
-            for (const char *const *nm = kvp_cache_method_names(); *nm && off < sizeof list; nm++)
-                off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", off ? ", " : "", *nm);
-            cli_error("--method: unknown method '%s'; valid: %s", methods[m], list);
-            goto out;
-        }
-    if (ratios_arg) {
-        if (!cli_parse_double_list("--cache-ratio", ratios_arg, -1e300, 1e300, &ratios, &n_ratios))
-            goto out;
-        for (size_t r = 0; r < n_ratios; r++)
-            if (!(ratios[r] > 0 && ratios[r] <= 1)) {
-                cli_error("--cache-ratio: %g is outside (0, 1]", ratios[r]);
-                goto out;
-            }
-    }
-    if (allocs_arg) {
-        if (!cli_split_list("--alloc", allocs_arg, &allocs_copy, &alloc_names, &n_allocs))
-            goto out;
+    const cli_option own[] = {
+        CLI_OPT_STRING("-m|--model", "MODEL", &model_path, "GGUF file or Hugging Face folder (loaded once)",
+                       .required = true),
+        CLI_OPT_STRING("--data", "FILE", &p.data_path, "jsonl from 'kvprune needle gen' (or RULER)", .required = true),
+        CLI_OPT_STRING("--save-dir", "DIR", &p.save_dir, "output root", .required = true),
+        CLI_OPT_STRING("--task", "NAME", &p.task, "task folder", .deflt = "the data file name"),
+        CLI_OPT_LIST_STRING("--method", "LIST", &methods, &n_methods, check_needle_method,
+                            "comma-separated methods", .deflt = "full"),
+        CLI_OPT_LIST_FLOAT("--cache-ratio", "LIST", &ratios, &n_ratios, 0, 1,
+                           "comma-separated ratios in (0, 1] (pruning methods)", .open_min = true),
+        CLI_OPT_LIST_STRING("--alloc", "LIST", &alloc_names, &n_allocs, check_alloc,
+                            "budget allocations, one experiment each (pruning methods): uniform, "
+                            "adaptive (head-adaptive), pyramid (layer-adaptive), adaptive+pyramid; "
+                            "folders get \"-<alloc>\" appended (uniform: nothing)",
+                            .deflt = "uniform"),
+        CLI_OPT_REJECT("--budget-alloc|--layer-alloc",
+                       "a sweep takes --alloc LIST (uniform, adaptive, pyramid, adaptive+pyramid), "
+                       "one experiment each"),
+        CLI_OPT_INT("--num-recent", "N", &p.num_recent, 0, 1 << 30,
+                    "recent tokens always kept; the budget is int(prompt * ratio) tokens in all"),
+        CLI_OPT_FLAG("--no-decode-evict", &p.no_decode_evict, "evict only after the prompt (the seed's published runs)"),
+        CLI_OPT_REJECT("--num-heavy|--recent-ratio|--heavy-ratio", "needle budgets are --num-recent plus --cache-ratio"),
+        CLI_OPT_INT("-n|--max-new-tokens", "N", &p.gen.max_new_tokens, 1, 1 << 20, "tokens to generate, greedy"),
+        CLI_OPT_FLAG_OFF("--no-postprocess", &p.postprocess,
+                         "keep responses as decoded (default: cut at \".assistant\", \"\\n\\nQuestion\", "
+                         "\"</s>\", then strip)"),
+        CLI_OPT_CUSTOM("--shard", "I/N", &shard, cli_parse_shard,
+                       "run experiments k with k % N == I (0-based), so N machines can share one save dir"),
+        CLI_OPT_INT("--threads", "N", &threads, 1, 1024, "threads", .deflt = "all cores"),
+        CLI_OPT_FLAG("--quiet", &quiet, "no progress output"),
+    };
+    cli_option prompt_opts[CLI_PROMPT_MAX_OPTIONS], cache_opts[CLI_CACHE_MAX_OPTIONS],
+        model_opts[CLI_MODEL_MAX_OPTIONS];
+    const cli_group groups[] = {
+        {NULL, own, CLI_COUNT(own)},
+        {"Prompt options", prompt_opts, cli_prompt_options(&p.prompt, prompt_opts)},
+        {"Cache options", cache_opts, cli_cache_options(&p.base, CLI_CACHE_STORAGE, cache_opts)},
+        {"Matrix product options", model_opts, cli_model_options(&mp, model_opts)},
+    };
+    const cli_command cmd = {
+        "needle pred", "-m MODEL --data FILE --save-dir DIR [options]",
+        "Writes DIR/<task>/<method>-cr<ratio>[-no_decode_evict][-<alloc>]/pred.jsonl\n"
+        "(the full cache: DIR/<task>/full/pred.jsonl), one line per sample: index,\n"
+        "response, outputs, others, truncation, length. Resumable: a rerun skips the\n"
+        "samples already written (a torn last line from a killed run is dropped first).\n",
+        groups, CLI_COUNT(groups), NULL};
+    rc = cli_parse(&cmd, argc, argv);
+    if (rc >= 0) goto out;
+    rc = 2;
+    p.shard_index = shard.index;
+    p.shard_count = shard.count;
+    static const char *const default_methods[] = {"full"};
+    const char *const *mlist = methods ? methods : default_methods;
+    if (!methods) n_methods = 1;
+    bool pruned = false;
+    for (size_t m = 0; m < n_methods; m++) pruned |= strcmp(mlist[m], "full") != 0;
+    if (alloc_names) {
         allocs = calloc(n_allocs + 1, sizeof *allocs);
         if (!allocs) {
             rc = cli_error("out of memory");
             goto out;
         }
-        for (size_t k = 0; k < n_allocs; k++)
-            if (!kvev_alloc_parse(alloc_names[k], &allocs[k])) {
-                rc = cli_usage_error("needle pred", "--alloc: '%s' is not uniform, adaptive, "
-                                     "pyramid or adaptive+pyramid", alloc_names[k]);
-                goto out;
-            }
+        for (size_t k = 0; k < n_allocs; k++) kvev_alloc_parse(alloc_names[k], &allocs[k]);
     }
-    bool pruned = false;
-    for (size_t m = 0; m < n_methods; m++) pruned |= strcmp(methods[m], "full") != 0;
-    if (!pruned && allocs_arg)
-        cli_warn("the full cache keeps every token: --alloc is ignored");
+    if (!pruned && alloc_names) cli_warn("the full cache keeps every token: --alloc is ignored");
     if (!pruned && (ratios || p.num_recent != 16 || p.no_decode_evict))
         cli_warn("the full cache keeps every token: --cache-ratio, --num-recent and "
                  "--no-decode-evict are ignored");
@@ -467,7 +337,7 @@ static int needle_pred(int argc, char **argv) {
         rc = cli_error("--data: cannot read '%s': %s", p.data_path, strerror(errno));
         goto out;
     }
-    p.methods = methods;
+    p.methods = mlist;
     p.n_methods = n_methods;
     p.ratios = ratios;
     p.n_ratios = n_ratios;
@@ -508,32 +378,13 @@ static int needle_pred(int argc, char **argv) {
 out:
     kvp_model_free(model);
     free(methods);
-    free(methods_copy);
     free(ratios);
     free(allocs);
     free(alloc_names);
-    free(allocs_copy);
     return rc;
 }
 
 /* --------------------------------------------------------------- eval --- */
-
-static void eval_help(void) {
-    printf(
-        "usage: kvprune needle eval --save-dir DIR [--heatmap FOLDER] [--no-plots]\n\n"
-        "Scores every DIR/<task>/<experiment>/pred.jsonl with string_match_all\n"
-        "(an experiment folder without pred.jsonl scores -1; a torn last line is\n"
-        "ignored; incomplete experiments are marked), writes\n"
-        "DIR/<task>/result.json, prints a table (methods x cache ratios, with an\n"
-        "allocation column when the sweep has allocations) and writes\n"
-        "DIR/<task>/accuracy_vs_cache_ratio.svg (with allocations: one panel per\n"
-        "method, one line per allocation).\n\n"
-        "  --save-dir DIR         the folder 'kvprune needle pred' wrote\n"
-        "  --task NAME            only this task\n"
-        "  --heatmap FOLDER       also DIR/<task>/heatmap_<FOLDER>.svg: accuracy by\n"
-        "                         needle depth x context length for that experiment\n"
-        "  --no-plots             write result.json and print the table only\n");
-}
 
 /* "a/b"; NULL when out of memory (after saying so). */
 static char *path2(const char *a, const char *b) {
@@ -568,24 +419,27 @@ static void remove_stale(const char *task_dir, const char *heatmap) {
 static int needle_eval(int argc, char **argv) {
     const char *save_dir = NULL, *only_task = NULL, *heatmap = NULL;
     bool plots = true;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            eval_help();
-            return 0;
-        } else if (!strcmp(a, "--save-dir")) {
-            if (!cli_take_value(argc, argv, &i, &save_dir)) return 2;
-        } else if (!strcmp(a, "--task")) {
-            if (!cli_take_value(argc, argv, &i, &only_task)) return 2;
-        } else if (!strcmp(a, "--heatmap")) {
-            if (!cli_take_value(argc, argv, &i, &heatmap)) return 2;
-        } else if (!strcmp(a, "--no-plots")) {
-            plots = false;
-        } else {
-            return cli_usage_error("needle eval", "unknown flag '%s'", a);
-        }
-    }
-    if (!save_dir) return cli_usage_error("needle eval", "--save-dir DIR is required");
+    const cli_option own[] = {
+        CLI_OPT_STRING("--save-dir", "DIR", &save_dir, "the folder 'kvprune needle pred' wrote", .required = true),
+        CLI_OPT_STRING("--task", "NAME", &only_task, "only this task"),
+        CLI_OPT_STRING("--heatmap", "FOLDER", &heatmap,
+                       "also DIR/<task>/heatmap_<FOLDER>.svg: accuracy by needle depth x context "
+                       "length for that experiment"),
+        CLI_OPT_FLAG_OFF("--no-plots", &plots, "write result.json and print the table only"),
+    };
+    const cli_group groups[] = {{NULL, own, CLI_COUNT(own)}};
+    const cli_command cmd = {
+        "needle eval", "--save-dir DIR [--heatmap FOLDER] [--no-plots]",
+        "Scores every DIR/<task>/<experiment>/pred.jsonl with string_match_all\n"
+        "(an experiment folder without pred.jsonl scores -1; a torn last line is\n"
+        "ignored; incomplete experiments are marked), writes\n"
+        "DIR/<task>/result.json, prints a table (methods x cache ratios, with an\n"
+        "allocation column when the sweep has allocations) and writes\n"
+        "DIR/<task>/accuracy_vs_cache_ratio.svg (with allocations: one panel per\n"
+        "method, one line per allocation).\n",
+        groups, CLI_COUNT(groups), NULL};
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
     kvev_task_scores *tasks = NULL;
     size_t nt = 0;
     kvp_error err = {0};
@@ -711,17 +565,8 @@ int cmd_needle(int argc, char **argv) {
                "'kvprune needle <sub> --help' lists the options.\n");
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "gen")) {
-        cli_set_command("needle gen");
-        return needle_gen(argc - 1, argv + 1);
-    }
-    if (!strcmp(argv[1], "pred")) {
-        cli_set_command("needle pred");
-        return needle_pred(argc - 1, argv + 1);
-    }
-    if (!strcmp(argv[1], "eval")) {
-        cli_set_command("needle eval");
-        return needle_eval(argc - 1, argv + 1);
-    }
+    if (!strcmp(argv[1], "gen")) return needle_gen(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "pred")) return needle_pred(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval")) return needle_eval(argc - 1, argv + 1);
     return cli_usage_error("needle", "unknown subcommand '%s' (gen, pred or eval)", argv[1]);
 }

@@ -6,43 +6,30 @@
 
 #include "cli.h"
 
-static const char usage[] =
-    "usage: kvprune tokenize -m PATH (--text T | --text-file F) [--json]\n"
-    "                        [--no-special] [--no-parse-special]\n\n"
-    "Prints the token ids of a text, space-separated on one line.\n\n"
-    "  -m, --model PATH    a model (GGUF file or Hugging Face folder) or a bare\n"
-    "                      tokenizer.json (tokenizer_config.json is read from its folder)\n"
-    "  --text T            the text\n"
-    "  --text-file F       read the text from a file (bytes as they are)\n"
-    "  --json              print {\"n_tokens\", \"ids\", \"tokens\"} instead\n"
-    "  --no-special        do not add BOS/EOS\n"
-    "  --no-parse-special  treat special-token strings in the text as plain text\n";
-
 int cmd_tokenize(int argc, char **argv) {
     const char *path = NULL, *text = NULL, *text_file = NULL;
     bool json = false;
     kvp_tokenize_params tp = kvp_tokenize_default_params();
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
-            if (!cli_take_value(argc, argv, &i, &path)) return 2;
-        } else if (!strcmp(argv[i], "--text")) {
-            if (!cli_take_value(argc, argv, &i, &text)) return 2;
-        } else if (!strcmp(argv[i], "--text-file")) {
-            if (!cli_take_value(argc, argv, &i, &text_file)) return 2;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = true;
-        } else if (!strcmp(argv[i], "--no-special")) {
-            tp.add_special = false;
-        } else if (!strcmp(argv[i], "--no-parse-special")) {
-            tp.parse_special = false;
-        } else {
-            return cli_usage_error("tokenize", "unknown flag '%s'", argv[i]);
-        }
-    }
-    if (!path) return cli_usage_error("tokenize", "-m PATH is required");
+    const cli_option own[] = {
+        CLI_OPT_STRING("-m|--model", "PATH", &path,
+                       "a model (GGUF file or Hugging Face folder) or a bare tokenizer.json "
+                       "(tokenizer_config.json is read from its folder)",
+                       .required = true),
+        CLI_OPT_STRING("--text", "T", &text, "the text"),
+        CLI_OPT_STRING("--text-file", "F", &text_file, "read the text from a file (bytes as they are)"),
+        CLI_OPT_FLAG("--json", &json, "print {\"n_tokens\", \"ids\", \"tokens\"} instead"),
+        CLI_OPT_FLAG_OFF("--no-special", &tp.add_special, "do not add BOS/EOS"),
+        CLI_OPT_FLAG_OFF("--no-parse-special", &tp.parse_special,
+                         "treat special-token strings in the text as plain text"),
+    };
+    const cli_group groups[] = {{NULL, own, CLI_COUNT(own)}};
+    const cli_command cmd = {"tokenize",
+                             "-m PATH (--text T | --text-file F) [--json]\n"
+                             "                        [--no-special] [--no-parse-special]",
+                             "Prints the token ids of a text, space-separated on one line.\n", groups,
+                             CLI_COUNT(groups), NULL};
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
     if (!text == !text_file) return cli_usage_error("tokenize", "give exactly one of --text and --text-file");
     char *buf = NULL;
     size_t len = 0;

@@ -14,6 +14,8 @@ static const char *current_command;
 
 void cli_set_command(const char *name) { current_command = name; }
 
+const char *cli_command_name(void) { return current_command ? current_command : ""; }
+
 static void prefix(void) {
     if (current_command) fprintf(stderr, "kvprune %s: ", current_command);
     else fputs("kvprune: ", stderr);
@@ -127,16 +129,6 @@ int cli_eval_error(const kvp_error *err) {
     return cli_lib_error(&out);
 }
 
-bool cli_take_value(int argc, char **argv, int *i, const char **out) {
-    if (*i + 1 >= argc) {
-        cli_error("flag %s needs a value", argv[*i]);
-        return false;
-    }
-    *i += 1;
-    *out = argv[*i];
-    return true;
-}
-
 bool cli_parse_int(const char *flag, const char *s, long min, long max, long *out) {
     char *end = NULL;
     errno = 0;
@@ -167,64 +159,6 @@ bool cli_parse_double(const char *flag, const char *s, double min, double max, d
     }
     *out = v;
     return true;
-}
-
-/* Splits on commas and hands each field to parse_one. */
-static bool parse_list(const char *flag, const char *s, size_t elem_size, void **out, size_t *n,
-                       bool (*parse_one)(const char *flag, const char *field, void *dst, const void *ctx),
-                       const void *ctx) {
-    size_t cap = 1;
-    for (const char *p = s; *p; p++) cap += (*p == ',');
-    char *buf = malloc(elem_size * cap);
-    char *copy = strdup(s);
-    if (!buf || !copy) {
-        free(buf);
-        free(copy);
-        cli_error("%s: out of memory", flag);
-        return false;
-    }
-    size_t count = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (!parse_one(flag, tok, buf + count * elem_size, ctx)) {
-            free(buf);
-            free(copy);
-            return false;
-        }
-        count++;
-    }
-    free(copy);
-    if (count == 0) {
-        free(buf);
-        cli_error("%s: empty list", flag);
-        return false;
-    }
-    *out = buf;
-    *n = count;
-    return true;
-}
-
-static bool parse_one_id(const char *flag, const char *field, void *dst, const void *ctx) {
-    (void)ctx;
-    long v;
-    if (!cli_parse_int(flag, field, 0, INT32_MAX, &v)) return false;
-    *(int32_t *)dst = (int32_t)v;
-    return true;
-}
-
-bool cli_parse_int_list(const char *flag, const char *s, int32_t **out, size_t *n) {
-    return parse_list(flag, s, sizeof(int32_t), (void **)out, n, parse_one_id, NULL);
-}
-
-static bool parse_one_double(const char *flag, const char *field, void *dst, const void *ctx) {
-    const double *range = ctx;
-    return cli_parse_double(flag, field, range[0], range[1], (double *)dst);
-}
-
-bool cli_parse_double_list(const char *flag, const char *s, double min, double max, double **out,
-                           size_t *n) {
-    double range[2] = {min, max};
-    return parse_list(flag, s, sizeof(double), (void **)out, n, parse_one_double, range);
 }
 
 bool cli_read_file(const char *flag, const char *path, char **out, size_t *len) {
@@ -263,26 +197,5 @@ bool cli_read_file(const char *flag, const char *path, char **out, size_t *len) 
     buf[n] = '\0';
     *out = buf;
     *len = n;
-    return true;
-}
-
-bool cli_split_list(const char *flag, const char *s, char **copy, const char ***items,
-                    size_t *n) {
-    *copy = strdup(s);
-    size_t cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
-    *items = malloc(cap * sizeof **items);
-    *n = 0;
-    if (!*copy || !*items) {
-        cli_error("out of memory");
-        return false;
-    }
-    char *save = NULL;
-    for (char *t = strtok_r(*copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        (*items)[(*n)++] = t;
-    if (*n == 0) {
-        cli_error("%s: empty list", flag);
-        return false;
-    }
     return true;
 }

@@ -1,39 +1,29 @@
-/* The model flags shared by generate, compare and needle. */
+/* The model flags shared by the commands that load a model for generation:
+ * one table fragment (cli_model_options). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 
-const char cli_model_flags_help[] =
-    "Matrix product options:\n"
-    "  --compute TYPE         arithmetic of the weight products of 4+ tokens\n"
-    "                         (prefill): auto (default: bf16 for BF16 weights,\n"
-    "                         f32 otherwise), f32, or bf16 (activations and\n"
-    "                         weights rounded to bfloat16, float32 sums; needs a\n"
-    "                         build with oneDNN)\n"
-    "  --repack               keep a copy of every matrix whose stored type is not\n"
-    "                         its compute type (faster prefill; the memory it\n"
-    "                         takes is printed)\n";
+static const cli_enum_value computes[] = {
+    {"auto", KVP_COMPUTE_AUTO}, {"f32", KVP_COMPUTE_F32}, {"bf16", KVP_COMPUTE_BF16}, {NULL, 0}};
 
-int cli_model_flag(int argc, char **argv, int *i, kvp_model_params *p) {
-    const char *a = argv[*i], *v = NULL;
-    if (strcmp(a, "--compute") == 0) {
-        if (!cli_take_value(argc, argv, i, &v)) return -1;
-        if (strcmp(v, "auto") == 0) p->compute = KVP_COMPUTE_AUTO;
-        else if (strcmp(v, "f32") == 0) p->compute = KVP_COMPUTE_F32;
-        else if (strcmp(v, "bf16") == 0) p->compute = KVP_COMPUTE_BF16;
-        else {
-            cli_error("--compute: '%s' is not auto, f32 or bf16", v);
-            return -1;
-        }
-        return 1;
-    }
-    if (strcmp(a, "--repack") == 0) {
-        p->repack = true;
-        return 1;
-    }
-    return 0;
+_Static_assert(sizeof(kvp_compute) == sizeof(int), "enum flags are int-sized");
+
+size_t cli_model_options(kvp_model_params *p, cli_option out[CLI_MODEL_MAX_OPTIONS]) {
+    const cli_option opts[] = {
+        CLI_OPT_ENUM("--compute", &p->compute, computes,
+                     "arithmetic of the weight products of 4+ tokens (prefill): auto is bf16 for "
+                     "BF16 weights and f32 otherwise; bf16 rounds activations and weights to "
+                     "bfloat16 with float32 sums (needs a build with oneDNN)",
+                     .meta = "TYPE"),
+        CLI_OPT_FLAG("--repack", &p->repack,
+                     "keep a copy of every matrix whose stored type is not its compute type "
+                     "(faster prefill; the memory it takes is printed)"),
+    };
+    memcpy(out, opts, sizeof opts);
+    return CLI_COUNT(opts);
 }
 
 void cli_model_note(const kvp_model *m) {

@@ -25,34 +25,6 @@ typedef struct http_req {
     bool too_big;
 } http_req;
 
-static void help(void) {
-    printf("usage: kvprune serve -m PATH [--host 127.0.0.1] [--port 8080] [cache flags] [options]\n\n"
-           "An OpenAI-compatible HTTP server: POST /v1/chat/completions, POST /v1/completions\n"
-           "(streamed with \"stream\": true), GET /v1/models, GET /health.\n\n"
-           "  -m, --model PATH       GGUF file or Hugging Face folder (with a tokenizer)\n"
-           "  --host ADDR            IPv4 address to listen on (default 127.0.0.1)\n"
-           "  --port N               port (default 8080; 0: any free port, printed)\n"
-           "  --parallel N           requests generating at once (default 2)\n"
-           "  --queue N              requests waiting at most (default 64; more: 503)\n"
-           "  --max-sessions N       sessions kept (default 16; least recently used dropped)\n"
-           "  --max-kv-mib N         KV memory of all requests and sessions together\n"
-           "                         (default 0: unlimited; a request that cannot fit: 503)\n"
-           "  --max-body-kib N       request body limit (default 1024; more: 413)\n"
-           "  --max-prompt-tokens N  prompt limit (default: the model's context; more: 400)\n"
-           "  --max-tokens-limit N   the most max_tokens a request may ask (default 4096)\n"
-           "  --connections N        open connections at once (default 64)\n"
-           "  -t, --threads N        threads in all (default: all cores), split between\n"
-           "                         the --parallel requests\n"
-           "Request defaults (a request's own fields override them):\n"
-           "  -n, --max-tokens N     max_tokens (default 256)\n"
-           "  --temperature T        temperature (default 0: greedy); --top-p P; --seed S\n"
-           "  --prefill-chunk N      read prompts in chunks of N tokens (default 256)\n"
-           "  cache flags            kv_method, kv_num_recent, kv_num_heavy, kv_cache_ratio,\n"
-           "                         kv_recent_ratio, kv_heavy_ratio, kv_decode_evict,\n"
-           "                         kv_streaming, kv_gqa_mode in a request\n\n%s",
-           cli_cache_flags_help);
-}
-
 static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, const char *body, size_t len) {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
@@ -279,68 +251,52 @@ int cmd_serve(int argc, char **argv) {
     cfg.gen.max_new_tokens = 256;
     cfg.gen.prefill_chunk = 256;
     const char *model_path = NULL;
-    long threads = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        long lv;
-        double dv;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            help();
-            return 0;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (!cli_take_value(argc, argv, &i, &model_path)) return 2;
-        } else if (!strcmp(a, "--host")) {
-            if (!cli_take_value(argc, argv, &i, &cfg.host)) return 2;
-        } else if (!strcmp(a, "--port")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 65535, &lv)) return 2;
-            cfg.port = (int)lv;
-        } else if (!strcmp(a, "--parallel")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 256, &lv)) return 2;
-            cfg.parallel = (int)lv;
-        } else if (!strcmp(a, "--queue")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 20, &lv)) return 2;
-            cfg.queue_max = (int)lv;
-        } else if (!strcmp(a, "--max-sessions")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 20, &lv)) return 2;
-            cfg.max_sessions = (int)lv;
-        } else if (!strcmp(a, "--max-kv-mib")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_double(a, v, 0, 1e9, &cfg.max_kv_mib)) return 2;
-        } else if (!strcmp(a, "--max-body-kib")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 1 << 20, &lv)) return 2;
-            cfg.max_body = (size_t)lv * 1024;
-        } else if (!strcmp(a, "--max-prompt-tokens")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 1 << 30, &lv)) return 2;
-            cfg.max_prompt_tokens = (int)lv;
-        } else if (!strcmp(a, "--max-tokens-limit")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 1 << 24, &lv)) return 2;
-            cfg.max_tokens_limit = (int)lv;
-        } else if (!strcmp(a, "--connections")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 4096, &lv)) return 2;
-            cfg.connections = (int)lv;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 1, 1024, &threads)) return 2;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 24, &lv)) return 2;
-            cfg.gen.max_new_tokens = (int)lv;
-        } else if (!strcmp(a, "--temperature")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_double(a, v, 0, 2, &dv)) return 2;
-            cfg.gen.temperature = (float)dv;
-        } else if (!strcmp(a, "--top-p")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_double(a, v, 1e-9, 1, &dv)) return 2;
-            cfg.gen.top_p = (float)dv;
-        } else if (!strcmp(a, "--seed")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 0x7fffffffL, &lv)) return 2;
-            cfg.gen.seed = (uint64_t)lv;
-        } else if (!strcmp(a, "--prefill-chunk")) {
-            if (!cli_take_value(argc, argv, &i, &v) || !cli_parse_int(a, v, 0, 1 << 30, &lv)) return 2;
-            cfg.gen.prefill_chunk = (int)lv;
-        } else {
-            int r = cli_cache_flag(argc, argv, &i, &cfg.cache);
-            if (r < 0) return 2;
-            if (r == 0) return cli_usage_error("serve", "unknown flag '%s'", a);
-        }
-    }
-    if (!model_path) return cli_usage_error("serve", "-m PATH is required");
+    int threads = 0, max_body_kib = 1024;
+    const cli_option own[] = {
+        CLI_OPT_STRING("-m|--model", "PATH", &model_path, "GGUF file or Hugging Face folder (with a tokenizer)",
+                       .required = true),
+        CLI_OPT_STRING("--host", "ADDR", &cfg.host, "IPv4 address to listen on"),
+        CLI_OPT_INT("--port", "N", &cfg.port, 0, 65535, "port (0: any free port, printed)"),
+        CLI_OPT_INT("--parallel", "N", &cfg.parallel, 1, 256, "requests generating at once"),
+        CLI_OPT_INT("--queue", "N", &cfg.queue_max, 0, 1 << 20, "requests waiting at most (more: 503)"),
+        CLI_OPT_INT("--max-sessions", "N", &cfg.max_sessions, 0, 1 << 20,
+                    "sessions kept (least recently used dropped)"),
+        CLI_OPT_FLOAT("--max-kv-mib", "N", &cfg.max_kv_mib, 0, 1e9,
+                      "KV memory of all requests and sessions together (0: unlimited; a request "
+                      "that cannot fit: 503)"),
+        CLI_OPT_INT("--max-body-kib", "N", &max_body_kib, 1, 1 << 20, "request body limit (more: 413)"),
+        CLI_OPT_INT("--max-prompt-tokens", "N", &cfg.max_prompt_tokens, 1, 1 << 30, "prompt limit (more: 400)",
+                    .deflt = "the model's context"),
+        CLI_OPT_INT("--max-tokens-limit", "N", &cfg.max_tokens_limit, 1, 1 << 24,
+                    "the most max_tokens a request may ask"),
+        CLI_OPT_INT("--connections", "N", &cfg.connections, 1, 4096, "open connections at once"),
+        CLI_OPT_INT("-t|--threads", "N", &threads, 1, 1024,
+                    "threads in all, split between the --parallel requests", .deflt = "all cores"),
+    };
+    const cli_option request[] = {
+        CLI_OPT_INT("-n|--max-tokens", "N", &cfg.gen.max_new_tokens, 0, 1 << 24, "max_tokens"),
+        CLI_OPT_FLOAT("--temperature", "T", &cfg.gen.temperature, 0, 2, "temperature (0: greedy)"),
+        CLI_OPT_FLOAT("--top-p", "P", &cfg.gen.top_p, 1e-9, 1, "top_p (1: off)"),
+        CLI_OPT_UINT("--seed", "S", &cfg.gen.seed, 0x7fffffff, "seed"),
+        CLI_OPT_INT("--prefill-chunk", "N", &cfg.gen.prefill_chunk, 0, 1 << 30, "read prompts in chunks of N tokens"),
+    };
+    cli_option cache_opts[CLI_CACHE_MAX_OPTIONS];
+    const cli_group groups[] = {
+        {NULL, own, CLI_COUNT(own)},
+        {"Request defaults (a request's own fields override them)", request, CLI_COUNT(request)},
+        {"Cache (pruning) options (a request's kv_* fields override them)", cache_opts, cli_cache_options(&cfg.cache, CLI_CACHE_ALL, cache_opts)},
+    };
+    const cli_command cmd = {
+        "serve", "-m PATH [--host ADDR] [--port N] [options]",
+        "An OpenAI-compatible HTTP server: POST /v1/chat/completions, POST\n"
+        "/v1/completions (streamed with \"stream\": true), GET /v1/models, GET /health.\n"
+        "A request's kv_method, kv_num_recent, kv_num_heavy, kv_cache_ratio,\n"
+        "kv_recent_ratio, kv_heavy_ratio, kv_decode_evict, kv_streaming and\n"
+        "kv_gqa_mode fields override the cache flags.\n",
+        groups, CLI_COUNT(groups), NULL};
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    cfg.max_body = (size_t)max_body_kib * 1024;
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
