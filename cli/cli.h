@@ -4,6 +4,7 @@
 #ifndef KVP_CLI_H
 #define KVP_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,5 +80,20 @@ enum { CLI_MODEL_MAX_OPTIONS = 4 };
 size_t cli_model_options(kvp_model_params *p, cli_option out[CLI_MODEL_MAX_OPTIONS]);
 /* Prints what loading cost beyond the file (repacked weights), if any. */
 void cli_model_note(const kvp_model *m);
+
+/* Ctrl-C (cli/interrupt.c). While armed, SIGINT sets cli_stop; runs check
+ * it after each generated token (cli_interrupt_token_cb as a kvp_token_cb,
+ * or the evaluation drivers' `stop`). ONCE: a second Ctrl-C ends the
+ * process at once; REPEAT (chat): every Ctrl-C sets cli_stop again and
+ * interrupts a blocking read. Disarming restores the previous handler. */
+typedef enum cli_interrupt_mode { CLI_INTERRUPT_ONCE, CLI_INTERRUPT_REPEAT } cli_interrupt_mode;
+extern volatile sig_atomic_t cli_stop;
+void cli_interrupt_arm(cli_interrupt_mode mode);
+void cli_interrupt_disarm(void);
+bool cli_interrupt_token_cb(void *user, int32_t id, const float *logits, int n_vocab);
+/* serve: blocks SIGINT and SIGTERM in the calling thread and the threads it
+ * starts later (ignoring SIGPIPE), then waits for one of them; returns it. */
+void cli_stop_signals_block(void);
+int cli_stop_signals_wait(void);
 
 #endif

@@ -3,7 +3,6 @@
  * stdin every line is one turn (or a /command). */
 #include <errno.h>
 #include <jansson.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +22,6 @@ static const char epilog[] =
     "A ratio budget is fixed by the first turn after a start or /reset (a fraction of\n"
     "that turn's tokens); absolute budgets or --max-kv-mib hold for any length.\n";
 
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
-
 typedef struct stream_ctx {
     kvp_detok *detok;
     bool print;
@@ -46,7 +38,7 @@ static bool on_token(void *user, int32_t id, const float *logits, int n_vocab) {
             fflush(stdout);
         }
     }
-    return !interrupted;
+    return !cli_stop; /* Ctrl-C stops the reply */
 }
 
 static double mib(size_t b) { return (double)b / 1048576.0; }
@@ -192,12 +184,9 @@ int cmd_chat(int argc, char **argv) {
         rc = cli_lib_error(&err);
         goto out;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0; /* no SA_RESTART: Ctrl-C at the prompt interrupts the read */
-    sigaction(SIGINT, &sa, NULL);
+    /* every Ctrl-C stops the reply in progress (or interrupts the read at
+     * the prompt), never the session */
+    cli_interrupt_arm(CLI_INTERRUPT_REPEAT);
     if (tty) {
         kvp_model_info info;
         kvp_model_get_info(model, &info);
@@ -209,7 +198,7 @@ int cmd_chat(int argc, char **argv) {
             fputs("> ", stdout);
             fflush(stdout);
         }
-        interrupted = 0;
+        cli_stop = 0;
         errno = 0;
         ssize_t got = getline(&line, &line_cap, stdin);
         if (got < 0) {
@@ -278,7 +267,7 @@ int cmd_chat(int argc, char **argv) {
             print_json_turn(&c, &res, reply);
         } else {
             fputs(kvp_detok_flush(detok), stdout);
-            if (interrupted && tty) fputs(" [stopped]", stdout);
+            if (cli_stop && tty) fputs(" [stopped]", stdout);
             fputc('\n', stdout);
             fflush(stdout);
         }
@@ -287,6 +276,7 @@ int cmd_chat(int argc, char **argv) {
     }
     rc = 0;
 out:
+    cli_interrupt_disarm();
     free(line);
     kvp_detok_free(detok);
     if (conv_ok) conv_free(&c);

@@ -39,7 +39,7 @@ static bool on_token(void *user, int32_t id, const float *logits, int n_vocab) {
         s->attn_after_prefill = st.attn_ms;
         if (s->want) cli_kept_capture(s->cache, &s->snap);
     }
-    return true;
+    return !cli_stop; /* Ctrl-C */
 }
 
 static void print_clipped(const char *s, int width) {
@@ -174,12 +174,18 @@ int cmd_compare(int argc, char **argv) {
             goto done;
         }
     }
-    for (size_t m = 0; m < n_methods; m++) {
+    /* Ctrl-C stops the method in progress after its current token; the
+     * methods finished before it are reported, the cut one is left out. */
+    size_t n_done = 0;
+    const char *cut_method = NULL;
+    cli_interrupt_arm(CLI_INTERRUPT_ONCE);
+    for (size_t m = 0; m < n_methods && !cli_stop; m++) {
         kvp_cache_params p = cp;
         p.method = mlist[m];
         kvp_cache *cache = NULL;
         if (kvp_cache_new(model, &p, &cache, &err) != KVP_OK) {
             rc = method_error(mlist[m], &err);
+            cli_interrupt_disarm();
             goto done;
         }
         snap_ctx sc = {cache, {0}, dump != NULL, 0, 0.0};
@@ -193,6 +199,12 @@ int cmd_compare(int argc, char **argv) {
         run_result *r = &runs[m];
         r->method = mlist[m];
         kvp_status st = kvp_generate(model, cache, ids, n_ids, &g, &r->res, &err);
+        if (st == KVP_OK && cli_stop) {
+            cut_method = mlist[m];
+            cli_kept_free(&sc.snap);
+            kvp_cache_free(cache);
+            break;
+        }
         if (st == KVP_OK && dump) {
             char path[4096];
             snprintf(path, sizeof path, "%s%s.json", dump, mlist[m]);
@@ -206,6 +218,7 @@ int cmd_compare(int argc, char **argv) {
         kvp_cache_free(cache);
         if (st != KVP_OK) {
             if (st != KVP_ERR_IO) rc = method_error(mlist[m], &err);
+            cli_interrupt_disarm();
             goto done;
         }
         size_t tl = 0;
@@ -222,14 +235,17 @@ int cmd_compare(int argc, char **argv) {
                r->res.ids[same] == runs[0].res.ids[same])
             same++;
         r->same_prefix = same;
+        n_done++;
     }
+    cli_interrupt_disarm();
+    if (cli_stop && !cut_method && n_done < n_methods) cut_method = mlist[n_done];
 
     if (json) {
         json_t *doc = json_object();
         json_object_set_new(doc, "model", json_string(model_path));
         json_object_set_new(doc, "n_prompt", json_integer((json_int_t)n_ids));
         json_t *arr = json_array();
-        for (size_t m = 0; m < n_methods; m++) {
+        for (size_t m = 0; m < n_done; m++) {
             run_result *r = &runs[m];
             kvp_cache_stats *s = &r->res.cache;
             json_t *o = json_object();
@@ -257,6 +273,7 @@ int cmd_compare(int argc, char **argv) {
             json_array_append_new(arr, o);
         }
         json_object_set_new(doc, "results", arr);
+        if (cut_method) json_object_set_new(doc, "interrupted", json_true());
         char *s = json_dumps(doc, JSON_INDENT(2));
         if (s) puts(s);
         free(s);
@@ -267,7 +284,7 @@ int cmd_compare(int argc, char **argv) {
         printf("%-22s %8s %9s %7s %9s %10s %10s %12s %7s  %s\n", "method", "kept/str",
                "KV MiB", "of full", "peak MiB", "prefill ms", "decode t/s", "dec attn ms",
                "same", "output");
-        for (size_t m = 0; m < n_methods; m++) {
+        for (size_t m = 0; m < n_done; m++) {
             run_result *r = &runs[m];
             kvp_cache_stats *s = &r->res.cache;
             double streams = (double)s->n_layer * s->n_streams;
@@ -283,13 +300,19 @@ int cmd_compare(int argc, char **argv) {
             print_clipped(r->text ? r->text : "", 40);
             putchar('\n');
         }
-        for (size_t m = 0; m < n_methods; m++) {
+        for (size_t m = 0; m < n_done; m++) {
             printf("\n== %s ==\n", runs[m].method);
             if (runs[m].warning[0]) printf("(warning: %s)\n", runs[m].warning);
             printf("%s\n", runs[m].text ? runs[m].text : "");
         }
     }
     rc = 0;
+    if (cut_method) {
+        fflush(stdout);
+        cli_error("interrupted during method %s: the %zu method(s) finished before it are "
+                  "reported; run the same command again for all %zu", cut_method, n_done, n_methods);
+        rc = 130;
+    }
 done:
     if (runs)
         for (size_t m = 0; m < n_methods; m++) {

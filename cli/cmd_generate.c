@@ -21,7 +21,7 @@ static bool on_token(void *user, int32_t id, const float *logits, int n_vocab) {
     if (d->kept && d->kept->n_layer == 0 && !cli_kept_capture(d->cache, d->kept)) d->kept_failed = true;
     if (d->f && fwrite(logits, sizeof(float), (size_t)n_vocab, d->f) != (size_t)n_vocab)
         d->failed = true;
-    return true;
+    return !cli_stop; /* Ctrl-C: this token is the last */
 }
 
 static void json_str(FILE *o, const char *s) {
@@ -198,7 +198,14 @@ int cmd_generate(int argc, char **argv) {
     }
     gp.on_token = on_token;
     gp.user = &dc;
-    if (kvp_generate(model, cache, prompt_ids, n_prompt, &gp, &res, &err)) {
+    /* Ctrl-C stops after the current token; the run then ends as one with
+     * -n <tokens so far> would (every output written), exiting 130. */
+    cli_interrupt_arm(CLI_INTERRUPT_ONCE);
+    kvp_status gen_st = kvp_generate(model, cache, prompt_ids, n_prompt, &gp, &res, &err);
+    cli_interrupt_disarm();
+    bool interrupted = cli_stop && gen_st == KVP_OK && !res.stopped_at_eos &&
+                       res.n_ids < (size_t)gp.max_new_tokens;
+    if (gen_st) {
         rc = cli_lib_error(&err);
         goto out;
     }
@@ -248,6 +255,7 @@ int cmd_generate(int argc, char **argv) {
             json_str(stdout, text);
         }
         printf(",\"stopped_at_eos\":%s", res.stopped_at_eos ? "true" : "false");
+        if (interrupted) printf(",\"interrupted\":true");
         printf(",\"stats\":{\"prompt_tokens\":%zu,\"generated_tokens\":%zu,\"prefill_ms\":%.3f,"
                "\"decode_ms\":%.3f,\"attn_ms\":%.3f,\"tokens_per_s\":%.3f,\"kv_bytes\":%zu,"
                "\"kv_bytes_full\":%zu,\"kv_bytes_peak\":%zu,\"kept_tokens\":%lld,\"cpu\":\"%s\",",
@@ -267,6 +275,12 @@ int cmd_generate(int argc, char **argv) {
         putchar('\n');
     }
     rc = 0;
+    if (interrupted) {
+        fflush(stdout);
+        cli_error("interrupted after %zu of %d new tokens: the output is that of -n %zu; run the "
+                  "same command again for all of them", res.n_ids, gp.max_new_tokens, res.n_ids);
+        rc = 130;
+    }
 out:
     if (dump) fclose(dump);
     cli_kept_free(&kept);

@@ -139,15 +139,27 @@ static int lb_pred(int argc, char **argv) {
     cli_progress pc = {isatty(2) != 0, quiet, 0, 0};
     p.on_progress = on_progress;
     p.user = &pc;
+    /* Ctrl-C: stop after the current token (as needle pred) */
+    p.stop = &cli_stop;
     kvlb_pred_summary sum;
-    if (kvlb_pred(model, &p, &sum, &err) != KVP_OK) {
+    cli_interrupt_arm(CLI_INTERRUPT_ONCE);
+    kvp_status st = kvlb_pred(model, &p, &sum, &err);
+    cli_interrupt_disarm();
+    if (st != KVP_OK) {
         if (pc.tty && !quiet) fputc('\n', stderr);
-        cli_eval_error(&err); /* exit status 1, whatever the error */
+        rc = cli_eval_error(&err);
         goto out;
     }
     if (sum.torn_lines)
-        fprintf(stderr, "kvprune longbench pred: warning: dropped %zu torn last line(s) left by "
-                        "a killed run\n", sum.torn_lines);
+        cli_warn("dropped %zu torn last line(s) left by a killed run", sum.torn_lines);
+    if (sum.interrupted) {
+        if (pc.tty && !quiet) fputc('\n', stderr);
+        cli_error("interrupted: %zu samples written now, %zu earlier, all kept; run the same "
+                  "command again to resume where it stopped", sum.generated + sum.merged,
+                  sum.skipped);
+        rc = 130;
+        goto out;
+    }
     printf("longbench pred: %zu datasets (%zu samples) x %zu experiment/method pairs = %zu "
            "files, max_length %d, shard %d/%d: %zu generated (%zu prompts cut in the middle), "
            "%zu already done, %zu merged from shard parts\n", sum.n_datasets, sum.n_samples,
@@ -337,8 +349,17 @@ int cmd_longbench(int argc, char **argv) {
                "'kvprune longbench <sub> --help' lists the options.\n");
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "pred")) return lb_pred(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "eval")) return lb_eval(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "prompt")) return lb_prompt(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "pred")) {
+        cli_set_command("longbench pred");
+        return lb_pred(argc - 1, argv + 1);
+    }
+    if (!strcmp(argv[1], "eval")) {
+        cli_set_command("longbench eval");
+        return lb_eval(argc - 1, argv + 1);
+    }
+    if (!strcmp(argv[1], "prompt")) {
+        cli_set_command("longbench prompt");
+        return lb_prompt(argc - 1, argv + 1);
+    }
     return cli_usage_error("longbench", "unknown subcommand '%s' (pred, eval or prompt)", argv[1]);
 }

@@ -1,7 +1,6 @@
 /* kvprune needle gen | pred | eval: needle-in-a-haystack data, predictions
  * over a sweep of cache methods and ratios, and scoring with plots. */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,16 +220,6 @@ static void on_progress(void *user, const kvev_needle_progress *p) {
     cli_progress_report(user, "needle pred", what, p->done, p->total, p->elapsed_s);
 }
 
-/* Ctrl-C: the first one asks the run to stop after the current token (the
- * finished samples are on disk), a second one ends the process at once. */
-static volatile int pred_stop;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    pred_stop = 1;
-    signal(SIGINT, SIG_DFL);
-}
-
 static bool check_needle_method(const char *name, char *msg, size_t size) {
     if (kvev_needle_method_known(name)) return true;
     cli_unknown_method(name, msg, size);
@@ -352,11 +341,13 @@ static int needle_pred(int argc, char **argv) {
     cli_progress pc = {isatty(2) != 0, quiet, 0, 0};
     p.on_progress = on_progress;
     p.user = &pc;
-    p.stop = &pred_stop;
+    /* Ctrl-C: stop after the current token; the finished samples are on
+     * disk, a second Ctrl-C ends the process at once. */
+    p.stop = &cli_stop;
     kvev_needle_pred_summary sum;
-    void (*old_int)(int) = signal(SIGINT, on_sigint);
+    cli_interrupt_arm(CLI_INTERRUPT_ONCE);
     kvp_status st = kvev_needle_pred(model, &p, &sum, &err);
-    signal(SIGINT, old_int);
+    cli_interrupt_disarm();
     if (st != KVP_OK) {
         if (pc.tty && !quiet) fputc('\n', stderr);
         rc = cli_eval_error(&err);

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,14 +325,9 @@ int cmd_serve(int argc, char **argv) {
     }
     kvp_cache_free(probe);
 
-    /* Signals go to the main thread alone (sigwait); a client closing a
-     * socket must not kill the server. */
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* Signals go to the main thread alone (sigwait), blocked before any
+     * worker thread starts. */
+    cli_stop_signals_block();
 
     char msg[300];
     kvsrv_server *srv = kvsrv_start(model, &cfg, msg, sizeof msg);
@@ -356,8 +350,7 @@ int cmd_serve(int argc, char **argv) {
     printf("kvprune serve: listening on http://%s:%d (model %s, cache %s, %d at once, %d threads each)\n", cfg.host,
            port, info.name, cfg.cache.method, cfg.parallel, cfg.threads);
     fflush(stdout);
-    int sig = 0;
-    sigwait(&set, &sig);
+    int sig = cli_stop_signals_wait();
     fprintf(stderr, "kvprune serve: stopping (signal %d)\n", sig);
     kvsrv_shutdown(srv);
     MHD_stop_daemon(d);

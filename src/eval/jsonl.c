@@ -10,6 +10,7 @@
 
 #include "util/error.h"
 #include "util/file.h"
+#include "util/json.h"
 
 static bool blank(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -34,8 +35,8 @@ static kvp_status parse(const char *path, const char *buf, size_t len, kvev_json
         pos = end + 1;
         if (blank(s, n)) continue;
         json_error_t jerr;
-        json_t *v = json_loadb(s, n, JSON_ALLOW_NUL, &jerr);
-        if (!v && json_error_code(&jerr) == json_error_out_of_memory) {
+        json_t *v = kvu_json_loadb(s, n, JSON_ALLOW_NUL, &jerr);
+        if (!v && kvu_json_oom(&jerr)) {
             kvev_jsonl_free(out);
             return kvu_fail(err, KVP_ERR_NOMEM, "%s:%zu: out of memory", path, line);
         }

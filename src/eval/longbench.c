@@ -14,6 +14,7 @@
 #include "eval/pystr.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/json.h"
 
 const char *const kvlb_datasets[] = {
     "narrativeqa", "qasper", "multifieldqa_en", "multifieldqa_zh", "hotpotqa", "2wikimqa",
@@ -39,12 +40,14 @@ static kvp_status load_object(const char *dir, const char *name, json_t **out, k
     char *path = kvfile_join(dir, name);
     if (!path) return oom(err);
     json_error_t jerr;
-    *out = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    *out = kvu_json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     kvp_status st = KVP_OK;
     if (!*out) {
         if (access(path, R_OK) != 0)
             st = kvu_fail(err, KVP_ERR_IO, "config_dir: cannot read %s: %s", path,
                           strerror(errno));
+        else if (kvu_json_oom(&jerr))
+            st = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory while reading it", path);
         else
             st = kvu_fail(err, KVP_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line,
                           jerr.text);
@@ -477,7 +480,7 @@ static kvp_status write_row(kvev_jsonl_writer *w, const json_t *sample, const ch
 static kvp_status generate_one(kvp_model *model, kvp_cache *cache, const kvlb_pred_params *p,
                                const kvev_prompt_style *ps, const lb_data *d, size_t i,
                                int max_length, kvev_jsonl_writer *w, bool *truncated,
-                               kvp_error *err) {
+                               bool *interrupted, kvp_error *err) {
     int32_t *ids = NULL;
     size_t n = 0;
     kvp_status st = sample_ids(ps, d, i, max_length, &ids, &n, truncated, err);
@@ -486,11 +489,20 @@ static kvp_status generate_one(kvp_model *model, kvp_cache *cache, const kvlb_pr
     gp.max_new_tokens = d->max_gen;
     gp.temperature = 0;
     gp.n_threads = p->n_threads;
+    if (p->stop) {
+        gp.on_token = kvev_stop_token_cb;
+        gp.user = (void *)p->stop;
+    }
     kvp_gen_result res;
     memset(&res, 0, sizeof res);
     st = kvp_generate(model, cache, ids, n, &gp, &res, err);
     kvp_free(ids);
     if (st != KVP_OK) return st;
+    if (kvev_stop_requested(p->stop)) { /* cut short: not written */
+        kvp_gen_result_free(&res);
+        *interrupted = true;
+        return KVP_OK;
+    }
     char *text = NULL;
     size_t tl = 0;
     st = kvp_detokenize(ps->tok, res.ids, res.n_ids, true, &text, &tl, err);
@@ -740,7 +752,7 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
     }
     prog.skipped = sum->skipped;
     double t0 = now_s();
-    for (size_t k = 0; k < nf && st == KVP_OK; k++) {
+    for (size_t k = 0; k < nf && st == KVP_OK && !sum->interrupted; k++) {
         lb_file *f = &files[k];
         bool complete_now = f->start >= f->end;
         if (f->start < f->end) {
@@ -754,6 +766,10 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
                                        err);
             if (st != KVP_OK) break;
             for (size_t i = f->start; i < f->end && st == KVP_OK; i++) {
+                if (kvev_stop_requested(p->stop)) {
+                    sum->interrupted = true;
+                    break;
+                }
                 const json_t *row = part_row(f, i);
                 if (row) {
                     st = kvev_jsonl_writer_put(&w, row, err);
@@ -783,12 +799,14 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
                     }
                 }
                 bool truncated = false;
-                st = generate_one(model, cache, p, &ps, f->d, i, max_length, &w, &truncated, err);
+                st = generate_one(model, cache, p, &ps, f->d, i, max_length, &w, &truncated,
+                                  &sum->interrupted, err);
                 if (st != KVP_OK) {
                     kvu_fail_prefix(err, st, "%s:%zu (%s, %s)", f->d->path, f->d->j.items[i].line,
                                     f->e->name, f->e->method);
                     break;
                 }
+                if (sum->interrupted) break;
                 sum->truncated += truncated;
                 sum->generated++;
                 prog.done++;
@@ -798,7 +816,7 @@ kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summ
             st = kvjl_writer_finish(&w, st, err);
             kvp_cache_free(cache);
             cache = NULL;
-            complete_now = st == KVP_OK;
+            complete_now = st == KVP_OK && !sum->interrupted;
         }
         /* A complete file makes its shard parts redundant. */
         if (complete_now && p->shard_count == 1)

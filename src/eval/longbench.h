@@ -93,6 +93,10 @@ typedef struct kvlb_pred_params {
     int sync_every;
     void (*on_progress)(void *user, const kvlb_progress *p);
     void *user;
+    /* As in kvev_needle_pred_params: once set, the run stops at the next
+     * token, the row in progress is not written, the finished ones are kept
+     * (a rerun resumes), and kvlb_pred returns KVP_OK with `interrupted`. */
+    const volatile sig_atomic_t *stop;
 } kvlb_pred_params;
 
 void kvlb_pred_default_params(kvlb_pred_params *p);
@@ -105,6 +109,7 @@ typedef struct kvlb_pred_summary {
     size_t torn_lines;    /* torn last lines dropped                          */
     size_t truncated;     /* prompts cut in the middle                        */
     int max_length;
+    bool interrupted;     /* stopped by params->stop before the end           */
 } kvlb_pred_summary;
 
 /* Everything (configs, data files and their fields, prompts, existing

@@ -13,6 +13,7 @@
 #include "eval/metrics.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/json.h"
 
 static kvp_status oom(kvp_error *err) { return kvu_fail(err, KVP_ERR_NOMEM, "out of memory"); }
 
@@ -95,7 +96,12 @@ static kvp_status read_rows(const char *path, kvev_jsonl *rows, bool *torn, kvp_
     if (len && buf[len - 1] != '\n') {
         size_t b = len;
         while (b > 0 && buf[b - 1] != '\n') b--;
-        json_t *v = json_loadb(buf + b, len - b, JSON_ALLOW_NUL, NULL);
+        json_error_t je;
+        json_t *v = kvu_json_loadb(buf + b, len - b, JSON_ALLOW_NUL, &je);
+        if (!v && kvu_json_oom(&je)) {
+            free(buf);
+            return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory while reading it", path);
+        }
         if (!v) {
             *torn = true;
             keep = b;

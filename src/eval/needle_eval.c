@@ -14,6 +14,7 @@
 #include "eval/plot_svg.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/json.h"
 
 /* A number as the tags write it: digits, '.', 'e', '+', '-' (a finite
  * strtod of the whole span). */
@@ -169,9 +170,9 @@ static kvp_status recorded_samples(const char *exp_dir, size_t *n, kvp_error *er
     char *path = kvfile_join(exp_dir, "run.json");
     if (!path) return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", exp_dir);
     json_error_t je;
-    json_t *o = json_load_file(path, 0, &je);
+    json_t *o = kvu_json_load_file(path, 0, &je);
     free(path);
-    if (!o && json_error_code(&je) == json_error_out_of_memory)
+    if (!o && kvu_json_oom(&je))
         return kvu_fail(err, KVP_ERR_NOMEM, "%s/run.json: out of memory", exp_dir);
     json_t *v = json_object_get(o, "samples");
     if (json_is_integer(v) && json_integer_value(v) > 0) *n = (size_t)json_integer_value(v);

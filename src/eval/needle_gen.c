@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "util/error.h"
+#include "util/json.h"
 
 const char kvev_niah_noise_text[] =
     "The river runs past the old mill. The hills are quiet tonight. "
@@ -163,7 +164,9 @@ kvp_status kvev_niah_phrasing_default(kvev_niah_phrasing *p, kvp_error *err) {
 kvp_status kvev_niah_phrasing_load(const char *path, kvev_niah_phrasing *p, kvp_error *err) {
     memset(p, 0, sizeof *p);
     json_error_t jerr;
-    json_t *root = json_load_file(path, 0, &jerr);
+    json_t *root = kvu_json_load_file(path, 0, &jerr);
+    if (!root && kvu_json_oom(&jerr))
+        return kvu_fail(err, KVP_ERR_NOMEM, "--template %s: out of memory while reading it", path);
     if (!root)
         return kvu_fail(err, KVP_ERR_FORMAT, "template %s:%d: invalid JSON: %s", path, jerr.line,
                         jerr.text);

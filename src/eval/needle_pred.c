@@ -233,16 +233,15 @@ static char *task_name_of(const char *data_path) {
     return strndup(b, n);
 }
 
-/* Generation stops at the next token once the stop flag is set. */
-static bool stop_check(void *user, int32_t id, const float *logits, int n_vocab) {
+bool kvev_stop_token_cb(void *user, int32_t id, const float *logits, int n_vocab) {
     (void)id;
     (void)logits;
     (void)n_vocab;
-    const volatile int *stop = user;
+    const volatile sig_atomic_t *stop = user;
     return !*stop;
 }
 
-static bool stopped(const kvev_needle_pred_params *p) { return p->stop && *p->stop; }
+bool kvev_stop_requested(const volatile sig_atomic_t *stop) { return stop && *stop; }
 
 /* Runs one sample and appends its line; *interrupted (nothing written) when
  * the stop flag ended the generation. */
@@ -253,12 +252,12 @@ static kvp_status run_one(kvp_model *model, kvp_cache *cache, const kvev_needle_
     memset(&res, 0, sizeof res);
     kvp_gen_params gen = p->gen;
     if (p->stop) {
-        gen.on_token = stop_check;
+        gen.on_token = kvev_stop_token_cb;
         gen.user = (void *)p->stop;
     }
     kvp_status st = kvp_generate(model, cache, s->ids, s->n_ids, &gen, &res, err);
     if (st != KVP_OK) return st;
-    if (stopped(p)) {
+    if (kvev_stop_requested(p->stop)) {
         kvp_gen_result_free(&res);
         *interrupted = true;
         return KVP_OK;
@@ -454,7 +453,7 @@ kvp_status kvev_needle_pred(kvp_model *model, const kvev_needle_pred_params *p,
         if (st != KVP_OK) break;
         for (size_t i = 0; i < n && st == KVP_OK && !sum->interrupted; i++) {
             if (e->done[i]) continue;
-            if (stopped(p)) {
+            if (kvev_stop_requested(p->stop)) {
                 sum->interrupted = true;
                 break;
             }

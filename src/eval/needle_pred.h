@@ -4,6 +4,7 @@
 #ifndef KVP_EVAL_NEEDLE_PRED_H
 #define KVP_EVAL_NEEDLE_PRED_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,12 @@ kvp_status kvev_prompt_ids(const kvev_prompt_style *ps, const char *input, int32
  * chat == false the input is tokenized as is (BOS still added). */
 kvp_status kvev_prompt_measure(void *user, const char *input, bool chat, size_t *n_tokens,
                               kvp_error *err);
+
+/* The stop flag of the sweep drivers (needle and LongBench pred): a
+ * kvp_token_cb with user = the flag, stopping the generation at the next
+ * token once it is set, and the test of it (false for NULL). */
+bool kvev_stop_token_cb(void *user, int32_t id, const float *logits, int n_vocab);
+bool kvev_stop_requested(const volatile sig_atomic_t *stop);
 
 /* True for the names kvp_cache_method_names() lists (and obc* = kvc*). */
 bool kvev_needle_method_known(const char *name);
@@ -94,7 +101,7 @@ typedef struct kvev_needle_pred_params {
     /* When not NULL and set (e.g. by a SIGINT handler), the run stops at the
      * next token: the sample in progress is not written, the finished ones
      * are kept, and kvev_needle_pred returns KVP_OK with `interrupted`. */
-    const volatile int *stop;
+    const volatile sig_atomic_t *stop;
 } kvev_needle_pred_params;
 
 void kvev_needle_pred_default_params(kvev_needle_pred_params *p);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "util/error.h"
+#include "util/json.h"
 
 static kvp_status get_int(json_t *root, const char *path, const char *key, bool required, int def,
                           int min, int *out, kvp_error *err) {
@@ -62,7 +63,9 @@ kvp_status kvhf_config_load(const char *dir, kvhf_config *c, kvp_error *err) {
     struct stat sb;
     if (stat(path, &sb) != 0)
         return kvu_fail(err, KVP_ERR_IO, "%s: missing (a model folder needs config.json)", path);
-    json_t *root = json_load_file(path, 0, &je);
+    json_t *root = kvu_json_load_file(path, 0, &je);
+    if (!root && kvu_json_oom(&je))
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory while reading it", path);
     if (!root)
         return kvu_fail(err, KVP_ERR_FORMAT, "%s: invalid JSON: %s (line %d)", path, je.text, je.line);
     kvp_status s = KVP_OK;
@@ -168,7 +171,11 @@ kvp_status kvhf_config_load(const char *dir, kvhf_config *c, kvp_error *err) {
     /* generation_config.json may list more stop ids (e.g. Llama-3 chat). */
     snprintf(path, sizeof path, "%s/generation_config.json", dir);
     if (stat(path, &sb) == 0) {
-        json_t *gc = json_load_file(path, 0, &je);
+        json_t *gc = kvu_json_load_file(path, 0, &je);
+        if (!gc && kvu_json_oom(&je)) { /* else: not JSON, ignored as before */
+            s = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory while reading it", path);
+            goto done;
+        }
         if (gc) {
             read_eos(c, json_object_get(gc, "eos_token_id"));
             if (c->bos_id < 0 && json_is_integer(json_object_get(gc, "bos_token_id")))

@@ -12,6 +12,7 @@
 
 #include "format/gguf.h"
 #include "util/error.h"
+#include "util/json.h"
 
 /* A header larger than this is not a model header (the format's own cap). */
 #define ST_MAX_HEADER (100u << 20)
@@ -60,7 +61,9 @@ static kvp_status parse_header(kvst_file *f, kvp_error *err) {
         return kvu_fail(err, KVP_ERR_FORMAT, "%s: implausible safetensors header length %llu",
                         f->path, (unsigned long long)hlen);
     json_error_t je;
-    json_t *root = json_loadb((const char *)f->base + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = kvu_json_loadb((const char *)f->base + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
+    if (!root && kvu_json_oom(&je))
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory while reading the header", f->path);
     if (!root)
         return kvu_fail(err, KVP_ERR_FORMAT, "%s: safetensors header is not valid JSON: %s",
                         f->path, je.text);
@@ -284,9 +287,11 @@ kvp_status kvst_model_open(const char *dir, bool use_mmap, kvst_model **out, kvp
         s = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory", dir);
     } else if (file_exists(index)) {
         json_error_t je;
-        json_t *root = json_load_file(index, JSON_REJECT_DUPLICATES, &je);
+        json_t *root = kvu_json_load_file(index, JSON_REJECT_DUPLICATES, &je);
         json_t *wm = root ? json_object_get(root, "weight_map") : NULL;
-        if (!root) {
+        if (!root && kvu_json_oom(&je)) {
+            s = kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory while reading it", index);
+        } else if (!root) {
             s = kvu_fail(err, KVP_ERR_FORMAT, "%s: invalid JSON: %s (line %d)", index, je.text,
                          je.line);
         } else if (!json_is_object(wm) || json_object_size(wm) == 0) {

@@ -9,6 +9,7 @@
 
 #include "tokenizer/tok_internal.h"
 #include "util/error.h"
+#include "util/json.h"
 
 #define SPIECE "\xE2\x96\x81"
 
@@ -252,7 +253,9 @@ static kvp_status load_config(hf_ctx *c, const char *config_path, kvp_error *err
     kvp_tokenizer *t = c->t;
     json_error_t je;
     /* JSON_DECODE_INT_AS_REAL: model_max_length is often 1e30, too big for an integer */
-    json_t *cfg = json_load_file(config_path, JSON_DECODE_INT_AS_REAL, &je);
+    json_t *cfg = kvu_json_load_file(config_path, JSON_DECODE_INT_AS_REAL, &je);
+    if (!cfg && kvu_json_oom(&je))
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory while reading it", config_path);
     if (!cfg)
         return kvu_fail(err, KVP_ERR_FORMAT, "%s:%d: invalid JSON: %s", config_path, je.line, je.text);
     kvp_status st = KVP_OK;
@@ -299,7 +302,9 @@ kvp_status kvt_load_hf_json(const char *json_path, const char *config_path, kvp_
                             kvp_error *err) {
     *out = NULL;
     json_error_t je;
-    json_t *root = json_load_file(json_path, 0, &je);
+    json_t *root = kvu_json_load_file(json_path, 0, &je);
+    if (!root && kvu_json_oom(&je))
+        return kvu_fail(err, KVP_ERR_NOMEM, "%s: out of memory while reading it", json_path);
     if (!root) {
         FILE *f = fopen(json_path, "rb");
         if (!f) return kvu_fail(err, KVP_ERR_IO, "%s: cannot open", json_path);

@@ -2,8 +2,10 @@
 #define _GNU_SOURCE
 #include "util/file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +60,27 @@ static char *dir_of(const char *path) {
     return strndup(path, (size_t)(slash - path));
 }
 
+/* A writer killed between naming its file (<path>.tmp.<pid>) and the
+ * rename leaves that name behind: the next writer of the path removes the
+ * ones whose process is gone. */
+static void remove_stale_temporaries(const char *dir, const char *path) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t bl = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, bl) != 0 || strncmp(n + bl, ".tmp.", 5) != 0) continue;
+        char *end = NULL;
+        long pid = strtol(n + bl + 5, &end, 10);
+        if (pid <= 0 || *end || !n[bl + 5] || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) unlinkat(dirfd(d), n, 0);
+    }
+    closedir(d);
+}
+
 kvp_status kvf_atomic_open(kvf_atomic *a, const char *path, kvp_error *err) {
     memset(a, 0, sizeof *a);
     a->fd = -1;
@@ -76,6 +99,7 @@ kvp_status kvf_atomic_open(kvf_atomic *a, const char *path, kvp_error *err) {
     /* (linking it needs /proc/self/fd) */
     a->fd = access("/proc/self/fd", X_OK) == 0 ? open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666)
                                                : -1;
+    if (a->fd >= 0) remove_stale_temporaries(dir, path);
     free(dir);
     if (a->fd >= 0) {
         a->unnamed = true;

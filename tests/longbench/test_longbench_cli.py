@@ -222,12 +222,12 @@ def bad_input(tmp):
         shutil.copytree(CONFIG, os.path.join(d, "config"))
         return d
 
-    def expect(d, words, *extra, tasks="hotpotqa,trec", data=None, config=None):
+    def expect(d, words, *extra, tasks="hotpotqa,trec", data=None, config=None, code=1):
         p = run("longbench", "pred", "-m", MODEL, "--data-dir", data or os.path.join(d, "data"),
                 "--config-dir", config or os.path.join(d, "config"), "--save-dir",
                 os.path.join(d, "out"), "--task", tasks, "--method", "full", "--quiet",
                 *(extra or ("--model-name", "kvp-mini")), ok=False)
-        check(p.returncode == 1, f"{words}: exit {p.returncode}")
+        check(p.returncode == code, f"{words}: exit {p.returncode}, expected {code}")
         for w in words:
             check(w in p.stderr, f"message lacks {w!r}: {p.stderr.strip()}")
         check(not os.path.exists(os.path.join(d, "out")), f"{words}: something was written")
@@ -259,9 +259,10 @@ def bad_input(tmp):
         f.write("".join(json.dumps(r) + "\n" for r in rs))
     expect(d, ["hotpotqa.jsonl:1", "'context'"])
     d = fresh("unknown_dataset")
-    expect(d, ["unknown dataset 'hotpot'"], tasks="hotpot")
+    # a bad flag value is a usage error: exit 2
+    expect(d, ["unknown dataset 'hotpot'"], tasks="hotpot", code=2)
     d = fresh("unknown_model")
-    expect(d, ["'some-model'", "kvp-mini", "--max-length"], "--model-name", "some-model")
+    expect(d, ["'some-model'", "kvp-mini", "--max-length"], "--model-name", "some-model", code=2)
 
 
 if __name__ == "__main__":

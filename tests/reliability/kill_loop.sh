@@ -4,8 +4,7 @@
 # restarted, again and again, until
 # each sweep completes; every completed sweep must equal the uninterrupted
 # run byte for byte (no duplicate, missing or torn line). At least KILLS
-# kills land on a running process. Then Ctrl-C: SIGINT stops the run with
-# exit 130 and a message saying how to resume, and resuming completes it.
+# kills land on a running process. (Ctrl-C: sigint.sh.)
 #
 #   kill_loop.sh KVPRUNE WORKDIR [KILLS]   (from the repository root)
 set -uo pipefail
@@ -78,31 +77,5 @@ if "$cli" longbench --help >/dev/null 2>&1; then
   loop longbench
 fi
 
-# Ctrl-C
-args=(needle pred -m "$model" --data "$work/data/niah.jsonl" --method full,h2o,kvcVK
-      --cache-ratio 0.3 -n 6 --quiet --threads 1 --task niah)
-pattern='niah/*/pred.jsonl'
-total=$(lines_in "$work/needle-ref")
-d="$work/sigint"
-"$cli" "${args[@]}" --save-dir "$d" >"$work/int.out" 2>"$work/int.err" &
-pid=$!
-for _ in $(seq 1 2000); do
-  [ "$(lines_in "$d")" -ge 1 ] && break
-  sleep 0.005
-done
-kill -INT "$pid"
-wait "$pid"
-rc=$?
-if [ $rc -eq 0 ]; then
-  echo "note: the run ended before SIGINT arrived; SIGINT not exercised"
-else
-  [ $rc -eq 130 ] || fail "SIGINT: exit $rc, expected 130"
-  grep -q "kvprune needle pred: interrupted: .*run the same command again to resume" "$work/int.err" ||
-    fail "SIGINT: message: $(cat "$work/int.err")"
-  [ "$(torn_in "$d")" -eq 0 ] || fail "SIGINT left a torn line"
-  echo "SIGINT: exit 130 after $(lines_in "$d") of $total lines: $(cat "$work/int.err")"
-fi
-"$cli" "${args[@]}" --save-dir "$d" >/dev/null 2>&1 || fail "resume after SIGINT"
-diff -r "$work/needle-ref" "$d" >/dev/null || fail "resumed after SIGINT: differs"
 rm -rf "$work"
 echo "OK"

@@ -1,7 +1,8 @@
 /* Every allocation of model loading (Hugging Face folder and GGUF),
  * tokenizer loading, cache creation, generation, conversion and needle
- * scoring is made to fail in turn (alloc_fault.h): each run must end in a
- * clean error (a status and a message) or, where the library can do
+ * scoring is made to fail in turn (alloc_fault.h), then the first
+ * allocations jansson makes for each JSON document read: each run must end
+ * in a clean error (KVP_ERR_NOMEM and a message) or, where the library can do
  * without that allocation, in the same result as a run without faults; no
  * crash, no leak (ASan's leak check at exit), and no partial output file
  * (an output either does not exist or equals the good run's). */
@@ -20,6 +21,10 @@
 /* Fault points per scenario: the first ones all, then spread evenly. */
 #define DENSE 100
 #define SPREAD 200
+/* JSON documents per scenario (x 3 allocations each): the first ones all,
+ * then spread. */
+#define JSON_DENSE 20
+#define JSON_SPREAD 20
 
 static char tmp[512];
 
@@ -221,9 +226,10 @@ static void walk(const scenario *s) {
         }
         if (st != KVP_OK) {
             errors++;
-            CHECK_MSG(err.status == st && err.message[0] && st != KVP_ERR_INTERNAL,
-                      "%s: allocation %ld: status %d, message '%s'", s->name, k, (int)st,
-                      err.message);
+            /* out of memory says so, whichever layer noticed it */
+            CHECK_MSG(err.status == st && err.message[0] && st == KVP_ERR_NOMEM,
+                      "%s: allocation %ld: status %d (%s), message '%s'", s->name, k, (int)st,
+                      kvp_status_str(st), err.message);
         } else {
             tolerated++;
             CHECK_MSG(res && rn == good_n && memcmp(res, good, rn) == 0,
@@ -234,10 +240,89 @@ static void walk(const scenario *s) {
     }
     printf("%-14s %6ld allocations, %4ld fault points: %4ld clean errors, %4ld done without it\n",
            s->name, total, points, errors, tolerated);
+
+    /* jansson's allocations, in each JSON document the scenario reads */
+    alloc_fault_json_arm(0, 0);
+    char *again = NULL;
+    size_t again_n = 0;
+    st = s->run(&err, &again, &again_n);
+    free(again);
+    long calls = alloc_fault_json_calls();
+    points = errors = tolerated = 0;
+    for (long i = 0;; i++) {
+        long c = i < JSON_DENSE ? i + 1 : JSON_DENSE + 1 + (i - JSON_DENSE) * (calls - JSON_DENSE) / JSON_SPREAD;
+        if (c > calls || i >= JSON_DENSE + JSON_SPREAD) break;
+        for (long k = 1; k <= 3; k++) {
+            char *res = NULL;
+            size_t rn = 0;
+            memset(&err, 0, sizeof err);
+            alloc_fault_json_arm(c, k);
+            st = s->run(&err, &res, &rn);
+            alloc_fault_json_arm(0, 0);
+            points++;
+            if (s->output) {
+                struct stat sb;
+                CHECK_MSG(stat(s->output, &sb) != 0 || same_as(s->output, good, good_n),
+                          "%s: JSON document %ld, allocation %ld: %s is partial", s->name, c, k,
+                          s->output);
+            }
+            if (st != KVP_OK) {
+                errors++;
+                CHECK_MSG(err.status == st && err.message[0] && st == KVP_ERR_NOMEM,
+                          "%s: JSON document %ld, allocation %ld: status %d (%s), message '%s'",
+                          s->name, c, k, (int)st, kvp_status_str(st), err.message);
+            } else {
+                tolerated++;
+                CHECK_MSG(res && rn == good_n && memcmp(res, good, rn) == 0,
+                          "%s: JSON document %ld, allocation %ld failed, the call succeeded, but "
+                          "its result differs", s->name, c, k);
+            }
+            free(res);
+        }
+    }
+    if (calls > 0)
+        printf("%-14s %6ld JSON documents, %4ld fault points: %4ld clean errors, %4ld done "
+               "without it\n", s->name, calls, points, errors, tolerated);
     free(good);
 }
 
+/* Every allocation jansson makes for a small document (a tokenizer.json
+ * that is not one, so a clean run is a format error): each failure is
+ * KVP_ERR_NOMEM, also where jansson itself reports a syntax error at a
+ * string it could not allocate. */
+static void json_small_document(void) {
+    char dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/tok", tmp);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    CHECK(mkdir(dir, 0755) == 0);
+    FILE *f = fopen(path, "w");
+    CHECK(f && fputs("{\"model\": {\"type\": \"BPE\"}, \"x\": [1, \"ab\"]}", f) >= 0 && fclose(f) == 0);
+    kvp_error err;
+    long k, nomem = 0;
+    for (k = 1; k < 100; k++) {
+        kvp_tokenizer *tok = NULL;
+        alloc_fault_json_arm(1, k);
+        kvp_status st = kvp_tokenizer_load(dir, &tok, &err);
+        int fired = alloc_fault_fired();
+        alloc_fault_json_arm(0, 0);
+        kvp_tokenizer_free(tok);
+        if (!fired) {
+            CHECK_MSG(st == KVP_ERR_FORMAT, "small document without faults: %s", err.message);
+            break;
+        }
+        nomem++;
+        CHECK_MSG(st == KVP_ERR_NOMEM && strstr(err.message, "out of memory"),
+                  "small document, allocation %ld: status %d (%s), message '%s'", k, (int)st,
+                  kvp_status_str(st), err.message);
+    }
+    CHECK(nomem >= 6);
+    printf("%-14s %6ld allocations by jansson, each failed in turn: %ld out-of-memory errors\n",
+           "json document", k - 1, nomem);
+}
+
 int main(void) {
+    /* jansson's allocator of the test, before the library reads any JSON */
+    alloc_fault_json_install();
     const char *base = getenv("TMPDIR");
     snprintf(tmp, sizeof tmp, "%s/kvp_faults_XXXXXX", base && *base ? base : P_tmpdir);
     if (!mkdtemp(tmp)) return 2;
@@ -261,6 +346,7 @@ int main(void) {
         {"convert", sc_convert, convert_out}, {"needle eval", sc_needle_eval, eval_result},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) walk(&all[i]);
+    json_small_document();
 
     printf("generate: %d failures left a block half done; each cache refused kvp_eval until "
            "reset\n", mid_block_failures);
