@@ -68,12 +68,9 @@ void kvev_alloc_tag(kvev_alloc a, const kvp_cache_params *cp, char *buf, size_t 
 }
 
 kvp_status kvev_alloc_apply(kvev_alloc a, kvp_cache_params *cp, kvp_error *err) {
-    (void)cp;
-    if (a.adaptive || a.pyramid)
-        return kvu_fail(err, KVP_ERR_UNSUPPORTED,
-                        "allocation '%s%s%s': this library has only uniform budgets",
-                        a.adaptive ? "adaptive" : "", a.adaptive && a.pyramid ? "+" : "",
-                        a.pyramid ? "pyramid" : "");
+    (void)err;
+    cp->budget_alloc = a.adaptive ? KVP_BUDGET_ADAPTIVE : KVP_BUDGET_UNIFORM;
+    cp->layer_alloc = a.pyramid ? KVP_LAYER_PYRAMID : KVP_LAYER_UNIFORM;
     return KVP_OK;
 }
 

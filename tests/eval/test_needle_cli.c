@@ -275,10 +275,18 @@ static void test_allocs(void) {
     CHECK_EQ_INT(run("needle pred -m %s --data %s/a/small.jsonl --save-dir %s --budget-alloc "
                      "adaptive %s", model, tmp, sd, args), 2);
     CHECK(err_has("--budget-alloc: a sweep takes --alloc LIST"));
-    CHECK_EQ_INT(run("needle pred -m %s --data %s/a/small.jsonl --save-dir %s --alloc "
-                     "uniform,adaptive %s", model, tmp, sd, args), 1);
-    CHECK(err_has("allocation 'adaptive': this library has only uniform budgets"));
     CHECK(!exists(sd));
+    /* every allocation its own experiment, next to the uniform one */
+    CHECK_EQ_INT(run("needle pred -m %s --data %s/a/small.jsonl --save-dir %s/al --alloc "
+                     "uniform,adaptive,pyramid,adaptive+pyramid %s", model, tmp, tmp, args), 0);
+    const char *tags[] = {"adaptive", "pyramid", "adaptive+pyramid"};
+    for (int t = 0; t < 3; t++) {
+        char a[700], b[700];
+        snprintf(a, sizeof a, "%s/al/niah/h2o-cr0.2-%s/pred.jsonl", tmp, tags[t]);
+        snprintf(b, sizeof b, "%s/al/niah/h2o-cr0.2/pred.jsonl", tmp);
+        CHECK_MSG(exists(a), "%s", a);
+        CHECK_MSG(count_lines(a) == count_lines(b), "%s has every sample", a);
+    }
 }
 
 static void test_bad_input(void) {
