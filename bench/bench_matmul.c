@@ -38,6 +38,8 @@ int main(int argc, char **argv) {
     const void *wp[3] = {w, wf, wb};
     const char *enames[3] = {"tile", "onednn-f32", "onednn-bf16"};
     kvdn_ctx *ctx[3] = {NULL, kvdn_new(KVDN_COMPUTE_F32), kvdn_new(KVDN_COMPUTE_BF16)};
+    kvu_pool *pool = NULL;
+    if (nt > 1 && kvu_pool_new(nt, &pool, NULL) != KVP_OK) return 1;
     for (int ti = 0; ti < 3; ti++)
         for (int ei = 0; ei < 3; ei++) {
             if (ei && !ctx[ei]) continue;
@@ -45,7 +47,7 @@ int main(int argc, char **argv) {
             for (int r = 0; r < reps + 1; r++) { /* the first run creates primitives */
                 double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
                 if (ei == 0 || kvdn_matmul(ctx[ei], y, x, T, wp[ti], types[ti], N, K, false, nt) == 0)
-                    kvk_matmul(y, x, T, wp[ti], types[ti], N, K, false, nt);
+                    kvk_matmul(y, x, T, wp[ti], types[ti], N, K, false, pool);
                 double dt = now(CLOCK_MONOTONIC) - t0, dc = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
                 if (r && dt < best) best = dt;
                 if (r && dc < best_cpu) best_cpu = dc;
@@ -56,6 +58,7 @@ int main(int argc, char **argv) {
             fflush(stdout);
         }
     for (int ei = 0; ei < 3; ei++) kvdn_free(ctx[ei]);
+    kvu_pool_free(pool);
     free(x);
     free(w);
     free(wf);

@@ -72,6 +72,8 @@ int main(int argc, char **argv) {
     const uint32_t types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q5_0, GGML_TYPE_Q4_K,
                               GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_IQ4_XS, GGML_TYPE_Q2_K,
                               GGML_TYPE_Q3_K};
+    kvu_pool *pool = NULL;
+    if (nt > 1 && kvu_pool_new(nt, &pool, NULL) != KVP_OK) return 1;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const uint32_t type = types[ti];
         const size_t rb = kvq_row_bytes(type, K);
@@ -88,7 +90,7 @@ int main(int argc, char **argv) {
             double best = 1e30;
             for (int r = 0; r < reps; r++) {
                 double t0 = now();
-                for (int l = 0; l < layers; l++) kvqd_matmul_at((kvcpu_level)lv, y, x, T, w + mat * l, type, N, K, false, nt);
+                for (int l = 0; l < layers; l++) kvqd_matmul_at((kvcpu_level)lv, y, x, T, w + mat * l, type, N, K, false, pool);
                 double dt = now() - t0;
                 if (dt < best) best = dt;
             }
@@ -97,6 +99,7 @@ int main(int argc, char **argv) {
         printf("\n");
         free(w);
     }
+    kvu_pool_free(pool);
     free(x), free(y), free(row);
     return (int)(sink & 0);
 }

@@ -33,8 +33,9 @@ REPS=${REPS:-3}
 TH=${THREADS:-2}
 OURS_QUANT=${OURS_QUANT:-1}
 F32KV=${F32KV:-0}
-# OMP_WAIT_POLICY / GOMP_SPINCOUNT are left to kvprune's own choice (see
-# README: spin briefly on an idle machine); llama.cpp spins in its own pool.
+# Both engines decode on their own thread pools (kvprune: spin up to 0.3 ms,
+# then sleep; llama.cpp: spin, then sleep); OpenMP settings are left at
+# their defaults (kvprune's prefill products use OpenMP).
 
 # llama.cpp: the npm package and the headers of its exact release.
 PKG=node-llama-cpp@3.21.1

@@ -29,40 +29,7 @@ static void usage(FILE *to) {
     fprintf(to, "\n'kvprune <command> --help' describes a command's options.\n");
 }
 
-/* How idle OpenMP workers wait between parallel regions. OpenMP's default
- * spins for milliseconds; on a machine whose cores are busy with anything
- * else that costs more than it saves (a 4k-token decode step measured
- * 15.7 ms spinning vs 1.0 ms sleeping). Sleeping at once, though, makes
- * every region pay a wake-up (tens of microseconds), which is most of a
- * pruned cache's decode attention. So: when the machine is idle (1-minute
- * load below the core count minus one half), spin briefly (GOMP_SPINCOUNT
- * 10000, about 0.1 ms) and then sleep; otherwise sleep at once. The
- * runtime reads its settings before main(), so the first run sets them and
- * re-executes itself; OMP_WAIT_POLICY or GOMP_SPINCOUNT set by the user
- * are respected. Setting them in-process earlier does not work with glibc:
- * a function in the executable's .preinit_array runs before libgomp's
- * constructor, but libc's own initializer runs between the two and resets
- * environ to the original environment (measured: LD_DEBUG=libs shows
- * preinit, libc, libgomp in that order, and OMP_DISPLAY_ENV=verbose still
- * reports GOMP_SPINCOUNT = '300000'). */
-static void choose_openmp_wait(char **argv) {
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    double load = 1e9;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &load) != 1) load = 1e9;
-        fclose(f);
-    }
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int rc = load < (double)cores - 0.5 ? setenv("GOMP_SPINCOUNT", "10000", 1)
-                                        : setenv("OMP_WAIT_POLICY", "passive", 1);
-    if (rc != 0) return;
-    execv("/proc/self/exe", argv);
-    /* exec failed (no /proc): carry on with the default policy. */
-}
-
 int main(int argc, char **argv) {
-    choose_openmp_wait(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

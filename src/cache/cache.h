@@ -22,6 +22,7 @@
 #define KVP_CACHE_CACHE_H
 
 #include "kvprune.h"
+#include "util/pool.h"
 
 /* Creates a cache from the model's dimensions directly (kvp_cache_new reads
  * them from kvp_model_get_info); n_ctx: the model's trained context (0:
@@ -48,6 +49,12 @@ size_t kvc_alloc_bytes(const kvp_cache *c);
  * forward pass rotates the block's queries/keys starting at this position. */
 int32_t kvc_next_pos(const kvp_cache *c);
 
+/* The cache's thread pool with n_threads workers (the caller included),
+ * started on first use and restarted when the count changes; NULL for one
+ * worker. The forward pass runs its products and the attention on it. A
+ * cache is used by one thread at a time, so its pool is too. */
+kvp_status kvc_thread_pool(kvp_cache *c, int n_threads, kvu_pool **out, kvp_error *err);
+
 /* Starts a block of n_new tokens. n_prompt_total is the whole prompt's length
  * when this block is part of the prefill (the first block after a reset sets
  * the ratio budgets from it; chunked prefill passes the same total with each
@@ -62,9 +69,10 @@ kvp_status kvc_begin(kvp_cache *c, int n_new, int n_prompt_total,
  *   v   [n_new][n_head_kv][head_dim]
  *   out [n_new][n_head][head_dim]     softmax(q k^T / sqrt(d) + causal) v
  * over the cached tokens of this layer plus the block itself. Appends k/v,
- * updates the method's scores and evicts to budget. */
+ * updates the method's scores and evicts to budget. Streams are split over
+ * the pool's workers (NULL: the caller alone). */
 kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
-                      const float *v, float *out, int n_threads,
+                      const float *v, float *out, kvu_pool *pool,
                       kvp_error *err);
 
 /* Ends the block: the position counter advances by n_new. */

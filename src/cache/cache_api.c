@@ -157,7 +157,21 @@ void kvp_cache_free(kvp_cache *c) {
     free(c->ev_off);
     free(c->ev_k);
     free(c->layer_heavy);
+    kvu_pool_free(c->pool);
     free(c);
+}
+
+kvp_status kvc_thread_pool(kvp_cache *c, int n_threads, kvu_pool **out, kvp_error *err) {
+    if (n_threads < 1) n_threads = 1;
+    if (kvu_pool_threads(c->pool) != n_threads) {
+        kvu_pool_free(c->pool);
+        c->pool = NULL;
+        /* One worker needs no threads: the caller runs everything. */
+        kvp_status s = n_threads > 1 ? kvu_pool_new(n_threads, &c->pool, err) : KVP_OK;
+        if (s) return s;
+    }
+    *out = c->pool;
+    return KVP_OK;
 }
 
 const char *kvp_cache_warning(const kvp_cache *c) {

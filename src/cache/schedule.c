@@ -14,10 +14,12 @@
  *
  * Every step touches only its own stream (and its heads' rows of the
  * scratch), so streams run in parallel and the bits do not depend on the
- * thread count.
+ * thread count. Few-row blocks (decode) run on the cache's thread pool
+ * (util/pool.h), many-row blocks (prefill) on OpenMP's threads.
  */
 #include <math.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,7 +214,10 @@ kvp_status kvp_cache_attend(kvp_cache *cache, int layer, const float *q, const f
     if (!cache->in_block)
         return kvu_fail(err, KVP_ERR_INVALID_ARG,
                         "cache: kvp_cache_attend outside kvp_cache_begin/kvp_cache_end");
-    return kvc_attend(cache, layer, q, k, v, out, n_threads, err);
+    kvu_pool *pool = NULL;
+    kvp_status st = kvc_thread_pool(cache, n_threads > 0 ? n_threads : omp_get_max_threads(), &pool, err);
+    if (st != KVP_OK) return st;
+    return kvc_attend(cache, layer, q, k, v, out, pool, err);
 }
 
 kvp_status kvp_cache_end(kvp_cache *cache, kvp_error *err) {
@@ -355,8 +360,44 @@ static void step_score_cols(const attend_ctx *a, int s, int c0, int c1) {
     }
 }
 
+/* A few-row block's streams over the pool: workers take the next stream
+ * from a shared counter (streams differ in length under pruning); the sums
+ * are integers, so the order they are added in does not matter. */
+typedef struct {
+    const attend_ctx *a;
+    bool scored;
+    bool layerwise;      /* adaptive budgets: the layer evicts after the pass */
+    int plan;            /* > 0: each stream collects its eviction candidates */
+    atomic_int next;
+    atomic_int failed;
+    atomic_llong delta, evicted;
+} few_rows_job;
+
+static void few_rows_worker(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    few_rows_job *j = arg;
+    const attend_ctx *a = j->a;
+    kvp_cache *c = a->c;
+    for (int s; (s = atomic_fetch_add(&j->next, 1)) < c->n_streams;) {
+        int64_t dl = step_append(a, s);
+        if (dl == APPEND_FAILED) {
+            atomic_fetch_add(&j->failed, 1);
+            continue;
+        }
+        atomic_fetch_add(&j->delta, dl);
+        for (int r = 0; r < a->n_new; r++) step_rows_grouped(a, s, r);
+        if (j->scored) step_score_cols(a, s, 0, a->ss[s].len);
+        if (j->plan > 0) kvc_layer_evict_collect(c, a->layer, s);
+        if (c->blk_post_evict && !j->layerwise) {
+            int r = kvc_stream_evict(c, a->layer, &a->ss[s], 0, a->slack);
+            if (r > 0) atomic_fetch_add(&j->failed, 1);
+            else atomic_fetch_add(&j->evicted, r);
+        }
+    }
+}
+
 kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
-                      const float *v, float *out, int n_threads,
+                      const float *v, float *out, kvu_pool *pool,
                       kvp_error *err) {
     if (!c->in_block)
         return kvu_fail(err, KVP_ERR_INTERNAL, "cache: kvc_attend outside kvc_begin/kvc_end");
@@ -369,7 +410,10 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     double t0 = now_ms();
     const int n_new = c->blk_n_new, d = c->head_dim, H = c->n_head;
     const int S = c->n_streams;
-    const int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
+    /* Blocks of many rows (prefill) run on OpenMP's threads, as the
+     * oneDNN products around them do: the two sets of threads would
+     * otherwise wait for each other between the regions. */
+    const int nt = kvu_pool_threads(pool);
     const bool scored = c->method.kind == KVC_KIND_SCORED;
     attend_ctx a = {c, stream_at(c, layer, 0), q, k, v, out, 1.0f / sqrtf((float)d),
                     (size_t)H * d, layer, n_new, n_new > SLACK_MAX ? SLACK_MAX : n_new + SLACK_EXTRA, H / S,
@@ -410,11 +454,10 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
 
     if (n_new < GROUP_ROWS) {
         /* Few rows (decode, tiny chunks): one task per stream runs all four
-         * steps, so a block costs one fork/join, not four, and both cores
-         * share even a pruned cache's attention. */
-        int64_t evicted = 0;
-        /* adaptive: plan the layer's eviction for the lengths after the
-         * append, let each stream's task collect its candidates */
+         * steps, so a block costs one fork/join on the cache's pool, not
+         * four, and both cores share even a pruned cache's attention.
+         * Adaptive budgets: plan the layer's eviction for the lengths after
+         * the append, let each stream's task collect its candidates. */
         int plan = 0;
         if (c->blk_post_evict && layerwise) {
             plan = kvc_layer_evict_plan(c, layer, 0, n_new);
@@ -423,34 +466,19 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
                 return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
             }
         }
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : failed, delta, evicted) if (work > PAR_MIN_WORK_FEW_ROWS)
-        for (int s = 0; s < S; s++) {
-            int64_t dl = step_append(&a, s);
-            if (dl == APPEND_FAILED) {
-                failed++;
-                continue;
-            }
-            delta += dl;
-            for (int r = 0; r < n_new; r++) step_rows_grouped(&a, s, r);
-            if (scored) step_score_cols(&a, s, 0, ss[s].len);
-            if (plan > 0) kvc_layer_evict_collect(c, layer, s);
-            if (c->blk_post_evict && !layerwise) {
-                int r = kvc_stream_evict(c, layer, &ss[s], 0, a.slack);
-                if (r > 0) failed++;
-                else evicted += r;
-            }
-        }
+        few_rows_job j = {&a, scored, layerwise, plan, 0, 0, 0, 0};
+        kvu_pool_run(pool, work > PAR_MIN_WORK_FEW_ROWS ? S : 1, few_rows_worker, &j);
         /* the peak counts the block appended, before its eviction */
-        c->held += delta;
+        c->held += atomic_load(&j.delta);
         if (c->held > c->held_peak) c->held_peak = c->held;
-        c->held += evicted;
-        if (plan > 0 && !failed) {
+        c->held += atomic_load(&j.evicted);
+        if (plan > 0 && !atomic_load(&j.failed)) {
             int64_t r = kvc_layer_evict_apply(c, layer, a.slack);
             if (r > 0) failed++;
             else c->held += r;
         }
         c->attn_ms += now_ms() - t0;
-        if (failed)
+        if (atomic_load(&j.failed) || failed)
             return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
         return KVP_OK;
     }

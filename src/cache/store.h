@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "cache/policy.h"
+#include "util/pool.h"
 #include "kvprune.h"
 
 typedef struct kvc_stream {
@@ -84,6 +85,7 @@ struct kvp_cache {
     size_t ev_score_cap;
     struct kvc_cand *ev_cand; /* per stream its candidates' slice          */
     size_t ev_cand_cap;
+    kvu_pool *pool;      /* the workers of this sequence's forward passes  */
 };
 
 /* Frees a stream's storage and zeroes it. */

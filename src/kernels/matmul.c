@@ -22,13 +22,13 @@ void kvk_to_f32(float *dst, const void *src, uint32_t type, int64_t n) {
 }
 
 bool kvk_matmul(float *y, const float *x, int T, const void *w, uint32_t wtype, int N, int K,
-                bool accumulate, int n_threads) {
+                bool accumulate, kvu_pool *pool) {
     if (kvq_type_traits_of(wtype)->quantized)
-        return kvq_matmul(y, x, T, w, wtype, N, K, accumulate, n_threads);
+        return kvq_matmul(y, x, T, w, wtype, N, K, accumulate, pool);
     switch (kvcpu_current()) {
     case KVCPU_AVX512VNNI:
-    case KVCPU_AVX512: return kvmm_matmul_avx512(y, x, T, w, wtype, N, K, accumulate, n_threads);
-    case KVCPU_AVX2: return kvmm_matmul_avx2(y, x, T, w, wtype, N, K, accumulate, n_threads);
-    default: return kvmm_matmul_scalar(y, x, T, w, wtype, N, K, accumulate, n_threads);
+    case KVCPU_AVX512: return kvmm_matmul_avx512(y, x, T, w, wtype, N, K, accumulate, pool);
+    case KVCPU_AVX2: return kvmm_matmul_avx2(y, x, T, w, wtype, N, K, accumulate, pool);
+    default: return kvmm_matmul_scalar(y, x, T, w, wtype, N, K, accumulate, pool);
     }
 }

@@ -14,13 +14,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/pool.h"
+
 /* y[t][n] (=|+=) sum_k x[t][k] * W[n][k] for t < T, n < N.
  * W has N rows of K elements of ggml type wtype (F32/F16/BF16, or any type
  * kvq_type_supported accepts, rows of kvq_row_bytes(wtype, K) bytes, 2-byte
- * aligned); F32 rows must be 4-byte aligned. Returns false
- * only when scratch memory could not be allocated. */
+ * aligned); F32 rows must be 4-byte aligned. The rows are split over the
+ * pool's workers (NULL: the calling thread alone). Returns false only when
+ * scratch memory could not be allocated. */
 bool kvk_matmul(float *y, const float *x, int T, const void *w, uint32_t wtype, int N, int K,
-                bool accumulate, int n_threads);
+                bool accumulate, kvu_pool *pool);
 
 /* Converts n elements of type `type` to float32 (quantized types: n a
  * multiple of the block). */

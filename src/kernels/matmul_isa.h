@@ -7,6 +7,7 @@
  * in order, then the k tail in order. So all variants, thread counts and
  * blockings give the same bits. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "format/gguf.h"
 #include "kernels/fp16.h"
+#include "util/pool.h"
 
 #define LANES 16
 
@@ -195,74 +197,96 @@ static void gemv_half(float *y, const float *x, const uint16_t *w, bool bf16, in
 }
 #endif
 
+/* One product split over the pool's workers: worker ith takes its share
+ * of ROWS_PER_TASK-row tasks (contiguous, as OpenMP's static schedule). */
+typedef struct {
+    float *y;
+    const float *x;
+    const void *w;
+    uint32_t wtype;
+    int T, N, K, n_tasks;
+    bool accumulate;
+    atomic_int failed;
+} KVMM_FN(mm_job);
+
+#ifdef HAVE_GEMV_HALF
+static void KVMM_FN(gemv_half_worker)(void *arg, int ith, int nth) {
+    KVMM_FN(mm_job) *j = arg;
+    int64_t lo, hi;
+    kvu_pool_share(j->n_tasks, ith, nth, &lo, &hi);
+    for (int task = (int)lo; task < (int)hi; task++) {
+        int n0 = task * ROWS_PER_TASK;
+        int nr = j->N - n0 < ROWS_PER_TASK ? j->N - n0 : ROWS_PER_TASK;
+        gemv_half(j->y, j->x, j->w, j->wtype == GGML_TYPE_BF16, n0, nr, j->K, j->accumulate);
+    }
+}
+#endif
+
+static void KVMM_FN(mm_worker)(void *arg, int ith, int nth) {
+    KVMM_FN(mm_job) *j = arg;
+    float *y = j->y;
+    const float *x = j->x;
+    const int T = j->T, N = j->N, K = j->K;
+    const bool accumulate = j->accumulate;
+    const size_t esz = j->wtype == GGML_TYPE_F32 ? 4 : 2;
+    float *buf = NULL;
+    if (j->wtype != GGML_TYPE_F32 && !(buf = malloc((size_t)ROWS_PER_TASK * K * sizeof(float)))) {
+        atomic_store(&j->failed, 1);
+        return;
+    }
+    int64_t lo, hi;
+    kvu_pool_share(j->n_tasks, ith, nth, &lo, &hi);
+    for (int task = (int)lo; task < (int)hi; task++) {
+        int n0 = task * ROWS_PER_TASK;
+        int nr = N - n0 < ROWS_PER_TASK ? N - n0 : ROWS_PER_TASK;
+        const float *rows[ROWS_PER_TASK];
+        for (int r = 0; r < nr; r++) {
+            const char *src = (const char *)j->w + (size_t)(n0 + r) * K * esz;
+            if (j->wtype == GGML_TYPE_F32) {
+                rows[r] = (const float *)src;
+            } else {
+                KVMM_FN(kvmm_to_f32)(buf + (size_t)r * K, src, j->wtype, K);
+                rows[r] = buf + (size_t)r * K;
+            }
+        }
+        /* Token blocks outside, row groups inside: a block of TB
+         * activation rows is read from memory once per task and reused
+         * from L1 by every row group (with rows outside, all of x was
+         * streamed once per row group). */
+        const int nr_full = nr - nr % RB;
+        int t = 0;
+        for (; t + TB <= T; t += TB)
+            for (int r = 0; r < nr_full; r += RB) tile(y, x, t, rows + r, n0 + r, N, K, accumulate);
+        for (; t < T; t++)
+            for (int r = 0; r < nr_full; r++) {
+                float s = dot(x + (size_t)t * K, rows[r], K);
+                float *dst = &y[(size_t)t * N + n0 + r];
+                *dst = accumulate ? *dst + s : s;
+            }
+        for (int r = nr_full; r < nr; r++)
+            for (int t = 0; t < T; t++) {
+                float s = dot(x + (size_t)t * K, rows[r], K);
+                float *dst = &y[(size_t)t * N + n0 + r];
+                *dst = accumulate ? *dst + s : s;
+            }
+    }
+    free(buf);
+}
+
 bool KVMM_FN(kvmm_matmul)(float *y, const float *x, int T, const void *w, uint32_t wtype, int N,
-                          int K, bool accumulate, int n_threads) {
-    int failed = 0;
-    size_t esz = wtype == GGML_TYPE_F32 ? 4 : 2;
-    int n_tasks = (N + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-    if (n_threads < 1) n_threads = 1;
-    if (n_threads > n_tasks) n_threads = n_tasks;
+                          int K, bool accumulate, kvu_pool *pool) {
+    KVMM_FN(mm_job) j = {y, x, w, wtype, T, N, K, (N + ROWS_PER_TASK - 1) / ROWS_PER_TASK, accumulate, 0};
+    int n_threads = kvu_pool_threads(pool);
+    if (n_threads > j.n_tasks) n_threads = j.n_tasks;
     /* Below ~1M multiply-adds (well under a millisecond) waking threads
      * costs more than it saves, especially on a busy machine. */
     if ((int64_t)T * N * K < (1 << 20)) n_threads = 1;
 #ifdef HAVE_GEMV_HALF
     if (T == 1 && (wtype == GGML_TYPE_F16 || wtype == GGML_TYPE_BF16)) {
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-        for (int task = 0; task < n_tasks; task++) {
-            int n0 = task * ROWS_PER_TASK;
-            int nr = N - n0 < ROWS_PER_TASK ? N - n0 : ROWS_PER_TASK;
-            gemv_half(y, x, w, wtype == GGML_TYPE_BF16, n0, nr, K, accumulate);
-        }
+        kvu_pool_run(pool, n_threads, KVMM_FN(gemv_half_worker), &j);
         return true;
     }
 #endif
-#pragma omp parallel num_threads(n_threads)
-    {
-        float *buf = NULL;
-        if (wtype != GGML_TYPE_F32) {
-            buf = malloc((size_t)ROWS_PER_TASK * K * sizeof(float));
-            if (!buf) {
-#pragma omp atomic write
-                failed = 1;
-            }
-        }
-#pragma omp for schedule(static)
-        for (int task = 0; task < n_tasks; task++) {
-            int n0 = task * ROWS_PER_TASK;
-            int nr = N - n0 < ROWS_PER_TASK ? N - n0 : ROWS_PER_TASK;
-            const float *rows[ROWS_PER_TASK];
-            for (int r = 0; r < nr; r++) {
-                const char *src = (const char *)w + (size_t)(n0 + r) * K * esz;
-                if (wtype == GGML_TYPE_F32) {
-                    rows[r] = (const float *)src;
-                } else if (buf) {
-                    KVMM_FN(kvmm_to_f32)(buf + (size_t)r * K, src, wtype, K);
-                    rows[r] = buf + (size_t)r * K;
-                }
-            }
-            if (wtype != GGML_TYPE_F32 && !buf) continue; /* reported through `failed` */
-            /* Token blocks outside, row groups inside: a block of TB
-             * activation rows is read from memory once per task and reused
-             * from L1 by every row group (with rows outside, all of x was
-             * streamed once per row group). */
-            const int nr_full = nr - nr % RB;
-            int t = 0;
-            for (; t + TB <= T; t += TB)
-                for (int r = 0; r < nr_full; r += RB) tile(y, x, t, rows + r, n0 + r, N, K, accumulate);
-            for (; t < T; t++)
-                for (int r = 0; r < nr_full; r++) {
-                    float s = dot(x + (size_t)t * K, rows[r], K);
-                    float *dst = &y[(size_t)t * N + n0 + r];
-                    *dst = accumulate ? *dst + s : s;
-                }
-            for (int r = nr_full; r < nr; r++)
-                for (int t = 0; t < T; t++) {
-                    float s = dot(x + (size_t)t * K, rows[r], K);
-                    float *dst = &y[(size_t)t * N + n0 + r];
-                    *dst = accumulate ? *dst + s : s;
-                }
-        }
-        free(buf);
-    }
-    return !failed;
+    kvu_pool_run(pool, n_threads, KVMM_FN(mm_worker), &j);
+    return !atomic_load(&j.failed);
 }

@@ -6,9 +6,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/pool.h"
+
 #define KVMM_DECLARE(isa)                                                                     \
     bool kvmm_matmul_##isa(float *y, const float *x, int T, const void *w, uint32_t wtype,   \
-                           int N, int K, bool accumulate, int n_threads);                     \
+                           int N, int K, bool accumulate, kvu_pool *pool);                    \
     void kvmm_to_f32_##isa(float *dst, const void *src, uint32_t type, int64_t n);
 
 KVMM_DECLARE(scalar)

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/pool.h"
+
 /* Type traits. Unknown types: block_elems 0, name NULL. */
 typedef struct kvq_type_traits {
     const char *name;       /* ggml's spelling: "Q4_K", "IQ4_NL", "F16", ... */
@@ -83,7 +85,7 @@ float kvq_vec_dot_scalar(uint32_t type, int64_t n, const void *w_row, const void
  * 1.8 ms at 16 rows; at 32 Q8_0 ties, Q4_K is still ahead). */
 #define KVQ_DOT_MAX_ROWS 16
 bool kvq_matmul(float *y, const float *x, int T, const void *w, uint32_t wtype, int N, int K,
-                bool accumulate, int n_threads);
+                bool accumulate, kvu_pool *pool);
 
 /* The instruction set the dot kernels run on: the best the CPU has, or the
  * one KVP_CPU (scalar | avx2 | avx512 | avx512vnni) asks for. */

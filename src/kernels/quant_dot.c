@@ -43,12 +43,40 @@ kvqd_quantize_fn kvqd_quantize_for(kvcpu_level level, uint32_t vec_dot_type) {
 #define ROWS_PER_TASK 16
 
 bool kvqd_matmul(float *y, const float *x, int T, const void *w, uint32_t wtype, int N, int K,
-                 bool accumulate, int n_threads) {
-    return kvqd_matmul_at(kvcpu_current(), y, x, T, w, wtype, N, K, accumulate, n_threads);
+                 bool accumulate, kvu_pool *pool) {
+    return kvqd_matmul_at(kvcpu_current(), y, x, T, w, wtype, N, K, accumulate, pool);
+}
+
+typedef struct {
+    float *y;
+    const char *w, *xq;
+    kvqd_dot_fn dot;
+    uint32_t wtype;
+    size_t w_bytes, xq_bytes;
+    int T, N, K, n_tasks;
+    bool accumulate;
+} dot_job;
+
+/* Each output is one dot by one worker: the same bits for any count. */
+static void dot_worker(void *arg, int ith, int nth) {
+    const dot_job *j = arg;
+    int64_t lo, hi;
+    kvu_pool_share(j->n_tasks, ith, nth, &lo, &hi);
+    const int n_begin = (int)lo * ROWS_PER_TASK, n_end = (int)hi * ROWS_PER_TASK < j->N ? (int)hi * ROWS_PER_TASK : j->N;
+    for (int n = n_begin; n < n_end; n++) {
+        const char *wr = j->w + (size_t)n * j->w_bytes;
+        /* A block of tokens reuses the row from L1. */
+        for (int t = 0; t < j->T; t++) {
+            const void *xt = j->xq + (size_t)t * j->xq_bytes;
+            const float s = j->dot ? j->dot(j->K, wr, xt) : kvq_vec_dot_scalar(j->wtype, j->K, wr, xt);
+            float *dst = &j->y[(size_t)t * j->N + n];
+            *dst = j->accumulate ? *dst + s : s;
+        }
+    }
 }
 
 bool kvqd_matmul_at(kvcpu_level level, float *y, const float *x, int T, const void *w, uint32_t wtype,
-                    int N, int K, bool accumulate, int n_threads) {
+                    int N, int K, bool accumulate, kvu_pool *pool) {
     const kvq_type_traits *tr = kvq_type_traits_of(wtype);
     if (!tr || !tr->quantized) return false;
     const kvqd_dot_fn dot = kvqd_dot_for(level, wtype);
@@ -63,27 +91,12 @@ bool kvqd_matmul_at(kvcpu_level level, float *y, const float *x, int T, const vo
         else
             kvq_quantize_activations_scalar(tr->vec_dot_type, x + (size_t)t * K, xq + (size_t)t * xq_bytes, K);
     }
-
-    const int n_tasks = (N + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-    if (n_threads < 1) n_threads = 1;
-    if (n_threads > n_tasks) n_threads = n_tasks;
+    dot_job j = {y, w, xq, dot, wtype, w_bytes, xq_bytes, T, N, K, (N + ROWS_PER_TASK - 1) / ROWS_PER_TASK,
+                 accumulate};
+    int n_threads = kvu_pool_threads(pool);
     /* Below ~1M multiply-adds waking threads costs more than it saves. */
     if ((int64_t)T * N * K < (1 << 20)) n_threads = 1;
-    /* Each output is one dot by one thread: the same bits for any count. */
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int task = 0; task < n_tasks; task++) {
-        const int n0 = task * ROWS_PER_TASK, n1 = n0 + ROWS_PER_TASK < N ? n0 + ROWS_PER_TASK : N;
-        for (int n = n0; n < n1; n++) {
-            const char *wr = (const char *)w + (size_t)n * w_bytes;
-            /* A block of tokens reuses the row from L1. */
-            for (int t = 0; t < T; t++) {
-                const void *xt = xq + (size_t)t * xq_bytes;
-                const float s = dot ? dot(K, wr, xt) : kvq_vec_dot_scalar(wtype, K, wr, xt);
-                float *dst = &y[(size_t)t * N + n];
-                *dst = accumulate ? *dst + s : s;
-            }
-        }
-    }
+    kvu_pool_run(pool, n_threads < j.n_tasks ? n_threads : j.n_tasks, dot_worker, &j);
     free(xq);
     return true;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "kernels/cpu.h"
+#include "util/pool.h"
 
 typedef float (*kvqd_dot_fn)(int64_t n, const void *w_row, const void *xq);
 typedef void (*kvqd_quantize_fn)(const float *x, void *xq, int64_t n);
@@ -33,14 +34,14 @@ kvqd_quantize_fn kvqd_quantize_for(kvcpu_level level, uint32_t vec_dot_type);
 /* y[t][n] (=|+=) W[n] . x[t] for a block-quantized W (N rows of K
  * elements of wtype, K a multiple of its block) through the integer dot of
  * the current CPU level: each x[t] quantized once to the type's
- * vec_dot_type, rows split over threads. Meant for small T (decode and
+ * vec_dot_type, rows split over the pool's workers (NULL: the caller alone). Meant for small T (decode and
  * decode blocks); results are identical for any thread count. False when
  * the type has no dot kernel or memory ran out. */
 bool kvqd_matmul(float *y, const float *x, int T, const void *w, uint32_t wtype, int N, int K,
-                 bool accumulate, int n_threads);
+                 bool accumulate, kvu_pool *pool);
 
 /* kvqd_matmul with the kernels of a given level (benchmarks and tests). */
 bool kvqd_matmul_at(kvcpu_level level, float *y, const float *x, int T, const void *w, uint32_t wtype,
-                    int N, int K, bool accumulate, int n_threads);
+                    int N, int K, bool accumulate, kvu_pool *pool);
 
 #endif

@@ -15,13 +15,15 @@
 #define MLP_BLOCK 256
 
 /* y (=|+=) x W^T: products of many tokens through oneDNN when the model
- * has it, the rest (and every product without it) on kvk_matmul. */
+ * has it (on as many OpenMP threads as the pool has workers), the rest
+ * (and every product without it) on kvk_matmul over the cache's pool. */
 static bool product(const kvp_model *m, float *y, const float *x, int T, const kvm_weight *w, int N,
-                    int K, bool accumulate, int nt) {
+                    int K, bool accumulate, kvu_pool *pool) {
+    const int nt = kvu_pool_threads(pool);
     int r = w->packed ? kvdn_matmul(m->dnnl, y, x, T, w->packed, w->packed_type, N, K, accumulate, nt)
                       : kvdn_matmul(m->dnnl, y, x, T, w->data, w->type, N, K, accumulate, nt);
     if (r) return r > 0;
-    return kvk_matmul(y, x, T, w->data, w->type, N, K, accumulate, nt);
+    return kvk_matmul(y, x, T, w->data, w->type, N, K, accumulate, pool);
 }
 
 static void add_bias(float *y, const kvm_weight *b, int T, int n) {
@@ -42,6 +44,12 @@ kvp_status kvm_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int
     const int E = I->n_embd, F = I->n_ff, hd = I->head_dim, half = hd / 2;
     const int H = I->n_head, Hk = I->n_head_kv, qd = H * hd, kd = Hk * hd;
     const int TB = T < MLP_BLOCK ? T : MLP_BLOCK;
+    /* The decode path's workers belong to the cache (one sequence, one
+     * caller at a time), so a model shared by several sequences never
+     * shares threads between them. */
+    kvu_pool *pool = NULL;
+    kvp_status ps = kvc_thread_pool(c, nt, &pool, err);
+    if (ps) return ps;
     size_t TE = (size_t)T * E;
     float *x = malloc(TE * sizeof(float));
     float *xn = malloc(TE * sizeof(float));
@@ -73,9 +81,9 @@ kvp_status kvm_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int
     for (int l = 0; l < I->n_layer && ok; l++) {
         const kvm_layer *y = &m->layers[l];
         kvk_rmsnorm(xn, x, y->attn_norm.data, T, E, I->rms_norm_eps);
-        ok = product(m, q, xn, T, &y->wq, qd, E, false, nt) &&
-             product(m, k, xn, T, &y->wk, kd, E, false, nt) &&
-             product(m, v, xn, T, &y->wv, kd, E, false, nt);
+        ok = product(m, q, xn, T, &y->wq, qd, E, false, pool) &&
+             product(m, k, xn, T, &y->wk, kd, E, false, pool) &&
+             product(m, v, xn, T, &y->wv, kd, E, false, pool);
         if (!ok) break;
         add_bias(q, &y->bq, T, qd);
         add_bias(k, &y->bk, T, kd);
@@ -84,18 +92,18 @@ kvp_status kvm_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int
         if (y->k_norm.data) kvk_rmsnorm(k, k, y->k_norm.data, T * Hk, hd, I->rms_norm_eps);
         kvk_rope_apply(q, T, H, hd, cs, half);
         kvk_rope_apply(k, T, Hk, hd, cs, half);
-        if ((s = kvc_attend(c, l, q, k, v, att, nt, err))) goto done;
-        ok = product(m, x, att, T, &y->wo, E, qd, true, nt);
+        if ((s = kvc_attend(c, l, q, k, v, att, pool, err))) goto done;
+        ok = product(m, x, att, T, &y->wo, E, qd, true, pool);
         add_bias(x, &y->bo, T, E);
         kvk_rmsnorm(xn, x, y->ffn_norm.data, T, E, I->rms_norm_eps);
         for (int t0 = 0; t0 < T && ok; t0 += TB) {
             int tb = T - t0 < TB ? T - t0 : TB;
             const float *xb = xn + (size_t)t0 * E;
-            ok = product(m, gate, xb, tb, &y->w_gate, F, E, false, nt) &&
-                 product(m, up, xb, tb, &y->w_up, F, E, false, nt);
+            ok = product(m, gate, xb, tb, &y->w_gate, F, E, false, pool) &&
+                 product(m, up, xb, tb, &y->w_up, F, E, false, pool);
             if (!ok) break;
             kvk_swiglu(gate, up, (int64_t)tb * F);
-            ok = product(m, x + (size_t)t0 * E, gate, tb, &y->w_down, E, F, true, nt);
+            ok = product(m, x + (size_t)t0 * E, gate, tb, &y->w_down, E, F, true, pool);
         }
     }
     if (!ok) {
@@ -105,7 +113,7 @@ kvp_status kvm_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int
     kvc_end(c);
     if (logits) {
         kvk_rmsnorm(erow, x + (size_t)(T - 1) * E, m->output_norm.data, 1, E, I->rms_norm_eps);
-        if (!kvk_matmul(logits, erow, 1, m->output.data, m->output.type, I->n_vocab, E, false, nt)) {
+        if (!kvk_matmul(logits, erow, 1, m->output.data, m->output.type, I->n_vocab, E, false, pool)) {
             s = kvu_fail(err, KVP_ERR_NOMEM, "out of memory in the LM head");
             goto done;
         }

@@ -35,7 +35,7 @@ static kvp_status feed(kvp_cache *c, int n, int chunk, int n_total, kvp_error *e
         for (int i = 0; i < m * NKV * D; i++) k[i] = frand(), v[i] = frand();
         st = kvc_begin(c, m, n_total, err);
         for (int l = 0; l < NL && st == KVP_OK; l++)
-            st = kvc_attend(c, l, q, k, v, o, 1, err);
+            st = kvc_attend(c, l, q, k, v, o, NULL, err);
         if (st == KVP_OK) kvc_end(c);
     }
     free(q);
@@ -368,7 +368,7 @@ static void test_failed_block(void) {
     CHECK(feed(c, 16, 0, 16, &err) == KVP_OK);
     float q[NH * D] = {0}, k[NKV * D] = {0}, v[NKV * D] = {0}, o[NH * D];
     CHECK(kvc_begin(c, 1, 0, &err) == KVP_OK);
-    CHECK(kvc_attend(c, 0, q, k, v, o, 1, &err) == KVP_OK); /* layer 1 never runs */
+    CHECK(kvc_attend(c, 0, q, k, v, o, NULL, &err) == KVP_OK); /* layer 1 never runs */
     CHECK(kvc_begin(c, 1, 0, &err) == KVP_ERR_INVALID_ARG);
     CHECK(strstr(err.message, "kvp_cache_reset") != NULL);
     const int32_t *pos;
@@ -442,11 +442,19 @@ static void test_memory(void) {
     /* contract misuse is an error, not a crash */
     c = make("h2o", 2, 2, &err);
     float x[NH * D] = {0};
-    CHECK(kvc_attend(c, 0, x, x, x, x, 1, &err) == KVP_ERR_INTERNAL);
+    CHECK(kvc_attend(c, 0, x, x, x, x, NULL, &err) == KVP_ERR_INTERNAL);
     CHECK(kvc_begin(c, 0, 0, &err) == KVP_ERR_INVALID_ARG);
     kvp_cache_free(c);
     kvp_cache_free(NULL);
     kvp_cache_reset(NULL);
+}
+
+/* The cache's own pool of n_threads workers (NULL, the caller alone, if it
+ * cannot start). */
+static kvu_pool *cache_pool(kvp_cache *c, int n_threads) {
+    kvu_pool *p = NULL;
+    kvp_error e;
+    return kvc_thread_pool(c, n_threads, &p, &e) == KVP_OK ? p : NULL;
 }
 
 /* Large enough that every parallel region really runs in parallel, the
@@ -474,7 +482,7 @@ static void run_threads(const char *method, int n_threads, float **outs, int32_t
         int n = start < P ? 350 : 1;
         CHECK(kvc_begin(c, n, start < P ? P : 0, &err) == KVP_OK);
         CHECK(kvc_attend(c, 0, q + (size_t)start * H * DD, k + (size_t)start * KV * DD,
-                         v + (size_t)start * KV * DD, *outs + (size_t)start * H * DD, n_threads,
+                         v + (size_t)start * KV * DD, *outs + (size_t)start * H * DD, cache_pool(c, n_threads),
                          &err) == KVP_OK);
         kvc_end(c);
         start += n;

@@ -29,7 +29,7 @@ static bool has_flag(const char *flags, const char *f) {
     return false;
 }
 
-typedef bool (*matmul_fn)(float *, const float *, int, const void *, uint32_t, int, int, bool, int);
+typedef bool (*matmul_fn)(float *, const float *, int, const void *, uint32_t, int, int, bool, kvu_pool *);
 
 int main(void) {
     kvcpu_level best = kvcpu_level_best();
@@ -66,6 +66,8 @@ int main(void) {
     /* Every variant gives the scalar variant's bits (fused multiply-adds in
      * 16 lanes, the same reduction order). */
     matmul_fn fns[3] = {kvmm_matmul_scalar, kvmm_matmul_avx2, kvmm_matmul_avx512};
+    kvu_pool *pool2 = NULL;
+    CHECK(kvu_pool_new(2, &pool2, NULL) == KVP_OK);
     int n_fns = best >= KVCPU_AVX512 ? 3 : best >= KVCPU_AVX2 ? 2 : 1;
     int sizes[][3] = {{1, 7, 19}, {1, 50, 896}, {2, 37, 70}, {5, 33, 130}, {9, 100, 64}, {3, 96, 517}};
     uint32_t types[3] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16};
@@ -85,10 +87,10 @@ int main(void) {
             }
             for (int acc = 0; acc < 2; acc++) {
                 for (int i = 0; i < T * N; i++) y0[i] = y1[i] = 0.25f * i;
-                CHECK(fns[0](y0, x, T, wp, types[ti], N, K, acc, 1));
+                CHECK(fns[0](y0, x, T, wp, types[ti], N, K, acc, NULL));
                 for (int v = 1; v < n_fns; v++) {
                     for (int i = 0; i < T * N; i++) y1[i] = 0.25f * i;
-                    CHECK(fns[v](y1, x, T, wp, types[ti], N, K, acc, 2));
+                    CHECK(fns[v](y1, x, T, wp, types[ti], N, K, acc, pool2));
                     CHECK_MSG(memcmp(y0, y1, sizeof(float) * T * N) == 0,
                               "variant %d T=%d N=%d K=%d type %u acc %d", v, T, N, K, types[ti], acc);
                 }
@@ -96,5 +98,6 @@ int main(void) {
         }
         free(x), free(w), free(wh), free(y0), free(y1);
     }
+    kvu_pool_free(pool2);
     return kvp_test_done("test_cpu");
 }

@@ -14,6 +14,7 @@
 #include "kernels/quant.h"
 #include "kernels/ops.h"
 #include "test_util.h"
+#include "util/pool.h"
 
 static uint64_t rng = 88172645463325252ull;
 static float frand(void) {
@@ -24,6 +25,9 @@ static float frand(void) {
 }
 
 int main(void) {
+    /* Products on pools of 2 and 3 workers must give the caller-alone bits. */
+    kvu_pool *pool2 = NULL, *pool3 = NULL;
+    CHECK(kvu_pool_new(2, &pool2, NULL) == KVP_OK && kvu_pool_new(3, &pool3, NULL) == KVP_OK);
     /* Every finite half survives a round trip; values are exact powers. */
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {
@@ -66,12 +70,12 @@ int main(void) {
                 wp = wh;
             }
             kvk_to_f32(wref, wp, types[ti], (int64_t)N * K);
-            CHECK(kvk_matmul(y1, x, T, wp, types[ti], N, K, false, 1));
-            CHECK(kvk_matmul(y2, x, T, wp, types[ti], N, K, false, 3));
+            CHECK(kvk_matmul(y1, x, T, wp, types[ti], N, K, false, NULL));
+            CHECK(kvk_matmul(y2, x, T, wp, types[ti], N, K, false, pool3));
             CHECK(memcmp(y1, y2, sizeof(float) * T * N) == 0);
             /* Row by row (no token tiles) gives the same bits. */
             for (int t = 0; t < T; t++)
-                CHECK(kvk_matmul(y3 + (size_t)t * N, x + (size_t)t * K, 1, wp, types[ti], N, K, false, 2));
+                CHECK(kvk_matmul(y3 + (size_t)t * N, x + (size_t)t * K, 1, wp, types[ti], N, K, false, pool2));
             CHECK_MSG(memcmp(y1, y3, sizeof(float) * T * N) == 0, "T=%d N=%d K=%d type %u", T, N, K,
                       types[ti]);
             double worst = 0;
@@ -85,7 +89,7 @@ int main(void) {
             CHECK_MSG(worst < 1e-5 * K, "T=%d N=%d K=%d: %g", T, N, K, worst);
             /* Accumulate adds onto y. */
             memcpy(y2, y1, sizeof(float) * T * N);
-            CHECK(kvk_matmul(y2, x, T, wp, types[ti], N, K, true, 2));
+            CHECK(kvk_matmul(y2, x, T, wp, types[ti], N, K, true, pool2));
             for (int i = 0; i < T * N; i++) CHECK_NEAR(y2[i], 2 * y1[i], 1e-6);
             free(wref);
         }
@@ -254,5 +258,7 @@ int main(void) {
     for (int i = 0; i < 2000; i++) counts[kvg_sampler_pick(&s, logits)]++;
     kvg_sampler_free(&s);
     CHECK(counts[0] == 0 && counts[3] == 0 && counts[4] == 0 && counts[1] > 800 && counts[2] > 800);
+    kvu_pool_free(pool2);
+    kvu_pool_free(pool3);
     return kvp_test_done("test_kernels");
 }

@@ -21,6 +21,7 @@
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_dot.h"
 #include "test_util.h"
+#include "util/pool.h"
 
 static uint64_t rng = 0x243f6a8885a308d3ull;
 static uint64_t next(void) {
@@ -91,6 +92,9 @@ static int64_t width_for(uint32_t type, int which) {
 }
 
 int main(void) {
+    /* Products on pools of 2 and 3 workers must give the caller-alone bits. */
+    kvu_pool *pool2 = NULL, *pool3 = NULL;
+    CHECK(kvu_pool_new(2, &pool2, NULL) == KVP_OK && kvu_pool_new(3, &pool3, NULL) == KVP_OK);
     const kvcpu_level best = kvcpu_level_best();
     int n_checked_levels = 0;
     for (int lv = KVCPU_AVX2; lv <= (int)best; lv++) n_checked_levels++;
@@ -176,12 +180,12 @@ int main(void) {
                 kvq_quantize_row_ref(type, Wrow, W + rb * r, K);
             }
             for (int i = 0; i < T * K; i++) X[i] = frand();
-            CHECK(kvqd_matmul(y1, X, T, W, type, N, K, false, 1));
-            CHECK(kvqd_matmul(y2, X, T, W, type, N, K, false, 3));
+            CHECK(kvqd_matmul(y1, X, T, W, type, N, K, false, NULL));
+            CHECK(kvqd_matmul(y2, X, T, W, type, N, K, false, pool3));
             CHECK_MSG(memcmp(y1, y2, sizeof(float) * T * N) == 0, "threads T=%d N=%d type %s", T, N,
                       kvq_type_traits_of(type)->name);
             for (int t = 0; t < T; t++)
-                CHECK(kvqd_matmul(y3 + (size_t)t * N, X + (size_t)t * K, 1, W, type, N, K, false, 2));
+                CHECK(kvqd_matmul(y3 + (size_t)t * N, X + (size_t)t * K, 1, W, type, N, K, false, pool2));
             CHECK_MSG(memcmp(y1, y3, sizeof(float) * T * N) == 0, "blocking T=%d N=%d type %s", T, N,
                       kvq_type_traits_of(type)->name);
             int bad = 0;
@@ -197,12 +201,14 @@ int main(void) {
                       kvq_type_traits_of(type)->name);
             /* accumulate adds to what is there. */
             for (int i = 0; i < T * N; i++) y2[i] = 1.0f;
-            CHECK(kvqd_matmul(y2, X, T, W, type, N, K, true, 2));
+            CHECK(kvqd_matmul(y2, X, T, W, type, N, K, true, pool2));
             int acc_bad = 0;
             for (int i = 0; i < T * N; i++) acc_bad += y2[i] != 1.0f + y1[i];
             CHECK_EQ_INT(acc_bad, 0);
             free(W), free(XQ), free(X), free(Wrow), free(y1), free(y2), free(y3);
         }
     free(x), free(wf), free(xf), free(w), free(xq_ref), free(xq);
+    kvu_pool_free(pool2);
+    kvu_pool_free(pool3);
     return kvp_test_done("test_quant_dot");
 }
