@@ -372,6 +372,61 @@ void kvq_dequantize_rows_f32(uint32_t type, const void *src, float *dst, int64_t
     for (int64_t i = 0; i < nb; i++) f(s + (size_t)i * t->block_bytes, dst + i * t->block_elems);
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+/* Prefill dequantizes every weight panel to bf16 before its product: these
+ * paths give the same bits as the reference block then kvk_f32_to_bf16
+ * (int -> float is exact, one multiply or a multiply then a subtraction
+ * rounded separately as in ggml, vcvtne2ps2bf16 rounds to nearest even and
+ * quiets NaN as kvk_f32_to_bf16 does), without the float round trip. */
+#include <immintrin.h>
+
+static inline void store_bf16x32(uint16_t *dst, __m512 lo, __m512 hi) {
+    _mm512_storeu_si512((void *)dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+}
+
+static void f32_to_bf16_vec(uint16_t *dst, const float *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) store_bf16x32(dst + i, _mm512_loadu_ps(src + i), _mm512_loadu_ps(src + i + 16));
+    for (; i < n; i++) dst[i] = kvk_f32_to_bf16(src[i]);
+}
+
+static void deq_bf16_q8_0(const block_q8_0 *b, int64_t nb, uint16_t *dst) {
+    for (int64_t i = 0; i < nb; i++, dst += QK8_0) {
+        const __m512 d = _mm512_set1_ps(h2f(b[i].d));
+        const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)b[i].qs)));
+        const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(b[i].qs + 16))));
+        store_bf16x32(dst, _mm512_mul_ps(lo, d), _mm512_mul_ps(hi, d));
+    }
+}
+
+static void deq_bf16_q4_K(const block_q4_K *b, int64_t nb, uint16_t *dst) {
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = h2f(b[i].d), min = h2f(b[i].dmin);
+        const uint8_t *q = b[i].qs;
+        for (int j = 0, is = 0; j < QK_K; j += 64, is += 2, q += 32) {
+            uint8_t sc, m;
+            scale_min_k4(is, b[i].scales, &sc, &m);
+            const __m512 d1 = _mm512_set1_ps(d * sc), m1 = _mm512_set1_ps(min * m);
+            scale_min_k4(is + 1, b[i].scales, &sc, &m);
+            const __m512 d2 = _mm512_set1_ps(d * sc), m2 = _mm512_set1_ps(min * m);
+            for (int h = 0; h < 32; h += 16) {
+                const __m128i v = _mm_loadu_si128((const void *)(q + h));
+                const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(v, low4)));
+                const __m512 hi =
+                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(v, 4), low4)));
+                const __m512 a = _mm512_sub_ps(_mm512_mul_ps(d1, lo), m1);
+                const __m512 c = _mm512_sub_ps(_mm512_mul_ps(d2, hi), m2);
+                /* elements j + h .. + 16 take the low nibbles, j + 32 + h .. the high ones */
+                _mm256_storeu_si256((void *)(dst + j + h), (__m256i)_mm512_cvtneps_pbh(a));
+                _mm256_storeu_si256((void *)(dst + j + 32 + h), (__m256i)_mm512_cvtneps_pbh(c));
+            }
+        }
+        dst += QK_K;
+    }
+}
+#endif
+
 void kvq_dequantize_rows_bf16(uint32_t type, const void *src, uint16_t *dst, int64_t rows,
                               int64_t n) {
     deq_fn f = deq_of(type);
@@ -381,17 +436,31 @@ void kvq_dequantize_rows_bf16(uint32_t type, const void *src, uint16_t *dst, int
         memcpy(dst, src, (size_t)(rows * n) * sizeof(uint16_t));
         return;
     }
+    const int be = t->block_elems;
+    const int64_t nb = rows * (n / be);
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+    if (type == GGML_TYPE_Q8_0) {
+        deq_bf16_q8_0(src, nb, dst);
+        return;
+    }
+    if (type == GGML_TYPE_Q4_K) {
+        deq_bf16_q4_K(src, nb, dst);
+        return;
+    }
+#endif
     /* Whole blocks through a small float buffer (QK_K elements at most). */
     enum { CHUNK = 1024 };
     float buf[CHUNK];
-    const int be = t->block_elems;
     const int per = be >= CHUNK ? 1 : CHUNK / be;
-    const int64_t nb = rows * (n / be);
     const uint8_t *s = src;
     for (int64_t i = 0; i < nb; i += per) {
         const int cnt = nb - i < per ? (int)(nb - i) : per;
         for (int c = 0; c < cnt; c++) f(s + (size_t)(i + c) * t->block_bytes, buf + c * be);
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+        f32_to_bf16_vec(dst + i * be, buf, (int64_t)cnt * be);
+#else
         for (int e = 0; e < cnt * be; e++) dst[i * be + e] = kvk_f32_to_bf16(buf[e]);
+#endif
     }
 }
 

@@ -11,8 +11,11 @@
 #include "util/error.h"
 
 /* The MLP runs over token sub-blocks so its scratch stays bounded for long
- * prompts (it is per token, so blocking does not change results). */
-#define MLP_BLOCK 256
+ * prompts (it is per token, so blocking does not change results). 512 is
+ * the oneDNN path's token block: each converted (dequantized) weight panel
+ * then serves 512 rows, not 256 (at 512 tokens the MLP weights were
+ * converted twice per prefill). */
+#define MLP_BLOCK 512
 
 /* y (=|+=) x W^T: products of many tokens through oneDNN when the model
  * has it (on as many OpenMP threads as the pool has workers), the rest
