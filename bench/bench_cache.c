@@ -19,6 +19,15 @@
  *                                       of attention only, median of 3, and
  *                                       of a plain read of as many K/V bytes
  *                                       (the memory floor)
+ *   bench_cache paired N ratio L MB steps m,...
+ *                                       as `layers`, but every cache decodes
+ *                                       in the same loop: each step runs one
+ *                                       step of every cache (the order turns
+ *                                       each step), so load from other
+ *                                       processes falls on all alike; per
+ *                                       method the median ms per step, and
+ *                                       for "m@alloc" the median over steps
+ *                                       of its time / m's time in that step
  *   bench_cache rss N chunk budget L    chunked prefill of N tokens through
  *                                       L layers (h2o, per-kv-head): one table
  *                                       row with the peak KV bytes and RSS
@@ -357,6 +366,85 @@ int main(int argc, char **argv) {
         free(sweep);
         return 0;
     }
+    if (argc >= 8 && strcmp(argv[1], "paired") == 0) {
+        int n = atoi(argv[2]), layers = atoi(argv[4]), steps = atoi(argv[6]);
+        double ratio = atof(argv[3]), mb = atof(argv[5]);
+        int budget = (int)(n * ratio), r = budget / 8;
+        const char *list[32];
+        int nm = parse_methods(argv[7], list);
+        size_t sweep_n = (size_t)(mb * 1048576.0 / sizeof(float) / (layers > 0 ? layers : 1));
+        float *sweep = malloc(sizeof(float) * (sweep_n ? sweep_n : 1));
+        kvp_cache *cs[32];
+        double *t = malloc(sizeof(double) * (size_t)(steps > 0 ? steps : 1) * (size_t)nm);
+        double *ratios = malloc(sizeof(double) * (size_t)(steps > 0 ? steps : 1));
+        if (!sweep || !t || !ratios || layers <= 0 || steps <= 0 || nm <= 0) return 2;
+        fill(sweep, sweep_n);
+        for (int m = 0; m < nm; m++) {
+            cs[m] = make(list[m], r, budget - r, KVP_GQA_PER_KV_HEAD, layers);
+            run_prefill(cs[m], n, 1024, layers, nt);
+        }
+        float q[H * D], k[KV * D], v[KV * D], o[H * D];
+        kvp_error err;
+        for (int s = 0; s < steps; s++) {
+            fill(q, H * D);
+            fill(k, KV * D);
+            fill(v, KV * D);
+            for (int i = 0; i < nm; i++) {
+                int m = (s + i) % nm; /* every method leads in turn */
+                double t0 = attn_ms(cs[m]);
+                if (kvp_cache_begin(cs[m], 1, 0, &err) != KVP_OK) goto paired_fail;
+                for (int l = 0; l < layers; l++) {
+                    sweep_caches(sweep, sweep_n, nt);
+                    if (kvp_cache_attend(cs[m], l, q, k, v, o, nt, &err) != KVP_OK) goto paired_fail;
+                }
+                if (kvp_cache_end(cs[m], &err) != KVP_OK) goto paired_fail;
+                t[(size_t)m * steps + s] = attn_ms(cs[m]) - t0;
+            }
+        }
+        printf("decode attention after %d tokens, %d layers, %.0f MiB swept per step, %d "
+               "threads, %d paired steps, per-kv-head, budget %d+%d\n",
+               n, layers, mb, nt, steps, r, budget - r);
+        printf("| method | kept per stream, min-max | KV bytes | attention ms/step, median | vs its "
+               "uniform twin, median of per-step ratios |\n|---|---|---:|---:|---:|\n");
+        for (int m = 0; m < nm; m++) {
+            int kmin = 1 << 30, kmax = 0;
+            for (int l = 0; l < layers; l++) {
+                kvp_cache_layer_stats ls;
+                kvp_error lerr;
+                if (kvp_cache_get_layer_stats(cs[m], l, &ls, &lerr) != KVP_OK) continue;
+                if (ls.min_kept < kmin) kmin = ls.min_kept;
+                if (ls.max_kept > kmax) kmax = ls.max_kept;
+            }
+            kvp_cache_stats st;
+            kvp_cache_get_stats(cs[m], &st);
+            /* median() sorts: keep the per-step order for the ratios */
+            memcpy(ratios, t + (size_t)m * steps, sizeof(double) * (size_t)steps);
+            double med = median(ratios, steps);
+            /* the uniform twin of "x@alloc" is "x" */
+            int twin = -1;
+            const char *at = strchr(list[m], '@');
+            for (int j = 0; at && j < nm; j++)
+                if (strlen(list[j]) == (size_t)(at - list[m]) &&
+                    !strncmp(list[j], list[m], (size_t)(at - list[m])))
+                    twin = j;
+            if (twin >= 0) {
+                for (int s = 0; s < steps; s++)
+                    ratios[s] = t[(size_t)m * steps + s] / t[(size_t)twin * steps + s];
+                printf("| %s | %d-%d | %zu | %.3f | %.3f |\n", list[m], kmin, kmax, st.kv_bytes, med,
+                       median(ratios, steps));
+            } else {
+                printf("| %s | %d-%d | %zu | %.3f | |\n", list[m], kmin, kmax, st.kv_bytes, med);
+            }
+        }
+        for (int m = 0; m < nm; m++) kvp_cache_free(cs[m]);
+        free(sweep);
+        free(t);
+        free(ratios);
+        return 0;
+    paired_fail:
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
     if (argc >= 6 && strcmp(argv[1], "rss") == 0) {
         int n = atoi(argv[2]), chunk = atoi(argv[3]), budget = atoi(argv[4]);
         int layers = atoi(argv[5]);
@@ -373,6 +461,6 @@ int main(int argc, char **argv) {
         kvp_cache_free(c);
         return 0;
     }
-    fprintf(stderr, "usage: bench_cache prefill N [runs [m,...]] | decode N ratio [steps] | layers N ratio L MB [steps [m,...]] | rss N chunk budget layers\n");
+    fprintf(stderr, "usage: bench_cache prefill N [runs [m,...]] | decode N ratio [steps] | layers N ratio L MB [steps [m,...]] | paired N ratio L MB steps m,... | rss N chunk budget layers\n");
     return 2;
 }
