@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
             double best = 1e30, best_cpu = 1e30;
             for (int r = 0; r < reps + 1; r++) { /* the first run creates primitives */
                 double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
-                if (ei == 0 || kvdn_matmul(ctx[ei], y, x, T, wp[ti], types[ti], N, K, false, nt) == 0)
+                if (ei == 0 || kvdn_matmul(ctx[ei], y, x, T, wp[ti], types[ti], N, K, false, pool) == 0)
                     kvk_matmul(y, x, T, wp[ti], types[ti], N, K, false, pool);
                 double dt = now(CLOCK_MONOTONIC) - t0, dc = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
                 if (r && dt < best) best = dt;

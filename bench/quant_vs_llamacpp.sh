@@ -33,9 +33,8 @@ REPS=${REPS:-3}
 TH=${THREADS:-2}
 OURS_QUANT=${OURS_QUANT:-1}
 F32KV=${F32KV:-0}
-# Both engines decode on their own thread pools (kvprune: spin up to 0.3 ms,
-# then sleep; llama.cpp: spin, then sleep); OpenMP settings are left at
-# their defaults (kvprune's prefill products use OpenMP).
+# Both engines run on their own thread pools (kvprune: spin up to 0.3 ms,
+# then sleep; llama.cpp: spin, then sleep).
 
 # llama.cpp: the npm package and the headers of its exact release.
 PKG=node-llama-cpp@3.21.1

@@ -14,8 +14,8 @@
  *
  * Every step touches only its own stream (and its heads' rows of the
  * scratch), so streams run in parallel and the bits do not depend on the
- * thread count. Few-row blocks (decode) run on the cache's thread pool
- * (util/pool.h), many-row blocks (prefill) on OpenMP's threads.
+ * thread count. The streams and tiles run on the cache's thread pool
+ * (util/pool.h).
  */
 #include <math.h>
 #include <omp.h>
@@ -396,6 +396,60 @@ static void few_rows_worker(void *arg, int ith, int nth) {
     }
 }
 
+/* The four steps of a many-row block (prefill), each a region of its own
+ * over the pool, tasks taken from a shared counter. */
+typedef struct {
+    const attend_ctx *a;
+    int row_tile, n_tiles, max_blocks;
+    atomic_int next;
+    atomic_int failed;
+    atomic_llong delta;
+} many_rows_job;
+
+static void append_worker(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    many_rows_job *j = arg;
+    for (int s; (s = atomic_fetch_add(&j->next, 1)) < j->a->c->n_streams;) {
+        int64_t dl = step_append(j->a, s);
+        if (dl == APPEND_FAILED) atomic_fetch_add(&j->failed, 1);
+        else atomic_fetch_add(&j->delta, dl);
+    }
+}
+
+static void rows_worker(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    many_rows_job *j = arg;
+    const int n_new = j->a->n_new, n_tiles = j->n_tiles, n_tasks = j->a->c->n_head * n_tiles;
+    const int row_tile = j->row_tile;
+    for (int task; (task = atomic_fetch_add(&j->next, 1)) < n_tasks;) {
+        int h = task / n_tiles, r0 = (task % n_tiles) * row_tile;
+        step_rows_tile(j->a, h, r0, n_new - r0 < row_tile ? n_new - r0 : row_tile);
+    }
+}
+
+static void score_worker(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    many_rows_job *j = arg;
+    const kvc_stream *ss = j->a->ss;
+    const int max_blocks = j->max_blocks, n_tasks = j->a->c->n_streams * max_blocks;
+    for (int task; (task = atomic_fetch_add(&j->next, 1)) < n_tasks;) {
+        int s = task / max_blocks, c0 = (task % max_blocks) * COL_BLOCK;
+        if (c0 >= ss[s].len) continue;
+        step_score_cols(j->a, s, c0, c0 + COL_BLOCK < ss[s].len ? c0 + COL_BLOCK : ss[s].len);
+    }
+}
+
+static void evict_worker(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    many_rows_job *j = arg;
+    kvp_cache *c = j->a->c;
+    for (int s; (s = atomic_fetch_add(&j->next, 1)) < c->n_streams;) {
+        int r = kvc_stream_evict(c, j->a->layer, &j->a->ss[s], 0, j->a->slack);
+        if (r > 0) atomic_fetch_add(&j->failed, 1);
+        else atomic_fetch_add(&j->delta, r);
+    }
+}
+
 kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
                       const float *v, float *out, kvu_pool *pool,
                       kvp_error *err) {
@@ -410,17 +464,12 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     double t0 = now_ms();
     const int n_new = c->blk_n_new, d = c->head_dim, H = c->n_head;
     const int S = c->n_streams;
-    /* Blocks of many rows (prefill) run on OpenMP's threads, as the
-     * oneDNN products around them do: the two sets of threads would
-     * otherwise wait for each other between the regions. */
-    const int nt = kvu_pool_threads(pool);
     const bool scored = c->method.kind == KVC_KIND_SCORED;
     attend_ctx a = {c, stream_at(c, layer, 0), q, k, v, out, 1.0f / sqrtf((float)d),
                     (size_t)H * d, layer, n_new, n_new > SLACK_MAX ? SLACK_MAX : n_new + SLACK_EXTRA, H / S,
                     NULL, 0};
     kvc_stream *ss = a.ss;
     int failed = 0;
-    int64_t delta = 0;
     /* Adaptive budgets evict a layer's streams together: before the chunk
      * arrives (here) and after the attention (below), between the
      * per-stream parallel steps. */
@@ -485,42 +534,31 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
 
     const bool par_copy = (int64_t)n_new * S * d > PAR_MIN_APPEND_FLOATS ||
                           (c->blk_pre_coming > 0 && kv_len > PAR_MIN_PRE_EVICT_LEN);
+    many_rows_job j = {&a, 0, 0, 0, 0, 0, 0};
 
     /* 1. evict before the chunk arrives, then append. */
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : failed, delta) if (par_copy)
-    for (int s = 0; s < S; s++) {
-        int64_t dl = step_append(&a, s);
-        if (dl == APPEND_FAILED) failed++;
-        else delta += dl;
-    }
-    c->held += delta;
+    kvu_pool_run(pool, par_copy ? S : 1, append_worker, &j);
+    c->held += atomic_load(&j.delta);
     if (c->held > c->held_peak) c->held_peak = c->held;
-    if (failed) {
+    if (atomic_load(&j.failed)) {
         c->attn_ms += now_ms() - t0;
         return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
     }
 
     /* 2. outputs, row maxima and normalisers. */
-    const int row_tile = c->attn_bf16 ? ROW_TILE_BF16 : ROW_TILE;
-    const int n_tiles = (n_new + row_tile - 1) / row_tile;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (work > PAR_MIN_WORK)
-    for (int task = 0; task < H * n_tiles; task++) {
-        int h = task / n_tiles, r0 = (task % n_tiles) * row_tile;
-        step_rows_tile(&a, h, r0, n_new - r0 < row_tile ? n_new - r0 : row_tile);
-    }
+    j.row_tile = c->attn_bf16 ? ROW_TILE_BF16 : ROW_TILE;
+    j.n_tiles = (n_new + j.row_tile - 1) / j.row_tile;
+    atomic_store(&j.next, 0);
+    kvu_pool_run(pool, work > PAR_MIN_WORK ? H * j.n_tiles : 1, rows_worker, &j);
 
     /* 3. scores: owned column blocks, so every column is reduced by one
      * thread in row order. */
     if (scored) {
-        const int max_blocks = (a.max_len + COL_BLOCK - 1) / COL_BLOCK;
+        j.max_blocks = (a.max_len + COL_BLOCK - 1) / COL_BLOCK;
         const int64_t rows = n_new - c->blk_row_begin;
         const bool par_score = (int64_t)H * rows * kv_len * d > PAR_MIN_WORK;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (par_score)
-        for (int task = 0; task < S * max_blocks; task++) {
-            int s = task / max_blocks, c0 = (task % max_blocks) * COL_BLOCK;
-            if (c0 >= ss[s].len) continue;
-            step_score_cols(&a, s, c0, c0 + COL_BLOCK < ss[s].len ? c0 + COL_BLOCK : ss[s].len);
-        }
+        atomic_store(&j.next, 0);
+        kvu_pool_run(pool, par_score ? S * j.max_blocks : 1, score_worker, &j);
     }
 
     /* 4. evict to budget (prefill; decode when decode_evict). */
@@ -529,17 +567,14 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
         if (r > 0) failed++;
         else c->held += r;
     } else if (c->blk_post_evict) {
-        delta = 0;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : failed, delta) if (n_new > PAR_MIN_EVICT_ROWS || kv_len > PAR_MIN_EVICT_LEN)
-        for (int s = 0; s < S; s++) {
-            int r = kvc_stream_evict(c, layer, &ss[s], 0, a.slack);
-            if (r > 0) failed++;
-            else delta += r;
-        }
-        c->held += delta;
+        atomic_store(&j.next, 0);
+        atomic_store(&j.delta, 0);
+        kvu_pool_run(pool, n_new > PAR_MIN_EVICT_ROWS || kv_len > PAR_MIN_EVICT_LEN ? S : 1,
+                     evict_worker, &j);
+        c->held += atomic_load(&j.delta);
     }
     c->attn_ms += now_ms() - t0;
-    if (failed)
+    if (atomic_load(&j.failed) || failed)
         return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
     return KVP_OK;
 }

@@ -12,6 +12,7 @@
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -263,93 +264,113 @@ static bool run_prim(prim_entry *e, dnnl_engine_t eng, dnnl_stream_t st, int M, 
     return ok;
 }
 
+/* One product's pieces over the pool: the activations' bf16 copy first
+ * (static shares of the rows), then (panel, token block) tasks taken from a
+ * shared counter. */
+typedef struct {
+    kvdn_ctx *c;
+    float *y;
+    const float *x;
+    uint16_t *xb;
+    const void *w;
+    uint32_t wtype;
+    int T, N, K, NP, n_mb, n_tasks;
+    bool accumulate, bf16;
+    atomic_int next, failed;
+} dnnl_job;
+
+static void to_bf16_worker(void *arg, int ith, int nth) {
+    dnnl_job *j = arg;
+    int64_t lo, hi;
+    kvu_pool_share(j->T, ith, nth, &lo, &hi);
+    for (int64_t t = lo; t < hi; t++)
+        f32_to_bf16_rows(j->xb + (size_t)t * j->K, j->x + (size_t)t * j->K, j->K);
+}
+
+static void pieces_worker(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    dnnl_job *j = arg;
+    kvdn_ctx *c = j->c;
+    const int T = j->T, N = j->N, K = j->K, NP = j->NP, n_mb = j->n_mb;
+    const bool bf16 = j->bf16, accumulate = j->accumulate;
+    const uint32_t wtype = j->wtype;
+    /* oneDNN (OpenMP runtime) sizes its own parallel loops from this
+     * thread's OpenMP limit: 1, so each call runs on the thread that makes
+     * it, and starts no OpenMP threads. The caller's limit is restored. */
+    const int omp_limit = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const bool convert = !((wtype == GGML_TYPE_F32 && !bf16) || (wtype == GGML_TYPE_BF16 && bf16));
+    void *buf = convert ? malloc((size_t)NP * K * (bf16 ? 2 : 4)) : NULL;
+    float *tmp = convert && bf16 ? malloc((size_t)K * sizeof(float)) : NULL;
+    float *out = accumulate ? malloc((size_t)MB * NP * sizeof(float)) : NULL;
+    void *pad = NULL;
+    size_t pad_cap = 0;
+    dnnl_stream_t st = NULL;
+    int ok = (out || !accumulate) && !(convert && (!buf || (bf16 && !tmp))) &&
+             dnnl_stream_create(&st, c->eng, dnnl_stream_default_flags) == dnnl_success;
+    if (!ok) atomic_store(&j->failed, 1);
+    int have_panel = -1;
+    /* Panels outside, token blocks inside: a worker converts a panel once
+     * and runs it against consecutive token blocks. */
+    for (int task; ok && (task = atomic_fetch_add(&j->next, 1)) < j->n_tasks;) {
+        const int p = task / n_mb, b = task % n_mb;
+        const int n0 = p * NP, nr = N - n0 < NP ? N - n0 : NP;
+        const int t0 = b * MB, mr = T - t0 < MB ? T - t0 : MB;
+        const void *panel = buf;
+        if (!convert || have_panel != p) {
+            panel = weight_panel(j->w, wtype, bf16, n0, nr, K, buf, tmp);
+            have_panel = p;
+        }
+        /* A product is written in place; one added onto y goes through a
+         * dense tile first, so y + (x W^T) is one float32 addition. */
+        prim_entry key = {.N = nr, .K = K, .ldc = accumulate ? nr : N, .bf16 = bf16};
+        prim_entry own;
+        prim_entry *e = get_prim(c, &key, &own);
+        if (!e) {
+            ok = 0;
+            atomic_store(&j->failed, 1);
+            continue;
+        }
+        if (e->pad_bytes > pad_cap) {
+            free(pad);
+            pad_cap = e->pad_bytes;
+            if (!(pad = aligned_alloc(64, (pad_cap + 63) / 64 * 64))) pad_cap = 0;
+        }
+        const void *src = bf16 ? (const void *)(j->xb + (size_t)t0 * K) : (const void *)(j->x + (size_t)t0 * K);
+        float *dst = accumulate ? out : j->y + (size_t)t0 * N + n0;
+        if ((e->pad_bytes && !pad) || !run_prim(e, c->eng, st, mr, src, panel, dst, pad)) {
+            ok = 0;
+            atomic_store(&j->failed, 1);
+        } else if (accumulate) {
+            for (int t = 0; t < mr; t++) {
+                float *yr = j->y + (size_t)(t0 + t) * N + n0;
+                const float *o = out + (size_t)t * nr;
+                for (int n = 0; n < nr; n++) yr[n] += o[n];
+            }
+        }
+        put_prim(c, e, &own);
+    }
+    if (st) dnnl_stream_destroy(st);
+    free(pad);
+    free(out);
+    free(buf);
+    free(tmp);
+    omp_set_num_threads(omp_limit);
+}
+
 int kvdn_matmul(kvdn_ctx *c, float *y, const float *x, int T, const void *w, uint32_t wtype, int N,
-                int K, bool accumulate, int n_threads) {
+                int K, bool accumulate, kvu_pool *pool) {
     if (!c || T < MIN_ROWS || !kvq_type_supported(wtype) || !kvq_row_bytes(wtype, K)) return 0;
     const bool bf16 = kvdn_compute_for(c, wtype) == KVDN_COMPUTE_BF16;
     const int NP = panel_rows(K), n_panels = (N + NP - 1) / NP, n_mb = (T + MB - 1) / MB;
-    const int n_tasks = n_panels * n_mb;
-    if (n_threads < 1) n_threads = 1;
-    if (n_threads > n_tasks) n_threads = n_tasks;
-    uint16_t *xb = NULL;
-    if (bf16 && !(xb = malloc((size_t)T * K * sizeof *xb))) return -1;
-    int failed = 0;
-#pragma omp parallel num_threads(n_threads)
-    {
-        /* oneDNN sizes its own parallel loops from this thread's OpenMP
-         * limit: 1, so each call runs on the thread that makes it. */
-        omp_set_num_threads(1);
-        if (xb) {
-#pragma omp for schedule(static)
-            for (int t = 0; t < T; t++)
-                f32_to_bf16_rows(xb + (size_t)t * K, x + (size_t)t * K, K);
-        }
-        const bool convert = !((wtype == GGML_TYPE_F32 && !bf16) || (wtype == GGML_TYPE_BF16 && bf16));
-        void *buf = convert ? malloc((size_t)NP * K * (bf16 ? 2 : 4)) : NULL;
-        float *tmp = convert && bf16 ? malloc((size_t)K * sizeof(float)) : NULL;
-        float *out = accumulate ? malloc((size_t)MB * NP * sizeof(float)) : NULL;
-        void *pad = NULL;
-        size_t pad_cap = 0;
-        dnnl_stream_t st = NULL;
-        int ok = (out || !accumulate) && !(convert && (!buf || (bf16 && !tmp))) &&
-                 dnnl_stream_create(&st, c->eng, dnnl_stream_default_flags) == dnnl_success;
-        if (!ok) {
-#pragma omp atomic write
-            failed = 1;
-        }
-        int have_panel = -1;
-        /* Panels outside, token blocks inside: a thread converts a panel
-         * once and runs it against consecutive token blocks. */
-#pragma omp for schedule(dynamic, 1)
-        for (int task = 0; task < n_tasks; task++) {
-            if (!ok) continue;
-            const int p = task / n_mb, b = task % n_mb;
-            const int n0 = p * NP, nr = N - n0 < NP ? N - n0 : NP;
-            const int t0 = b * MB, mr = T - t0 < MB ? T - t0 : MB;
-            const void *panel = buf;
-            if (!convert || have_panel != p) {
-                panel = weight_panel(w, wtype, bf16, n0, nr, K, buf, tmp);
-                have_panel = p;
-            }
-            /* A product is written in place; one added onto y goes through
-             * a dense tile first, so y + (x W^T) is one float32 addition. */
-            prim_entry key = {.N = nr, .K = K, .ldc = accumulate ? nr : N, .bf16 = bf16};
-            prim_entry own;
-            prim_entry *e = get_prim(c, &key, &own);
-            if (!e) {
-                ok = 0;
-#pragma omp atomic write
-                failed = 1;
-                continue;
-            }
-            if (e->pad_bytes > pad_cap) {
-                free(pad);
-                pad_cap = e->pad_bytes;
-                if (!(pad = aligned_alloc(64, (pad_cap + 63) / 64 * 64))) pad_cap = 0;
-            }
-            const void *src = bf16 ? (const void *)(xb + (size_t)t0 * K) : (const void *)(x + (size_t)t0 * K);
-            float *dst = accumulate ? out : y + (size_t)t0 * N + n0;
-            if ((e->pad_bytes && !pad) || !run_prim(e, c->eng, st, mr, src, panel, dst, pad)) {
-                ok = 0;
-#pragma omp atomic write
-                failed = 1;
-            } else if (accumulate) {
-                for (int t = 0; t < mr; t++) {
-                    float *yr = y + (size_t)(t0 + t) * N + n0;
-                    const float *o = out + (size_t)t * nr;
-                    for (int n = 0; n < nr; n++) yr[n] += o[n];
-                }
-            }
-            put_prim(c, e, &own);
-        }
-        if (st) dnnl_stream_destroy(st);
-        free(pad);
-        free(out);
-        free(buf);
-        free(tmp);
+    dnnl_job j = {c, y, x, NULL, w, wtype, T, N, K, NP, n_mb, n_panels * n_mb, accumulate, bf16, 0, 0};
+    if (bf16) {
+        if (!(j.xb = malloc((size_t)T * K * sizeof *j.xb))) return -1;
+        kvu_pool_run(pool, T, to_bf16_worker, &j);
     }
-    free(xb);
-    return failed ? -1 : 1;
+    kvu_pool_run(pool, j.n_tasks, pieces_worker, &j);
+    free(j.xb);
+    return atomic_load(&j.failed) ? -1 : 1;
 }
 
 #else /* !KVP_HAVE_DNNL */
@@ -367,9 +388,9 @@ int kvdn_compute_for(const kvdn_ctx *ctx, uint32_t wtype) {
     return KVDN_COMPUTE_F32;
 }
 int kvdn_matmul(kvdn_ctx *ctx, float *y, const float *x, int T, const void *w, uint32_t wtype, int N,
-                int K, bool accumulate, int n_threads) {
+                int K, bool accumulate, kvu_pool *pool) {
     (void)ctx, (void)y, (void)x, (void)T, (void)w, (void)wtype, (void)N, (void)K, (void)accumulate,
-        (void)n_threads;
+        (void)pool;
     return 0;
 }
 const char *kvdn_impl_name(const kvdn_ctx *ctx) {

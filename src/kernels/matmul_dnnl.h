@@ -3,8 +3,9 @@
  *
  * The weight matrix is cut into panels of rows whose size depends only on
  * K, and the tokens into blocks of fixed size; each (panel, block) product
- * is one single-threaded primitive call made by one of the caller's OpenMP
- * threads. Every output element therefore comes from the same primitive on
+ * is one single-threaded primitive call made by one of the pool's workers
+ * (util/pool.h; each sets its own OpenMP limit to 1 for the call, so
+ * oneDNN's OpenMP runtime starts no threads of its own). Every output element therefore comes from the same primitive on
  * the same operands whatever the thread count: results depend on the build,
  * the CPU's instruction set and the compute type, never on the threads.
  *
@@ -20,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "util/pool.h"
 
 typedef struct kvdn_ctx kvdn_ctx;
 
@@ -47,7 +50,7 @@ int kvdn_min_rows(void);
  * rows or a weight type it does not know: use kvk_matmul), -1 when memory
  * or a primitive could not be created. */
 int kvdn_matmul(kvdn_ctx *ctx, float *y, const float *x, int T, const void *w, uint32_t wtype, int N,
-                int K, bool accumulate, int n_threads);
+                int K, bool accumulate, kvu_pool *pool);
 
 /* The implementation oneDNN picked for the last primitive created (for
  * benchmarks), e.g. "brg:avx512_core_bf16"; "" when none. */

@@ -18,13 +18,12 @@
 #define MLP_BLOCK 512
 
 /* y (=|+=) x W^T: products of many tokens through oneDNN when the model
- * has it (on as many OpenMP threads as the pool has workers), the rest
- * (and every product without it) on kvk_matmul over the cache's pool. */
+ * has it, the rest (and every product without it) on kvk_matmul; both on
+ * the cache's pool. */
 static bool product(const kvp_model *m, float *y, const float *x, int T, const kvm_weight *w, int N,
                     int K, bool accumulate, kvu_pool *pool) {
-    const int nt = kvu_pool_threads(pool);
-    int r = w->packed ? kvdn_matmul(m->dnnl, y, x, T, w->packed, w->packed_type, N, K, accumulate, nt)
-                      : kvdn_matmul(m->dnnl, y, x, T, w->data, w->type, N, K, accumulate, nt);
+    int r = w->packed ? kvdn_matmul(m->dnnl, y, x, T, w->packed, w->packed_type, N, K, accumulate, pool)
+                      : kvdn_matmul(m->dnnl, y, x, T, w->data, w->type, N, K, accumulate, pool);
     if (r) return r > 0;
     return kvk_matmul(y, x, T, w->data, w->type, N, K, accumulate, pool);
 }

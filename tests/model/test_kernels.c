@@ -26,8 +26,10 @@ static float frand(void) {
 
 int main(void) {
     /* Products on pools of 2 and 3 workers must give the caller-alone bits. */
-    kvu_pool *pool2 = NULL, *pool3 = NULL;
-    CHECK(kvu_pool_new(2, &pool2, NULL) == KVP_OK && kvu_pool_new(3, &pool3, NULL) == KVP_OK);
+    kvu_pool *pool2 = NULL, *pool3 = NULL, *pool4 = NULL;
+    CHECK(kvu_pool_new(2, &pool2, NULL) == KVP_OK && kvu_pool_new(3, &pool3, NULL) == KVP_OK &&
+          kvu_pool_new(4, &pool4, NULL) == KVP_OK);
+    kvu_pool *pools[4] = {NULL, pool2, pool3, pool4};
     /* Every finite half survives a round trip; values are exact powers. */
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {
@@ -111,7 +113,7 @@ int main(void) {
         kvdn_ctx *dc = kvdn_new(ct);
         CHECK(dc != NULL);
         if (!dc) break;
-        CHECK(kvdn_matmul(dc, NULL, NULL, kvdn_min_rows() - 1, NULL, GGML_TYPE_F32, 1, 1, false, 1) == 0);
+        CHECK(kvdn_matmul(dc, NULL, NULL, kvdn_min_rows() - 1, NULL, GGML_TYPE_F32, 1, 1, false, NULL) == 0);
         for (size_t si = 0; si < sizeof dsizes / sizeof dsizes[0]; si++) {
             int T = dsizes[si][0], N = dsizes[si][1], K = dsizes[si][2];
             float *x = malloc(sizeof(float) * T * K), *w = malloc(sizeof(float) * N * K);
@@ -133,7 +135,7 @@ int main(void) {
                 if (ct == KVDN_COMPUTE_BF16)
                     for (int i = 0; i < N * K; i++) wref[i] = kvk_bf16_to_f32(kvk_f32_to_bf16(wref[i]));
                 for (int nt = 1; nt <= 4; nt++)
-                    CHECK(kvdn_matmul(dc, y[nt - 1], x, T, wp, types[ti], N, K, false, nt) == 1);
+                    CHECK(kvdn_matmul(dc, y[nt - 1], x, T, wp, types[ti], N, K, false, pools[nt - 1]) == 1);
                 for (int nt = 2; nt <= 4; nt++)
                     CHECK_MSG(memcmp(y[0], y[nt - 1], sizeof(float) * T * N) == 0,
                               "oneDNN T=%d N=%d K=%d type %u compute %d: 1 and %d threads differ", T, N,
@@ -158,7 +160,7 @@ int main(void) {
                     printf("oneDNN compute %s T=%d N=%d K=%d BF16 weights: max|diff| %.3g (%s)\n",
                            ct == KVDN_COMPUTE_BF16 ? "bf16" : "f32", T, N, K, worst, kvdn_impl_name(dc));
                 memcpy(y[1], y[0], sizeof(float) * T * N);
-                CHECK(kvdn_matmul(dc, y[1], x, T, wp, types[ti], N, K, true, 3) == 1);
+                CHECK(kvdn_matmul(dc, y[1], x, T, wp, types[ti], N, K, true, pool3) == 1);
                 for (int i = 0; i < T * N; i++) CHECK(y[1][i] == y[0][i] + y[0][i]);
             }
             for (int i = 0; i < 4; i++) free(y[i]);
@@ -187,8 +189,8 @@ int main(void) {
                 kvq_dequantize_rows_f32(qtypes[qi], wq, wref, N, K);
                 if (ct == KVDN_COMPUTE_BF16)
                     for (int i = 0; i < N * K; i++) wref[i] = kvk_bf16_to_f32(kvk_f32_to_bf16(wref[i]));
-                CHECK(kvdn_matmul(dc, y1, x, T, wq, qtypes[qi], N, K, false, 1) == 1);
-                CHECK(kvdn_matmul(dc, y2, x, T, wq, qtypes[qi], N, K, false, 3) == 1);
+                CHECK(kvdn_matmul(dc, y1, x, T, wq, qtypes[qi], N, K, false, NULL) == 1);
+                CHECK(kvdn_matmul(dc, y2, x, T, wq, qtypes[qi], N, K, false, pool3) == 1);
                 CHECK(memcmp(y1, y2, sizeof(float) * T * N) == 0);
                 double worst = 0, scale = 0;
                 for (int t = 0; t < T; t++)
@@ -260,5 +262,6 @@ int main(void) {
     CHECK(counts[0] == 0 && counts[3] == 0 && counts[4] == 0 && counts[1] > 800 && counts[2] > 800);
     kvu_pool_free(pool2);
     kvu_pool_free(pool3);
+    kvu_pool_free(pool4);
     return kvp_test_done("test_kernels");
 }
