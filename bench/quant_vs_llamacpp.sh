@@ -58,7 +58,7 @@ cc -O2 -I"$INC" "$HERE/llama_bench.c" -o "$WORK/llama_bench" -L"$BINS" -l:liblla
    -l:libggml.v0.4.0.so -lggml-base -Wl,-rpath,"$BINS"
 LB="$WORK/llama_bench"
 # The dot kernels alone against ggml's (one thread, weights in cache).
-cc -O2 -I"$INC" -I"$HERE/../src" -I"$HERE/../include" "$HERE/qdot_vs_ggml.c" -o "$WORK/qdot_vs_ggml" \
+cc -O2 -I"$INC" -I"$HERE/../src" -I"$HERE/../include" -I"$BUILD/include" "$HERE/qdot_vs_ggml.c" -o "$WORK/qdot_vs_ggml" \
    "$BUILD/libkvprune.a" -fopenmp -lm -ldl $(pkg-config --libs libpcre2-8 jansson libutf8proc)
 "$WORK/qdot_vs_ggml" "$BINS" | tee "$WORK/kernels.md"
 
