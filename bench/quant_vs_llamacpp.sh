@@ -10,7 +10,7 @@
 #
 # usage: bench/quant_vs_llamacpp.sh BUILD_DIR WORK
 #   (BUILD_DIR: a Release build with kvprune, tests/model/kvp_bench and
-#   tests/model/bench_qdot)
+#   tools/kernels/bench_qdot)
 # environment (defaults): MODELS="qwen05 llama1b" TYPES="f16 q8_0 q4_k_m"
 #   PROMPTS="512 4096" NEW=64 REPS=3 THREADS=2 QWEN_VOCAB=151936
 #   LLAMA_VOCAB=128256 OURS_QUANT=1 (also time our own quantized files)
@@ -21,7 +21,7 @@ set -euo pipefail
 BUILD=$(cd "$1" && pwd)
 KVP=$BUILD/kvprune
 KB=$BUILD/tests/model/kvp_bench
-QDOT=$BUILD/tests/model/bench_qdot
+QDOT=$BUILD/tools/kernels/bench_qdot
 mkdir -p "$2"
 WORK=$(cd "$2" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -58,7 +58,7 @@ cc -O2 -I"$INC" "$HERE/llama_bench.c" -o "$WORK/llama_bench" -L"$BINS" -l:liblla
    -l:libggml.v0.4.0.so -lggml-base -Wl,-rpath,"$BINS"
 LB="$WORK/llama_bench"
 # The dot kernels alone against ggml's (one thread, weights in cache).
-cc -O2 -I"$INC" -I"$HERE/../src" -I"$HERE/../include" -I"$BUILD/include" "$HERE/qdot_vs_ggml.c" -o "$WORK/qdot_vs_ggml" \
+cc -O2 -I"$INC" -I"$HERE/../src" -I"$HERE/../include" -I"$BUILD/include" "$HERE/../tools/kernels/qdot_vs_ggml.c" -o "$WORK/qdot_vs_ggml" \
    "$BUILD/libkvprune.a" -fopenmp -lm -ldl $(pkg-config --libs libpcre2-8 jansson libutf8proc)
 "$WORK/qdot_vs_ggml" "$BINS" | tee "$WORK/kernels.md"
 
