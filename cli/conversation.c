@@ -143,7 +143,7 @@ kvp_status conv_turn(conv *c, const kvp_chat_message *msgs, size_t n_new, const 
     if (s) return s;
     kvp_gen_params p = *gp;
     p.keep_cache = c->started;
-    s = kvp_generate((kvp_model *)c->model, c->cache, ids, n_ids, &p, res, err);
+    s = kvp_generate(c->model, c->cache, ids, n_ids, &p, res, err);
     kvp_free(ids);
     if (s) {
         /* a failed block leaves the cache mid-block */

@@ -477,7 +477,7 @@ static kvp_status write_row(kvev_jsonl_writer *w, const json_t *sample, const ch
     return st;
 }
 
-static kvp_status generate_one(kvp_model *model, kvp_cache *cache, const kvlb_pred_params *p,
+static kvp_status generate_one(const kvp_model *model, kvp_cache *cache, const kvlb_pred_params *p,
                                const kvev_prompt_style *ps, const lb_data *d, size_t i,
                                int max_length, kvev_jsonl_writer *w, bool *truncated,
                                bool *interrupted, kvp_error *err) {
@@ -547,7 +547,7 @@ static kvp_status check_params(const kvlb_pred_params *p, kvp_error *err) {
     return KVP_OK;
 }
 
-kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summary *sum,
+kvp_status kvlb_pred(const kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summary *sum,
                      kvp_error *err) {
     memset(sum, 0, sizeof *sum);
     kvp_status st = check_params(p, err);

@@ -114,7 +114,7 @@ typedef struct kvlb_pred_summary {
 
 /* Everything (configs, data files and their fields, prompts, existing
  * prediction files) is checked before the first line is written. */
-kvp_status kvlb_pred(kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summary *sum,
+kvp_status kvlb_pred(const kvp_model *model, const kvlb_pred_params *p, kvlb_pred_summary *sum,
                      kvp_error *err);
 
 /* ---------------------------------------------------------------- eval --- */

@@ -242,7 +242,7 @@ bool kvev_stop_requested(const volatile sig_atomic_t *stop) { return stop && *st
 
 /* Runs one sample and appends its line; *interrupted (nothing written) when
  * the stop flag ended the generation. */
-static kvp_status run_one(kvp_model *model, kvp_cache *cache, const kvev_needle_pred_params *p,
+static kvp_status run_one(const kvp_model *model, kvp_cache *cache, const kvev_needle_pred_params *p,
                           const kvp_tokenizer *tok, const sample *s, kvev_jsonl_writer *w,
                           bool *interrupted, kvp_error *err) {
     kvp_gen_result res;
@@ -282,7 +282,7 @@ static kvp_status run_one(kvp_model *model, kvp_cache *cache, const kvev_needle_
     return st;
 }
 
-kvp_status kvev_needle_pred(kvp_model *model, const kvev_needle_pred_params *p,
+kvp_status kvev_needle_pred(const kvp_model *model, const kvev_needle_pred_params *p,
                            kvev_needle_pred_summary *sum, kvp_error *err) {
     memset(sum, 0, sizeof *sum);
     if (p->n_methods == 0) return kvu_fail(err, KVP_ERR_INVALID_ARG, "methods: no method given");

@@ -119,7 +119,7 @@ typedef struct kvev_needle_pred_summary {
 /* Runs the sweep. Everything is checked first (data fields, method names,
  * ratios, prompt lengths against the model's context, existing pred.jsonl
  * files) so that a bad input fails before any line is written. */
-kvp_status kvev_needle_pred(kvp_model *model, const kvev_needle_pred_params *p,
+kvp_status kvev_needle_pred(const kvp_model *model, const kvev_needle_pred_params *p,
                            kvev_needle_pred_summary *summary, kvp_error *err);
 
 #endif
