@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/plot_svg.h"
+#include "kvprune_eval/plot_svg.h"
 
 #define MAX_TURNS 4096
 #define MAX_RUNS 16

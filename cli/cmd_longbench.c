@@ -8,9 +8,9 @@
 
 #include "cli.h"
 #include "eval_flags.h"
-#include "eval/jsonl.h"
-#include "eval/lb_cut.h"
-#include "eval/longbench.h"
+#include "kvprune_eval/jsonl.h"
+#include "kvprune_eval/lb_cut.h"
+#include "kvprune_eval/longbench.h"
 
 /* --------------------------------------------------------------- pred --- */
 

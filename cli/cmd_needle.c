@@ -9,11 +9,11 @@
 
 #include "cli.h"
 #include "eval_flags.h"
-#include "eval/jsonl.h"
-#include "eval/needle_eval.h"
-#include "eval/needle_gen.h"
-#include "eval/needle_pred.h"
-#include "eval/plot_svg.h"
+#include "kvprune_eval/jsonl.h"
+#include "kvprune_eval/needle_eval.h"
+#include "kvprune_eval/needle_gen.h"
+#include "kvprune_eval/needle_pred.h"
+#include "kvprune_eval/plot_svg.h"
 
 /* ---------------------------------------------------------------- gen --- */
 

@@ -3,7 +3,7 @@
 #define KVP_CLI_EVAL_FLAGS_H
 
 #include "cli.h"
-#include "eval/needle_pred.h"
+#include "kvprune_eval/needle_pred.h"
 
 /* The prompt style flags of the evaluation commands (--chat-template,
  * --no-chat, --system; cli/eval_flags.c) bound to ps. */

@@ -6,8 +6,8 @@
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
 
-#include "eval/jsonl.h"
-#include "eval/longbench.h"
+#include "kvprune_eval/jsonl.h"
+#include "kvprune_eval/longbench.h"
 #include "fuzz_common.h"
 #include "kvprune.h"
 

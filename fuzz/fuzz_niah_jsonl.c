@@ -6,9 +6,9 @@
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
 
-#include "eval/jsonl.h"
-#include "eval/needle_eval.h"
-#include "eval/needle_pred.h"
+#include "kvprune_eval/jsonl.h"
+#include "kvprune_eval/needle_eval.h"
+#include "kvprune_eval/needle_pred.h"
 #include "fuzz_common.h"
 #include "kvprune.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "eval/jieba.h"
+#include "kvprune_eval/jieba.h"
 
 static double now(clockid_t c) {
     struct timespec ts;

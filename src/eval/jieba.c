@@ -2,7 +2,7 @@
  * max-probability route over each block's word DAG, and the buffering of
  * one-character steps that hands unknown runs to the HMM (jieba_hmm.c).
  * The steps are described in jieba.h. */
-#include "eval/jieba.h"
+#include "kvprune_eval/jieba.h"
 
 #include <math.h>
 #include <stdbool.h>

@@ -1,4 +1,4 @@
-#include "eval/jsonl.h"
+#include "kvprune_eval/jsonl.h"
 
 #include <errno.h>
 #include <fcntl.h>

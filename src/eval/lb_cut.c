@@ -1,8 +1,8 @@
-#include "eval/lb_cut.h"
+#include "kvprune_eval/lb_cut.h"
 
 #include <stdlib.h>
 
-#include "eval/jieba.h"
+#include "kvprune_eval/jieba.h"
 #include "util/error.h"
 
 static kvp_status jb_cut(void *user, const char *text, size_t len, char ***words, size_t *n,

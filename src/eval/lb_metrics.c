@@ -1,4 +1,4 @@
-#include "eval/lb_metrics.h"
+#include "kvprune_eval/lb_metrics.h"
 
 #include <math.h>
 #include <stdint.h>

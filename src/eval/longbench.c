@@ -1,4 +1,4 @@
-#include "eval/longbench.h"
+#include "kvprune_eval/longbench.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -9,8 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "eval/jsonl.h"
-#include "eval/metrics.h"
+#include "kvprune_eval/jsonl.h"
+#include "kvprune_eval/metrics.h"
 #include "eval/pystr.h"
 #include "util/error.h"
 #include "util/file.h"

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "eval/jsonl.h"
-#include "eval/longbench.h"
-#include "eval/metrics.h"
+#include "kvprune_eval/jsonl.h"
+#include "kvprune_eval/longbench.h"
+#include "kvprune_eval/metrics.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/json.h"

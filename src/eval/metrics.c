@@ -1,4 +1,4 @@
-#include "eval/metrics.h"
+#include "kvprune_eval/metrics.h"
 
 #include <math.h>
 #include <stdint.h>

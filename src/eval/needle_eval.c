@@ -1,4 +1,4 @@
-#include "eval/needle_eval.h"
+#include "kvprune_eval/needle_eval.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -9,9 +9,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "eval/jsonl.h"
-#include "eval/metrics.h"
-#include "eval/plot_svg.h"
+#include "kvprune_eval/jsonl.h"
+#include "kvprune_eval/metrics.h"
+#include "kvprune_eval/plot_svg.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/json.h"

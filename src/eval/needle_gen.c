@@ -1,4 +1,4 @@
-#include "eval/needle_gen.h"
+#include "kvprune_eval/needle_gen.h"
 
 #include <dirent.h>
 #include <errno.h>

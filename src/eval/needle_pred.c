@@ -1,4 +1,4 @@
-#include "eval/needle_pred.h"
+#include "kvprune_eval/needle_pred.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -6,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "eval/jsonl.h"
-#include "eval/metrics.h"
+#include "kvprune_eval/jsonl.h"
+#include "kvprune_eval/metrics.h"
 #include "util/error.h"
 
 kvp_status kvev_prompt_ids(const kvev_prompt_style *ps, const char *input, int32_t **ids, size_t *n,

@@ -1,4 +1,4 @@
-#include "eval/plot_svg.h"
+#include "kvprune_eval/plot_svg.h"
 
 #include <errno.h>
 #include <math.h>

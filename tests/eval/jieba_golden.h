@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <time.h>
 
-#include "eval/jieba.h"
+#include "kvprune_eval/jieba.h"
 #include "test_util.h"
 
 /* Byte length of the first ncp code points of s (valid UTF-8). */

@@ -8,10 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "eval/jsonl.h"
-#include "eval/metrics.h"
-#include "eval/needle_eval.h"
-#include "eval/needle_pred.h"
+#include "kvprune_eval/jsonl.h"
+#include "kvprune_eval/metrics.h"
+#include "kvprune_eval/needle_eval.h"
+#include "kvprune_eval/needle_pred.h"
 #include "test_util.h"
 
 static char *tmpdir_new(void) {

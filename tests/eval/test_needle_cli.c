@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "eval/metrics.h"
+#include "kvprune_eval/metrics.h"
 #include "test_util.h"
 
 static const char *cli;

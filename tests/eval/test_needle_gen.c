@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/needle_gen.h"
+#include "kvprune_eval/needle_gen.h"
 #include "test_util.h"
 
 static size_t fake_count(const char *s) {

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/lb_cut.h"
-#include "eval/lb_metrics.h"
+#include "kvprune_eval/lb_cut.h"
+#include "kvprune_eval/lb_metrics.h"
 #include "test_util.h"
 
 static double hexd(const json_t *v) { return strtod(json_string_value(v), NULL); }

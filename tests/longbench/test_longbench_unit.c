@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/longbench.h"
-#include "eval/metrics.h"
+#include "kvprune_eval/longbench.h"
+#include "kvprune_eval/metrics.h"
 #include "test_util.h"
 
 static void check_format(const char *tmpl, const char *fields, const char *want) {

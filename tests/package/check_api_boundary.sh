@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The programs on top of the library use its public headers only: the CLI
 # (cli/) and the benchmarks (bench/) include kvprune.h, the evaluation
-# library's headers (src/eval/*.h, except its *_internal.h), llama.cpp's
+# library's headers (src/eval/include/kvprune_eval/*.h), llama.cpp's
 # (for the benchmarks that run it as the peer) and their own headers, never
 # the core's internal ones; and the evaluation headers they include use only
 # kvprune.h and each other. No exceptions: tools that time internal kernels
@@ -21,8 +21,7 @@ check() { # FILE TOP_DIR: every include is allowed
     case "$inc" in
       *..*) ;; # a path out of the program's folder (e.g. into src/)
       kvprune.h) continue ;;
-      eval/*_internal.h) ;;
-      eval/*.h) [ -f "src/$inc" ] && continue ;;
+      kvprune_eval/*.h) [ -f "src/eval/include/$inc" ] && continue ;;
       *)
         [[ "$inc" =~ $external ]] && continue
         # the program's own headers, next to it or in its top folder
@@ -39,11 +38,14 @@ check() { # FILE TOP_DIR: every include is allowed
 while IFS= read -r f; do check "$f" cli; done < <(find cli -name '*.[ch]' | sort)
 while IFS= read -r f; do check "$f" bench; done < <(find bench -name '*.[ch]' | sort)
 # the evaluation headers the programs include use only the public API
-for h in $(cat $(find cli bench -name '*.[ch]') | sed -nE 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"(eval\/[^"]+)".*/\1/p' | sort -u); do
-  [ -f "src/$h" ] || continue
+for h in src/eval/include/kvprune_eval/*.h; do
   while IFS= read -r inc; do
-    case "$inc" in kvprune.h | eval/*.h) ;; *) echo "src/$h includes \"$inc\""; bad=1 ;; esac
-  done < <(includes "src/$h")
+    case "$inc" in
+      kvprune.h) ;;
+      kvprune_eval/*.h) [ -f "src/eval/include/$inc" ] || { echo "$h includes \"$inc\""; bad=1; } ;;
+      *) echo "$h includes \"$inc\": not part of the public API"; bad=1 ;;
+    esac
+  done < <(includes "$h")
 done
 [ $bad -eq 0 ] && echo "cli/ and bench/ use the public headers only"
 exit $bad

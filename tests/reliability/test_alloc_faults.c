@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "alloc_fault.h"
-#include "eval/needle_eval.h"
+#include "kvprune_eval/needle_eval.h"
 #include "kvprune.h"
 #include "test_util.h"
 

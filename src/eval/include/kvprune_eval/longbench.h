@@ -7,8 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "eval/lb_metrics.h"
-#include "eval/needle_pred.h"
+#include "kvprune_eval/lb_metrics.h"
+#include "kvprune_eval/needle_pred.h"
 #include "kvprune.h"
 
 /* LongBench's dataset lists (pred.py): all 21, and the 13 of LongBench-E. */

@@ -3,7 +3,7 @@
 #ifndef KVP_EVAL_LB_CUT_H
 #define KVP_EVAL_LB_CUT_H
 
-#include "eval/lb_metrics.h"
+#include "kvprune_eval/lb_metrics.h"
 
 /* Loads jieba's dictionary and HMM tables from `dir` (NULL: where Debian's
  * python3-jieba installs them). Fails with a message naming the dictionary folder
