@@ -341,25 +341,10 @@ out:
 }
 
 int cmd_longbench(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        printf("usage: kvprune longbench pred|eval|prompt [options]\n\n"
-               "  pred    LongBench predictions for methods x budgets (resumable, sharded)\n"
-               "  eval    the official scores: result.json per experiment and a table\n"
-               "  prompt  print the prompt of one sample as pred builds it\n\n"
-               "'kvprune longbench <sub> --help' lists the options.\n");
-        return argc < 2 ? 2 : 0;
-    }
-    if (!strcmp(argv[1], "pred")) {
-        cli_set_command("longbench pred");
-        return lb_pred(argc - 1, argv + 1);
-    }
-    if (!strcmp(argv[1], "eval")) {
-        cli_set_command("longbench eval");
-        return lb_eval(argc - 1, argv + 1);
-    }
-    if (!strcmp(argv[1], "prompt")) {
-        cli_set_command("longbench prompt");
-        return lb_prompt(argc - 1, argv + 1);
-    }
-    return cli_usage_error("longbench", "unknown subcommand '%s' (pred, eval or prompt)", argv[1]);
+    static const cli_subcommand subs[] = {
+        {"pred", lb_pred, "LongBench predictions for methods x budgets (resumable, sharded)"},
+        {"eval", lb_eval, "the official scores: result.json per experiment and a table"},
+        {"prompt", lb_prompt, "print the prompt of one sample as pred builds it"},
+    };
+    return cli_dispatch("longbench", subs, CLI_COUNT(subs), argc, argv);
 }

@@ -548,16 +548,10 @@ out:
 /* ----------------------------------------------------------------------- */
 
 int cmd_needle(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        printf("usage: kvprune needle gen|pred|eval [options]\n\n"
-               "  gen   write needle-in-a-haystack data (RULER jsonl)\n"
-               "  pred  run a model over it for methods x cache ratios (resumable)\n"
-               "  eval  score predictions (string_match_all), result.json, table, plots\n\n"
-               "'kvprune needle <sub> --help' lists the options.\n");
-        return argc < 2 ? 2 : 0;
-    }
-    if (!strcmp(argv[1], "gen")) return needle_gen(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "pred")) return needle_pred(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "eval")) return needle_eval(argc - 1, argv + 1);
-    return cli_usage_error("needle", "unknown subcommand '%s' (gen, pred or eval)", argv[1]);
+    static const cli_subcommand subs[] = {
+        {"gen", needle_gen, "write needle-in-a-haystack data (RULER jsonl)"},
+        {"pred", needle_pred, "run a model over it for methods x cache ratios (resumable)"},
+        {"eval", needle_eval, "score predictions (string_match_all), result.json, table, plots"},
+    };
+    return cli_dispatch("needle", subs, CLI_COUNT(subs), argc, argv);
 }

@@ -478,3 +478,41 @@ void cli_print_help(const cli_command *cmd) {
     }
     if (cmd->epilog) printf("\n%s", cmd->epilog);
 }
+
+void cli_print_subcommands(FILE *to, const char *command, const cli_subcommand *subs, size_t n) {
+    int width = 0;
+    fprintf(to, "usage: kvprune %s ", command);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(to, "%s%s", i ? "|" : "", subs[i].name);
+        int len = (int)strlen(subs[i].name);
+        if (len > width) width = len;
+    }
+    fprintf(to, " [options]\n\n");
+    for (size_t i = 0; i < n; i++) fprintf(to, "  %-*s  %s\n", width, subs[i].name, subs[i].summary);
+    fprintf(to, "\n'kvprune %s <sub> --help' lists the options.\n", command);
+}
+
+int cli_dispatch(const char *command, const cli_subcommand *subs, size_t n, int argc, char **argv) {
+    if (argc < 2) {
+        cli_print_subcommands(stderr, command, subs, n);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        cli_print_subcommands(stdout, command, subs, n);
+        return 0;
+    }
+    /* the message prefix lives as long as the run: cli_set_command keeps the pointer */
+    static char full_name[64];
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(argv[1], subs[i].name)) {
+            snprintf(full_name, sizeof full_name, "%s %s", command, subs[i].name);
+            cli_set_command(full_name);
+            return subs[i].run(argc - 1, argv + 1);
+        }
+    char names[256];
+    size_t len = 0;
+    for (size_t i = 0; i < n && len < sizeof names; i++)
+        len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i == 0 ? "" : i + 1 < n ? ", " : " or ",
+                                subs[i].name);
+    return cli_usage_error(command, "unknown subcommand '%s' (%s)", argv[1], names);
+}

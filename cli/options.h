@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum cli_opt_type {
     CLI_FLAG,        /* no value: *(bool *)dst = set                          */
@@ -127,6 +128,24 @@ int cli_parse_one(const cli_command *cmd, int argc, char **argv, int *i);
 
 /* Prints the command's --help to stdout. */
 void cli_print_help(const cli_command *cmd);
+
+/* A command made of subcommands ("needle gen|pred|eval"): one table of
+ * names, the functions that run them and one-line summaries drives the
+ * dispatch, the usage line, --help and the message for an unknown one. */
+typedef struct cli_subcommand {
+    const char *name;                  /* "gen"                              */
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand's name   */
+    const char *summary;               /* one line for --help                */
+} cli_subcommand;
+
+/* Runs the subcommand argv[1] of `command` with argv + 1, after
+ * cli_set_command("<command> <sub>"). No subcommand: the usage on stderr,
+ * 2; -h/--help: the usage on stdout, 0; an unknown one: a usage error
+ * (2) that lists the subcommands. */
+int cli_dispatch(const char *command, const cli_subcommand *subs, size_t n, int argc, char **argv);
+
+/* Prints the usage of a command made of subcommands to `to`. */
+void cli_print_subcommands(FILE *to, const char *command, const cli_subcommand *subs, size_t n);
 
 #define CLI_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -9,7 +9,10 @@ own inventory of every command's flags (the documented interface):
 - a bad value of each type, or a missing value, exits 2 with a message that
   starts with "kvprune <command>: " and names the flag (an enum's message
   lists its values);
-- refused flags say why, unknown flags and stray arguments exit 2.
+- refused flags say why, unknown flags and stray arguments exit 2;
+- `kvprune --help` lists exactly the commands below, and the commands
+  made of subcommands (needle, longbench) list, dispatch and refuse
+  subcommands from the same inventory.
 
 No model is loaded: every case fails (or is refused) while parsing.
 Usage: cli_options.py PATH-TO-KVPRUNE"""
@@ -218,6 +221,44 @@ def test_command(command, spec):
     usage_error(command, ["stray"], "stray", ["unexpected argument"], f"{command} stray")
 
 
+def listed_names(text):
+    """The names a usage lists, one a line as "  name  summary"."""
+    return [m.group(1) for m in (re.match(r"^  ([a-z]+) +\S", l) for l in text.splitlines()) if m]
+
+
+def test_dispatch():
+    """kvprune and its commands made of subcommands list exactly the
+    inventory's commands (in its order for the subcommands), dispatch each,
+    and refuse unknown ones with exit 2 and a message that lists them."""
+    subs = {}
+    for name in COMMANDS:
+        top, _, sub = name.partition(" ")
+        subs.setdefault(top, []).extend([sub] if sub else [])
+    rc, out, _ = run("", "--help")
+    check(rc == 0 and sorted(listed_names(out)) == sorted(subs),
+          f"kvprune --help: exit {rc}, lists {listed_names(out)}, expected {sorted(subs)}")
+    for top, names in subs.items():
+        if not names:
+            continue
+        rc, out, _ = run(top, "--help")
+        check(rc == 0, f"{top} --help: exit {rc}")
+        check(listed_names(out) == names, f"{top} --help lists {listed_names(out)}, expected {names}")
+        check(out.startswith(f"usage: kvprune {top} {'|'.join(names)} [options]\n"),
+              f"{top} --help: usage line {out.splitlines()[:1]}")
+        long_lines = [l for l in out.splitlines() if len(l) > 80]
+        check(not long_lines, f"{top} --help: lines over 80 columns: {long_lines}")
+        rc, _, err = run(top)
+        check(rc == 2 and listed_names(err) == names, f"{top} without a subcommand: exit {rc}: {err}")
+        rc, _, err = run(top, "nope")
+        spelled = ", ".join(names[:-1]) + " or " + names[-1]
+        check(rc == 2 and err.startswith(f"kvprune {top}: unknown subcommand 'nope' ({spelled})"),
+              f"{top} nope: exit {rc}: {err.strip()}")
+        for sub in names:  # each dispatched: its own --help
+            rc, out, _ = run(f"{top} {sub}", "--help")
+            check(rc == 0 and out.startswith(f"usage: kvprune {top} {sub} "),
+                  f"{top} {sub} --help: exit {rc}: {out.splitlines()[:1]}")
+
+
 def main():
     global KVPRUNE
     if len(sys.argv) != 2:
@@ -226,6 +267,7 @@ def main():
     KVPRUNE = sys.argv[1]
     for command, spec in COMMANDS.items():
         test_command(command, spec)
+    test_dispatch()
     # required flags: every missing one is named, in one message
     usage_error("needle pred", [], "-m MODEL", ["--data FILE", "--save-dir DIR", "are required"],
                 "needle pred without its required flags")
