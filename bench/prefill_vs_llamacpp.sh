@@ -31,29 +31,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 
-PKG=node-llama-cpp@3.21.1
-BINS="$WORK/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"
-if [ ! -f "$BINS/libllama.v0.4.0.so" ] || [ ! -f "$WORK/node_modules/node-llama-cpp/llama/gitRelease.bundle" ]; then
-  echo "installing $PKG into $WORK"
-  [ -f "$WORK/package.json" ] || echo '{"private":true}' > "$WORK/package.json"
-  if ! (cd "$WORK" && timeout 600 npm install --no-audit --no-fund --ignore-scripts --omit=optional \
-        "$PKG" "@node-llama-cpp/linux-x64@3.21.1" >"$WORK/npm.log" 2>&1); then
-    grep -qiE "ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|network" "$WORK/npm.log" && {
-      echo "SKIP: npm registry unreachable"; exit 77; }
-    echo "npm install failed:"; tail -20 "$WORK/npm.log"; exit 1
-  fi
-fi
-INC="$WORK/include"
-if [ ! -f "$INC/llama.h" ]; then
-  rm -rf "$WORK/bundle.git" && mkdir -p "$INC"
-  git clone -q --bare "$WORK/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$WORK/bundle.git" || exit 1
-  for f in include/llama.h ggml/include/ggml.h ggml/include/ggml-backend.h ggml/include/ggml-alloc.h \
-           ggml/include/ggml-cpu.h ggml/include/ggml-opt.h ggml/include/gguf.h; do
-    git --git-dir="$WORK/bundle.git" show "HEAD:$f" > "$INC/$(basename $f)" || exit 1
-  done
-fi
-cc -O2 -I"$INC" "$HERE/llama_prefill.c" -o "$WORK/llama_prefill" -L"$BINS" -l:libllama.v0.4.0.so \
-   -l:libggml.v0.4.0.so -lggml-base -Wl,-rpath,"$BINS" || exit 1
+# shellcheck source=../tools/llamacpp/node_llama_cpp.sh
+. "$HERE/../tools/llamacpp/node_llama_cpp.sh"
+llamacpp_install "$WORK" || exit $?
+BINS=$LLAMACPP_BINS
+llamacpp_cc "$HERE/llama_prefill.c" "$WORK/llama_prefill" -O2 || exit 1
 
 # shape: hidden heads kv_heads ffn vocab layers
 shape_args() {

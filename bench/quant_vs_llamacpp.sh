@@ -37,25 +37,12 @@ F32KV=${F32KV:-0}
 # then sleep; llama.cpp: spin, then sleep).
 
 # llama.cpp: the npm package and the headers of its exact release.
-PKG=node-llama-cpp@3.21.1
-BINS="$WORK/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"
-if [ ! -f "$BINS/libllama.v0.4.0.so" ] || [ ! -f "$WORK/node_modules/node-llama-cpp/llama/gitRelease.bundle" ]; then
-  [ -f "$WORK/package.json" ] || echo '{"private":true}' > "$WORK/package.json"
-  (cd "$WORK" && npm install --no-audit --no-fund --ignore-scripts --omit=optional \
-      "$PKG" "@node-llama-cpp/linux-x64@3.21.1" > "$WORK/npm.log" 2>&1) ||
-    { echo "npm install failed:"; tail -5 "$WORK/npm.log"; exit 1; }
-fi
-INC="$WORK/include"
-if [ ! -f "$INC/llama.h" ]; then
-  rm -rf "$WORK/bundle.git" && mkdir -p "$INC"
-  git clone -q --bare "$WORK/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$WORK/bundle.git"
-  for f in include/llama.h ggml/include/ggml.h ggml/include/ggml-backend.h ggml/include/ggml-alloc.h \
-           ggml/include/ggml-cpu.h ggml/include/ggml-opt.h ggml/include/gguf.h; do
-    git --git-dir="$WORK/bundle.git" show "HEAD:$f" > "$INC/$(basename $f)"
-  done
-fi
-cc -O2 -I"$INC" "$HERE/llama_bench.c" -o "$WORK/llama_bench" -L"$BINS" -l:libllama.v0.4.0.so \
-   -l:libggml.v0.4.0.so -lggml-base -Wl,-rpath,"$BINS"
+# shellcheck source=../tools/llamacpp/node_llama_cpp.sh
+. "$HERE/../tools/llamacpp/node_llama_cpp.sh"
+llamacpp_install "$WORK"
+BINS=$LLAMACPP_BINS
+INC=$LLAMACPP_INC
+llamacpp_cc "$HERE/llama_bench.c" "$WORK/llama_bench" -O2
 LB="$WORK/llama_bench"
 # The dot kernels alone against ggml's (one thread, weights in cache).
 cc -O2 -I"$INC" -I"$HERE/../src" -I"$HERE/../include" -I"$BUILD/include" "$HERE/../tools/kernels/qdot_vs_ggml.c" -o "$WORK/qdot_vs_ggml" \

@@ -36,32 +36,12 @@ PROMPT=1,7,42
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PKG=node-llama-cpp@3.21.1
-BINS="$WORK/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"
-if [ ! -f "$BINS/libllama.v0.4.0.so" ] || [ ! -f "$WORK/node_modules/node-llama-cpp/llama/gitRelease.bundle" ]; then
-  echo "installing $PKG into $WORK"
-  [ -f "$WORK/package.json" ] || echo '{"private":true}' > "$WORK/package.json"
-  if ! (cd "$WORK" && timeout 600 npm install --no-audit --no-fund --ignore-scripts --omit=optional \
-        "$PKG" "@node-llama-cpp/linux-x64@3.21.1" >"$WORK/npm.log" 2>&1); then
-    if grep -qiE "ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|network" "$WORK/npm.log"; then
-      echo "SKIP: npm registry unreachable; quantized llama.cpp peer test not run"; tail -3 "$WORK/npm.log"; exit 77
-    fi
-    echo "npm install failed:"; tail -20 "$WORK/npm.log"; exit 1
-  fi
-fi
-[ -f "$BINS/libllama.v0.4.0.so" ] || { echo "no libllama in $BINS"; exit 1; }
-INC="$WORK/include"
-if [ ! -f "$INC/gguf.h" ] || [ ! -f "$INC/llama.h" ]; then
-  rm -rf "$WORK/bundle.git" && mkdir -p "$INC"
-  git clone -q --bare "$WORK/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$WORK/bundle.git" || exit 1
-  for f in include/llama.h ggml/include/ggml.h ggml/include/ggml-backend.h ggml/include/ggml-alloc.h \
-           ggml/include/ggml-cpu.h ggml/include/ggml-opt.h ggml/include/gguf.h; do
-    git --git-dir="$WORK/bundle.git" show "HEAD:$f" > "$INC/$(basename $f)" || exit 1
-  done
-fi
+# shellcheck source=../../tools/llamacpp/node_llama_cpp.sh
+. "$ROOT/tools/llamacpp/node_llama_cpp.sh"
+llamacpp_install "$WORK" || exit $?
+BINS=$LLAMACPP_BINS
 PEER="$WORK/llama_quant_peer"
-cc -O1 -I"$INC" "$ROOT/tests/quant/llama_quant_peer.c" -o "$PEER" -L"$BINS" -l:libllama.v0.4.0.so \
-   -l:libggml.v0.4.0.so -lggml-base -Wl,-rpath,"$BINS" -lm || exit 1
+llamacpp_cc "$ROOT/tests/quant/llama_quant_peer.c" "$PEER" -O1 -lm || exit 1
 
 fail=0
 D="$WORK/quant"
