@@ -2,39 +2,18 @@
  * even; hotpotqa.jsonl: odd) for `longbench pred` on the tiny test model
  * with the fixture configs, and the same bytes as a prediction file scored
  * by `longbench eval` (scan, table, result.json). */
-/* nftw */
-#define _XOPEN_SOURCE 700
-#include <ftw.h>
-
 #include "kvprune_eval/jsonl.h"
 #include "kvprune_eval/longbench.h"
-#include "fuzz_common.h"
-#include "kvprune.h"
-
-#ifndef KVP_SOURCE_DIR
-#error "KVP_SOURCE_DIR must name the source tree (set by fuzz/CMakeLists.txt)"
-#endif
+#include "fuzz_eval.h"
 
 static kvp_model *model;
 static char config_dir[1024];
 
-static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    char p[1024];
-    snprintf(p, sizeof p, "%s/tests/data/eval/tiny-model", KVP_SOURCE_DIR);
+    model = fz_tiny_model();
     snprintf(config_dir, sizeof config_dir, "%s/tests/data/longbench/config", KVP_SOURCE_DIR);
-    kvp_model_params mp = kvp_model_default_params();
-    mp.n_threads = 1;
-    kvp_error err;
-    if (kvp_model_load(p, &mp, &model, &err) != KVP_OK) abort();
     return 0;
 }
 
@@ -84,6 +63,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < n; i++) (void)kvlb_eval_write_result(&scores[i], false, &err);
         kvlb_exp_scores_free(scores, n);
     }
-    nftw(save, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    fz_remove_tree(save);
     return 0;
 }

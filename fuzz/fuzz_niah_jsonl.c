@@ -2,38 +2,17 @@
  * on the tiny test model, one new token per sample) and a pred.jsonl for
  * `needle eval` (scoring with a torn last line, the heatmap, the scan of a
  * sweep folder), and a file for the torn-line repair. */
-/* nftw */
-#define _XOPEN_SOURCE 700
-#include <ftw.h>
-
 #include "kvprune_eval/jsonl.h"
 #include "kvprune_eval/needle_eval.h"
 #include "kvprune_eval/needle_pred.h"
-#include "fuzz_common.h"
-#include "kvprune.h"
-
-#ifndef KVP_SOURCE_DIR
-#error "KVP_SOURCE_DIR must name the source tree (set by fuzz/CMakeLists.txt)"
-#endif
+#include "fuzz_eval.h"
 
 static kvp_model *model;
-
-static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    char p[1024];
-    snprintf(p, sizeof p, "%s/tests/data/eval/tiny-model", KVP_SOURCE_DIR);
-    kvp_model_params mp = kvp_model_default_params();
-    mp.n_threads = 1;
-    kvp_error err;
-    if (kvp_model_load(p, &mp, &model, &err) != KVP_OK) abort();
+    model = fz_tiny_model();
     return 0;
 }
 
@@ -85,7 +64,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         kvev_task_scores_free(tasks, nt);
     }
-    /* in-process: a fork per input would cost more than the input */
-    nftw(save, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    fz_remove_tree(save);
     return 0;
 }
