@@ -211,6 +211,63 @@ static inline void block_logits16(const float *restrict qt, const float *restric
     for (int t = 0; t < 16; t++) s[t] = acc[t];
 }
 
+/* Rows j0..j0+n (n <= 16) of a K or V stream as float32 for block_logits16:
+ * a float32 block of 16 in place, others widened into pad and zero-padded
+ * to 16 rows (never read past the stream). */
+static inline const float *block16_rows_f32(const void *base, int j0, int n, int d, kvp_kv_type type,
+                                            float *restrict pad) {
+    if (type == KVP_KV_F32 && n == 16) return (const float *)base + (size_t)j0 * d;
+    if (n < 16) memset(pad, 0, sizeof(float) * 16 * (size_t)d);
+    KVA_FN(kva_load_rows)(pad, kv_row(base, (size_t)j0, d, type), (size_t)n * d, type);
+    return pad;
+}
+
+/* One online-softmax step of a block of 16 rows over the nk keys j0.. in
+ * s[] (unscaled logits); lane r sees key j when j <= kvb + r. s[t] becomes
+ * the weight exp(scale * s[t] - max) (0 where unseen), *m the running max,
+ * *l = *l * c + the sum of the weights; returns c = exp(old max - new
+ * max), the factor of the block's earlier output (0 on the first step). */
+static inline __m512 block_softmax16(__m512 *restrict s, int nk, int j0, int kvb, float scale,
+                                     __m512 *m, __m512 *l) {
+    const __m512 vscale = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
+    __m512 cmax = *m;
+    for (int t = 0; t < nk; t++) {
+        __m512 z = _mm512_mul_ps(s[t], vscale);
+        int lo = j0 + t - kvb; /* lanes below lo do not see this key */
+        if (lo > 0) z = _mm512_mask_mov_ps(z, (__mmask16)(0xFFFFu >> (16 - lo)), ninf);
+        s[t] = z;
+        cmax = _mm512_max_ps(cmax, z);
+    }
+    const __m512 c = exp_le0(_mm512_sub_ps(*m, cmax)); /* 0 on the first step */
+    *m = cmax;
+    __m512 lsum = _mm512_setzero_ps();
+    for (int t = 0; t < nk; t++) {
+        __m512 z = s[t];
+        __mmask16 seen = _mm512_cmp_ps_mask(z, ninf, _CMP_NEQ_OQ);
+        __m512 w = _mm512_maskz_mov_ps(seen, exp_le0(_mm512_sub_ps(z, cmax)));
+        s[t] = w;
+        lsum = _mm512_add_ps(lsum, w);
+    }
+    *l = _mm512_fmadd_ps(*l, c, lsum);
+    return c;
+}
+
+/* The end of a block of nr rows: row r of out = column r of the transposed
+ * output ot [d][16] / l[r]; row_max and row_sum get the block's m and l. */
+static inline void block_store_rows16(const float *ot, __m512 m, __m512 l, int nr, int d, float *out,
+                                      size_t out_stride, float *row_max, float *row_sum) {
+    _Alignas(64) float mm[RB], ll[RB];
+    _mm512_store_ps(mm, m);
+    _mm512_store_ps(ll, l);
+    for (int r = 0; r < nr; r++) {
+        float *o = out + (size_t)r * out_stride;
+        const float inv = 1.0f / ll[r];
+        for (int u = 0; u < d; u++) o[u] = ot[u * RB + r] * inv;
+        row_max[r] = mm[r];
+        row_sum[r] = ll[r];
+    }
+}
+
 #ifdef KVA_BF16
 /* The bf16 prefill tiles (compute type bf16, attention_avx512bf16.c only).
  * vdpbf16ps multiplies pairs of bf16 and adds both products to a float32
@@ -328,41 +385,14 @@ static void forward_block16(const float *q, size_t q_stride, int nr, const void 
         for (int r = 0; r < RB; r++) qt[u * RB + r] = r < nr ? q[(size_t)r * q_stride + u] : 0.0f;
     memset(ot, 0, sizeof(float) * (size_t)d * RB);
     __m512 m = _mm512_set1_ps(-INFINITY), l = _mm512_setzero_ps();
-    const __m512 vscale = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
     const int n_see = kv_base + nr; /* keys any row of the block sees */
     for (int j0 = 0; j0 < n_see; j0 += KC) {
         const int nk = n_see - j0 < KC ? n_see - j0 : KC;
         for (int t0 = 0; t0 < nk; t0 += 16) {
             const int nb = nk - t0 < 16 ? nk - t0 : 16;
-            const float *kb;
-            if (type == KVP_KV_F32 && nb == 16) {
-                kb = (const float *)k + (size_t)(j0 + t0) * d;
-            } else { /* widened and zero-padded: never read past the keys */
-                if (nb < 16) memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
-                KVA_FN(kva_load_rows)(kpad, kv_row(k, (size_t)(j0 + t0), d, type), (size_t)nb * d, type);
-                kb = kpad;
-            }
-            block_logits16(qt, kb, d, s + t0);
+            block_logits16(qt, block16_rows_f32(k, j0 + t0, nb, d, type, kpad), d, s + t0);
         }
-        __m512 cmax = m;
-        for (int t = 0; t < nk; t++) {
-            __m512 z = _mm512_mul_ps(s[t], vscale);
-            int lo = j0 + t - kv_base; /* lanes below lo do not see this key */
-            if (lo > 0) z = _mm512_mask_mov_ps(z, (__mmask16)(0xFFFFu >> (16 - lo)), ninf);
-            s[t] = z;
-            cmax = _mm512_max_ps(cmax, z);
-        }
-        const __m512 c = exp_le0(_mm512_sub_ps(m, cmax)); /* 0 on the first step */
-        m = cmax;
-        __m512 lsum = _mm512_setzero_ps();
-        for (int t = 0; t < nk; t++) {
-            __m512 z = s[t];
-            __mmask16 seen = _mm512_cmp_ps_mask(z, ninf, _CMP_NEQ_OQ);
-            __m512 w = _mm512_maskz_mov_ps(seen, exp_le0(_mm512_sub_ps(z, m)));
-            s[t] = w;
-            lsum = _mm512_add_ps(lsum, w);
-        }
-        l = _mm512_fmadd_ps(l, c, lsum);
+        const __m512 c = block_softmax16(s, nk, j0, kv_base, scale, &m, &l);
         const float *vrows = rows_f32(v, j0, nk, d, type, vbuf);
         int u0 = 0;
         for (; u0 + 8 <= d; u0 += 8) {
@@ -380,16 +410,7 @@ static void forward_block16(const float *q, size_t q_stride, int nr, const void 
             _mm512_store_ps(ot + (size_t)u0 * RB, o);
         }
     }
-    _Alignas(64) float mm[RB], ll[RB];
-    _mm512_store_ps(mm, m);
-    _mm512_store_ps(ll, l);
-    for (int r = 0; r < nr; r++) {
-        float *o = out + (size_t)r * out_stride;
-        const float inv = 1.0f / ll[r];
-        for (int u = 0; u < d; u++) o[u] = ot[u * RB + r] * inv;
-        row_max[r] = mm[r];
-        row_sum[r] = ll[r];
-    }
+    block_store_rows16(ot, m, l, nr, d, out, out_stride, row_max, row_sum);
 }
 
 #ifdef KVA_BF16
@@ -416,7 +437,6 @@ static void forward_bf16_group(const float *q, size_t q_stride, int n_q, const v
         m[b] = _mm512_set1_ps(-INFINITY);
         l[b] = _mm512_setzero_ps();
     }
-    const __m512 vscale = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
     const int n_see = kv_base + n_q;
     for (int j0 = 0; j0 < n_see; j0 += KC) {
         const int nk = n_see - j0 < KC ? n_see - j0 : KC;
@@ -428,25 +448,7 @@ static void forward_bf16_group(const float *q, size_t q_stride, int n_q, const v
             const int nkb = kvb + nr - j0 < nk ? kvb + nr - j0 : nk;
             if (nkb <= 0) continue;
             for (int t0 = 0; t0 < nkb; t0 += 16) block_logits16_bf16(qt2[b], kc + (size_t)t0 * d, d, s + t0);
-            __m512 cmax = m[b];
-            for (int t = 0; t < nkb; t++) {
-                __m512 z = _mm512_mul_ps(s[t], vscale);
-                int lo = j0 + t - kvb; /* lanes below lo do not see this key */
-                if (lo > 0) z = _mm512_mask_mov_ps(z, (__mmask16)(0xFFFFu >> (16 - lo)), ninf);
-                s[t] = z;
-                cmax = _mm512_max_ps(cmax, z);
-            }
-            const __m512 c = exp_le0(_mm512_sub_ps(m[b], cmax)); /* 0 on the first step */
-            m[b] = cmax;
-            __m512 lsum = _mm512_setzero_ps();
-            for (int t = 0; t < nkb; t++) {
-                __m512 z = s[t];
-                __mmask16 seen = _mm512_cmp_ps_mask(z, ninf, _CMP_NEQ_OQ);
-                __m512 w = _mm512_maskz_mov_ps(seen, exp_le0(_mm512_sub_ps(z, cmax)));
-                s[t] = w;
-                lsum = _mm512_add_ps(lsum, w);
-            }
-            l[b] = _mm512_fmadd_ps(l[b], c, lsum);
+            const __m512 c = block_softmax16(s, nkb, j0, kvb, scale, &m[b], &l[b]);
             s[nkb] = _mm512_setzero_ps(); /* an odd count pairs its last key with 0 */
             const int np = (nkb + 1) / 2;
             for (int t2 = 0; t2 < np; t2++) pp[t2] = pack_pairs(s[2 * t2], s[2 * t2 + 1]);
@@ -478,16 +480,8 @@ static void forward_bf16_group(const float *q, size_t q_stride, int n_q, const v
     }
     for (int b = 0; b < nb; b++) {
         const int nr = n_q - b * RB < RB ? n_q - b * RB : RB;
-        _Alignas(64) float mm[RB], ll[RB];
-        _mm512_store_ps(mm, m[b]);
-        _mm512_store_ps(ll, l[b]);
-        for (int r = 0; r < nr; r++) {
-            float *o = out + (size_t)(b * RB + r) * out_stride;
-            const float inv = 1.0f / ll[r];
-            for (int u = 0; u < d; u++) o[u] = ot[b][u * RB + r] * inv;
-            row_max[b * RB + r] = mm[r];
-            row_sum[b * RB + r] = ll[r];
-        }
+        block_store_rows16(ot[b], m[b], l[b], nr, d, out + (size_t)b * RB * out_stride, out_stride,
+                           row_max + b * RB, row_sum + b * RB);
     }
 }
 #endif
@@ -850,31 +844,13 @@ static void colreduce_block16(const float *q, size_t q_stride, int nr, const voi
     const __mmask16 rows = (__mmask16)(0xFFFFu >> (16 - nr));
     for (int j0 = col_begin; j0 < c_end; j0 += 16) {
         const int nk = c_end - j0 < 16 ? c_end - j0 : 16;
-        /* float32 blocks of 16 are read in place; others are widened and
-         * zero-padded (never read past the keys) */
-        const bool direct = type == KVP_KV_F32 && nk == 16;
-        const float *kb = (const float *)k + (size_t)j0 * d, *vb = (const float *)v + (size_t)j0 * d;
 #ifdef KVA_BF16
         if (bf16) {
             block_logits16_bf16(qt2, keys_bf16(k, j0, nk, d, type, kb16), d, s);
         } else
 #endif
-        {
-            if (!direct) {
-                if (nk < 16) memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
-                KVA_FN(kva_load_rows)(kpad, kv_row(k, (size_t)j0, d, type), (size_t)nk * d, type);
-                kb = kpad;
-            }
-            block_logits16(qt, kb, d, s);
-        }
-        if (key) {
-            if (!direct) {
-                if (nk < 16) memset(kpad, 0, sizeof(float) * 16 * (size_t)d);
-                KVA_FN(kva_load_rows)(kpad, kv_row(v, (size_t)j0, d, type), (size_t)nk * d, type);
-                vb = kpad;
-            }
-            block_logits16(ot, vb, d, vo);
-        }
+            block_logits16(qt, block16_rows_f32(k, j0, nk, d, type, kpad), d, s);
+        if (key) block_logits16(ot, block16_rows_f32(v, j0, nk, d, type, kpad), d, vo);
         for (int t = 0; t < nk; t++) {
             const int j = j0 + t, lo = j - kv_base; /* lanes below lo do not see j */
             const __mmask16 seen = lo > 0 ? (__mmask16)(rows & (0xFFFFu << lo)) : rows;
