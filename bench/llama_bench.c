@@ -16,8 +16,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "ggml-backend.h"
-#include "llama.h"
+#include "llama_common.h"
 
 static double now_ms(void) {
     struct timespec ts;
@@ -29,16 +28,6 @@ static double cpu_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-static bool no_progress(float p, void *user) {
-    (void)p, (void)user;
-    return true;
-}
-
-static void quiet(enum ggml_log_level level, const char *text, void *user) {
-    (void)user;
-    if (level >= GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
 }
 
 static int argmax(const float *v, int n) {
@@ -53,9 +42,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: llama_bench BINS quantize IN OUT TYPE | run MODEL P N THREADS\n");
         return 2;
     }
-    llama_log_set(quiet, NULL);
-    ggml_backend_load_all_from_path(argv[1]);
-    llama_backend_init();
+    llc_init(argv[1]);
     if (!strcmp(argv[2], "quantize") && argc == 6) {
         llama_model_quantize_params qp = llama_model_quantize_default_params();
         qp.nthread = 2;
@@ -76,14 +63,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     const int P = atoi(argv[4]), N = atoi(argv[5]), threads = atoi(argv[6]);
-    struct llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = 0;
-    mp.progress_callback = no_progress;
-    struct llama_model *model = llama_model_load_from_file(argv[3], mp);
-    if (!model) {
-        fprintf(stderr, "llama_bench: llama.cpp could not load %s\n", argv[3]);
-        return 1;
-    }
+    struct llama_model *model = llc_load_model(argv[3], "llama_bench: ");
+    if (!model) return 1;
     const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = (uint32_t)(P + N + 16);

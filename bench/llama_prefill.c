@@ -13,19 +13,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "ggml-backend.h"
-#include "llama.h"
-
-static bool no_progress(float p, void *user) {
-    (void)p;
-    (void)user;
-    return true;
-}
-
-static void quiet(enum ggml_log_level level, const char *text, void *user) {
-    (void)user;
-    if (level >= GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
-}
+#include "llama_common.h"
 
 static double now_ms(clockid_t clock) {
     struct timespec ts;
@@ -39,17 +27,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     const int n = atoi(argv[3]), threads = atoi(argv[4]), reps = atoi(argv[5]);
-    llama_log_set(quiet, NULL);
-    ggml_backend_load_all_from_path(argv[1]);
-    llama_backend_init();
-    struct llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = 0;
-    mp.progress_callback = no_progress;
-    struct llama_model *model = llama_model_load_from_file(argv[2], mp);
-    if (!model) {
-        fprintf(stderr, "llama.cpp could not load %s\n", argv[2]);
-        return 1;
-    }
+    llc_init(argv[1]);
+    struct llama_model *model = llc_load_model(argv[2], "");
+    if (!model) return 1;
     const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
     llama_token *ids = malloc(sizeof(llama_token) * (size_t)n);
     for (int i = 0; i < n; i++) ids[i] = 10 + i % (n_vocab - 10);

@@ -11,51 +11,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ggml-backend.h"
-#include "llama.h"
-
-static int parse_ids(const char *s, llama_token *out, int max) {
-    int n = 0;
-    while (*s && n < max) {
-        char *end;
-        out[n++] = (llama_token)strtol(s, &end, 10);
-        s = *end == ',' ? end + 1 : end;
-        if (end == s && *s) break;
-    }
-    return n;
-}
-
-static bool no_progress(float p, void *user) {
-    (void)p;
-    (void)user;
-    return true;
-}
-
-static void quiet(enum ggml_log_level level, const char *text, void *user) {
-    (void)user;
-    if (level >= GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
-}
+#include "llama_common.h"
 
 int main(int argc, char **argv) {
     if (argc != 7) {
         fprintf(stderr, "usage: llama_peer BINS MODEL IDS N_STEPS LOGITS IDS\n");
         return 2;
     }
-    llama_log_set(quiet, NULL);
-    ggml_backend_load_all_from_path(argv[1]);
-    llama_backend_init();
+    llc_init(argv[1]);
     llama_token prompt[512], ours[512];
-    int n_prompt = parse_ids(argv[3], prompt, 512);
+    int n_prompt = llc_parse_ids(argv[3], prompt, 512);
     int n_steps = atoi(argv[4]);
-    int n_ours = parse_ids(argv[6], ours, 512);
-    struct llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = 0;
-    mp.progress_callback = no_progress;
-    struct llama_model *model = llama_model_load_from_file(argv[2], mp);
-    if (!model) {
-        fprintf(stderr, "llama.cpp could not load %s\n", argv[2]);
-        return 1;
-    }
+    int n_ours = llc_parse_ids(argv[6], ours, 512);
+    struct llama_model *model = llc_load_model(argv[2], "");
+    if (!model) return 1;
     int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = 256;

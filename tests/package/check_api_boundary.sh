@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The programs on top of the library use its public headers only: the CLI
 # (cli/) and the benchmarks (bench/) include kvprune.h, the evaluation
-# library's headers (src/eval/include/kvprune_eval/*.h), llama.cpp's
-# (for the benchmarks that run it as the peer) and their own headers, never
-# the core's internal ones; and the evaluation headers they include use only
-# kvprune.h and each other. No exceptions: tools that time internal kernels
-# live in tools/kernels/ with the other developer tools.
+# library's headers (src/eval/include/kvprune_eval/*.h), llama.cpp's and
+# tools/llamacpp/'s (for the benchmarks that run it as the peer) and their
+# own headers, never the core's internal ones; and the evaluation headers
+# they include use only kvprune.h and each other. No exceptions: tools that
+# time internal kernels live in tools/kernels/ with the developer tools.
 # Usage: check_api_boundary.sh SOURCE_DIR
 set -euo pipefail
 cd "${1:?usage: check_api_boundary.sh SOURCE_DIR}"
@@ -24,6 +24,8 @@ check() { # FILE TOP_DIR: every include is allowed
       kvprune_eval/*.h) [ -f "src/eval/include/$inc" ] && continue ;;
       *)
         [[ "$inc" =~ $external ]] && continue
+        # what the programs that run llama.cpp share (tools/llamacpp/)
+        [ -f "tools/llamacpp/$inc" ] && [ "${inc#*/}" = "$inc" ] && continue
         # the program's own headers, next to it or in its top folder
         if [ -f "$(dirname "$f")/$inc" ] || [ -f "$dir/$inc" ]; then continue; fi ;;
     esac

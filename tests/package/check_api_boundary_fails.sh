@@ -13,7 +13,8 @@ fail=0
 for target in bench/kvp_bench.c cli/cmd_info.c src/eval/include/kvprune_eval/jsonl.h; do
   for inc in '"kernels/cpu.h"' '"../src/kernels/cpu.h"' '<kernels/cpu.h>' '"eval/pystr.h"'; do
     case "$target:$inc" in src/*:\<*) continue ;; esac # <...> is checked in cli/ and bench/
-    rm -rf "$T/tree" && mkdir -p "$T/tree" && cp -r "$SRC/cli" "$SRC/bench" "$SRC/src" "$T/tree/"
+    rm -rf "$T/tree" && mkdir -p "$T/tree" && cp -r "$SRC/cli" "$SRC/bench" "$SRC/src" "$T/tree/" && mkdir -p "$T/tree/tools" &&
+      cp -r "$SRC/tools/llamacpp" "$T/tree/tools/"
     sed -i "1i #include $inc" "$T/tree/$target"
     out=$(bash "$CHECK" "$T/tree" 2>&1)
     rc=$?

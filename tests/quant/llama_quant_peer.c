@@ -20,14 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ggml-backend.h"
 #include "gguf.h"
-#include "llama.h"
-
-static void quiet(enum ggml_log_level level, const char *text, void *user) {
-    (void)user;
-    if (level >= GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
-}
+#include "llama_common.h"
 
 static int quantize(const char *in, const char *out, int ftype, int pure) {
     struct llama_model_quantize_params p = llama_model_quantize_default_params();
@@ -70,38 +64,15 @@ static int dump(const char *path) {
     return 0;
 }
 
-static int parse_ids(const char *s, llama_token *out, int max) {
-    int n = 0;
-    while (*s && n < max) {
-        char *end;
-        out[n++] = (llama_token)strtol(s, &end, 10);
-        if (end == s) break;
-        s = *end == ',' ? end + 1 : end;
-    }
-    return n;
-}
-
-static bool no_progress(float p, void *user) {
-    (void)p;
-    (void)user;
-    return true;
-}
-
 static int run(char **argv) {
     ggml_backend_load_all_from_path(argv[0]);
     llama_token prompt[1024], ours[1024], ids[1024];
-    const int n_prompt = parse_ids(argv[2], prompt, 1024);
+    const int n_prompt = llc_parse_ids(argv[2], prompt, 1024);
     const int n_steps = atoi(argv[3]);
-    const int n_ours = parse_ids(argv[5], ours, 1024);
+    const int n_ours = llc_parse_ids(argv[5], ours, 1024);
     const double tol = atof(argv[6]);
-    struct llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = 0;
-    mp.progress_callback = no_progress;
-    struct llama_model *model = llama_model_load_from_file(argv[1], mp);
-    if (!model) {
-        fprintf(stderr, "llama.cpp could not load %s\n", argv[1]);
-        return 1;
-    }
+    struct llama_model *model = llc_load_model(argv[1], "");
+    if (!model) return 1;
     const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = 1024;
@@ -176,8 +147,7 @@ static int run(char **argv) {
 }
 
 int main(int argc, char **argv) {
-    llama_log_set(quiet, NULL);
-    llama_backend_init();
+    llc_init(NULL); /* run loads the backends of its BINS */
     int rc = 2;
     if (argc == 6 && !strcmp(argv[1], "quantize"))
         rc = quantize(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));

@@ -11,9 +11,11 @@
 #                           77 when npm cannot reach the registry, 1 on any
 #                           other failure, saying why on stdout
 #   llamacpp_cc SRC OUT [FLAGS...]
-#                           builds a program against them (rpath set)
+#                           builds a program against them (rpath set;
+#                           llama_common.h of this folder on the path)
 
 LLAMACPP_PKG=node-llama-cpp@3.21.1
+LLAMACPP_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd) # llama_common.h
 LLAMACPP_LIB=libllama.v0.4.0.so
 
 llamacpp_install() {
@@ -46,6 +48,6 @@ llamacpp_install() {
 llamacpp_cc() {
   local src=$1 out=$2
   shift 2
-  cc -I"$LLAMACPP_INC" "$src" -o "$out" -L"$LLAMACPP_BINS" -l:$LLAMACPP_LIB -l:libggml.v0.4.0.so -lggml-base \
+  cc -I"$LLAMACPP_INC" -I"$LLAMACPP_HERE" "$src" -o "$out" -L"$LLAMACPP_BINS" -l:$LLAMACPP_LIB -l:libggml.v0.4.0.so -lggml-base \
      -Wl,-rpath,"$LLAMACPP_BINS" "$@"
 }
