@@ -52,6 +52,33 @@ static int kvp_test_checks;
         CHECK_MSG(fabs(da_ - db_) <= (tol) * m_, "%.9g vs %.9g", da_, db_);      \
     } while (0)
 
+/* The whole file at path, NUL-terminated (malloc'd; *n its size when n is
+ * not NULL); NULL when it cannot be read. */
+static inline void *kvp_test_read_file(const char *path, size_t *n) {
+    if (n) *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, len = 0, got;
+    char *b = malloc(cap);
+    while (b && (got = fread(b + len, 1, cap - len - 1, f)) > 0) {
+        len += got;
+        if (len + 1 == cap) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb) free(b);
+            b = nb;
+        }
+    }
+    if (b && ferror(f)) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (!b) return NULL;
+    b[len] = '\0';
+    if (n) *n = len;
+    return b;
+}
+
 /* Runs a shell command; returns its stdout (malloc'd, NUL-terminated; NULL
  * if it could not start) and its raw pclose status in *status. */
 static inline char *kvp_test_capture(const char *cmd, int *status) {

@@ -31,18 +31,6 @@ static float frand(void) {
     return (float)((st >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
 }
 
-static void *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *b = malloc((size_t)len);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
-}
-
 typedef struct rd {
     const char *p, *end;
 } rd;
@@ -200,7 +188,7 @@ static int run_case(rd *r, bool active_expected) {
 
 int main(void) {
     size_t n = 0;
-    char *buf = read_file("tests/data/attn/bf16_goldens.bin", &n);
+    char *buf = kvp_test_read_file("tests/data/attn/bf16_goldens.bin", &n);
     CHECK_MSG(buf != NULL, "tests/data/attn/bf16_goldens.bin: cannot read");
     if (!buf) return kvp_test_done("test_attention_bf16");
     rd r = {buf, buf + n};

@@ -21,19 +21,6 @@ static char *tmpdir_new(void) {
     return mkdtemp(t) ? t : NULL;
 }
 
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    b[*n] = '\0';
-    fclose(f);
-    return b;
-}
-
 static void write_text(const char *path, const char *s) {
     FILE *f = fopen(path, "wb");
     fputs(s, f);
@@ -105,7 +92,7 @@ static void test_scan_vs_oracle(void) {
         char got_path[600];
         snprintf(got_path, sizeof got_path, "%s/result.json", tmp);
         size_t na = 0, nb = 0;
-        char *a = slurp(got_path, &na), *b = slurp(path, &nb);
+        char *a = kvp_test_read_file(got_path, &na), *b = kvp_test_read_file(path, &nb);
         CHECK_MSG(a && b && na == nb && memcmp(a, b, na) == 0, "%s differs from %s", got_path,
                   path);
         free(a);
@@ -152,7 +139,7 @@ static void test_scan_vs_oracle(void) {
     st = kvev_needle_plot_ratio(ns, svg, &err);
     CHECK_MSG(st == KVP_OK, "%s", err.message);
     size_t n;
-    char *s = slurp(svg, &n);
+    char *s = kvp_test_read_file(svg, &n);
     CHECK(s && strstr(s, "<svg") && strstr(s, "h2o") && strstr(s, "</svg>"));
     free(s);
     unlink(svg);
@@ -160,7 +147,7 @@ static void test_scan_vs_oracle(void) {
     st = kvev_needle_plot_heatmap("tests/data/eval/sweep/niah_single/h2o-cr0.02/pred.jsonl", "t",
                                  svg, &err);
     CHECK_MSG(st == KVP_OK, "%s", err.message);
-    s = slurp(svg, &n);
+    s = kvp_test_read_file(svg, &n);
     /* 6 samples over depths {0,50,100} x lengths {512,1024}: 6 cells. */
     CHECK(s && strstr(s, "50%") && strstr(s, "1024"));
     free(s);
@@ -209,7 +196,7 @@ static void test_alloc_sweep(void) {
     }
     char *table = kvev_needle_table(t);
     size_t n = 0;
-    char *want = slurp("tests/data/eval/expected/sweep_alloc.table.txt", &n);
+    char *want = kvp_test_read_file("tests/data/eval/expected/sweep_alloc.table.txt", &n);
     CHECK(table && want);
     if (table && want) CHECK_STR(table, want);
     free(table);
@@ -223,7 +210,7 @@ static void test_alloc_sweep(void) {
     snprintf(svg, sizeof svg, "%s/plot.svg", tmp);
     st = kvev_needle_plot_ratio(t, svg, &err);
     CHECK_MSG(st == KVP_OK, "%s", err.message);
-    char *s = slurp(svg, &n);
+    char *s = kvp_test_read_file(svg, &n);
     const char *h = s ? strstr(s, ">h2o no_decode_evict</text>") : NULL;
     const char *sn = s ? strstr(s, ">snapkv no_decode_evict</text>") : NULL;
     const char *kv = s ? strstr(s, ">kvcV+tova</text>") : NULL;

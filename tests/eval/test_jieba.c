@@ -21,19 +21,6 @@ static void write_text(const char *rel, const char *text) {
     fclose(f);
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (s) s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* Copies the fixture into tmpdir so one file at a time can be broken. */
 static char *fixture[4];
 static const char *fixture_names[4] = {"dict.txt", "finalseg/prob_start.py", "finalseg/prob_trans.py",
@@ -259,7 +246,7 @@ int main(void) {
     for (int i = 0; i < 4; i++) {
         char path[600];
         snprintf(path, sizeof path, MINI "/%s", fixture_names[i]);
-        fixture[i] = slurp(path);
+        fixture[i] = kvp_test_read_file(path, NULL);
         CHECK_MSG(fixture[i] != NULL, "cannot read %s", path);
         if (!fixture[i]) return 1;
     }

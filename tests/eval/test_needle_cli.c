@@ -20,25 +20,9 @@ static const char *cli;
 static char tmp[512];
 static const char *model = "tests/data/eval/tiny-model";
 
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, len = 0;
-    char *b = malloc(cap);
-    size_t got;
-    while ((got = fread(b + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (len + 1 == cap) b = realloc(b, cap *= 2);
-    }
-    b[len] = '\0';
-    fclose(f);
-    if (n) *n = len;
-    return b;
-}
-
 static bool same_file(const char *a, const char *b) {
     size_t na = 0, nb = 0;
-    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    char *x = kvp_test_read_file(a, &na), *y = kvp_test_read_file(b, &nb);
     bool same = x && y && na == nb && memcmp(x, y, na) == 0;
     free(x);
     free(y);
@@ -46,7 +30,7 @@ static bool same_file(const char *a, const char *b) {
 }
 
 static size_t count_lines(const char *path) {
-    char *s = slurp(path, NULL);
+    char *s = kvp_test_read_file(path, NULL);
     size_t n = 0;
     for (char *p = s; p && *p; p++) n += *p == '\n';
     free(s);
@@ -74,7 +58,7 @@ static int run(const char *fmt, ...) {
 static bool err_has(const char *needle) {
     char p[600];
     snprintf(p, sizeof p, "%s/err.txt", tmp);
-    char *s = slurp(p, NULL);
+    char *s = kvp_test_read_file(p, NULL);
     bool ok = s && strstr(s, needle);
     if (!ok) fprintf(stderr, "stderr lacks '%s':\n%s\n", needle, s ? s : "(none)");
     free(s);
@@ -83,7 +67,7 @@ static bool err_has(const char *needle) {
 
 /* The k-th line (0-based) as JSON. */
 static json_t *line_of(const char *path, size_t k) {
-    char *s = slurp(path, NULL);
+    char *s = kvp_test_read_file(path, NULL);
     char *p = s;
     for (size_t i = 0; p && i < k; i++) {
         p = strchr(p, '\n');
@@ -144,7 +128,7 @@ static void test_pred_matches_generate(void) {
                                   model, prompt);
             CHECK_EQ_INT(rc, 0);
             size_t n = 0;
-            char *text = slurp(outp, &n);
+            char *text = kvp_test_read_file(outp, &n);
             if (!text) continue;
             if (n && text[n - 1] == '\n') text[--n] = '\0';
             n = kvev_niah_postprocess(text, n);
@@ -173,7 +157,7 @@ static void test_resume(void) {
     CHECK(system(cmd) == 0);
     /* Five whole lines and a torn sixth, as a killed writer leaves them. */
     size_t n = 0;
-    char *s = slurp(ref, &n);
+    char *s = kvp_test_read_file(ref, &n);
     char *p = s;
     for (int i = 0; i < 5; i++) p = strchr(p, '\n') + 1;
     size_t keep = (size_t)(p - s) + 40;
@@ -186,14 +170,14 @@ static void test_resume(void) {
     CHECK(same_file(part, ref));
     char outp[600];
     snprintf(outp, sizeof outp, "%s/out.txt", tmp);
-    char *o = slurp(outp, NULL);
+    char *o = kvp_test_read_file(outp, NULL);
     CHECK(o && strstr(o, "7 generated, 5 already done") && strstr(o, "torn"));
     free(o);
     CHECK(err_has("needle pred: 7/7 (100%)")); /* the non-TTY progress lines */
     CHECK_EQ_INT(run("needle pred -m %s --data %s/a/niah.jsonl --save-dir %s/s2 --method full",
                      model, tmp, tmp), 0);
     CHECK(same_file(part, ref));
-    o = slurp(outp, NULL);
+    o = kvp_test_read_file(outp, NULL);
     CHECK(o && strstr(o, "0 generated, 12 already done"));
     free(o);
 
@@ -343,7 +327,7 @@ static void test_eval(void) {
         CHECK_MSG(exists(p), "%s", p);
     }
     snprintf(p, sizeof p, "%s/out.txt", tmp);
-    char *o = slurp(p, NULL);
+    char *o = kvp_test_read_file(p, NULL);
     CHECK(o && strstr(o, "cr=0.2") && strstr(o, "tova") && strstr(o, "plot: "));
     free(o);
     CHECK_EQ_INT(run("needle eval --save-dir %s/one --heatmap nope", tmp), 1);
@@ -378,7 +362,7 @@ static void test_eval_interrupted(void) {
     CHECK_EQ_INT(run("needle eval --save-dir %s/cut", tmp), 0);
     CHECK(err_has("tova-cr0.5/pred.jsonl:2: a torn last line"));
     snprintf(p, sizeof p, "%s/out.txt", tmp);
-    char *o = slurp(p, NULL);
+    char *o = kvp_test_read_file(p, NULL);
     CHECK_MSG(o && strstr(o, "* tova-cr0.2: 1 of 2 samples") &&
                   strstr(o, "* tova-cr0.5: 1 of 2 samples (a torn last line ignored)") &&
                   strstr(o, "* h2o-cr0.2: 0 of 2 samples") && strstr(o, "missing"),
@@ -404,10 +388,10 @@ static void test_eval_interrupted(void) {
         CHECK_MSG(same_file(a, b), "%s after resume", exps[i]);
     }
     CHECK_EQ_INT(run("needle eval --save-dir %s/cut", tmp), 0);
-    o = slurp(p, NULL);
+    o = kvp_test_read_file(p, NULL);
     free(o);
     snprintf(p, sizeof p, "%s/out.txt", tmp);
-    o = slurp(p, NULL);
+    o = kvp_test_read_file(p, NULL);
     CHECK(o && strstr(o, "every score covers its 2 samples") && !strstr(o, "*"));
     free(o);
     /* a malformed line: that experiment scores -1 with the error, the rest

@@ -21,18 +21,6 @@ static void write_bytes(const char *path, const void *d, size_t n) {
     fclose(f);
 }
 
-static uint8_t *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-
 /* Opens bytes as a GGUF and expects failure with `needle` in the message. */
 static void expect_fail(const char *label, const void *d, size_t n, const char *needle) {
     char p[512];
@@ -146,7 +134,7 @@ int main(void) {
 
     /* Corruptions of the valid file. */
     size_t n_ok;
-    uint8_t *ok = read_bytes(p, &n_ok);
+    uint8_t *ok = kvp_test_read_file(p, &n_ok);
     CHECK(ok != NULL);
     if (ok) {
         uint8_t *c = malloc(n_ok);

@@ -16,19 +16,6 @@
 
 static char tmp[256];
 
-static uint8_t *slurp(const char *path, size_t *n) {
-    *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-
 static void spit(const char *path, const void *d, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) return;
@@ -62,7 +49,7 @@ static void make_folder(const char *name, const char *config_text, header_edit e
     mkdir(out, 0755);
     char p[600];
     size_t n = 0;
-    uint8_t *cfg = slurp(SRC "/config.json", &n);
+    uint8_t *cfg = kvp_test_read_file(SRC "/config.json", &n);
     if (!cfg) return;
     snprintf(p, sizeof p, "%s/config.json", out);
     if (config_text)
@@ -70,7 +57,7 @@ static void make_folder(const char *name, const char *config_text, header_edit e
     else
         spit(p, cfg, n);
     free(cfg);
-    uint8_t *st = slurp(SRC "/model.safetensors", &n);
+    uint8_t *st = kvp_test_read_file(SRC "/model.safetensors", &n);
     if (!st || n < 8) {
         free(st);
         return;
@@ -228,7 +215,7 @@ int main(void) {
     kvp_error err = {0};
     CHECK(kvp_convert_to_gguf(SRC, p, KVP_FTYPE_F32, &err) == KVP_OK);
     size_t n = 0;
-    uint8_t *g = slurp(p, &n);
+    uint8_t *g = kvp_test_read_file(p, &n);
     CHECK(g != NULL);
     if (g) {
         snprintf(p, sizeof p, "%s/bad.gguf", tmp);
@@ -285,7 +272,7 @@ int main(void) {
         make_folder(v ? "inf" : "nan", NULL, NULL, 0, d, sizeof d);
         snprintf(p, sizeof p, "%s/model.safetensors", d);
         size_t sn = 0;
-        uint8_t *st = slurp(p, &sn);
+        uint8_t *st = kvp_test_read_file(p, &sn);
         uint64_t hl = 0;
         if (st && sn > 8) memcpy(&hl, st, 8);
         /* every float of the data region (F32 fixture) */

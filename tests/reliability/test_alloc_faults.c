@@ -28,21 +28,9 @@
 
 static char tmp[512];
 
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)sz + 1);
-    *n = b ? fread(b, 1, (size_t)sz, f) : 0;
-    fclose(f);
-    return b;
-}
-
 static bool same_as(const char *path, const char *good, size_t good_n) {
     size_t n = 0;
-    char *b = slurp(path, &n);
+    char *b = kvp_test_read_file(path, &n);
     bool same = b && n == good_n && memcmp(b, good, n) == 0;
     free(b);
     return same;
@@ -170,7 +158,7 @@ static kvp_status sc_convert(kvp_error *err, char **res, size_t *rn) {
     unlink(convert_out);
     kvp_status st = kvp_convert_to_gguf(MODEL_DIR, convert_out, KVP_FTYPE_F16, err);
     if (st == KVP_OK) {
-        *res = slurp(convert_out, rn);
+        *res = kvp_test_read_file(convert_out, rn);
     } else {
         struct stat sb;
         CHECK_MSG(stat(convert_out, &sb) != 0, "a failed conversion left %s", convert_out);
@@ -195,7 +183,7 @@ static kvp_status sc_needle_eval(kvp_error *err, char **res, size_t *rn) {
         if (st == KVP_OK) st = kvev_needle_plot_ratio(&tasks[t], svg, err);
     }
     kvev_task_scores_free(tasks, nt);
-    if (st == KVP_OK) *res = slurp(result, rn);
+    if (st == KVP_OK) *res = kvp_test_read_file(result, rn);
     return st;
 }
 

@@ -22,7 +22,7 @@ int main(int argc, char **argv) {
     }
     const char *name = argv[1], *dir = argv[2];
     size_t cl, gl, nc, ng;
-    char *cbuf = tt_read_file(argv[3], &cl), *gbuf = tt_read_file(argv[4], &gl);
+    char *cbuf = kvp_test_read_file(argv[3], &cl), *gbuf = kvp_test_read_file(argv[4], &gl);
     if (!cbuf || !gbuf) {
         fprintf(stderr, "cannot read %s or %s\n", argv[3], argv[4]);
         return 2;

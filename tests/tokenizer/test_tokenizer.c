@@ -47,7 +47,7 @@ static void test_goldens(const char *name) {
     snprintf(dir, sizeof dir, DATA "%s", name);
     snprintf(golden, sizeof golden, DATA "%s/golden.txt", name);
     size_t cl, gl, nc, ng;
-    char *cbuf = tt_read_file(DATA "tiny_corpus.txt", &cl), *gbuf = tt_read_file(golden, &gl);
+    char *cbuf = kvp_test_read_file(DATA "tiny_corpus.txt", &cl), *gbuf = kvp_test_read_file(golden, &gl);
     CHECK(cbuf && gbuf);
     if (!cbuf || !gbuf) return;
     char **corpus = tt_lines(cbuf, cl, &nc), **gold = tt_lines(gbuf, gl, &ng);

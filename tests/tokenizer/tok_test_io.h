@@ -8,24 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *tt_read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    if (p) {
-        p[n] = '\0';
-        if (len) *len = (size_t)n;
-    }
-    return p;
-}
+#include "test_util.h" /* kvp_test_read_file */
 
 /* Splits a buffer into lines in place (the final newline ends the last). */
 static char **tt_lines(char *buf, size_t len, size_t *n) {
