@@ -26,28 +26,10 @@ int main(int argc, char **argv) {
     struct llama_model *model = llc_load_model(argv[2], "");
     if (!model) return 1;
     int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
-    struct llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = 256;
-    cp.n_batch = 256;
-    cp.n_ubatch = 256;
-    cp.n_threads = 1;
-    cp.n_threads_batch = 1;
-    cp.type_k = GGML_TYPE_F32;
-    cp.type_v = GGML_TYPE_F32;
-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-    struct llama_context *ctx = llama_init_from_model(model, cp);
-    if (!ctx) {
-        fprintf(stderr, "llama.cpp could not create a context\n");
-        return 1;
-    }
-    FILE *f = fopen(argv[5], "rb");
-    float *ref = malloc(sizeof(float) * (size_t)n_vocab * n_steps);
-    size_t got = f ? fread(ref, sizeof(float), (size_t)n_vocab * n_steps, f) : 0;
-    if (f) fclose(f);
-    if (got != (size_t)n_vocab * n_steps) {
-        fprintf(stderr, "%s: expected %d x %d logits, read %zu\n", argv[5], n_steps, n_vocab, got);
-        return 1;
-    }
+    struct llama_context *ctx = llc_compare_context(model, 256);
+    if (!ctx) return 1;
+    float *ref = llc_read_logits(argv[5], n_steps, n_vocab);
+    if (!ref) return 1;
     llama_token ids[512];
     double worst = 0;
     int mismatches = 0;

@@ -74,25 +74,10 @@ static int run(char **argv) {
     struct llama_model *model = llc_load_model(argv[1], "");
     if (!model) return 1;
     const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
-    struct llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = 1024;
-    cp.n_batch = 1024;
-    cp.n_ubatch = 1024;
-    cp.n_threads = 1;
-    cp.n_threads_batch = 1;
-    cp.type_k = GGML_TYPE_F32;
-    cp.type_v = GGML_TYPE_F32;
-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-    struct llama_context *ctx = llama_init_from_model(model, cp);
+    struct llama_context *ctx = llc_compare_context(model, 1024);
     if (!ctx) return 1;
-    FILE *f = fopen(argv[4], "rb");
-    float *ref = malloc(sizeof(float) * (size_t)n_vocab * n_steps);
-    size_t got = f ? fread(ref, sizeof(float), (size_t)n_vocab * n_steps, f) : 0;
-    if (f) fclose(f);
-    if (got != (size_t)n_vocab * n_steps) {
-        fprintf(stderr, "%s: expected %d x %d logits, read %zu\n", argv[4], n_steps, n_vocab, got);
-        return 1;
-    }
+    float *ref = llc_read_logits(argv[4], n_steps, n_vocab);
+    if (!ref) return 1;
     double worst = 0;
     int mismatches = 0, first_bad = -1, compared = 0, tie_at = -1;
     struct llama_batch b = llama_batch_get_one(prompt, n_prompt);
