@@ -4,6 +4,7 @@
 #define KVP_TEST_UTIL_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,20 @@ static int kvp_test_checks;
         double m_ = fabs(db_) > 1.0 ? fabs(db_) : 1.0;                          \
         CHECK_MSG(fabs(da_ - db_) <= (tol) * m_, "%.9g vs %.9g", da_, db_);      \
     } while (0)
+
+/* xorshift64: the next state of a test's random stream (state not 0). */
+static inline uint64_t kvp_test_xorshift(uint64_t *state) {
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+/* A uniform float in [-1, 1) from the stream. */
+static inline float kvp_test_frand(uint64_t *state) {
+    return (float)((kvp_test_xorshift(state) >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
 
 /* The whole file at path, NUL-terminated (malloc'd; *n its size when n is
  * not NULL); NULL when it cannot be read. */

@@ -18,12 +18,7 @@
 #include "test_util.h"
 
 static uint64_t st = 0x1234567u;
-static float frand(void) {
-    st ^= st << 13;
-    st ^= st >> 7;
-    st ^= st << 17;
-    return (float)((st >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
-}
+static float frand(void) { return kvp_test_frand(&st); }
 
 /* x rounded to type t, as a float. */
 static float round_to(float x, kvp_kv_type t) {

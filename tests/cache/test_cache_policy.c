@@ -11,12 +11,7 @@
 #include "test_util.h"
 
 static uint64_t rng_state = 88172645463325252ull;
-static float frand(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
-}
+static float frand(void) { return kvp_test_frand(&rng_state); }
 
 enum { NL = 2, NH = 4, NKV = 2, D = 8 };
 

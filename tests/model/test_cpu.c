@@ -15,12 +15,7 @@
 #include "test_util.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static float frand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((rng >> 11) * (1.0 / 9007199254740992.0) * 2 - 1);
-}
+static float frand(void) { return kvp_test_frand(&rng); }
 
 static bool has_flag(const char *flags, const char *f) {
     size_t n = strlen(f);

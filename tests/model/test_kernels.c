@@ -17,12 +17,7 @@
 #include "util/pool.h"
 
 static uint64_t rng = 88172645463325252ull;
-static float frand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((rng >> 11) * (1.0 / 9007199254740992.0) * 2 - 1);
-}
+static float frand(void) { return kvp_test_frand(&rng); }
 
 int main(void) {
     /* Products on pools of 2 and 3 workers must give the caller-alone bits. */

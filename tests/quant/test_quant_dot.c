@@ -24,12 +24,7 @@
 #include "util/pool.h"
 
 static uint64_t rng = 0x243f6a8885a308d3ull;
-static uint64_t next(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+static uint64_t next(void) { return kvp_test_xorshift(&rng); }
 static float frand(void) { return (float)((next() >> 11) * (1.0 / 9007199254740992.0) * 2 - 1); }
 
 static const uint32_t weight_types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0,  GGML_TYPE_Q5_1,
