@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "golden_params.h"
 #include "kvprune.h"
 #include "test_util.h"
 
@@ -93,48 +94,14 @@ static int mask_mismatches(kvp_cache *c, const shape *s, json_t *ref,
 static int run_config(const shape *s, json_t *cfg, int n_threads,
                       float **out_all, size_t *out_len, double *max_diff,
                       int *compared_sel) {
-    kvp_cache_params p = kvp_cache_default_params();
+    kvp_cache_params p;
     char name[256];
+    if (!golden_cache_params(cfg, &p, name, sizeof name)) {
+        fprintf(stderr, "%s\n", name);
+        return 1;
+    }
     const char *budget = json_string_value(json_object_get(cfg, "budget"));
-    p.method = json_string_value(json_object_get(cfg, "method"));
-    p.decode_evict = json_is_true(json_object_get(cfg, "decode_evict"));
-    p.streaming = json_is_true(json_object_get(cfg, "streaming"));
-    if (json_object_get(cfg, "num_sink"))
-        p.num_sink = (int)json_integer_value(json_object_get(cfg, "num_sink"));
-    p.gqa_mode = strcmp(json_string_value(json_object_get(cfg, "gqa")), "kv") == 0
-                     ? KVP_GQA_PER_KV_HEAD
-                     : KVP_GQA_PER_QUERY_HEAD;
-    /* K/V storage: float32 unless the configuration names a half type (the
-     * reference then rounds K and V as the cache stores them) */
-    p.kv_type = KVP_KV_F32;
-    const char *kvt = json_string_value(json_object_get(cfg, "kv_type"));
-    if (kvt && !kvp_kv_type_parse(kvt, &p.kv_type)) {
-        fprintf(stderr, "bad kv_type '%s' in the golden\n", kvt);
-        return 1;
-    }
     int chunk = (int)json_integer_value(json_object_get(cfg, "chunk"));
-    /* budget allocation: uniform unless the configuration names one */
-    const char *ba = json_string_value(json_object_get(cfg, "budget_alloc"));
-    const char *la = json_string_value(json_object_get(cfg, "layer_alloc"));
-    if ((ba && !kvp_budget_alloc_parse(ba, &p.budget_alloc)) ||
-        (la && !kvp_layer_alloc_parse(la, &p.layer_alloc))) {
-        fprintf(stderr, "bad budget_alloc/layer_alloc in the golden\n");
-        return 1;
-    }
-    if (json_object_get(cfg, "safeguard"))
-        p.safeguard = json_number_value(json_object_get(cfg, "safeguard"));
-    if (json_object_get(cfg, "pyramid_beta"))
-        p.pyramid_beta = json_number_value(json_object_get(cfg, "pyramid_beta"));
-    if (strcmp(budget, "abs") == 0) {
-        p.num_recent = (int)json_integer_value(json_object_get(cfg, "num_recent"));
-        p.num_heavy = (int)json_integer_value(json_object_get(cfg, "num_heavy"));
-    } else if (strcmp(budget, "ratio") == 0) {
-        p.recent_ratio = json_real_value(json_object_get(cfg, "recent_ratio"));
-        p.heavy_ratio = json_real_value(json_object_get(cfg, "heavy_ratio"));
-    } else {
-        p.num_recent = (int)json_integer_value(json_object_get(cfg, "num_recent"));
-        p.cache_ratio = json_real_value(json_object_get(cfg, "cache_ratio"));
-    }
     snprintf(name, sizeof name, "%s/%s/evict=%d/%s/stream=%d(%d)/chunk=%d%s/%s/%s:%g/%s:%g", p.method,
              budget, p.decode_evict, p.gqa_mode ? "kv" : "q", p.streaming, p.num_sink, chunk,
              json_object_get(cfg, "decode_blocks") ? "/decode-blocks" : "",

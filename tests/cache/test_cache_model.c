@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "golden_params.h"
 #include "kvprune.h"
 #include "test_util.h"
 
@@ -130,44 +131,13 @@ static void run_fixture(const char *name, const char *golden) {
     double max_first = 0.0, max_last = 0.0;
     for (int ci = 0; ci < n_cfg; ci++) {
         json_t *cfg = json_array_get(cfgs, (size_t)ci);
-        kvp_cache_params p = kvp_cache_default_params();
+        kvp_cache_params p;
+        char why[128];
+        if (!golden_cache_params(cfg, &p, why, sizeof why)) {
+            CHECK_MSG(0, "%s: %s", name, why);
+            continue;
+        }
         const char *budget = json_string_value(json_object_get(cfg, "budget"));
-        p.method = json_string_value(json_object_get(cfg, "method"));
-        p.decode_evict = json_is_true(json_object_get(cfg, "decode_evict"));
-        p.streaming = json_is_true(json_object_get(cfg, "streaming"));
-        p.gqa_mode = strcmp(json_string_value(json_object_get(cfg, "gqa")), "kv") == 0
-                         ? KVP_GQA_PER_KV_HEAD
-                         : KVP_GQA_PER_QUERY_HEAD;
-        /* float32 K/V unless the configuration names a half type (the
-         * reference then rounds K and V as the cache stores them) */
-        p.kv_type = KVP_KV_F32;
-        const char *kvt = json_string_value(json_object_get(cfg, "kv_type"));
-        if (kvt && !kvp_kv_type_parse(kvt, &p.kv_type)) {
-            CHECK_MSG(0, "%s: bad kv_type '%s' in the golden", name, kvt);
-            continue;
-        }
-        if (strcmp(budget, "abs") == 0) {
-            p.num_recent = (int)json_integer_value(json_object_get(cfg, "num_recent"));
-            p.num_heavy = (int)json_integer_value(json_object_get(cfg, "num_heavy"));
-        } else if (strcmp(budget, "ratio") == 0) {
-            p.recent_ratio = json_real_value(json_object_get(cfg, "recent_ratio"));
-            p.heavy_ratio = json_real_value(json_object_get(cfg, "heavy_ratio"));
-        } else {
-            p.num_recent = (int)json_integer_value(json_object_get(cfg, "num_recent"));
-            p.cache_ratio = json_real_value(json_object_get(cfg, "cache_ratio"));
-        }
-        /* budget allocation: uniform unless the configuration names one */
-        const char *ba = json_string_value(json_object_get(cfg, "budget_alloc"));
-        const char *la = json_string_value(json_object_get(cfg, "layer_alloc"));
-        if ((ba && !kvp_budget_alloc_parse(ba, &p.budget_alloc)) ||
-            (la && !kvp_layer_alloc_parse(la, &p.layer_alloc))) {
-            CHECK_MSG(0, "%s: bad budget_alloc/layer_alloc in the golden", name);
-            continue;
-        }
-        if (json_object_get(cfg, "safeguard"))
-            p.safeguard = json_number_value(json_object_get(cfg, "safeguard"));
-        if (json_object_get(cfg, "pyramid_beta"))
-            p.pyramid_beta = json_number_value(json_object_get(cfg, "pyramid_beta"));
         char label[200];
         snprintf(label, sizeof label, "%s: %s/%s/evict=%d/%s/stream=%d/chunk=%d/%s/%s/%s", name,
                  p.method, budget, p.decode_evict, p.gqa_mode ? "kv" : "q", p.streaming,
