@@ -70,6 +70,12 @@ typedef struct cli_progress {
 } cli_progress;
 void cli_progress_report(cli_progress *c, const char *label, const char *what, size_t done,
                          size_t total, double elapsed_s);
+/* A sweep that failed: ends an open progress bar, prints the error;
+ * returns the exit status (cli_eval_error's). */
+int cli_progress_failed(const cli_progress *c, const kvp_error *err);
+/* A sweep stopped by Ctrl-C with its finished samples kept: ends an open
+ * progress bar, says how to resume; returns the exit status 130. */
+int cli_progress_interrupted(const cli_progress *c, size_t written, size_t earlier);
 
 /* Warns (once) that budget flags are ignored when every method given is
  * "full". */

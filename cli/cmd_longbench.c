@@ -146,18 +146,13 @@ static int lb_pred(int argc, char **argv) {
     kvp_status st = kvlb_pred(model, &p, &sum, &err);
     cli_interrupt_disarm();
     if (st != KVP_OK) {
-        if (pc.tty && !quiet) fputc('\n', stderr);
-        rc = cli_eval_error(&err);
+        rc = cli_progress_failed(&pc, &err);
         goto out;
     }
     if (sum.torn_lines)
         cli_warn("dropped %zu torn last line(s) left by a killed run", sum.torn_lines);
     if (sum.interrupted) {
-        if (pc.tty && !quiet) fputc('\n', stderr);
-        cli_error("interrupted: %zu samples written now, %zu earlier, all kept; run the same "
-                  "command again to resume where it stopped", sum.generated + sum.merged,
-                  sum.skipped);
-        rc = 130;
+        rc = cli_progress_interrupted(&pc, sum.generated + sum.merged, sum.skipped);
         goto out;
     }
     printf("longbench pred: %zu datasets (%zu samples) x %zu experiment/method pairs = %zu "

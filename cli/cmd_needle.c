@@ -349,16 +349,11 @@ static int needle_pred(int argc, char **argv) {
     kvp_status st = kvev_needle_pred(model, &p, &sum, &err);
     cli_interrupt_disarm();
     if (st != KVP_OK) {
-        if (pc.tty && !quiet) fputc('\n', stderr);
-        rc = cli_eval_error(&err);
+        rc = cli_progress_failed(&pc, &err);
         goto out;
     }
     if (sum.interrupted) {
-        if (pc.tty && !quiet) fputc('\n', stderr);
-        cli_error("interrupted: %zu samples written now, %zu earlier, all kept; run the same "
-                  "command again to resume where it stopped",
-                  sum.generated, sum.skipped);
-        rc = 130;
+        rc = cli_progress_interrupted(&pc, sum.generated, sum.skipped);
         goto out;
     }
     printf("needle pred: task %s, %zu samples x %zu experiments (shard %d/%d): %zu generated, "

@@ -44,3 +44,21 @@ void cli_progress_report(cli_progress *c, const char *label, const char *what, s
     }
     fflush(stderr);
 }
+
+/* A bar on a terminal is left without its newline until it is full. */
+static void end_bar(const cli_progress *c) {
+    if (c->tty && !c->quiet) fputc('\n', stderr);
+}
+
+int cli_progress_failed(const cli_progress *c, const kvp_error *err) {
+    end_bar(c);
+    return cli_eval_error(err);
+}
+
+int cli_progress_interrupted(const cli_progress *c, size_t written, size_t earlier) {
+    end_bar(c);
+    cli_error("interrupted: %zu samples written now, %zu earlier, all kept; run the same "
+              "command again to resume where it stopped",
+              written, earlier);
+    return 130;
+}
