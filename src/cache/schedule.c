@@ -29,6 +29,7 @@
 #include "cache/cache.h"
 #include "cache/store.h"
 #include "kernels/attention.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 /* Key columns per pass-2 task: each task owns its columns, so every column
@@ -63,12 +64,6 @@
  * reallocation; capped so a long chunk does not pin memory. */
 #define SLACK_MAX 64
 #define SLACK_EXTRA 16
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
 
 static float sum_sq(const float *x, int d) {
     float s2 = 0.0f;
@@ -461,7 +456,7 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
                         "each once per block; expected %d)",
                         layer, c->n_layer - 1, c->blk_next_layer);
     c->blk_next_layer++;
-    double t0 = now_ms();
+    double t0 = kvu_now_ms();
     const int n_new = c->blk_n_new, d = c->head_dim, H = c->n_head;
     const int S = c->n_streams;
     const bool scored = c->method.kind == KVC_KIND_SCORED;
@@ -477,7 +472,7 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     if (layerwise && c->blk_pre_coming > 0) {
         int64_t r = kvc_layer_evict(c, layer, c->blk_pre_coming, n_new + a.slack);
         if (r > 0) {
-            c->attn_ms += now_ms() - t0;
+            c->attn_ms += kvu_now_ms() - t0;
             return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
         }
         c->held += r;
@@ -511,7 +506,7 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
         if (c->blk_post_evict && layerwise) {
             plan = kvc_layer_evict_plan(c, layer, 0, n_new);
             if (plan < 0) {
-                c->attn_ms += now_ms() - t0;
+                c->attn_ms += kvu_now_ms() - t0;
                 return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
             }
         }
@@ -526,7 +521,7 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
             if (r > 0) failed++;
             else c->held += r;
         }
-        c->attn_ms += now_ms() - t0;
+        c->attn_ms += kvu_now_ms() - t0;
         if (atomic_load(&j.failed) || failed)
             return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
         return KVP_OK;
@@ -541,7 +536,7 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
     c->held += atomic_load(&j.delta);
     if (c->held > c->held_peak) c->held_peak = c->held;
     if (atomic_load(&j.failed)) {
-        c->attn_ms += now_ms() - t0;
+        c->attn_ms += kvu_now_ms() - t0;
         return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
     }
 
@@ -573,7 +568,7 @@ kvp_status kvc_attend(kvp_cache *c, int layer, const float *q, const float *k,
                      evict_worker, &j);
         c->held += atomic_load(&j.delta);
     }
-    c->attn_ms += now_ms() - t0;
+    c->attn_ms += kvu_now_ms() - t0;
     if (atomic_load(&j.failed) || failed)
         return kvu_fail(err, KVP_ERR_NOMEM, "cache: out of memory (layer %d)", layer);
     return KVP_OK;

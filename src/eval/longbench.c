@@ -12,6 +12,7 @@
 #include "kvprune_eval/jsonl.h"
 #include "kvprune_eval/metrics.h"
 #include "eval/pystr.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/json.h"
@@ -340,12 +341,6 @@ typedef struct lb_file {
     lb_part *parts;   /* shard parts to merge (unsharded runs)            */
     size_t n_parts;
 } lb_file;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Validates the fields pred.py reads, and the prompt formatting. */
 static kvp_status check_data(lb_data *d, kvp_error *err) {
@@ -751,7 +746,7 @@ kvp_status kvlb_pred(const kvp_model *model, const kvlb_pred_params *p, kvlb_pre
             if (!part_row(f, i)) prog.total++;
     }
     prog.skipped = sum->skipped;
-    double t0 = now_s();
+    double t0 = kvu_now_s();
     for (size_t k = 0; k < nf && st == KVP_OK && !sum->interrupted; k++) {
         lb_file *f = &files[k];
         bool complete_now = f->start >= f->end;
@@ -810,7 +805,7 @@ kvp_status kvlb_pred(const kvp_model *model, const kvlb_pred_params *p, kvlb_pre
                 sum->truncated += truncated;
                 sum->generated++;
                 prog.done++;
-                prog.elapsed_s = now_s() - t0;
+                prog.elapsed_s = kvu_now_s() - t0;
                 if (p->on_progress) p->on_progress(p->user, &prog);
             }
             st = kvjl_writer_finish(&w, st, err);

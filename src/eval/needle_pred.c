@@ -8,6 +8,7 @@
 
 #include "kvprune_eval/jsonl.h"
 #include "kvprune_eval/metrics.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 kvp_status kvev_prompt_ids(const kvev_prompt_style *ps, const char *input, int32_t **ids, size_t *n,
@@ -116,12 +117,6 @@ typedef struct experiment {
     unsigned char *done;  /* per sample: already in pred.jsonl */
     size_t n_pending;
 } experiment;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static char *join3(const char *a, const char *b, const char *c) {
     size_t n = strlen(a) + strlen(b) + (c ? strlen(c) : 0) + 3;
@@ -418,7 +413,7 @@ kvp_status kvev_needle_pred(const kvp_model *model, const kvev_needle_pred_param
     prog.n_exps = nex;
     prog.total = total;
     prog.skipped = sum->skipped;
-    double t0 = now_s();
+    double t0 = kvu_now_s();
     for (size_t q = 0; q < nex && st == KVP_OK && !sum->interrupted; q++) {
         experiment *e = &ex[q];
         prog.experiment = e->name;
@@ -443,7 +438,7 @@ kvp_status kvev_needle_pred(const kvp_model *model, const kvev_needle_pred_param
             kvu_fail_prefix(err, st, "experiment %s", e->name);
             break;
         }
-        prog.elapsed_s = now_s() - t0;
+        prog.elapsed_s = kvu_now_s() - t0;
         if (p->on_progress) p->on_progress(p->user, &prog); /* the experiment starts */
         kvev_jsonl_writer w;
         st = kvev_jsonl_writer_open(&w, e->pred_path, p->sync_every > 0 ? p->sync_every : 16, err);
@@ -454,7 +449,7 @@ kvp_status kvev_needle_pred(const kvp_model *model, const kvev_needle_pred_param
                 sum->interrupted = true;
                 break;
             }
-            double ts = now_s();
+            double ts = kvu_now_s();
             st = run_one(model, cache, p, tok, &s[i], &w, &sum->interrupted, err);
             if (st != KVP_OK) {
                 kvu_fail_prefix(err, st, "experiment %s, sample index %lld", e->name, s[i].index);
@@ -463,8 +458,8 @@ kvp_status kvev_needle_pred(const kvp_model *model, const kvev_needle_pred_param
             if (sum->interrupted) break;
             sum->generated++;
             prog.done++;
-            prog.last_ms = (now_s() - ts) * 1000.0;
-            prog.elapsed_s = now_s() - t0;
+            prog.last_ms = (kvu_now_s() - ts) * 1000.0;
+            prog.elapsed_s = kvu_now_s() - t0;
             if (p->on_progress) p->on_progress(p->user, &prog);
         }
         st = kvjl_writer_finish(&w, st, err);

@@ -7,13 +7,8 @@
 #include "cache/cache.h"
 #include "generate/sampler.h"
 #include "model/model.h"
+#include "util/clock.h"
 #include "util/error.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 kvp_gen_params kvp_gen_default_params(void) {
     kvp_gen_params p;
@@ -83,7 +78,7 @@ kvp_status kvp_generate(const kvp_model *model, kvp_cache *cache, const int32_t 
     int64_t peak = kvc_is_full(cache) ? (int64_t)kvc_next_pos(cache) + (int64_t)n_prompt + p.max_new_tokens
                                       : (int64_t)first_block;
     if ((s = kvc_check_fits(cache, peak, err))) goto done;
-    double t0 = now_ms();
+    double t0 = kvu_now_ms();
     size_t chunk = p.prefill_chunk > 0 ? (size_t)p.prefill_chunk : n_prompt;
     for (size_t off = 0; off < n_prompt; off += chunk) {
         size_t len = n_prompt - off < chunk ? n_prompt - off : chunk;
@@ -92,8 +87,8 @@ kvp_status kvp_generate(const kvp_model *model, kvp_cache *cache, const int32_t 
                              last ? logits : NULL, nt, err)))
             goto done;
     }
-    out->prefill_ms = now_ms() - t0;
-    double t1 = now_ms();
+    out->prefill_ms = kvu_now_ms() - t0;
+    double t1 = kvu_now_ms();
     for (int step = 0; step < p.max_new_tokens; step++) {
         int32_t id = kvg_sampler_pick(&smp, logits);
         out->ids[out->n_ids++] = id;
@@ -106,7 +101,7 @@ kvp_status kvp_generate(const kvp_model *model, kvp_cache *cache, const int32_t 
         if (!go || step + 1 == p.max_new_tokens) break;
         if ((s = kvm_forward(model, cache, &id, 1, 0, logits, nt, err))) goto done;
     }
-    out->decode_ms = now_ms() - t1;
+    out->decode_ms = kvu_now_ms() - t1;
 done:
     if (out->ids || s == KVP_OK) {
         out->attn_ms = kvc_attn_ms(cache) - attn0;
