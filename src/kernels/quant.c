@@ -575,14 +575,23 @@ static void quant_q8_1(const float *x, block_q8_1 *y, int64_t nb) {
     }
 }
 
+/* The element of x of the largest magnitude, with its sign (*amax: the
+ * magnitude; the first such element), as ggml's quantizers pick it. */
+static float signed_max(int n, const float *x, float *amax) {
+    float max = 0;
+    *amax = 0;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > *amax) {
+            *amax = fabsf(x[i]);
+            max = x[i];
+        }
+    return max;
+}
+
 static void quant_q8_K(const float *x, block_q8_K *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, x += QK_K) {
-        float max = 0, amax = 0;
-        for (int j = 0; j < QK_K; j++)
-            if (fabsf(x[j]) > amax) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
+        float amax;
+        const float max = signed_max(QK_K, x, &amax);
         if (!amax) {
             /* ggml leaves bsums as they were; zero them so the output is
              * deterministic (they are zero in ggml's too when qs are). */
@@ -672,42 +681,42 @@ static float qkx2(int n, int nmax, const float *x, const float *w, uint8_t *L, f
     return scale;
 }
 
+/* Levels l = round(iscale * x[i]) clamped to -nmax..nmax-1 and their sums
+ * weighted by x^2, in ggml's order: *sumlx = sum w x l, *suml2 = sum w l l;
+ * L[i] = l + offset unless L is NULL. */
+static void levels_x2(int n, int nmax, const float *x, float iscale, int8_t *L, int offset,
+                      float *sumlx, float *suml2) {
+    float slx = 0, sl2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = nearest_int(iscale * x[i]);
+        l = imax(-nmax, imin(nmax - 1, l));
+        if (L) L[i] = (int8_t)(l + offset);
+        const float w = x[i] * x[i];
+        slx += w * x[i] * l;
+        sl2 += w * l * l;
+    }
+    *sumlx = slx;
+    *suml2 = sl2;
+}
+
 /* Symmetric scale and levels -nmax..nmax-1 (stored + nmax) with an RMSE
  * search over 19 candidate scales (ggml's make_qx_quants, weights x^2). */
 static float qx(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++)
-        if (fabsf(x[i]) > amax) {
-            amax = fabsf(x[i]);
-            max = x[i];
-        }
+    float amax;
+    const float max = signed_max(n, x, &amax);
     if (amax < GROUP_MAX_EPS) {
         for (int i = 0; i < n; i++) L[i] = 0;
         return 0.f;
     }
     float iscale = -nmax / max;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        int l = nearest_int(iscale * x[i]);
-        l = imax(-nmax, imin(nmax - 1, l));
-        L[i] = (int8_t)(l + nmax);
-        const float w = x[i] * x[i];
-        sumlx += w * x[i] * l;
-        suml2 += w * l * l;
-    }
+    float sumlx, suml2;
+    levels_x2(n, nmax, x, iscale, L, nmax, &sumlx, &suml2);
     float scale = suml2 ? sumlx / suml2 : 0.0f;
     float best = scale * sumlx;
     for (int is = -9; is <= 9; is++) {
         if (is == 0) continue;
         iscale = -(nmax + 0.1f * is) / max;
-        sumlx = suml2 = 0;
-        for (int i = 0; i < n; i++) {
-            int l = nearest_int(iscale * x[i]);
-            l = imax(-nmax, imin(nmax - 1, l));
-            const float w = x[i] * x[i];
-            sumlx += w * x[i] * l;
-            suml2 += w * l * l;
-        }
+        levels_x2(n, nmax, x, iscale, NULL, 0, &sumlx, &suml2);
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
             for (int i = 0; i < n; i++) {
                 const int l = nearest_int(iscale * x[i]);
@@ -723,26 +732,14 @@ static float qx(int n, int nmax, const float *x, int8_t *L) {
 /* Q3_K's sub-block scale: levels -nmax..nmax-1 refined by coordinate
  * descent (ggml's make_q3_quants with do_rmse). */
 static float q3(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++)
-        if (fabsf(x[i]) > amax) {
-            amax = fabsf(x[i]);
-            max = x[i];
-        }
+    float amax;
+    const float max = signed_max(n, x, &amax);
     if (amax < GROUP_MAX_EPS) {
         for (int i = 0; i < n; i++) L[i] = 0;
         return 0.f;
     }
-    const float iscale = -nmax / max;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        int l = nearest_int(iscale * x[i]);
-        l = imax(-nmax, imin(nmax - 1, l));
-        L[i] = (int8_t)l;
-        const float w = x[i] * x[i];
-        sumlx += w * x[i] * l;
-        suml2 += w * l * l;
-    }
+    float sumlx, suml2;
+    levels_x2(n, nmax, x, -nmax / max, L, 0, &sumlx, &suml2);
     for (int itry = 0; itry < 5; itry++) {
         int n_changed = 0;
         for (int i = 0; i < n; i++) {
@@ -1036,12 +1033,8 @@ static void iq4_block(int super, const float *x, uint16_t *dh, uint8_t *q4, uint
         const float *xb = x + ib * 32;
         uint8_t *Lb = L + ib * 32;
         for (int j = 0; j < 32; j++) weight[j] = xb[j] * xb[j];
-        float amax = 0, max = 0;
-        for (int j = 0; j < 32; j++)
-            if (fabsf(xb[j]) > amax) {
-                amax = fabsf(xb[j]);
-                max = xb[j];
-            }
+        float amax;
+        const float max = signed_max(32, xb, &amax);
         if (amax < GROUP_MAX_EPS) {
             scales[ib] = 0;
             continue;
