@@ -45,53 +45,52 @@ static void expect_load_error(const char *what, kvp_status want, const char *par
 }
 
 static void test_bad_files(void) {
-    /* dict.txt: each bad line named by file:line. */
-    write_text("dict.txt", "北京 100 ns\n大学\n");
-    expect_load_error("no frequency", KVP_ERR_FORMAT, "dict.txt:2:", "word frequency");
-    write_text("dict.txt", "北京 100 ns\n\n大学 3\n");
-    expect_load_error("blank line", KVP_ERR_FORMAT, "dict.txt:2:", NULL);
-    write_text("dict.txt", "北京 100 ns\n大学 1x2 n\n");
-    expect_load_error("bad frequency", KVP_ERR_FORMAT, "dict.txt:2:", "1x2");
-    write_text("dict.txt", "北京 -3 ns\n");
-    expect_load_error("negative frequency", KVP_ERR_FORMAT, "dict.txt:1:", "-3");
-    write_text("dict.txt", "北京  100\n");
-    expect_load_error("double space", KVP_ERR_FORMAT, "dict.txt:1:", "missing frequency");
-    write_text("dict.txt", "北京 100\n\xe5\x8c\x97\xff 3\n");
-    expect_load_error("bad UTF-8", KVP_ERR_FORMAT, "dict.txt:2:", "UTF-8");
-    write_text("dict.txt", "北京 99999999999999999999999\n");
-    expect_load_error("huge frequency", KVP_ERR_FORMAT, "dict.txt:1:", "too large");
-    write_text("dict.txt", "北京 0\n大学 0\n");
-    expect_load_error("all zero", KVP_ERR_FORMAT, "dict.txt", "above 0");
-    write_text("dict.txt", "");
-    expect_load_error("empty dict", KVP_ERR_FORMAT, "dict.txt", "above 0");
-
-    /* The HMM tables. */
-    write_text("finalseg/prob_start.py", "P = {'B': -0.25, 'E': -1.0, 'M': -1.0}\n");
-    expect_load_error("missing state", KVP_ERR_FORMAT, "prob_start.py", "'S'");
-    write_text("finalseg/prob_start.py", "P = {'B': -0.25, 'E': -1.0, 'M': -1.0, 'X': 1, 'S': 0}\n");
-    expect_load_error("unknown state", KVP_ERR_FORMAT, "prob_start.py:1:", "not one of");
-    write_text("finalseg/prob_start.py", "P = {'B': 'x', 'E': -1.0, 'M': -1.0, 'S': 0}\n");
-    expect_load_error("string value", KVP_ERR_FORMAT, "prob_start.py:1:", "number");
-    write_text("finalseg/prob_start.py", "P = {'B': inf, 'E': -1.0, 'M': -1.0, 'S': 0}\n");
-    expect_load_error("inf", KVP_ERR_FORMAT, "prob_start.py:1:", NULL);
-    write_text("finalseg/prob_start.py", "P = {'B': -1e999, 'E': -1.0, 'M': -1.0, 'S': 0}\n");
-    expect_load_error("overflow", KVP_ERR_FORMAT, "prob_start.py:1:", "range");
-    write_text("finalseg/prob_start.py", "Q = {}\n");
-    expect_load_error("no P", KVP_ERR_FORMAT, "prob_start.py:1:", "P =");
-    write_text("finalseg/prob_trans.py", "P={'B': {'E': -0.5, 'M': -0.9},\n 'E': {'B': -0.6 'S': -0.7}}\n");
-    expect_load_error("missing comma", KVP_ERR_FORMAT, "prob_trans.py:2:", "expected");
-    write_text("finalseg/prob_trans.py", "P={'B': {'E': -0.5}, 'E': {}, 'M': {}, 'S': {'Q': 1}}\n");
-    expect_load_error("bad target", KVP_ERR_FORMAT, "prob_trans.py:1:", "transition target");
-    write_text("finalseg/prob_emit.py", "P={'B': {'\\u4e00': -3.5,\n\n 'ab': -1}, 'E': {}, 'M': {}, 'S': {}}\n");
-    expect_load_error("two-char key", KVP_ERR_FORMAT, "prob_emit.py:3:", "one-character");
-    write_text("finalseg/prob_emit.py", "P={'B': {'\\u4e00': -3.5, 'E': {}, 'M': {}, 'S': {}}\n");
-    expect_load_error("unterminated", KVP_ERR_FORMAT, "prob_emit.py", NULL);
-    write_text("finalseg/prob_emit.py", "P={'B': {'\\ud800': -3.5}, 'E': {}, 'M': {}, 'S': {}}\n");
-    expect_load_error("surrogate", KVP_ERR_FORMAT, "prob_emit.py:1:", "scalar");
-    write_text("finalseg/prob_emit.py", "P={'B': {}, 'E': {}, 'M': {}, 'S': {}} x\n");
-    expect_load_error("trailing text", KVP_ERR_FORMAT, "prob_emit.py:1:", "after the literal");
-    write_text("finalseg/prob_emit.py", "P={'B': {}, 'E': {}, 'M': {}, 'S': {'\\x");
-    expect_load_error("truncated escape", KVP_ERR_FORMAT, "prob_emit.py:1:", NULL);
+    /* Each case: a file of the fixture rewritten, then the load fails with
+     * KVP_ERR_FORMAT and a message holding both parts. */
+    static const struct {
+        const char *file, *text, *what, *part1, *part2;
+    } cases[] = {
+        /* dict.txt: each bad line named by file:line. */
+        {"dict.txt", "北京 100 ns\n大学\n", "no frequency", "dict.txt:2:", "word frequency"},
+        {"dict.txt", "北京 100 ns\n\n大学 3\n", "blank line", "dict.txt:2:", NULL},
+        {"dict.txt", "北京 100 ns\n大学 1x2 n\n", "bad frequency", "dict.txt:2:", "1x2"},
+        {"dict.txt", "北京 -3 ns\n", "negative frequency", "dict.txt:1:", "-3"},
+        {"dict.txt", "北京  100\n", "double space", "dict.txt:1:", "missing frequency"},
+        {"dict.txt", "北京 100\n\xe5\x8c\x97\xff 3\n", "bad UTF-8", "dict.txt:2:", "UTF-8"},
+        {"dict.txt", "北京 99999999999999999999999\n", "huge frequency", "dict.txt:1:", "too large"},
+        {"dict.txt", "北京 0\n大学 0\n", "all zero", "dict.txt", "above 0"},
+        {"dict.txt", "", "empty dict", "dict.txt", "above 0"},
+        /* The HMM tables. */
+        {"finalseg/prob_start.py", "P = {'B': -0.25, 'E': -1.0, 'M': -1.0}\n",
+         "missing state", "prob_start.py", "'S'"},
+        {"finalseg/prob_start.py", "P = {'B': -0.25, 'E': -1.0, 'M': -1.0, 'X': 1, 'S': 0}\n",
+         "unknown state", "prob_start.py:1:", "not one of"},
+        {"finalseg/prob_start.py", "P = {'B': 'x', 'E': -1.0, 'M': -1.0, 'S': 0}\n",
+         "string value", "prob_start.py:1:", "number"},
+        {"finalseg/prob_start.py", "P = {'B': inf, 'E': -1.0, 'M': -1.0, 'S': 0}\n",
+         "inf", "prob_start.py:1:", NULL},
+        {"finalseg/prob_start.py", "P = {'B': -1e999, 'E': -1.0, 'M': -1.0, 'S': 0}\n",
+         "overflow", "prob_start.py:1:", "range"},
+        {"finalseg/prob_start.py", "Q = {}\n", "no P", "prob_start.py:1:", "P ="},
+        {"finalseg/prob_trans.py", "P={'B': {'E': -0.5, 'M': -0.9},\n 'E': {'B': -0.6 'S': -0.7}}\n",
+         "missing comma", "prob_trans.py:2:", "expected"},
+        {"finalseg/prob_trans.py", "P={'B': {'E': -0.5}, 'E': {}, 'M': {}, 'S': {'Q': 1}}\n",
+         "bad target", "prob_trans.py:1:", "transition target"},
+        {"finalseg/prob_emit.py", "P={'B': {'\\u4e00': -3.5,\n\n 'ab': -1}, 'E': {}, 'M': {}, 'S': {}}\n",
+         "two-char key", "prob_emit.py:3:", "one-character"},
+        {"finalseg/prob_emit.py", "P={'B': {'\\u4e00': -3.5, 'E': {}, 'M': {}, 'S': {}}\n",
+         "unterminated", "prob_emit.py", NULL},
+        {"finalseg/prob_emit.py", "P={'B': {'\\ud800': -3.5}, 'E': {}, 'M': {}, 'S': {}}\n",
+         "surrogate", "prob_emit.py:1:", "scalar"},
+        {"finalseg/prob_emit.py", "P={'B': {}, 'E': {}, 'M': {}, 'S': {}} x\n",
+         "trailing text", "prob_emit.py:1:", "after the literal"},
+        {"finalseg/prob_emit.py", "P={'B': {}, 'E': {}, 'M': {}, 'S': {'\\x",
+         "truncated escape", "prob_emit.py:1:", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_text(cases[i].file, cases[i].text);
+        expect_load_error(cases[i].what, KVP_ERR_FORMAT, cases[i].part1, cases[i].part2);
+    }
 
     /* Missing files: I/O errors naming the file. */
     char path[1024];
