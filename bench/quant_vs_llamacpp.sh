@@ -15,6 +15,8 @@
 #   PROMPTS="512 4096" NEW=64 REPS=3 THREADS=2 QWEN_VOCAB=151936
 #   LLAMA_VOCAB=128256 OURS_QUANT=1 (also time our own quantized files)
 #   F32KV=0 (1: also our full cache with float32 K/V instead of the default f16)
+#   ENGINES="llama ours snap" (a subset to time fewer: llama.cpp, our full
+#   cache, snapkv at 5%)
 # Prints the dot kernels against ggml's (WORK/kernels.md) and the engines'
 # table (WORK/results.md); raw rows in WORK/raw.tsv.
 set -euo pipefail
@@ -33,6 +35,7 @@ REPS=${REPS:-3}
 TH=${THREADS:-2}
 OURS_QUANT=${OURS_QUANT:-1}
 F32KV=${F32KV:-0}
+ENGINES=${ENGINES:-llama ours snap}
 # Both engines run on their own thread pools (kvprune: spin up to 0.3 ms,
 # then sleep; llama.cpp: spin, then sleep).
 
@@ -102,6 +105,7 @@ for rep in $(seq 1 "$REPS"); do
       order="llama ours snap"; [ $((rep % 2)) = 0 ] && order="ours snap llama"
       [ "$F32KV" = 1 ] && order="$order f32kv"
       for e in $order; do
+        case " $ENGINES f32kv " in *" $e "*) ;; *) continue ;; esac
         load=$(cut -d' ' -f1 /proc/loadavg)
         case $e in
           llama) [ "$qz" = kvprune ] && continue; r=$(theirs "$file" "$P" "$NEW" "$TH"); name=llama.cpp ;;
