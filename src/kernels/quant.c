@@ -12,8 +12,10 @@
 #include <string.h>
 
 #include "format/gguf.h"
+#include "kernels/cpu.h"
 #include "kernels/fp16.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/quant_deq.h"
 
 const int8_t kvq_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                      1,    13,   25,  38,  53,  69,  89,  113};
@@ -112,355 +114,33 @@ static inline int nearest_int(float f) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
-/* Sub-block j's 6-bit scale and min of Q4_K / Q5_K. */
-static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
-
-/* The 16 signed 6-bit scales of Q3_K (each still offset by 32). */
-static inline void q3k_scales(const uint8_t packed[12], int8_t out[16]) {
-    uint32_t a[4];
-    memcpy(a, packed, 12);
-    const uint32_t m1 = 0x03030303, m2 = 0x0f0f0f0f, tmp = a[2];
-    a[2] = ((a[0] >> 4) & m2) | (((tmp >> 4) & m1) << 4);
-    a[3] = ((a[1] >> 4) & m2) | (((tmp >> 6) & m1) << 4);
-    a[0] = (a[0] & m2) | (((tmp >> 0) & m1) << 4);
-    a[1] = (a[1] & m2) | (((tmp >> 2) & m1) << 4);
-    memcpy(out, a, 16);
-}
-
 /* ------------------------------------------------------------------------ */
-/* Dequantization: one block to floats                                      */
+/* Dequantization (quant_deq_isa.h, one copy per instruction set)           */
 /* ------------------------------------------------------------------------ */
 
-static void deq_q4_0(const void *vb, float *y) {
-    const block_q4_0 *b = vb;
-    const float d = h2f(b->d);
-    for (int j = 0; j < QK4_0 / 2; j++) {
-        y[j] = ((b->qs[j] & 0x0F) - 8) * d;
-        y[j + QK4_0 / 2] = ((b->qs[j] >> 4) - 8) * d;
-    }
-}
+bool kvq_can_dequantize(uint32_t type) { return kvq_deq_known_scalar(type); }
 
-static void deq_q4_1(const void *vb, float *y) {
-    const block_q4_1 *b = vb;
-    const float d = h2f(b->d), m = h2f(b->m);
-    for (int j = 0; j < QK4_1 / 2; j++) {
-        y[j] = (b->qs[j] & 0x0F) * d + m;
-        y[j + QK4_1 / 2] = (b->qs[j] >> 4) * d + m;
-    }
-}
-
-static void deq_q5_0(const void *vb, float *y) {
-    const block_q5_0 *b = vb;
-    const float d = h2f(b->d);
-    uint32_t qh;
-    memcpy(&qh, b->qh, 4);
-    for (int j = 0; j < QK5_0 / 2; j++) {
-        const int h0 = ((qh >> j) << 4) & 0x10, h1 = (qh >> (j + 12)) & 0x10;
-        y[j] = (((b->qs[j] & 0x0F) | h0) - 16) * d;
-        y[j + QK5_0 / 2] = (((b->qs[j] >> 4) | h1) - 16) * d;
-    }
-}
-
-static void deq_q5_1(const void *vb, float *y) {
-    const block_q5_1 *b = vb;
-    const float d = h2f(b->d), m = h2f(b->m);
-    uint32_t qh;
-    memcpy(&qh, b->qh, 4);
-    for (int j = 0; j < QK5_1 / 2; j++) {
-        const int h0 = ((qh >> j) << 4) & 0x10, h1 = (qh >> (j + 12)) & 0x10;
-        y[j] = ((b->qs[j] & 0x0F) | h0) * d + m;
-        y[j + QK5_1 / 2] = ((b->qs[j] >> 4) | h1) * d + m;
-    }
-}
-
-static void deq_q8_0(const void *vb, float *y) {
-    const block_q8_0 *b = vb;
-    const float d = h2f(b->d);
-    for (int j = 0; j < QK8_0; j++) y[j] = b->qs[j] * d;
-}
-
-static void deq_q8_1(const void *vb, float *y) {
-    const block_q8_1 *b = vb;
-    const float d = h2f(b->d);
-    for (int j = 0; j < QK8_1; j++) y[j] = b->qs[j] * d;
-}
-
-static void deq_q2_K(const void *vb, float *y) {
-    const block_q2_K *b = vb;
-    const float d = h2f(b->d), min = h2f(b->dmin);
-    const uint8_t *q = b->qs;
-    int is = 0;
-    for (int n = 0; n < QK_K; n += 128) {
-        for (int shift = 0; shift < 8; shift += 2) {
-            for (int half = 0; half < 2; half++) {
-                const uint8_t sc = b->scales[is++];
-                const float dl = d * (sc & 0xF), ml = min * (sc >> 4);
-                for (int l = 0; l < 16; l++) *y++ = dl * ((q[l + 16 * half] >> shift) & 3) - ml;
-            }
-        }
-        q += 32;
-    }
-}
-
-static void deq_q3_K(const void *vb, float *y) {
-    const block_q3_K *b = vb;
-    const float d_all = h2f(b->d);
-    int8_t sc[16];
-    q3k_scales(b->scales, sc);
-    const uint8_t *q = b->qs;
-    uint8_t m = 1;
-    int is = 0;
-    for (int n = 0; n < QK_K; n += 128) {
-        for (int shift = 0; shift < 8; shift += 2) {
-            for (int half = 0; half < 2; half++) {
-                const float dl = d_all * (sc[is++] - 32);
-                for (int l = 16 * half; l < 16 * half + 16; l++)
-                    *y++ = dl * (((q[l] >> shift) & 3) - ((b->hmask[l] & m) ? 0 : 4));
-            }
-            m <<= 1;
-        }
-        q += 32;
-    }
-}
-
-static void deq_q4_K(const void *vb, float *y) {
-    const block_q4_K *b = vb;
-    const float d = h2f(b->d), min = h2f(b->dmin);
-    const uint8_t *q = b->qs;
-    for (int j = 0, is = 0; j < QK_K; j += 64, is += 2) {
-        uint8_t sc, m;
-        scale_min_k4(is, b->scales, &sc, &m);
-        const float d1 = d * sc, m1 = min * m;
-        scale_min_k4(is + 1, b->scales, &sc, &m);
-        const float d2 = d * sc, m2 = min * m;
-        for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xF) - m1;
-        for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
-        q += 32;
-    }
-}
-
-static void deq_q5_K(const void *vb, float *y) {
-    const block_q5_K *b = vb;
-    const float d = h2f(b->d), min = h2f(b->dmin);
-    const uint8_t *ql = b->qs, *qh = b->qh;
-    uint8_t u1 = 1, u2 = 2;
-    for (int j = 0, is = 0; j < QK_K; j += 64, is += 2) {
-        uint8_t sc, m;
-        scale_min_k4(is, b->scales, &sc, &m);
-        const float d1 = d * sc, m1 = min * m;
-        scale_min_k4(is + 1, b->scales, &sc, &m);
-        const float d2 = d * sc, m2 = min * m;
-        for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
-        for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
-        ql += 32;
-        u1 <<= 2;
-        u2 <<= 2;
-    }
-}
-
-static void deq_q6_K(const void *vb, float *y) {
-    const block_q6_K *b = vb;
-    const float d = h2f(b->d);
-    const uint8_t *ql = b->ql, *qh = b->qh;
-    const int8_t *sc = b->scales;
-    for (int n = 0; n < QK_K; n += 128) {
-        for (int l = 0; l < 32; l++) {
-            const int is = l / 16;
-            const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-            const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-            const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-            const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-            y[l] = d * sc[is] * q1;
-            y[l + 32] = d * sc[is + 2] * q2;
-            y[l + 64] = d * sc[is + 4] * q3;
-            y[l + 96] = d * sc[is + 6] * q4;
-        }
-        y += 128;
-        ql += 64;
-        qh += 32;
-        sc += 8;
-    }
-}
-
-static void deq_q8_K(const void *vb, float *y) {
-    const block_q8_K *b = vb;
-    for (int j = 0; j < QK_K; j++) y[j] = b->d * b->qs[j];
-}
-
-static void deq_iq4_nl(const void *vb, float *y) {
-    const block_iq4_nl *b = vb;
-    const float d = h2f(b->d);
-    for (int j = 0; j < QK4_NL / 2; j++) {
-        y[j] = d * kvq_iq4nl_values[b->qs[j] & 0xf];
-        y[j + QK4_NL / 2] = d * kvq_iq4nl_values[b->qs[j] >> 4];
-    }
-}
-
-static void deq_iq4_xs(const void *vb, float *y) {
-    const block_iq4_xs *b = vb;
-    const float d = h2f(b->d);
-    const uint8_t *qs = b->qs;
-    for (int ib = 0; ib < QK_K / 32; ib++) {
-        const int ls = ((b->scales_l[ib / 2] >> 4 * (ib % 2)) & 0xf) | (((b->scales_h >> 2 * ib) & 3) << 4);
-        const float dl = d * (ls - 32);
-        for (int j = 0; j < 16; j++) {
-            y[j] = dl * kvq_iq4nl_values[qs[j] & 0xf];
-            y[j + 16] = dl * kvq_iq4nl_values[qs[j] >> 4];
-        }
-        y += 32;
-        qs += 16;
-    }
-}
-
-static void deq_f32(const void *vb, float *y) { memcpy(y, vb, 4); }
-static void deq_f16(const void *vb, float *y) {
-    uint16_t h;
-    memcpy(&h, vb, 2);
-    *y = kvk_f16_to_f32(h);
-}
-static void deq_bf16(const void *vb, float *y) {
-    uint16_t h;
-    memcpy(&h, vb, 2);
-    *y = kvk_bf16_to_f32(h);
-}
-
-typedef void (*deq_fn)(const void *block, float *y);
-
-static deq_fn deq_of(uint32_t type) {
-    switch (type) {
-    case GGML_TYPE_F32: return deq_f32;
-    case GGML_TYPE_F16: return deq_f16;
-    case GGML_TYPE_BF16: return deq_bf16;
-    case GGML_TYPE_Q4_0: return deq_q4_0;
-    case GGML_TYPE_Q4_1: return deq_q4_1;
-    case GGML_TYPE_Q5_0: return deq_q5_0;
-    case GGML_TYPE_Q5_1: return deq_q5_1;
-    case GGML_TYPE_Q8_0: return deq_q8_0;
-    case GGML_TYPE_Q8_1: return deq_q8_1;
-    case GGML_TYPE_Q2_K: return deq_q2_K;
-    case GGML_TYPE_Q3_K: return deq_q3_K;
-    case GGML_TYPE_Q4_K: return deq_q4_K;
-    case GGML_TYPE_Q5_K: return deq_q5_K;
-    case GGML_TYPE_Q6_K: return deq_q6_K;
-    case GGML_TYPE_Q8_K: return deq_q8_K;
-    case GGML_TYPE_IQ4_NL: return deq_iq4_nl;
-    case GGML_TYPE_IQ4_XS: return deq_iq4_xs;
-    default: return NULL;
-    }
-}
-
-bool kvq_can_dequantize(uint32_t type) { return deq_of(type) != NULL; }
-
+/* Prefill converts whole weight panels here: the copy compiled for the
+ * CPU's instruction set, the same bits as the scalar one. */
 void kvq_dequantize_rows_f32(uint32_t type, const void *src, float *dst, int64_t rows, int64_t n) {
-    deq_fn f = deq_of(type);
-    const kvq_type_traits *t = kvq_type_traits_of(type);
-    if (!f || n % t->block_elems) return;
-    if (type == GGML_TYPE_F32) {
-        memcpy(dst, src, (size_t)(rows * n) * sizeof(float));
-        return;
-    }
-    const int64_t nb = rows * (n / t->block_elems);
-    const uint8_t *s = src;
-    for (int64_t i = 0; i < nb; i++) f(s + (size_t)i * t->block_bytes, dst + i * t->block_elems);
-}
-
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
-/* Prefill dequantizes every weight panel to bf16 before its product: these
- * paths give the same bits as the reference block then kvk_f32_to_bf16
- * (int -> float is exact, one multiply or a multiply then a subtraction
- * rounded separately as in ggml, vcvtne2ps2bf16 rounds to nearest even and
- * quiets NaN as kvk_f32_to_bf16 does), without the float round trip. */
-#include <immintrin.h>
-
-static inline void store_bf16x32(uint16_t *dst, __m512 lo, __m512 hi) {
-    _mm512_storeu_si512((void *)dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-}
-
-static void f32_to_bf16_vec(uint16_t *dst, const float *src, int64_t n) {
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) store_bf16x32(dst + i, _mm512_loadu_ps(src + i), _mm512_loadu_ps(src + i + 16));
-    for (; i < n; i++) dst[i] = kvk_f32_to_bf16(src[i]);
-}
-
-static void deq_bf16_q8_0(const block_q8_0 *b, int64_t nb, uint16_t *dst) {
-    for (int64_t i = 0; i < nb; i++, dst += QK8_0) {
-        const __m512 d = _mm512_set1_ps(h2f(b[i].d));
-        const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)b[i].qs)));
-        const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(b[i].qs + 16))));
-        store_bf16x32(dst, _mm512_mul_ps(lo, d), _mm512_mul_ps(hi, d));
+    switch (kvcpu_current()) {
+    case KVCPU_AVX512VNNI:
+    case KVCPU_AVX512: kvq_deq_rows_f32_avx512(type, src, dst, rows, n); return;
+    case KVCPU_AVX2: kvq_deq_rows_f32_avx2(type, src, dst, rows, n); return;
+    default: kvq_deq_rows_f32_scalar(type, src, dst, rows, n); return;
     }
 }
-
-static void deq_bf16_q4_K(const block_q4_K *b, int64_t nb, uint16_t *dst) {
-    const __m128i low4 = _mm_set1_epi8(0x0F);
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = h2f(b[i].d), min = h2f(b[i].dmin);
-        const uint8_t *q = b[i].qs;
-        for (int j = 0, is = 0; j < QK_K; j += 64, is += 2, q += 32) {
-            uint8_t sc, m;
-            scale_min_k4(is, b[i].scales, &sc, &m);
-            const __m512 d1 = _mm512_set1_ps(d * sc), m1 = _mm512_set1_ps(min * m);
-            scale_min_k4(is + 1, b[i].scales, &sc, &m);
-            const __m512 d2 = _mm512_set1_ps(d * sc), m2 = _mm512_set1_ps(min * m);
-            for (int h = 0; h < 32; h += 16) {
-                const __m128i v = _mm_loadu_si128((const void *)(q + h));
-                const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(v, low4)));
-                const __m512 hi =
-                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(v, 4), low4)));
-                const __m512 a = _mm512_sub_ps(_mm512_mul_ps(d1, lo), m1);
-                const __m512 c = _mm512_sub_ps(_mm512_mul_ps(d2, hi), m2);
-                /* elements j + h .. + 16 take the low nibbles, j + 32 + h .. the high ones */
-                _mm256_storeu_si256((void *)(dst + j + h), (__m256i)_mm512_cvtneps_pbh(a));
-                _mm256_storeu_si256((void *)(dst + j + 32 + h), (__m256i)_mm512_cvtneps_pbh(c));
-            }
-        }
-        dst += QK_K;
-    }
-}
-#endif
 
 void kvq_dequantize_rows_bf16(uint32_t type, const void *src, uint16_t *dst, int64_t rows,
                               int64_t n) {
-    deq_fn f = deq_of(type);
-    const kvq_type_traits *t = kvq_type_traits_of(type);
-    if (!f || n % t->block_elems) return;
-    if (type == GGML_TYPE_BF16) {
-        memcpy(dst, src, (size_t)(rows * n) * sizeof(uint16_t));
+    switch (kvcpu_current()) {
+    case KVCPU_AVX512VNNI:
+    case KVCPU_AVX512:
+        if (kvcpu_has_avx512bf16()) kvq_deq_rows_bf16_avx512bf16(type, src, dst, rows, n);
+        else kvq_deq_rows_bf16_avx512(type, src, dst, rows, n);
         return;
-    }
-    const int be = t->block_elems;
-    const int64_t nb = rows * (n / be);
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
-    if (type == GGML_TYPE_Q8_0) {
-        deq_bf16_q8_0(src, nb, dst);
-        return;
-    }
-    if (type == GGML_TYPE_Q4_K) {
-        deq_bf16_q4_K(src, nb, dst);
-        return;
-    }
-#endif
-    /* Whole blocks through a small float buffer (QK_K elements at most). */
-    enum { CHUNK = 1024 };
-    float buf[CHUNK];
-    const int per = be >= CHUNK ? 1 : CHUNK / be;
-    const uint8_t *s = src;
-    for (int64_t i = 0; i < nb; i += per) {
-        const int cnt = nb - i < per ? (int)(nb - i) : per;
-        for (int c = 0; c < cnt; c++) f(s + (size_t)(i + c) * t->block_bytes, buf + c * be);
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
-        f32_to_bf16_vec(dst + i * be, buf, (int64_t)cnt * be);
-#else
-        for (int e = 0; e < cnt * be; e++) dst[i * be + e] = kvk_f32_to_bf16(buf[e]);
-#endif
+    case KVCPU_AVX2: kvq_deq_rows_bf16_avx2(type, src, dst, rows, n); return;
+    default: kvq_deq_rows_bf16_scalar(type, src, dst, rows, n); return;
     }
 }
 
@@ -842,7 +522,7 @@ static void quant_q3_K(const float *x, block_q3_K *y, int64_t nb) {
             y[i].d = f2h(0.f);
         }
         int8_t sc[16];
-        q3k_scales(y[i].scales, sc);
+        kvq_q3k_scales(y[i].scales, sc);
         for (int j = 0; j < QK_K / 16; j++) {
             const float d = h2f(y[i].d) * (sc[j] - 32);
             if (!d) continue;
@@ -914,7 +594,7 @@ static void k45_levels(const float *x, uint16_t *dh, uint16_t *dminh, uint8_t *s
     *dminh = f2h(max_min / 63.f);
     for (int j = 0; j < QK_K / 32; j++) {
         uint8_t sc, m;
-        scale_min_k4(j, sc_packed, &sc, &m);
+        kvq_scale_min_k4(j, sc_packed, &sc, &m);
         const float d = h2f(*dh) * sc;
         if (!d) continue;
         const float dm = h2f(*dminh) * m;
@@ -1274,7 +954,7 @@ static float dot_q3_K_q8_K(int64_t nb, const block_q3_K *x, const block_q8_K *y)
                 for (int l = 0; l < 32; l++)
                     a[l] = (int8_t)(((q3[l] >> shift) & 3) - (hm[l] & m ? 0 : 4));
         int8_t sc[16];
-        q3k_scales(x[i].scales, sc);
+        kvq_q3k_scales(x[i].scales, sc);
         a = aux8;
         for (int j = 0; j < QK_K / 16; j++)
             for (int h = 0; h < 2; h++, q8 += 8, a += 8) lanes_accumulate(aux32, q8, a, sc[j] - 32);
@@ -1288,7 +968,7 @@ static float dot_q3_K_q8_K(int64_t nb, const block_q3_K *x, const block_q8_K *y)
 
 /* Unpacked 6-bit scales (out[0..7]) and mins (out[8..15]) of Q4_K/Q5_K. */
 static void k4_scales_mins(const uint8_t packed[12], uint8_t out[16]) {
-    for (int j = 0; j < 8; j++) scale_min_k4(j, packed, &out[j], &out[8 + j]);
+    for (int j = 0; j < 8; j++) kvq_scale_min_k4(j, packed, &out[j], &out[8 + j]);
 }
 
 static float dot_q45_K(int64_t nb, const void *vx, size_t stride, bool five, const block_q8_K *y) {

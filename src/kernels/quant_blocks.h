@@ -8,6 +8,7 @@
 #define KVP_KERNELS_QUANT_BLOCKS_H
 
 #include <stdint.h>
+#include <string.h>
 
 /* Elements per block. */
 #define QK4_0 32
@@ -134,6 +135,32 @@ _Static_assert(sizeof(block_q6_K) == 210, "block_q6_K layout");
 _Static_assert(sizeof(block_q8_K) == 292, "block_q8_K layout");
 _Static_assert(sizeof(block_iq4_nl) == 18, "block_iq4_nl layout");
 _Static_assert(sizeof(block_iq4_xs) == 136, "block_iq4_xs layout");
+
+/* Helpers of the K-quant layouts, shared by dequantization and the
+ * reference quantizers. */
+
+/* Sub-block j's 6-bit scale and min of Q4_K / Q5_K. */
+static inline void kvq_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* The 16 signed 6-bit scales of Q3_K (each still offset by 32). */
+static inline void kvq_q3k_scales(const uint8_t packed[12], int8_t out[16]) {
+    uint32_t a[4];
+    memcpy(a, packed, 12);
+    const uint32_t m1 = 0x03030303, m2 = 0x0f0f0f0f, tmp = a[2];
+    a[2] = ((a[0] >> 4) & m2) | (((tmp >> 4) & m1) << 4);
+    a[3] = ((a[1] >> 4) & m2) | (((tmp >> 6) & m1) << 4);
+    a[0] = (a[0] & m2) | (((tmp >> 0) & m1) << 4);
+    a[1] = (a[1] & m2) | (((tmp >> 2) & m1) << 4);
+    memcpy(out, a, 16);
+}
 
 /* IQ4_NL / IQ4_XS non-linear code book. */
 extern const int8_t kvq_iq4nl_values[16];
