@@ -9,6 +9,7 @@
 #include "kernels/quant.h"
 #include "model/model.h"
 #include "util/error.h"
+#include "util/pool.h"
 
 /* The MLP runs over token sub-blocks so its scratch stays bounded for long
  * prompts (it is per token, so blocking does not change results). 512 is
@@ -33,6 +34,71 @@ static void add_bias(float *y, const kvm_weight *b, int T, int n) {
     const float *bv = b->data;
     for (int t = 0; t < T; t++)
         for (int i = 0; i < n; i++) y[(size_t)t * n + i] += bv[i];
+}
+
+/* The per-token steps between the products (RMSNorm, RoPE, SwiGLU) over
+ * many tokens run on the pool too: on one thread they left the second core
+ * idle for about a fifth of a prefill. Each works row by row (one scalar
+ * expf per element), so any split of the rows gives the same bits. */
+#define EW_MIN_ROWS 8
+
+typedef struct {
+    float *out;
+    const float *x, *w;
+    int rows, n;
+    float eps;
+} rmsnorm_job;
+
+static void rmsnorm_worker(void *arg, int ith, int nth) {
+    const rmsnorm_job *j = arg;
+    int64_t lo, hi;
+    kvu_pool_share(j->rows, ith, nth, &lo, &hi);
+    if (hi > lo)
+        kvk_rmsnorm(j->out + lo * j->n, j->x + lo * j->n, j->w, (int)(hi - lo), j->n, j->eps);
+}
+
+static void rmsnorm_rows(kvu_pool *pool, float *out, const float *x, const float *w, int rows, int n,
+                         float eps) {
+    rmsnorm_job j = {out, x, w, rows, n, eps};
+    kvu_pool_run(pool, rows >= EW_MIN_ROWS ? kvu_pool_threads(pool) : 1, rmsnorm_worker, &j);
+}
+
+typedef struct {
+    float *x;
+    const float *cs;
+    int T, heads, hd, half;
+} rope_job;
+
+static void rope_worker(void *arg, int ith, int nth) {
+    const rope_job *j = arg;
+    int64_t lo, hi;
+    kvu_pool_share(j->T, ith, nth, &lo, &hi);
+    if (hi > lo)
+        kvk_rope_apply(j->x + lo * j->heads * j->hd, (int)(hi - lo), j->heads, j->hd,
+                       j->cs + lo * j->half * 2, j->half);
+}
+
+static void rope_rows(kvu_pool *pool, float *x, int T, int heads, int hd, const float *cs, int half) {
+    rope_job j = {x, cs, T, heads, hd, half};
+    kvu_pool_run(pool, T >= EW_MIN_ROWS ? kvu_pool_threads(pool) : 1, rope_worker, &j);
+}
+
+typedef struct {
+    float *g;
+    const float *u;
+    int rows, n;
+} swiglu_job;
+
+static void swiglu_worker(void *arg, int ith, int nth) {
+    const swiglu_job *j = arg;
+    int64_t lo, hi;
+    kvu_pool_share(j->rows, ith, nth, &lo, &hi);
+    if (hi > lo) kvk_swiglu(j->g + lo * j->n, j->u + lo * j->n, (hi - lo) * j->n);
+}
+
+static void swiglu_rows(kvu_pool *pool, float *g, const float *u, int rows, int n) {
+    swiglu_job j = {g, u, rows, n};
+    kvu_pool_run(pool, rows >= EW_MIN_ROWS ? kvu_pool_threads(pool) : 1, swiglu_worker, &j);
 }
 
 kvp_status kvm_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int T,
@@ -82,7 +148,7 @@ kvp_status kvm_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int
     bool ok = true;
     for (int l = 0; l < I->n_layer && ok; l++) {
         const kvm_layer *y = &m->layers[l];
-        kvk_rmsnorm(xn, x, y->attn_norm.data, T, E, I->rms_norm_eps);
+        rmsnorm_rows(pool, xn, x, y->attn_norm.data, T, E, I->rms_norm_eps);
         ok = product(m, q, xn, T, &y->wq, qd, E, false, pool) &&
              product(m, k, xn, T, &y->wk, kd, E, false, pool) &&
              product(m, v, xn, T, &y->wv, kd, E, false, pool);
@@ -90,21 +156,21 @@ kvp_status kvm_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int
         add_bias(q, &y->bq, T, qd);
         add_bias(k, &y->bk, T, kd);
         add_bias(v, &y->bv, T, kd);
-        if (y->q_norm.data) kvk_rmsnorm(q, q, y->q_norm.data, T * H, hd, I->rms_norm_eps);
-        if (y->k_norm.data) kvk_rmsnorm(k, k, y->k_norm.data, T * Hk, hd, I->rms_norm_eps);
-        kvk_rope_apply(q, T, H, hd, cs, half);
-        kvk_rope_apply(k, T, Hk, hd, cs, half);
+        if (y->q_norm.data) rmsnorm_rows(pool, q, q, y->q_norm.data, T * H, hd, I->rms_norm_eps);
+        if (y->k_norm.data) rmsnorm_rows(pool, k, k, y->k_norm.data, T * Hk, hd, I->rms_norm_eps);
+        rope_rows(pool, q, T, H, hd, cs, half);
+        rope_rows(pool, k, T, Hk, hd, cs, half);
         if ((s = kvc_attend(c, l, q, k, v, att, pool, err))) goto done;
         ok = product(m, x, att, T, &y->wo, E, qd, true, pool);
         add_bias(x, &y->bo, T, E);
-        kvk_rmsnorm(xn, x, y->ffn_norm.data, T, E, I->rms_norm_eps);
+        rmsnorm_rows(pool, xn, x, y->ffn_norm.data, T, E, I->rms_norm_eps);
         for (int t0 = 0; t0 < T && ok; t0 += TB) {
             int tb = T - t0 < TB ? T - t0 : TB;
             const float *xb = xn + (size_t)t0 * E;
             ok = product(m, gate, xb, tb, &y->w_gate, F, E, false, pool) &&
                  product(m, up, xb, tb, &y->w_up, F, E, false, pool);
             if (!ok) break;
-            kvk_swiglu(gate, up, (int64_t)tb * F);
+            swiglu_rows(pool, gate, up, tb, F);
             ok = product(m, x + (size_t)t0 * E, gate, tb, &y->w_down, E, F, true, pool);
         }
     }
