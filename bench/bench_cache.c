@@ -205,13 +205,41 @@ static void sweep_caches(const float *sweep, size_t n, int nt) {
     sweep_sink += acc;
 }
 
-/* Decode steps of random q/k/v through `layers` layers, the caches swept
- * before each layer when sweep_n > 0; the median over 3 batches of `steps`
- * steps of the attention ms per step. */
+/* The fewest and most tokens any stream of the cache keeps. */
+static void kept_range(const kvp_cache *c, int layers, int *kmin, int *kmax) {
+    *kmin = 1 << 30;
+    *kmax = 0;
+    for (int l = 0; l < layers; l++) {
+        kvp_cache_layer_stats ls;
+        kvp_error lerr;
+        if (kvp_cache_get_layer_stats(c, l, &ls, &lerr) != KVP_OK) continue;
+        if (ls.min_kept < *kmin) *kmin = ls.min_kept;
+        if (ls.max_kept > *kmax) *kmax = ls.max_kept;
+    }
+}
+
+/* One decode step of q/k/v through `layers` layers, the caches swept before
+ * each layer when sweep_n > 0. */
+static void decode_step(kvp_cache *c, int layers, int nt, const float *sweep, size_t sweep_n,
+                        const float *q, const float *k, const float *v, float *o) {
+    kvp_error err;
+    if (kvp_cache_begin(c, 1, 0, &err) != KVP_OK) goto fail;
+    for (int l = 0; l < layers; l++) {
+        sweep_caches(sweep, sweep_n, nt);
+        if (kvp_cache_attend(c, l, q, k, v, o, nt, &err) != KVP_OK) goto fail;
+    }
+    if (kvp_cache_end(c, &err) != KVP_OK) goto fail;
+    return;
+fail:
+    fprintf(stderr, "%s\n", err.message);
+    exit(1);
+}
+
+/* Decode steps of random q/k/v (decode_step); the median over 3 batches of
+ * `steps` steps of the attention ms per step. */
 static double decode_ms(kvp_cache *c, int layers, int steps, int nt, const float *sweep,
                         size_t sweep_n) {
     float q[H * D], k[KV * D], v[KV * D], o[H * D];
-    kvp_error err;
     double per[3];
     for (int b = 0; b < 3; b++) {
         double t0 = attn_ms(c);
@@ -219,19 +247,11 @@ static double decode_ms(kvp_cache *c, int layers, int steps, int nt, const float
             fill(q, H * D);
             fill(k, KV * D);
             fill(v, KV * D);
-            if (kvp_cache_begin(c, 1, 0, &err) != KVP_OK) goto fail;
-            for (int l = 0; l < layers; l++) {
-                sweep_caches(sweep, sweep_n, nt);
-                if (kvp_cache_attend(c, l, q, k, v, o, nt, &err) != KVP_OK) goto fail;
-            }
-            if (kvp_cache_end(c, &err) != KVP_OK) goto fail;
+            decode_step(c, layers, nt, sweep, sweep_n, q, k, v, o);
         }
         per[b] = (attn_ms(c) - t0) / steps;
     }
     return median(per, 3);
-fail:
-    fprintf(stderr, "%s\n", err.message);
-    exit(1);
 }
 
 int main(int argc, char **argv) {
@@ -323,14 +343,8 @@ int main(int argc, char **argv) {
             if (m == 0) first = ms;
             kvp_cache_stats st;
             kvp_cache_get_stats(c, &st);
-            int kmin = 1 << 30, kmax = 0;
-            for (int l = 0; l < layers; l++) {
-                kvp_cache_layer_stats ls;
-                kvp_error lerr;
-                if (kvp_cache_get_layer_stats(c, l, &ls, &lerr) != KVP_OK) continue;
-                if (ls.min_kept < kmin) kmin = ls.min_kept;
-                if (ls.max_kept > kmax) kmax = ls.max_kept;
-            }
+            int kmin, kmax;
+            kept_range(c, layers, &kmin, &kmax);
             kvp_cache_free(c);
             /* the floor: a plain read of as many K/V bytes, laid out the
              * same way (one block per stream), with the same sweeps */
@@ -384,7 +398,6 @@ int main(int argc, char **argv) {
             run_prefill(cs[m], n, 1024, layers, nt);
         }
         float q[H * D], k[KV * D], v[KV * D], o[H * D];
-        kvp_error err;
         for (int s = 0; s < steps; s++) {
             fill(q, H * D);
             fill(k, KV * D);
@@ -392,12 +405,7 @@ int main(int argc, char **argv) {
             for (int i = 0; i < nm; i++) {
                 int m = (s + i) % nm; /* every method leads in turn */
                 double t0 = attn_ms(cs[m]);
-                if (kvp_cache_begin(cs[m], 1, 0, &err) != KVP_OK) goto paired_fail;
-                for (int l = 0; l < layers; l++) {
-                    sweep_caches(sweep, sweep_n, nt);
-                    if (kvp_cache_attend(cs[m], l, q, k, v, o, nt, &err) != KVP_OK) goto paired_fail;
-                }
-                if (kvp_cache_end(cs[m], &err) != KVP_OK) goto paired_fail;
+                decode_step(cs[m], layers, nt, sweep, sweep_n, q, k, v, o);
                 t[(size_t)m * steps + s] = attn_ms(cs[m]) - t0;
             }
         }
@@ -407,14 +415,8 @@ int main(int argc, char **argv) {
         printf("| method | kept per stream, min-max | KV bytes | attention ms/step, median | vs its "
                "uniform twin, median of per-step ratios |\n|---|---|---:|---:|---:|\n");
         for (int m = 0; m < nm; m++) {
-            int kmin = 1 << 30, kmax = 0;
-            for (int l = 0; l < layers; l++) {
-                kvp_cache_layer_stats ls;
-                kvp_error lerr;
-                if (kvp_cache_get_layer_stats(cs[m], l, &ls, &lerr) != KVP_OK) continue;
-                if (ls.min_kept < kmin) kmin = ls.min_kept;
-                if (ls.max_kept > kmax) kmax = ls.max_kept;
-            }
+            int kmin, kmax;
+            kept_range(cs[m], layers, &kmin, &kmax);
             kvp_cache_stats st;
             kvp_cache_get_stats(cs[m], &st);
             /* median() sorts: keep the per-step order for the ratios */
@@ -441,9 +443,6 @@ int main(int argc, char **argv) {
         free(t);
         free(ratios);
         return 0;
-    paired_fail:
-        fprintf(stderr, "%s\n", err.message);
-        return 1;
     }
     if (argc >= 6 && strcmp(argv[1], "rss") == 0) {
         int n = atoi(argv[2]), chunk = atoi(argv[3]), budget = atoi(argv[4]);
