@@ -1,6 +1,7 @@
 #include "format/hfconfig.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +156,12 @@ kvp_status kvhf_config_load(const char *dir, kvhf_config *c, kvp_error *err) {
                 (s = get_num(rs, path, "high_freq_factor", true, 0, &c->rope_high_freq_factor, err)) ||
                 (s = get_num(rs, path, "original_max_position_embeddings", true, 0, &omp, err)))
                 goto done;
+            if (omp > (1 << 30) || omp != floor(omp)) {
+                s = kvu_fail(err, KVP_ERR_FORMAT,
+                             "%s: rope_scaling \"original_max_position_embeddings\" must be an "
+                             "integer in 1..%d", path, 1 << 30);
+                goto done;
+            }
             c->rope_original_max_position = (int)omp;
             if (c->rope_high_freq_factor == c->rope_low_freq_factor) {
                 s = kvu_fail(err, KVP_ERR_FORMAT,

@@ -190,6 +190,15 @@ int main(void) {
     make_folder("cfgdim", cfg, NULL, 0, d, sizeof d);
     expect_load_fail("config disagrees with tensors", d, "expected", "model.embed_tokens.weight");
     free(cfg);
+    /* A fuzzer finding: 1e300 was cast to int (undefined behaviour). */
+    cfg = config_with("rope_scaling",
+                      json_pack("{s:s, s:f, s:f, s:f, s:f}", "rope_type", "llama3", "factor", 8.0,
+                                "low_freq_factor", 1.0, "high_freq_factor", 4.0,
+                                "original_max_position_embeddings", 1e300));
+    make_folder("cfgomp", cfg, NULL, 0, d, sizeof d);
+    expect_load_fail("huge original_max_position_embeddings", d, "original_max_position_embeddings",
+                     "config.json");
+    free(cfg);
     make_folder("cfgjson", "{\"hidden_size\": 64,", NULL, 0, d, sizeof d);
     expect_load_fail("corrupt config", d, "invalid JSON", "config.json");
     snprintf(d, sizeof d, "%s/empty_dir", tmp);
