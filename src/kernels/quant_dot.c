@@ -41,6 +41,7 @@ kvqd_quantize_fn kvqd_quantize_for(kvcpu_level level, uint32_t vec_dot_type) {
 /* Rows per task: enough that a task streams a few KB of weights, few enough
  * that the rows of a 896-wide output still spread evenly over threads. */
 #define ROWS_PER_TASK 16
+#define QDOT_PREFETCH 8192
 
 bool kvqd_matmul(float *y, const float *x, int T, const void *w, uint32_t wtype, int N, int K,
                  bool accumulate, kvu_pool *pool) {
@@ -65,6 +66,11 @@ static void dot_worker(void *arg, int ith, int nth) {
     const int n_begin = (int)lo * ROWS_PER_TASK, n_end = (int)hi * ROWS_PER_TASK < j->N ? (int)hi * ROWS_PER_TASK : j->N;
     for (int n = n_begin; n < n_end; n++) {
         const char *wr = j->w + (size_t)n * j->w_bytes;
+        /* The row QDOT_PREFETCH bytes ahead, one touch per cache line: the
+         * hardware prefetcher alone left the one-thread stream below the
+         * machine's read bandwidth (as for the F16 product, matmul_isa.h).
+         * A prefetch past the end of the weights never faults. */
+        for (size_t b = 0; b < j->w_bytes; b += 64) __builtin_prefetch(wr + QDOT_PREFETCH + b, 0, 3);
         /* A block of tokens reuses the row from L1. */
         for (int t = 0; t < j->T; t++) {
             const void *xt = j->xq + (size_t)t * j->xq_bytes;
