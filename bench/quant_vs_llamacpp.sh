@@ -17,6 +17,9 @@
 #   F32KV=0 (1: also our full cache with float32 K/V instead of the default f16)
 #   ENGINES="llama ours snap" (a subset to time fewer: llama.cpp, our full
 #   cache, snapkv at 5%)
+#   BASIS=cpu (ratios and roofline from process CPU time, the robust figure
+#   on a shared machine; wall: from wall time and the wall read bandwidth,
+#   for an idle machine)
 # Prints the dot kernels against ggml's (WORK/kernels.md) and the engines'
 # table (WORK/results.md); raw rows in WORK/raw.tsv.
 set -euo pipefail
@@ -36,6 +39,8 @@ TH=${THREADS:-2}
 OURS_QUANT=${OURS_QUANT:-1}
 F32KV=${F32KV:-0}
 ENGINES=${ENGINES:-llama ours snap}
+BASIS=${BASIS:-cpu}
+case $BASIS in cpu | wall) ;; *) echo "quant_vs_llamacpp.sh: BASIS must be cpu or wall, not '$BASIS'" >&2; exit 2 ;; esac
 # Both engines run on their own thread pools (kvprune: spin up to 0.3 ms,
 # then sleep; llama.cpp: spin, then sleep).
 
@@ -87,8 +92,12 @@ done
 
 # Machine: CPU, read bandwidth (for the decode roofline), load.
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
-# Bandwidth per CPU second (the tokens/s below are per CPU second too).
-bw=$("$QDOT" 896 4864 1 "$TH" 5 1 | sed -n 's/^streaming read per CPU second: \([0-9.]*\) GB\/s.*/\1/p')
+# Read bandwidth on the basis of the ratios (per CPU second, or wall).
+if [ "$BASIS" = cpu ]; then
+  bw=$("$QDOT" 896 4864 1 "$TH" 5 1 | sed -n 's/^streaming read per CPU second: \([0-9.]*\) GB\/s.*/\1/p')
+else
+  bw=$("$QDOT" 896 4864 1 "$TH" 5 1 | sed -n 's/^streaming read: \([0-9.]*\) GB\/s.*/\1/p')
+fi
 echo "cpu: $cpu; kvprune kernels: $("$KVP" info -m "${files[0]##* }" | sed -n 's/^kernels: *//p')"
 echo "read bandwidth ($TH threads): $bw GB/s; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -119,4 +128,4 @@ for rep in $(seq 1 "$REPS"); do
   done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-/usr/bin/python3 "$HERE/quant_vs_llamacpp_report.py" "$raw" "$WORK" "$bw" "$KVP" | tee "$WORK/results.md"
+/usr/bin/python3 "$HERE/quant_vs_llamacpp_report.py" "$raw" "$WORK" "$bw" "$KVP" "$BASIS" | tee "$WORK/results.md"

@@ -1,10 +1,13 @@
 #!/usr/bin/python3
 """Medians and ratios of bench/quant_vs_llamacpp.sh's raw rows as markdown.
 
-usage: quant_vs_llamacpp_report.py RAW.tsv WORK READ_GBS KVPRUNE
+usage: quant_vs_llamacpp_report.py RAW.tsv WORK READ_GBS KVPRUNE [cpu|wall]
 
 Tokens/s from process CPU time (robust on a shared machine with one
-thread) and from wall time. Decode roofline: every weight byte read once
+thread) and from wall time; the last argument picks which one the ratios
+and the roofline use (default cpu; wall on an idle machine, where it is
+what a user waits for and spinning threads are not counted against an
+engine). Decode roofline: every weight byte read once
 per token (the models tie the output to the token embedding, so that matrix
 is read whole) plus the full cache's K and V at the prompt length in F16,
 at the measured read bandwidth."""
@@ -20,6 +23,10 @@ ENGINES = ("llama.cpp", "kvprune-full", "kvprune-snapkv5", "kvprune-full-f32kv")
 
 def main():
     raw, work, bw, kvp = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+    basis = sys.argv[5] if len(sys.argv) > 5 else "cpu"
+    if basis not in ("cpu", "wall"):
+        sys.exit("quant_vs_llamacpp_report.py: the basis must be cpu or wall, not %r" % basis)
+    pf, dc = "pf_" + basis, "dc_" + basis
     head, rows = None, []
     for path in raw.split(","):  # several raw files: one table
         lines = [l.rstrip("\n").split("\t") for l in open(path) if "\t" in l]
@@ -55,7 +62,7 @@ def main():
         return info[k]
 
     print("| model | weights (quantized by) | prompt | engine | prefill tok/s cpu (wall) | ratio | "
-          "decode tok/s cpu (wall) | ratio | roofline tok/s | cpu/roofline | peak RSS MiB | runs | load |")
+          "decode tok/s cpu (wall) | ratio | roofline tok/s | %s/roofline | peak RSS MiB | runs | load |" % basis)
     print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     keys = sorted({k[:4] for k in groups},
                   key=lambda k: (k[0], ORDER.get(k[1], 9), k[3], k[2] != "llama.cpp"))
@@ -69,16 +76,16 @@ def main():
             if not s:
                 continue
             mine = eng != "llama.cpp" and base
-            rp = "%.2fx" % (s["pf_cpu"] / base["pf_cpu"]) if mine else ""
-            rd = "%.2fx" % (s["dc_cpu"] / base["dc_cpu"]) if mine else ""
+            rp = "%.2fx" % (s[pf] / base[pf]) if mine else ""
+            rd = "%.2fx" % (s[dc] / base[dc]) if mine else ""
             label = "F16" if t == "f16" else "%s (%s)" % (t.upper(), qz)
             print("| %s | %s | %d | %s | %.1f (%.1f) | %s | %.2f (%.2f) | %s | %.1f | %.0f%% | %.0f | %d | %.1f |" % (
                 m, label, P, eng, s["pf_cpu"], s["pf_wall"], rp, s["dc_cpu"], s["dc_wall"], rd, roof,
-                100 * s["dc_cpu"] / roof, s["rss"], s["n"], s["load"]))
+                100 * s[dc] / roof, s["rss"], s["n"], s["load"]))
     print()
-    print("Ratios: kvprune / llama.cpp on CPU-time tokens/s (llama.cpp on its own quantized file). "
+    print("Ratios: kvprune / llama.cpp on %s tokens/s (llama.cpp on its own quantized file). "
           "Read bandwidth %.2f GB/s. Weight bytes per token: %s." % (
-              bw, "; ".join("%s %s (%s) %.0f MiB" % (k[0], k[1], k[2], v["weight_bytes"] / 1048576)
+              "CPU-time" if basis == "cpu" else "wall-time", bw, "; ".join("%s %s (%s) %.0f MiB" % (k[0], k[1], k[2], v["weight_bytes"] / 1048576)
                             for k, v in sorted(info.items()))))
 
 

@@ -37,9 +37,14 @@ static double read_gbs(const uint64_t *buf, size_t n, int threads, int reps, uin
         uint64_t s = 0;
         double t0 = now(), c0 = cpu_now();
 #pragma omp parallel for num_threads(threads) reduction(+ : s) schedule(static)
-        for (size_t i = 0; i < n; i += 8)
+        for (size_t i = 0; i < n; i += 8) {
+            /* 8 KB ahead, as the kernels do: without it the hardware
+             * prefetcher alone kept one thread at ~40% of the bandwidth
+             * the kernels reach. */
+            __builtin_prefetch(buf + i + 1024, 0, 3);
             s += buf[i] + buf[i + 1] + buf[i + 2] + buf[i + 3] + buf[i + 4] + buf[i + 5] + buf[i + 6] +
                  buf[i + 7];
+        }
         double dt = now() - t0, dc = (cpu_now() - c0) / threads;
         *sink += s;
         if (dt < best) best = dt;
