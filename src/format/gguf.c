@@ -410,10 +410,6 @@ kvp_status kvgguf_open(const char *path, bool use_mmap, gguf_file **out, kvp_err
     return KVP_OK;
 }
 
-void kvgguf_prefault(const gguf_file *g) {
-    if (g && g->mapped) kvfile_prefault(g->base, g->size);
-}
-
 void kvgguf_close(gguf_file *g) {
     if (!g) return;
     for (int64_t i = 0; i < g->n_kv; i++) {

@@ -86,9 +86,6 @@ typedef struct gguf_tensor_info {
 
 kvp_status kvgguf_open(const char *path, bool use_mmap, gguf_file **out, kvp_error *err);
 void kvgguf_close(gguf_file *g);
-/* Maps every page of a memory-mapped file now (kvfile_prefault); nothing
- * for a file that was read into memory. */
-void kvgguf_prefault(const gguf_file *g);
 const char *kvgguf_path(const gguf_file *g);
 uint32_t kvgguf_version(const gguf_file *g);
 

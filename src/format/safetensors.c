@@ -12,7 +12,6 @@
 
 #include "format/gguf.h"
 #include "util/error.h"
-#include "util/file.h"
 #include "util/json.h"
 
 /* A header larger than this is not a model header (the format's own cap). */
@@ -361,11 +360,6 @@ const kvst_tensor *kvst_model_find(const kvst_model *m, const char *name) {
         if (t) return t;
     }
     return NULL;
-}
-
-void kvst_model_prefault(const kvst_model *m) {
-    for (size_t i = 0; m && i < m->n_files; i++)
-        if (m->files[i]->mapped) kvfile_prefault(m->files[i]->base, m->files[i]->size);
 }
 
 uint64_t kvst_model_bytes(const kvst_model *m) {

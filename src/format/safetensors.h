@@ -39,7 +39,5 @@ kvp_status kvst_model_open(const char *dir, bool use_mmap, kvst_model **out, kvp
 void kvst_model_close(kvst_model *m);
 const kvst_tensor *kvst_model_find(const kvst_model *m, const char *name);
 uint64_t kvst_model_bytes(const kvst_model *m);
-/* Maps every page of the memory-mapped files now (kvfile_prefault). */
-void kvst_model_prefault(const kvst_model *m);
 
 #endif

@@ -510,7 +510,6 @@ static kvp_status load_gguf(kvp_model *m, const kvp_model_params *p, kvp_error *
     }
     loader L = {m, err, true};
     if ((s = load_weights(&L))) return s;
-    kvgguf_prefault(g);
     for (int64_t i = 0; i < kvgguf_n_tensors(g); i++) I->weight_bytes += kvgguf_tensor(g, i)->n_bytes;
     /* "none"/"no_vocab": llama.cpp's marker for a model without a vocabulary. */
     size_t tml;
@@ -559,7 +558,6 @@ static kvp_status load_hf(kvp_model *m, const kvp_model_params *p, kvp_error *er
     if ((s = kvst_model_open(m->path, p->use_mmap, &m->st, err))) return s;
     loader L = {m, err, false};
     if ((s = load_weights(&L))) return s;
-    kvst_model_prefault(m->st);
     I->weight_bytes = kvst_model_bytes(m->st);
     if (p->load_tokenizer && (s = kvt_tokenizer_from_hf_dir(m->path, &m->tok, err)))
         return kvu_fail_prefix(err, s, "%s: tokenizer", m->path);

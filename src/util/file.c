@@ -7,11 +7,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -193,18 +191,4 @@ kvp_status kvu_write_file_atomic(const char *path, const char *data, size_t len,
         return st;
     }
     return kvf_atomic_commit(&a, err);
-}
-
-void kvfile_prefault(const void *p, size_t n) {
-    if (!p || !n) return;
-    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t lo = (uintptr_t)p & ~(uintptr_t)(page - 1), hi = (uintptr_t)p + n;
-#ifdef MADV_POPULATE_READ
-    if (madvise((void *)lo, hi - lo, MADV_POPULATE_READ) == 0) return;
-#endif
-    /* Older kernels: one read per page (the result is only kept so the
-     * compiler cannot drop the reads). */
-    volatile unsigned char sink = 0;
-    for (uintptr_t a = (uintptr_t)p; a < hi; a += page) sink ^= *(const unsigned char *)a;
-    (void)sink;
 }

@@ -16,12 +16,6 @@ kvp_status kvu_read_file(const char *path, char **out, size_t *len, kvp_error *e
  * reader never sees a half-written file. */
 kvp_status kvu_write_file_atomic(const char *path, const char *data, size_t len, kvp_error *err);
 
-/* Maps every page of a read-only file mapping [p, p + n) into the process
- * now (MADV_POPULATE_READ; a read per page where the kernel lacks it), so
- * the first products do not stop on page faults: loading a model does it
- * for its weights, as llama.cpp's loader does (MAP_POPULATE). */
-void kvfile_prefault(const void *p, size_t n);
-
 /* "a/b", malloc'ed (NULL when out of memory). */
 char *kvfile_join(const char *a, const char *b);
 /* Whether path names an existing directory / regular file. */
