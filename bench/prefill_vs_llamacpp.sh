@@ -11,8 +11,10 @@
 #   COMPUTE= (kvprune --compute; default: the engine's auto)
 #   BEFORE=  (a second kvprune binary, e.g. the previous commit's build: it
 #             runs in the same alternation and gets its own columns)
-#   PEAK=440 (GFLOP/s of the 2 cores' FMA peak for the % column: 440 bf16,
-#             224 f32; bench/fma_peak.c)
+#   PEAK_F32=472 PEAK_BF16=880 (GFLOP/s of the 2 cores' FMA peak for the %
+#             column, bench/fma_peak.c: 236 f32 and 440 bf16 per core; a row
+#             uses the bf16 peak when its products compute in bf16: BF16 and
+#             quantized weights under auto, every type under COMPUTE=bf16)
 # Per row also the share of prefill spent in attention (kvprune's attn_ms
 # stat, the cache's scoring included).
 # WORK_DIR receives node-llama-cpp, the harness and the models (never commit
@@ -26,7 +28,8 @@ LENGTHS=${LENGTHS:-512,4096}
 REPS=${REPS:-3}
 THREADS=${THREADS:-2}
 BEFORE=${BEFORE:-}
-PEAK=${PEAK:-440}
+PEAK_F32=${PEAK_F32:-472}
+PEAK_BF16=${PEAK_BF16:-880}
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
@@ -78,6 +81,8 @@ for shape in ${SHAPES//,/ }; do
         fi
       done
       mo=$(printf '%s\n' "${ours[@]}" | median)
+      peak=$PEAK_BF16
+      case "${COMPUTE:-auto}:$type" in f32:* | auto:f16 | auto:f32) peak=$PEAK_F32 ;; esac
       ml=$(printf '%s\n' "${theirs[@]}" | median)
       ms=$(printf '%s\n' "${shares[@]}" | median)
       hd=$((E / H))
@@ -89,7 +94,7 @@ for shape in ${SHAPES//,/ }; do
       printf "%-9s %-6s %6d | %10.1f %10.1f | %9.1f %9.1f | %5.2fx | %8s %5.1f | %5.1f" \
         "$shape" "$type" "$n" "$mo" "$ml" "$(awk -v n="$n" -v m="$mo" 'BEGIN{print n*1000/m}')" \
         "$(awk -v n="$n" -v m="$ml" 'BEGIN{print n*1000/m}')" "$(awk -v a="$ml" -v b="$mo" 'BEGIN{print a/b}')" \
-        "$gf" "$(awk -v g="$gf" -v p="$PEAK" 'BEGIN{print 100*g/p}')" "$ms"
+        "$gf" "$(awk -v g="$gf" -v p="$peak" 'BEGIN{print 100*g/p}')" "$ms"
       if [ -n "$BEFORE" ]; then
         mb=$(printf '%s\n' "${before[@]}" | median)
         printf " | %10.1f %5.1f %5.2fx" "$mb" "$(printf '%s\n' "${bshares[@]}" | median)" \
