@@ -301,7 +301,10 @@ static float dot_q3_k(int64_t n, const void *vw, const void *vx) {
         s32[1] = (a[1] & k2) | (((a[2] >> 2) & k1) << 4);
         s32[2] = ((a[0] >> 4) & k2) | (((a[2] >> 4) & k1) << 4);
         s32[3] = ((a[1] >> 4) & k2) | (((a[2] >> 6) & k1) << 4);
-        const __m128i sc8 = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)s32), _mm_set1_epi8(32));
+        /* From registers, not a 128-bit load of the four stores just made
+         * (a store-forwarding stall per block). */
+        const __m128i sc8 = _mm_sub_epi8(_mm_set_epi32((int)s32[3], (int)s32[2], (int)s32[1], (int)s32[0]),
+                                         _mm_set1_epi8(32));
         const scales16 scs = scales16_of(sc8);
         const __m256i hm = load256(w[i].hmask);
         __m256i isum = _mm256_setzero_si256();
@@ -331,7 +334,7 @@ static inline __m128i scales_mins_k4(const uint8_t *q) {
     u[1] = (a[2] & k2) | (((a[0] >> 6) & k3) << 4);
     u[2] = a[1] & k1;
     u[3] = ((a[2] >> 4) & k2) | (((a[1] >> 6) & k3) << 4);
-    return _mm_loadu_si128((const __m128i *)u);
+    return _mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]); /* as dot_q3_k's scales */
 }
 
 /* Q4_K / Q5_K body: w = d * sc * q - dmin * m with 8 sub-blocks of 32
