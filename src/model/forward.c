@@ -42,63 +42,48 @@ static void add_bias(float *y, const kvm_weight *b, int T, int n) {
  * expf per element), so any split of the rows gives the same bits. */
 #define EW_MIN_ROWS 8
 
+typedef enum { EW_RMSNORM, EW_ROPE, EW_SWIGLU } ew_op;
+
+/* One of those steps over `rows` rows of n floats (RoPE: rows are tokens
+ * of heads x hd floats, with half cos/sin pairs per token in w). */
 typedef struct {
+    ew_op op;
     float *out;
     const float *x, *w;
-    int rows, n;
+    int rows, n, heads, hd, half;
     float eps;
-} rmsnorm_job;
+} ew_job;
 
-static void rmsnorm_worker(void *arg, int ith, int nth) {
-    const rmsnorm_job *j = arg;
+static void ew_worker(void *arg, int ith, int nth) {
+    const ew_job *j = arg;
     int64_t lo, hi;
     kvu_pool_share(j->rows, ith, nth, &lo, &hi);
-    if (hi > lo)
-        kvk_rmsnorm(j->out + lo * j->n, j->x + lo * j->n, j->w, (int)(hi - lo), j->n, j->eps);
+    if (hi <= lo) return;
+    const int rows = (int)(hi - lo);
+    switch (j->op) {
+    case EW_RMSNORM: kvk_rmsnorm(j->out + lo * j->n, j->x + lo * j->n, j->w, rows, j->n, j->eps); break;
+    case EW_ROPE:
+        kvk_rope_apply(j->out + lo * j->heads * j->hd, rows, j->heads, j->hd, j->w + lo * j->half * 2, j->half);
+        break;
+    case EW_SWIGLU: kvk_swiglu(j->out + lo * j->n, j->x + lo * j->n, (int64_t)rows * j->n); break;
+    }
+}
+
+static void ew_run(kvu_pool *pool, const ew_job *j) {
+    kvu_pool_run(pool, j->rows >= EW_MIN_ROWS ? kvu_pool_threads(pool) : 1, ew_worker, (void *)j);
 }
 
 static void rmsnorm_rows(kvu_pool *pool, float *out, const float *x, const float *w, int rows, int n,
                          float eps) {
-    rmsnorm_job j = {out, x, w, rows, n, eps};
-    kvu_pool_run(pool, rows >= EW_MIN_ROWS ? kvu_pool_threads(pool) : 1, rmsnorm_worker, &j);
-}
-
-typedef struct {
-    float *x;
-    const float *cs;
-    int T, heads, hd, half;
-} rope_job;
-
-static void rope_worker(void *arg, int ith, int nth) {
-    const rope_job *j = arg;
-    int64_t lo, hi;
-    kvu_pool_share(j->T, ith, nth, &lo, &hi);
-    if (hi > lo)
-        kvk_rope_apply(j->x + lo * j->heads * j->hd, (int)(hi - lo), j->heads, j->hd,
-                       j->cs + lo * j->half * 2, j->half);
+    ew_run(pool, &(ew_job){.op = EW_RMSNORM, .out = out, .x = x, .w = w, .rows = rows, .n = n, .eps = eps});
 }
 
 static void rope_rows(kvu_pool *pool, float *x, int T, int heads, int hd, const float *cs, int half) {
-    rope_job j = {x, cs, T, heads, hd, half};
-    kvu_pool_run(pool, T >= EW_MIN_ROWS ? kvu_pool_threads(pool) : 1, rope_worker, &j);
-}
-
-typedef struct {
-    float *g;
-    const float *u;
-    int rows, n;
-} swiglu_job;
-
-static void swiglu_worker(void *arg, int ith, int nth) {
-    const swiglu_job *j = arg;
-    int64_t lo, hi;
-    kvu_pool_share(j->rows, ith, nth, &lo, &hi);
-    if (hi > lo) kvk_swiglu(j->g + lo * j->n, j->u + lo * j->n, (hi - lo) * j->n);
+    ew_run(pool, &(ew_job){.op = EW_ROPE, .out = x, .w = cs, .rows = T, .heads = heads, .hd = hd, .half = half});
 }
 
 static void swiglu_rows(kvu_pool *pool, float *g, const float *u, int rows, int n) {
-    swiglu_job j = {g, u, rows, n};
-    kvu_pool_run(pool, rows >= EW_MIN_ROWS ? kvu_pool_threads(pool) : 1, swiglu_worker, &j);
+    ew_run(pool, &(ew_job){.op = EW_SWIGLU, .out = g, .x = u, .rows = rows, .n = n});
 }
 
 kvp_status kvm_forward(const kvp_model *m, kvp_cache *c, const int32_t *ids, int T,
