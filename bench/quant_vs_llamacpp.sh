@@ -93,11 +93,9 @@ done
 # Machine: CPU, read bandwidth (for the decode roofline), load.
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 # Read bandwidth on the basis of the ratios (per CPU second, or wall).
-if [ "$BASIS" = cpu ]; then
-  bw=$("$QDOT" 896 4864 1 "$TH" 5 1 | sed -n 's/^streaming read per CPU second: \([0-9.]*\) GB\/s.*/\1/p')
-else
-  bw=$("$QDOT" 896 4864 1 "$TH" 5 1 | sed -n 's/^streaming read: \([0-9.]*\) GB\/s.*/\1/p')
-fi
+bw_line="streaming read per CPU second"
+[ "$BASIS" = cpu ] || bw_line="streaming read"
+bw=$("$QDOT" 896 4864 1 "$TH" 5 1 | sed -n "s/^$bw_line: \([0-9.]*\) GB\/s.*/\1/p")
 echo "cpu: $cpu; kvprune kernels: $("$KVP" info -m "${files[0]##* }" | sed -n 's/^kernels: *//p')"
 echo "read bandwidth ($TH threads): $bw GB/s; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
